@@ -1,0 +1,3 @@
+from ai_employee.cli import main
+
+raise SystemExit(main())

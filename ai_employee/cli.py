@@ -1,0 +1,115 @@
+"""The `ai-employee` command line: parse arguments, call the module that does the work, report.
+
+No logic lives here. Errors become one line on stderr and a non-zero exit; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__, commands, inventory
+from .config import Config, load_config
+from .errors import AiEmployeeError
+from .logs import configure_logging, os_user
+from .vault import Vault, init_vault
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--vault",
+        default=argparse.SUPPRESS,
+        help="the vault folder (env AI_EMPLOYEE_VAULT, default ./vault)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="ai-employee",
+        description="Turns markdown task notes in a vault into finished work by a coding agent.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"ai-employee {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("init", parents=[common], help="create the vault layout (never overwrites)")
+
+    status = sub.add_parser("status", parents=[common], help="counts, active tasks, refused notes")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    add = sub.add_parser("add", parents=[common], help="write a new task note into Needs_Action")
+    add.add_argument("title")
+    add.add_argument("--type", dest="task_type", help="task type (default: default_type)")
+    add.add_argument("--priority", choices=["high", "normal", "low"])
+    add.add_argument("--body", help="the task text; '-' reads it from stdin")
+    add.add_argument("--app", help="app folder name: the work dir is apps/<language>/<app>/")
+    add.add_argument("--language", help="language folder name")
+    add.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except AiEmployeeError as err:
+        print(f"ai-employee: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "vault", None), env=os.environ)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    config = _load(args)
+    vault = Vault(config.vault)
+    if args.command == "init":
+        configure_logging(None)
+        created = init_vault(vault.root, config.apps_dir)
+        for path in created:
+            print(f"created {path}")
+        print(f"vault ready: {vault.root}" + ("" if created else " (nothing to create)"))
+        return 0
+    vault.require()
+    configure_logging(vault.logs, console_level=logging.WARNING)
+    if args.command == "status":
+        report = inventory.scan(vault, config.max_note_bytes)
+        _print(
+            report.as_json(vault.root) if args.json else inventory.render_text(report, vault.root)
+        )
+        return 0
+    if args.command == "add":
+        body = sys.stdin.read() if args.body == "-" else (args.body or "")
+        added = commands.add_task(
+            vault,
+            config,
+            args.title,
+            task_type=args.task_type,
+            priority=args.priority,
+            body=body,
+            app=args.app,
+            language=args.language,
+            actor=os_user(),
+        )
+        if args.json:
+            _print({"path": str(added.path), "task_id": added.task_id})
+        else:
+            _print(f"{added.path}\ntask_id: {added.task_id}")
+        return 0
+    raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _print(value: Any) -> None:
+    if isinstance(value, str):
+        print(value)
+    else:
+        print(json.dumps(value, indent=2, default=str))

@@ -1,0 +1,398 @@
+"""Configuration: flag > env `AI_EMPLOYEE_<KEY>` > `<vault>/.ai-employee.toml` > default.
+
+The whole table lives in `KEYS`: each key's kind, default and meaning. Everything else (the env
+names, the commented defaults file written by `init`, the docs table) is derived from it, so a key
+cannot be documented in one place and parsed differently in another.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+Kind = Literal["str", "int", "float", "bool", "list", "path", "choice"]
+
+CONFIG_FILE_NAME = ".ai-employee.toml"
+"""The configuration file's name inside the vault."""
+
+ENV_PREFIX = "AI_EMPLOYEE_"
+"""Environment variables naming a configuration key start with this."""
+
+DEFAULT_VAULT = Path("vault")
+"""The vault when neither `--vault` nor AI_EMPLOYEE_VAULT names one: ./vault."""
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One configuration key: how to parse it, its default, and what it means (for the docs)."""
+
+    name: str
+    kind: Kind
+    default: Any
+    meaning: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("apps_dir", "path", "../apps", "where work dirs live (relative: to the vault)"),
+    KeySpec("extra_roots", "list", [], "other folders a task's work dir may be in"),
+    KeySpec(
+        "auto_execute_types",
+        "list",
+        ["claude_app", "claude_task", "claude_code"],
+        "types that run without a person's approval",
+    ),
+    KeySpec("default_type", "str", "claude_task", "type of a note that names none"),
+    KeySpec("max_parallel", "int", 1, "agent runs at once", minimum=1),
+    KeySpec(
+        "settle_seconds",
+        "float",
+        2.0,
+        "quiet time before reading a note written in place",
+        minimum=0,
+    ),
+    KeySpec("sweep_seconds", "float", 60.0, "safety reconcile interval", minimum=1),
+    KeySpec("polling", "bool", False, "polling observer (network folders, WSL)"),
+    KeySpec("max_note_bytes", "int", 1_048_576, "larger notes are refused", minimum=64),
+    KeySpec(
+        "planner", "choice", "template", "how plans are written", choices=("template", "claude")
+    ),
+    KeySpec("agent", "choice", "claude", "which agent runs tasks", choices=("claude", "command")),
+    KeySpec("agent_command", "str", "", "the command line for agent = command"),
+    KeySpec("claude_path", "str", "claude", "the claude binary; resolved to an absolute path"),
+    KeySpec("model", "str", "", "passed to claude as --model when set"),
+    KeySpec(
+        "permission_mode",
+        "choice",
+        "acceptEdits",
+        "claude's --permission-mode",
+        choices=("acceptEdits", "bypassPermissions", "default", "dontAsk", "plan"),
+    ),
+    KeySpec("allowed_tools", "list", [], "passed to claude as --allowedTools when set"),
+    KeySpec("disallowed_tools", "list", [], "passed to claude as --disallowedTools when set"),
+    KeySpec("max_turns", "int", 50, "claude --max-turns per run", minimum=1),
+    KeySpec("max_budget_usd", "float", 0.0, "claude --max-budget-usd per run (0: none)", minimum=0),
+    KeySpec(
+        "daily_budget_usd",
+        "float",
+        0.0,
+        "new runs wait when the day's cost reaches it (0: none)",
+        minimum=0,
+    ),
+    KeySpec("task_timeout_seconds", "float", 1800.0, "a run is stopped after this", minimum=1),
+    KeySpec(
+        "stall_seconds", "float", 300.0, "a run with no output this long is stopped", minimum=1
+    ),
+    KeySpec("max_attempts", "int", 3, "runs per task before Failed/", minimum=1),
+    KeySpec("retry_initial_seconds", "float", 30.0, "first retry backoff", minimum=0),
+    KeySpec("retry_max_seconds", "float", 900.0, "longest retry backoff", minimum=0),
+    KeySpec(
+        "shutdown_grace_seconds",
+        "float",
+        30.0,
+        "on SIGTERM, time for running tasks to finish",
+        minimum=0,
+    ),
+    KeySpec("log_retention_days", "int", 90, "older daily logs are removed", minimum=1),
+)
+KEYS_BY_NAME: Mapping[str, KeySpec] = {spec.name: spec for spec in KEYS}
+
+TYPE_OVERRIDE_KEYS: Mapping[str, KeySpec] = {
+    "permission_mode": KEYS_BY_NAME["permission_mode"],
+    "allowed_tools": KEYS_BY_NAME["allowed_tools"],
+    "disallowed_tools": KEYS_BY_NAME["disallowed_tools"],
+    "task_timeout_seconds": KEYS_BY_NAME["task_timeout_seconds"],
+    "requires_approval": KeySpec("requires_approval", "bool", False, "always ask a person first"),
+}
+"""Keys a `[types.NAME]` table may set for one task type."""
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(frozen=True)
+class TypeConfig:
+    """Per-type overrides from `[types.NAME]`; None means "use the global value"."""
+
+    permission_mode: str | None = None
+    allowed_tools: tuple[str, ...] | None = None
+    disallowed_tools: tuple[str, ...] | None = None
+    task_timeout_seconds: float | None = None
+    requires_approval: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration. `sources` says where each value came from."""
+
+    vault: Path
+    apps_dir: Path
+    extra_roots: tuple[Path, ...]
+    auto_execute_types: tuple[str, ...]
+    default_type: str
+    max_parallel: int
+    settle_seconds: float
+    sweep_seconds: float
+    polling: bool
+    max_note_bytes: int
+    planner: str
+    agent: str
+    agent_command: str
+    claude_path: str
+    model: str
+    permission_mode: str
+    allowed_tools: tuple[str, ...]
+    disallowed_tools: tuple[str, ...]
+    max_turns: int
+    max_budget_usd: float
+    daily_budget_usd: float
+    task_timeout_seconds: float
+    stall_seconds: float
+    max_attempts: int
+    retry_initial_seconds: float
+    retry_max_seconds: float
+    shutdown_grace_seconds: float
+    log_retention_days: int
+    types: Mapping[str, TypeConfig] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """Folders a task's work dir may be in."""
+        return (self.apps_dir, *self.extra_roots)
+
+    def for_type(self, task_type: str) -> TypeConfig:
+        return self.types.get(task_type, TypeConfig())
+
+    def requires_approval(self, task_type: str) -> bool:
+        """True when a task of this type may only run after a person approved it."""
+        return (
+            task_type not in self.auto_execute_types or self.for_type(task_type).requires_approval
+        )
+
+    def timeout_for(self, task_type: str) -> float:
+        override = self.for_type(task_type).task_timeout_seconds
+        return self.task_timeout_seconds if override is None else override
+
+
+def env_name(key: str) -> str:
+    """The environment variable for a configuration key."""
+    return ENV_PREFIX + key.upper()
+
+
+def resolve_vault(flag: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """The vault path by precedence flag > AI_EMPLOYEE_VAULT > ./vault, made absolute."""
+    raw: str | os.PathLike[str] = flag or env.get(env_name("vault")) or DEFAULT_VAULT
+    return Path(raw).expanduser().absolute()
+
+
+def load_config(
+    vault_flag: str | os.PathLike[str] | None = None,
+    *,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Read the configuration for a vault by the precedence flag > env > file > default."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    vault = resolve_vault(vault_flag, env)
+    file_values, file_types = _read_file(vault / CONFIG_FILE_NAME)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {
+        "vault": "flag --vault"
+        if vault_flag
+        else ("env " + env_name("vault") if env.get(env_name("vault")) else "default")
+    }
+    for spec in KEYS:
+        source = f"{vault / CONFIG_FILE_NAME}"
+        if flags and flags.get(spec.name) is not None:
+            raw, source, base = flags[spec.name], f"flag --{spec.name.replace('_', '-')}", cwd
+        elif env_name(spec.name) in env:
+            raw, source, base = env[env_name(spec.name)], f"env {env_name(spec.name)}", cwd
+        elif spec.name in file_values:
+            raw, base = file_values[spec.name], vault
+        else:
+            raw, source, base = spec.default, "default", vault
+        values[spec.name] = parse_value(spec, raw, source, base)
+        sources[spec.name] = source
+    types = {
+        name: _parse_type_table(name, table, vault / CONFIG_FILE_NAME)
+        for name, table in file_types.items()
+    }
+    claude_path = values.pop("claude_path")
+    return Config(
+        vault=vault,
+        claude_path=resolve_executable(claude_path),
+        types=types,
+        sources=sources,
+        **values,
+    )
+
+
+def resolve_executable(name: str) -> str:
+    """An absolute path for a command name when PATH has it (service managers have a bare PATH)."""
+    if not name or os.sep in name:
+        return name
+    found = shutil.which(name)
+    return found or name
+
+
+def parse_value(spec: KeySpec, raw: Any, source: str, base: Path) -> Any:
+    """Turn a raw value (a TOML value or an env string) into the key's type, or say why not."""
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{spec.name} = {raw!r} from {source}: {why}")
+
+    from_env = isinstance(raw, str) and not source.endswith(CONFIG_FILE_NAME)
+    if spec.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise bad("expected true or false")
+    if spec.kind in ("int", "float"):
+        value: float
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            if spec.kind == "int":
+                if isinstance(raw, float) and not raw.is_integer():
+                    raise ValueError
+                value = int(raw if not isinstance(raw, str) else raw.strip())
+            else:
+                value = float(raw if not isinstance(raw, str) else raw.strip())
+        except (TypeError, ValueError) as err:
+            raise bad(f"expected {'a whole number' if spec.kind == 'int' else 'a number'}") from err
+        if value != value or value in (float("inf"), float("-inf")):
+            raise bad("expected a finite number")
+        if spec.minimum is not None and value < spec.minimum:
+            raise bad(f"must be at least {spec.minimum:g}")
+        return value
+    if spec.kind == "list":
+        if from_env or isinstance(raw, str):
+            items = [part.strip() for part in str(raw).split(",") if part.strip()]
+        elif isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+            items = list(raw)
+        else:
+            raise bad("expected a list of strings")
+        if spec.name == "extra_roots":
+            return tuple(_as_path(item, base) for item in items)
+        return tuple(items)
+    if not isinstance(raw, str):
+        raise bad("expected a string")
+    if spec.kind == "choice" and raw not in spec.choices:
+        raise bad("expected one of " + ", ".join(spec.choices))
+    if spec.kind == "path":
+        if not raw.strip():
+            raise bad("expected a path")
+        return _as_path(raw, base)
+    return raw
+
+
+def _as_path(raw: str, base: Path) -> Path:
+    path = Path(raw).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return {}, {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the configuration file: {err}") from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    types = data.pop("types", {})
+    if not isinstance(types, dict) or not all(isinstance(t, dict) for t in types.values()):
+        raise ConfigError(f"types = {types!r} from {path}: expected [types.NAME] tables")
+    for key in data:
+        if key not in KEYS_BY_NAME:
+            hint = (
+                " (the vault is chosen by --vault or AI_EMPLOYEE_VAULT)" if key == "vault" else ""
+            )
+            raise ConfigError(f"{key} = {data[key]!r} from {path}: unknown key{hint}")
+    return data, types
+
+
+def _parse_type_table(name: str, table: Mapping[str, Any], path: Path) -> TypeConfig:
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        spec = TYPE_OVERRIDE_KEYS.get(key)
+        if spec is None:
+            raise ConfigError(
+                f"types.{name}.{key} = {raw!r} from {path}: unknown key "
+                f"(allowed: {', '.join(TYPE_OVERRIDE_KEYS)})"
+            )
+        values[key] = parse_value(
+            KeySpec(
+                f"types.{name}.{key}",
+                spec.kind,
+                spec.default,
+                spec.meaning,
+                spec.choices,
+                spec.minimum,
+            ),
+            raw,
+            str(path),
+            path.parent,
+        )
+    return TypeConfig(**values)
+
+
+def default_config_text() -> str:
+    """The commented `.ai-employee.toml` that `init` writes: every key at its default."""
+    lines = [
+        "# ai-employee configuration. Every key is optional; the values shown are the defaults.",
+        "# Precedence: command-line flag > environment AI_EMPLOYEE_<KEY> > this file > default.",
+        "# Relative paths here resolve against the vault folder.",
+        "",
+    ]
+    for spec in KEYS:
+        lines.append(
+            f"# {spec.meaning}" + (f" ({' | '.join(spec.choices)})" if spec.choices else "")
+        )
+        lines.append(f"# {spec.name} = {_toml_value(spec.default)}")
+        lines.append("")
+    lines += [
+        "# Per-type overrides. requires_approval = true makes a type wait for a person.",
+        "# [types.git_push]",
+        '# permission_mode = "acceptEdits"',
+        '# allowed_tools = ["Bash(git push:*)"]',
+        "# requires_approval = true",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return repr(value)
+
+
+def markdown_table() -> str:
+    """The keys as a markdown table for docs/CONFIGURATION.md (a test keeps the doc in sync)."""
+    rows = ["| key | env | default | meaning |", "|---|---|---|---|"]
+    for spec in KEYS:
+        choices = f" ({' | '.join(spec.choices)})" if spec.choices else ""
+        default = _toml_value(spec.default)
+        rows.append(
+            f"| `{spec.name}` | `{env_name(spec.name)}` | `{default}` | {spec.meaning}{choices} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,210 @@
+"""Durable, atomic filesystem primitives: the only place that knows about fsync and renameat2.
+
+Every write we make to a vault goes through `write_atomic` (temp file on the same filesystem,
+fsync, rename, fsync of the folder). Moves use `rename_noreplace` so a note is never overwritten,
+and edits use `exchange` so a file a person put in place a moment ago is never silently replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import secrets
+import signal
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc_renameat2: Any = getattr(_libc, "renameat2", None)
+_libc_renamex_np: Any = getattr(_libc, "renamex_np", None)  # macOS: RENAME_SWAP=2, RENAME_EXCL=4
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or create inside `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_temp(tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w") -> Path:
+    """Write `data` to a new fsynced file in `tmp_dir` with `mode`; return its path."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fchmod(fd, stat.S_IMODE(mode))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return path
+
+
+def write_atomic(path: Path, data: bytes, tmp_dir: Path, mode: int | None = None) -> None:
+    """Replace (or create) `path` with `data` atomically and durably, keeping its mode."""
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = 0o644
+    tmp = write_temp(tmp_dir, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: bytes, tmp_dir: Path) -> None:
+    """Create `path` atomically with `data`; FileExistsError if the name is taken."""
+    tmp = write_temp(tmp_dir, data)
+    try:
+        rename_noreplace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """True when the kernel did it; False when renameat2 is not available here."""
+    if _libc_renameat2 is not None:
+        result = _libc_renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags)
+        if result == 0:
+            return True
+        err = ctypes.get_errno()
+        if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            return False
+        raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    if _libc_renamex_np is not None and sys.platform == "darwin":
+        mac_flags = {_RENAME_NOREPLACE: 4, _RENAME_EXCHANGE: 2}[flags]
+        result = _libc_renamex_np(os.fsencode(src), os.fsencode(dst), mac_flags)
+        if result == 0:
+            return True
+        err = ctypes.get_errno()
+        if err in (errno.ENOTSUP, errno.EINVAL):
+            return False
+        raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    return False
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst`, raising FileExistsError instead of ever replacing `dst`."""
+    if _renameat2(src, dst, _RENAME_NOREPLACE):
+        return
+    os.link(src, dst)  # fails with FileExistsError when taken; atomic on POSIX filesystems
+    os.unlink(src)
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically. False when this filesystem cannot (then the caller replaces)."""
+    return _renameat2(a, b, _RENAME_EXCHANGE)
+
+
+def move_noreplace(src: Path, folder: Path, name: str | None = None) -> Path:
+    """Move `src` into `folder` under its name, or `name (2).md`... when taken; returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target_name = name or src.name
+    stem, dot, suffix = target_name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = target_name, ""
+    for n in range(1, 10_000):
+        candidate = folder / (target_name if n == 1 else f"{stem} ({n}){dot}{suffix}")
+        try:
+            rename_noreplace(src, candidate)
+        except FileExistsError:
+            continue
+        fsync_dir(folder)
+        if src.parent != folder:
+            fsync_dir(src.parent)
+        return candidate
+    raise FileExistsError(f"no free name for {target_name!r} in {folder}")
+
+
+def _take_read_lease(fd: int, deadline_s: float) -> bool:
+    """Take a read lease on `fd` (opened read-only), waiting while a writer holds the file open.
+
+    A read lease cannot be taken while any process has the file open for writing, and while we
+    hold it an open-for-write blocks until we let go. Linux only; False where leases are not
+    available (other systems, some filesystems) or the deadline passed.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    end = time.monotonic() + deadline_s
+    delay = 0.0005
+    # A lease break signals the holder; SIGURG's default is to ignore, SIGIO's is to terminate.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+    while True:
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+            return True
+        except OSError as err:
+            if err.errno != errno.EAGAIN or time.monotonic() >= end:
+                return False
+        time.sleep(delay)  # a writer holds the file open: wait for it to close
+        delay = min(delay * 2, 0.02)
+
+
+def _release_lease(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+
+
+def wait_no_writers(fd: int, deadline_s: float = 2.0) -> bool:
+    """Wait until no process has the file behind `fd` open for writing (see _take_read_lease)."""
+    if _take_read_lease(fd, deadline_s):
+        _release_lease(fd)
+        return True
+    return False
+
+
+def lease_break_pending(fd: int) -> bool:
+    """True when a process is blocked opening our leased file for writing (it waits for us)."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_UNLCK
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def read_lease(fd: int, deadline_s: float = 2.0) -> Iterator[bool]:
+    """Hold off in-place writers of the file behind `fd` for the duration of the block."""
+    held = _take_read_lease(fd, deadline_s)
+    try:
+        yield held
+    finally:
+        if held:
+            _release_lease(fd)
+
+
+def read_fd(fd: int) -> bytes:
+    """The whole content of an open file, from its start."""
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 1 << 16, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)

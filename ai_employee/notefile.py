@@ -1,0 +1,252 @@
+"""Notes on disk: safe reads, edits that never lose a person's concurrent write, moves.
+
+The edit loop: read the note (after any in-place writer closed it), splice our keys in, write a temp
+file, then *exchange* it with the note (renameat2 RENAME_EXCHANGE). The displaced file is checked:
+if it is not exactly what we read, a person saved in between, and our keys are re-applied on their
+version. Nothing is replaced blindly, and a note deleted or moved meanwhile is never recreated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import fsops
+from .errors import NoteRefused, WriteConflict
+from .taskfile import TaskNote, decode_note, edit_note_text, parse_note
+from .vault import inside
+
+LOCK_STRIPES = 16
+"""Our writers of notes are serialised per stripe of file names."""
+
+MAX_ROUNDS = 50
+"""Edits retried on a note that keeps changing under us before giving up (nothing is lost)."""
+
+
+class NoteGone(Exception):
+    """The note was moved or deleted before we could write; it is not recreated."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What we read: the bytes and the file's identity, to recognise a later change."""
+
+    data: bytes
+    inode: int
+    device: int
+    mode: int
+    mtime_ns: int
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.device, self.inode)
+
+
+def check_path(path: Path, vault_root: Path) -> os.stat_result:
+    """lstat a note path and refuse what is not a regular file inside the vault."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise
+    if stat.S_ISLNK(st.st_mode):
+        target = path.resolve()
+        if not inside(target, vault_root):
+            raise NoteRefused(f"symlink to {str(target)!r}, outside the vault; not followed")
+        raise NoteRefused(
+            f"symlink to {str(target)!r}; notes must be regular files (move the note itself here)"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        kind = "folder" if stat.S_ISDIR(st.st_mode) else "FIFO, socket or device"
+        raise NoteRefused(f"not a regular file (a {kind}); not opened")
+    if not inside(path.parent, vault_root):
+        raise NoteRefused("path resolves outside the vault")
+    return st
+
+
+def _open_regular(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else since lstat
+        os.close(fd)
+        raise NoteRefused("not a regular file; not opened")
+    return fd
+
+
+def _snapshot(fd: int, max_bytes: int, *, wait: bool = True) -> Snapshot:
+    st = os.fstat(fd)
+    if st.st_size > max_bytes:
+        raise NoteRefused(
+            f"note is {st.st_size:,} bytes, over max_note_bytes ({max_bytes:,}); split it or raise "
+            "the limit"
+        )
+    if wait:
+        fsops.wait_no_writers(fd)
+    data = fsops.read_fd(fd)
+    return Snapshot(data, st.st_ino, st.st_dev, st.st_mode, st.st_mtime_ns)
+
+
+def read_snapshot(path: Path, vault_root: Path, max_bytes: int) -> Snapshot:
+    """The note's bytes, read once its in-place writers closed it. Raises NoteRefused."""
+    check_path(path, vault_root)
+    fd = _open_regular(path)
+    try:
+        return _snapshot(fd, max_bytes)
+    finally:
+        os.close(fd)
+
+
+def read_note(path: Path, vault_root: Path, max_bytes: int) -> tuple[TaskNote, Snapshot]:
+    """Read and parse a note. Raises NoteRefused (with the path) or FileNotFoundError."""
+    try:
+        snap = read_snapshot(path, vault_root, max_bytes)
+        return parse_note(decode_note(snap.data, max_bytes), path.name), snap
+    except NoteRefused as err:
+        raise NoteRefused(err.reason, str(path)) from err
+
+
+Transform = Callable[[str], str]
+
+
+def update_note(
+    path: Path,
+    changes: Mapping[str, object | None],
+    *,
+    tmp_dir: Path,
+    vault_root: Path,
+    max_bytes: int,
+    result: str | None = None,
+) -> bool:
+    """Set our keys (None removes one) and maybe our Result section. True when the file changed."""
+    return rewrite_note(
+        path,
+        lambda text: edit_note_text(text, changes, result),
+        tmp_dir=tmp_dir,
+        vault_root=vault_root,
+        max_bytes=max_bytes,
+    )
+
+
+def rewrite_note(
+    path: Path, transform: Transform, *, tmp_dir: Path, vault_root: Path, max_bytes: int
+) -> bool:
+    """Apply `transform` to the note's text without ever losing a concurrent write."""
+    check_path(path, vault_root)
+    with _writer_lock(tmp_dir.parent, path.name):
+        for _ in range(MAX_ROUNDS):
+            outcome = _rewrite_once(path, transform, tmp_dir, max_bytes)
+            if outcome is not None:
+                return outcome
+    raise WriteConflict(f"{path}: the note kept changing; our edit was not applied")
+
+
+@contextlib.contextmanager
+def _writer_lock(machinery: Path, name: str) -> Iterator[None]:
+    """Serialise our own writers of a note (threads, the service and CLI commands).
+
+    Only then does "the displaced file is not what we read" mean a *person* saved meanwhile.
+    Locks are striped by file name, which a move between folders keeps.
+    """
+    stripe = zlib.crc32(name.encode()) % LOCK_STRIPES
+    lock_dir = machinery / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / f"{stripe:02d}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _rewrite_once(path: Path, transform: Transform, tmp_dir: Path, max_bytes: int) -> bool | None:
+    """One attempt: True written, False nothing to change, None a person saved meanwhile."""
+    fd = _open_regular(path)
+    try:
+        # The lease holds off in-place writers while we read, transform and swap.
+        with fsops.read_lease(fd) as leased:
+            base = _snapshot(fd, max_bytes, wait=False)
+            try:
+                new = transform(decode_note(base.data, max_bytes)).encode("utf-8")
+            except NoteRefused as err:
+                raise NoteRefused(err.reason, str(path)) from err
+            if new == base.data:
+                return False
+            tmp = fsops.write_temp(tmp_dir, new, base.mode)
+            try:
+                swapped = fsops.exchange(tmp, path)
+            except FileNotFoundError as err:
+                tmp.unlink(missing_ok=True)
+                raise NoteGone(str(path)) from err
+            if not swapped:
+                return _replace_if_unchanged(tmp, path, base) or None
+            if leased and fsops.lease_break_pending(fd):
+                # A writer opened the note while we held it and will write to the file we just
+                # swapped out: put it back before letting go, then start over on their save.
+                _swap_back(tmp, path, new, max_bytes)
+                return None
+    finally:
+        os.close(fd)
+    # `tmp` now names what was at `path`. It must be exactly what we read.
+    displaced = read_displaced(tmp, max_bytes)
+    if displaced.identity == base.identity and displaced.data == base.data:
+        tmp.unlink()
+        fsops.fsync_dir(path.parent)
+        return True
+    _swap_back(tmp, path, new, max_bytes)
+    return None
+
+
+def read_displaced(path: Path, max_bytes: int) -> Snapshot:
+    fd = _open_regular(path)
+    try:
+        return _snapshot(fd, max_bytes + 1)
+    finally:
+        os.close(fd)
+
+
+def _swap_back(theirs: Path, path: Path, ours: bytes, max_bytes: int) -> None:
+    """A person saved between our read and our swap: their version goes back, ours is dropped."""
+    try:
+        swapped = fsops.exchange(theirs, path)
+    except FileNotFoundError:  # the note was moved meanwhile: never lose their bytes
+        fsops.rename_noreplace(theirs, path)
+        fsops.fsync_dir(path.parent)
+        return
+    if not swapped:
+        os.replace(theirs, path)
+        fsops.fsync_dir(path.parent)
+        return
+    # `theirs` now names our version. If someone wrote into it while it was in place, that write
+    # is the newest: it goes back instead.
+    if read_displaced(theirs, max_bytes).data != ours:
+        fsops.exchange(theirs, path)
+    theirs.unlink()
+    fsops.fsync_dir(path.parent)
+
+
+def _replace_if_unchanged(tmp: Path, path: Path, expected: Snapshot) -> bool:
+    """Fallback where exchange is not supported: replace only if the note is as we read it."""
+    try:
+        st = os.lstat(path)
+        current = path.read_bytes()
+    except FileNotFoundError as err:
+        tmp.unlink(missing_ok=True)
+        raise NoteGone(str(path)) from err
+    if (st.st_dev, st.st_ino) != expected.identity or current != expected.data:
+        tmp.unlink(missing_ok=True)
+        return False
+    os.replace(tmp, path)
+    fsops.fsync_dir(path.parent)
+    return True
+
+
+def move_note(path: Path, folder: Path) -> Path:
+    """Move a note into `folder` with one rename, never overwriting; returns where it went."""
+    try:
+        return fsops.move_noreplace(path, folder)
+    except FileNotFoundError as err:
+        raise NoteGone(str(path)) from err

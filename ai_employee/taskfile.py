@@ -1,0 +1,426 @@
+"""Task notes: parse them, and change only the keys we own, byte for byte.
+
+`parse_note` and `edit_note_text` are pure. A YAML library only *locates* our keys and validates
+the frontmatter; edits are splices into the original text, so a person's comments, key order,
+quoting, flow lists, folded scalars, blank lines, BOM and line endings all stay as they wrote them.
+Reading from and writing to disk lives in `notefile`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import frontmatter.default_handlers
+import yaml
+
+from .errors import NoteRefused
+from .lifecycle import Priority, Status
+
+OWNED_KEYS: tuple[str, ...] = (
+    "task_id",
+    "status",
+    "plan",
+    "planned_at",
+    "approved_at",
+    "approved_by",
+    "started_at",
+    "completed_at",
+    "attempts",
+    "next_attempt_at",
+    "session_id",
+    "cost_usd",
+    "duration_s",
+    "exit_code",
+    "error",
+)
+"""The closed list of frontmatter keys the service writes. Every other key is the person's."""
+
+RESULT_HEADING = "## Result"
+"""Our body section, always the last one in a note; replaced on a re-run."""
+
+FENCE = frontmatter.default_handlers.YAMLHandler.FM_BOUNDARY
+"""python-frontmatter's fence: a line of three or more dashes."""
+
+MAX_YAML_NODES = 10_000
+"""Frontmatter whose aliases expand past this many nodes is refused (an alias bomb)."""
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVER = yaml.resolver.Resolver()
+_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_\[(][A-Za-z0-9_ .,:/@+()'\[\]-]*$")
+_TASK_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+_HEADING = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the parts of a note's text are. Offsets index the text without its BOM."""
+
+    bom: str
+    newline: str
+    fm_start: int | None  # first character inside the fences
+    fm_end: int | None  # first character of the closing fence line
+    body_start: int
+
+
+@dataclass(frozen=True)
+class TaskNote:
+    """A parsed note: the person's keys, our keys, and what we derive from them."""
+
+    name: str
+    meta: Mapping[Any, Any]
+    body: str
+    empty: bool = False
+    layout: Layout | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def title(self) -> str:
+        title = self.meta.get("title")
+        if isinstance(title, str) and title.strip():
+            return title.strip()
+        heading = _HEADING.search(self.body)
+        if heading:
+            return heading.group(1).strip()
+        return self.name.removesuffix(".md")
+
+    @property
+    def status(self) -> Status | None:
+        """Our status; None when the note has none yet (it is new)."""
+        raw = self.meta.get("status")
+        return None if raw is None or raw == "" else Status(raw)
+
+    @property
+    def task_type(self) -> str | None:
+        raw = self.meta.get("type")
+        return str(raw).strip() if raw not in (None, "") else None
+
+    @property
+    def priority(self) -> Priority:
+        raw = self.meta.get("priority")
+        try:
+            return Priority(str(raw).strip().lower()) if raw else Priority.NORMAL
+        except ValueError:
+            return Priority.NORMAL
+
+    @property
+    def task_id(self) -> str | None:
+        raw = self.meta.get("task_id")
+        return str(raw) if raw not in (None, "") else None
+
+    @property
+    def requires_approval(self) -> bool:
+        raw = self.meta.get("requires_approval")
+        if isinstance(raw, str):
+            return raw.strip().lower() in ("true", "yes", "1", "on")
+        return bool(raw)
+
+    @property
+    def attempts(self) -> int:
+        raw = self.meta.get("attempts")
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else 0
+
+    def when(self, key: str) -> datetime | None:
+        """A date key of ours as an aware datetime, or None if missing or unreadable."""
+        return as_datetime(self.meta.get(key))
+
+    def owned(self) -> dict[str, Any]:
+        """Our keys as they stand in the note."""
+        return {key: self.meta[key] for key in OWNED_KEYS if self.meta.get(key) is not None}
+
+    @property
+    def body_without_result(self) -> str:
+        """The person's body, without our `## Result` section (what a plan is made from)."""
+        start = _result_start(self.body)
+        return self.body if start is None else self.body[:start]
+
+
+def new_task_id() -> str:
+    """A short random id: 8 characters, no look-alikes (about 1e12 possibilities)."""
+    return "".join(secrets.choice(_TASK_ID_ALPHABET) for _ in range(8))
+
+
+def as_datetime(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def decode_note(data: bytes, max_bytes: int) -> str:
+    """Bytes of a note to text, or a refusal a person understands."""
+    if len(data) > max_bytes:
+        raise NoteRefused(
+            f"note is {len(data):,} bytes, over max_note_bytes ({max_bytes:,}); split it or raise "
+            "the limit"
+        )
+    if b"\x00" in data:
+        raise NoteRefused("binary file (it contains NUL bytes), not a markdown note")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise NoteRefused(
+            f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); save it as UTF-8"
+        ) from err
+
+
+def locate(text: str) -> Layout:
+    """Find the BOM, the line ending and the frontmatter fences; refuse an unclosed fence."""
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    content = text[len(bom) :]
+    first_end = content.find("\n")
+    newline = "\r\n" if first_end > 0 and content[first_end - 1] == "\r" else "\n"
+    first_line = content[: first_end if first_end >= 0 else len(content)]
+    if not FENCE.fullmatch(first_line) or first_end < 0:
+        if FENCE.fullmatch(first_line):
+            raise NoteRefused(
+                "frontmatter fence '---' on line 1 never closes (add a closing '---')"
+            )
+        return Layout(bom, newline, None, None, 0)
+    pos = first_end + 1
+    while pos <= len(content):
+        end = content.find("\n", pos)
+        line = content[pos : end if end >= 0 else len(content)]
+        if FENCE.fullmatch(line):
+            return Layout(bom, newline, first_end + 1, pos, len(content) if end < 0 else end + 1)
+        if end < 0:
+            break
+        pos = end + 1
+    raise NoteRefused("frontmatter fence '---' on line 1 never closes (add a closing '---')")
+
+
+def parse_note(text: str, name: str) -> TaskNote:
+    """Parse a note's text. Raises NoteRefused for anything we cannot trust."""
+    if not text.strip("\ufeff \t\r\n"):
+        return TaskNote(name=name, meta={}, body="", empty=True)
+    layout = locate(text)
+    content = text[len(layout.bom) :]
+    meta: Mapping[Any, Any] = {}
+    if layout.fm_start is not None and layout.fm_end is not None:
+        meta, _ = _load_yaml(content[layout.fm_start : layout.fm_end])
+    body = content[layout.body_start :]
+    status = meta.get("status")
+    if status not in (None, "") and (
+        not isinstance(status, str) or status not in Status._value2member_map_
+    ):
+        raise NoteRefused(
+            f"unknown status {status!r} (expected one of: {', '.join(s.value for s in Status)})"
+        )
+    return TaskNote(name=name, meta=meta, body=body, layout=layout)
+
+
+def _load_yaml(fm: str) -> tuple[Mapping[Any, Any], yaml.MappingNode | None]:
+    """The frontmatter as data plus its node tree (for positions), refusing what we cannot trust."""
+    loader = _Loader(fm)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return {}, None
+        _check_size(node)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
+        raise NoteRefused(f"frontmatter is not valid YAML{where}: {err.problem or err}") from err
+    except yaml.YAMLError as err:
+        raise NoteRefused(f"frontmatter is not valid YAML: {err}") from err
+    except RecursionError as err:
+        raise NoteRefused("frontmatter nests too deeply to be a task note") from err
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        kind = type(data).__name__
+        raise NoteRefused(
+            f"frontmatter is a YAML {kind}, not a mapping of keys (like 'title: ...')"
+        )
+    return data, node
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Refuse alias bombs and recursive aliases before anything walks the data."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in active:
+            raise NoteRefused("frontmatter has a recursive YAML alias")
+        active.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(id(node))
+        sizes[id(node)] = total
+        if total > MAX_YAML_NODES:
+            raise NoteRefused(
+                f"frontmatter expands to more than {MAX_YAML_NODES:,} YAML nodes through aliases "
+                "(an alias bomb?)"
+            )
+        return total
+
+    size(root)
+
+
+def render_value(value: object) -> str:
+    """A YAML scalar for one of our values, plain where that reads back as the same value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = f"{value:.6f}".rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, Status):
+        return value.value
+    text = " ".join(str(value).split())  # our values are one line
+    if (
+        _PLAIN_SAFE.match(text)
+        and ": " not in text
+        and " #" not in text
+        and not text.endswith((":", " "))
+        and not text.startswith(("[", "("))
+        and _resolves_to_str(text)
+    ):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _resolves_to_str(text: str) -> bool:
+    """True when YAML reads this plain scalar back as a string (not a bool, number or date)."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return tag == "tag:yaml.org,2002:str"
+
+
+def edit_note_text(
+    text: str, changes: Mapping[str, object | None], result: str | None = None
+) -> str:
+    """Set (or, with None, remove) our keys and optionally replace our `## Result` section.
+
+    Only the lines of the keys in `changes` change; missing keys are added after the person's keys.
+    """
+    unknown = set(changes) - set(OWNED_KEYS)
+    if unknown:
+        raise ValueError(f"not our keys: {sorted(unknown)}")
+    layout = locate(text)
+    content = text[len(layout.bom) :]
+    nl = layout.newline
+    head, body = content[: layout.body_start], content[layout.body_start :]
+    if layout.fm_start is not None and layout.fm_end is not None:
+        fm = content[layout.fm_start : layout.fm_end]
+        _, node = _load_yaml(fm) if fm.strip() else ({}, None)
+        new_fm = _edit_frontmatter(fm, node, changes, nl)
+        head = content[: layout.fm_start] + new_fm + content[layout.fm_end : layout.body_start]
+    else:
+        additions = [f"{k}: {render_value(v)}{nl}" for k, v in _ordered(changes) if v is not None]
+        if additions:
+            head = f"---{nl}{''.join(additions)}---{nl}"
+    if result is not None:
+        body = _replace_result(body, result, nl)
+    return layout.bom + head + body
+
+
+def _ordered(changes: Mapping[str, object | None]) -> list[tuple[str, object | None]]:
+    return sorted(changes.items(), key=lambda item: OWNED_KEYS.index(item[0]))
+
+
+def _line_start(text: str, index: int) -> int:
+    return text.rfind("\n", 0, index) + 1
+
+
+def _line_end(text: str, index: int) -> int:
+    """The index just past the newline of the line holding `index`."""
+    end = text.find("\n", index)
+    return len(text) if end < 0 else end + 1
+
+
+def _edit_frontmatter(
+    fm: str, node: yaml.MappingNode | None, changes: Mapping[str, object | None], nl: str
+) -> str:
+    splices: list[tuple[int, int, str]] = []
+    additions: list[tuple[str, str]] = []
+    pairs = node.value if node is not None else []
+    flow = bool(node is not None and node.flow_style)
+    for key, value in _ordered(changes):
+        found = [(k, v) for k, v in pairs if isinstance(k, yaml.ScalarNode) and k.value == key]
+        if not found:
+            if value is not None:
+                additions.append((key, render_value(value)))
+            continue
+        for k, v in found:
+            k_start, v_end = k.start_mark.index, v.end_mark.index
+            one_line = "\n" not in fm[k_start:v_end]
+            if value is None and not flow:
+                last = max(v_end - 1, k.end_mark.index)
+                splices.append((_line_start(fm, k_start), _line_end(fm, last), ""))
+            elif one_line or flow:
+                rendered = "null" if value is None else render_value(value)
+                splices.append((k_start, v_end, f"{key}: {rendered}"))
+            else:
+                rendered = render_value(value)
+                splices.append(
+                    (_line_start(fm, k_start), _line_end(fm, v_end - 1), f"{key}: {rendered}{nl}")
+                )
+    if additions:
+        if flow and node is not None:
+            close = node.end_mark.index - 1  # the closing brace
+            text = "".join(f", {k}: {v}" for k, v in additions)
+            if not pairs:
+                text = text[2:]
+            splices.append((close, close, text))
+        else:
+            text = "".join(f"{k}: {v}{nl}" for k, v in additions)
+            if pairs:
+                last_value = pairs[-1][1]
+                at = _line_end(fm, max(last_value.end_mark.index - 1, pairs[-1][0].end_mark.index))
+            else:
+                at = len(fm)
+            if at > 0 and not fm[:at].endswith("\n"):
+                text = nl + text
+            splices.append((at, at, text))
+    for start, end, replacement in sorted(splices, key=lambda s: s[0], reverse=True):
+        fm = fm[:start] + replacement + fm[end:]
+    return fm
+
+
+def _result_start(body: str) -> int | None:
+    """Where our `## Result` heading starts: the last such heading line, if any."""
+    pos = len(body)
+    while True:
+        found = body.rfind(RESULT_HEADING, 0, pos)
+        if found < 0:
+            return None
+        line_end = body.find("\n", found)
+        line = body[found : line_end if line_end >= 0 else len(body)].rstrip("\r \t")
+        if (found == 0 or body[found - 1] == "\n") and line == RESULT_HEADING:
+            return found
+        pos = found
+
+
+def _replace_result(content: str, result: str, nl: str) -> str:
+    section_lines = [RESULT_HEADING, "", *result.strip("\n").splitlines()]
+    section = nl.join(line.rstrip("\r") for line in section_lines) + nl
+    start = _result_start(content)
+    if start is not None:
+        return content[:start] + section
+    if content and not content.endswith("\n"):
+        content += nl
+    if content.strip() and not content.endswith(nl + nl) and not content.endswith("\n\n"):
+        content += nl
+    return content + section
