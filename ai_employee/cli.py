@@ -10,13 +10,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__, commands, inventory
 from .config import Config, load_config
 from .errors import AiEmployeeError
-from .logs import configure_logging, os_user
+from .logs import configure_logging, follow_entries, format_line, iter_log_entries, os_user
 from .vault import Vault, init_vault
 
 
@@ -48,6 +49,21 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--app", help="app folder name: the work dir is apps/<language>/<app>/")
     add.add_argument("--language", help="language folder name")
     add.add_argument("--json", action="store_true", help="print JSON")
+
+    for name, text in [
+        ("approve", "approve a task (a person's approval, recorded)"),
+        ("reject", "reject a task (to Rejected/)"),
+        ("retry", "put a failed or cancelled task back as planned"),
+        ("cancel", "cancel a queued or running task"),
+    ]:
+        edit = sub.add_parser(name, parents=[common], help=text)
+        edit.add_argument("task", metavar="TASK", help="task_id, file name or path")
+        edit.add_argument("--json", action="store_true", help="print JSON")
+
+    logs = sub.add_parser("logs", parents=[common], help="show the audit log")
+    logs.add_argument("--task", help="only this task_id")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
+    logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
     return parser
 
 
@@ -105,7 +121,32 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             _print(f"{added.path}\ntask_id: {added.task_id}")
         return 0
+    if args.command in ("approve", "reject", "retry", "cancel"):
+        command = getattr(commands, args.command)
+        edited = command(vault, config, args.task, actor=os_user(), now=datetime.now(UTC))
+        rel = edited.path.relative_to(vault.root)
+        old = edited.old.value if edited.old else "new"
+        if args.json:
+            _print({"path": str(rel), "task_id": edited.task_id, "from": old, "to": edited.new})
+        else:
+            _print(f"{edited.task_id}: {old} -> {edited.new.value}  ({rel})")
+        return 0
+    if args.command == "logs":
+        return _logs(vault, args)
     raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _logs(vault: Vault, args: argparse.Namespace) -> int:
+    entries: Iterable[dict[str, Any]] = (
+        follow_entries(vault.logs) if args.follow else iter_log_entries(vault.logs)
+    )
+    for entry in entries:
+        if args.task and entry.get("task_id") != args.task:
+            continue
+        print(
+            json.dumps(entry, ensure_ascii=False) if args.json else format_line(entry), flush=True
+        )
+    return 0
 
 
 def _print(value: Any) -> None:

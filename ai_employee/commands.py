@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from . import fsops
 from .config import Config
-from .errors import NoteRefused, UsageError
-from .lifecycle import Priority, Status
-from .taskfile import new_task_id, render_value
-from .vault import Folder, Vault, check_name
+from .errors import NoteRefused, TaskNotFound, UsageError
+from .lifecycle import HOME, Priority, Status, check_command
+from .notefile import move_note, read_note, update_note
+from .taskfile import TaskNote, new_task_id, render_value
+from .vault import TASK_FOLDERS, Folder, Vault, check_name
 
 log = structlog.get_logger(__name__)
 
@@ -84,3 +87,135 @@ def add_task(
         result="ok",
     )
     return Added(path, task_id)
+
+
+@dataclass(frozen=True)
+class Found:
+    path: Path
+    note: TaskNote
+
+
+def find_task(vault: Vault, config: Config, ref: str) -> Found:
+    """A note by task_id, file name (with or without .md) or path, in the task folders."""
+    vault.require()
+    candidate = Path(ref).expanduser()
+    for path in (candidate, vault.root / candidate):
+        if path.suffix == ".md" and path.is_file():
+            if vault.folder_of(path.absolute()) not in TASK_FOLDERS:
+                raise UsageError(f"{ref!r} is not in one of the vault's task folders")
+            return _read(vault, config, path.absolute())
+    name = ref if ref.endswith(".md") else ref + ".md"
+    matches: list[Found] = []
+    for folder in TASK_FOLDERS:
+        for path in vault.notes_in(folder):
+            if path.name == name:
+                matches.append(_read(vault, config, path))
+                continue
+            try:
+                note, _ = read_note(path, vault.root, config.max_note_bytes)
+            except (NoteRefused, FileNotFoundError):
+                continue
+            if note.task_id == ref:
+                matches.append(Found(path, note))
+    if not matches:
+        raise TaskNotFound(f"no task {ref!r} (by task_id, file name or path) in {vault.root}")
+    if len(matches) > 1:
+        where = ", ".join(str(m.path.relative_to(vault.root)) for m in matches)
+        raise UsageError(f"{ref!r} matches {len(matches)} notes ({where}); give the path")
+    return matches[0]
+
+
+def _read(vault: Vault, config: Config, path: Path) -> Found:
+    note, _ = read_note(path, vault.root, config.max_note_bytes)
+    return Found(path, note)
+
+
+@dataclass(frozen=True)
+class Edited:
+    """What a vault-editing command did."""
+
+    path: Path
+    task_id: str
+    old: Status | None
+    new: Status
+
+
+def approve(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    """A person's approval, recorded; back to Needs_Action (`approved` until it has a plan)."""
+    found = find_task(vault, config, ref)
+    new = Status.PLANNED if found.note.meta.get("plan") else Status.APPROVED
+    changes = {"approved_at": now, "approved_by": actor, "next_attempt_at": None}
+    return _edit(vault, config, "approve", found, new, changes, Folder.NEEDS_ACTION, actor)
+
+
+def reject(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    found = find_task(vault, config, ref)
+    return _edit(vault, config, "reject", found, Status.REJECTED, {}, Folder.REJECTED, actor)
+
+
+def retry(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    """A failed or cancelled note back to Needs_Action as planned, attempts counted afresh."""
+    found = find_task(vault, config, ref)
+    cleared: dict[str, Any] = dict.fromkeys(
+        ("next_attempt_at", "error", "exit_code", "session_id", "started_at", "completed_at")
+    )
+    cleared["attempts"] = 0
+    return _edit(
+        vault,
+        config,
+        "retry",
+        found,
+        Status.PLANNED,
+        cleared,
+        Folder.NEEDS_ACTION,
+        actor,
+        previous_error=found.note.meta.get("error"),
+    )
+
+
+def cancel(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    """Cancelled; a running task is stopped by the service, which then moves it to Done/."""
+    found = find_task(vault, config, ref)
+    running = found.note.status is Status.EXECUTING
+    target = None if running else HOME[Status.CANCELLED]
+    changes = {"completed_at": None if running else now, "next_attempt_at": None}
+    return _edit(vault, config, "cancel", found, Status.CANCELLED, changes, target, actor)
+
+
+def _edit(
+    vault: Vault,
+    config: Config,
+    command: str,
+    found: Found,
+    new: Status,
+    changes: dict[str, Any],
+    target: Folder | None,
+    actor: str,
+    **logged: Any,
+) -> Edited:
+    note = found.note
+    task_id = note.task_id or new_task_id()
+    check_command(command, note.status, new, task_id)
+    update_note(
+        found.path,
+        {**changes, "status": new, "task_id": task_id},
+        tmp_dir=vault.tmp,
+        vault_root=vault.root,
+        max_bytes=config.max_note_bytes,
+    )
+    path = found.path
+    if target is not None and path.parent != vault.folder(target):
+        path = move_note(path, vault.folder(target))
+    log.info(
+        f"task {command}",
+        action_type=command,
+        actor=actor,
+        target=str(path.relative_to(vault.root)),
+        task_id=task_id,
+        parameters={"from": note.status.value if note.status else None, "to": new.value},
+        approval_status="approved" if command == "approve" else None,
+        approved_by=actor if command == "approve" else None,
+        result="ok",
+        **logged,
+    )
+    return Edited(path, task_id, note.status, new)

@@ -60,8 +60,9 @@ class InvalidTransition(AiEmployeeError):
 
     exit_code = 5
 
-    def __init__(self, old: object, new: object, task_id: str) -> None:
-        super().__init__(f"cannot go from {_name(old)} to {_name(new)} for {task_id!r}")
+    def __init__(self, old: object, new: object, task_id: str, hint: str = "") -> None:
+        message = f"cannot go from {_name(old)} to {_name(new)} for {task_id!r}"
+        super().__init__(f"{message} ({hint})" if hint else message)
         self.old = old
         self.new = new
         self.task_id = task_id

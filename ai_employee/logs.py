@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, MutableMapping
+import time
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -213,3 +214,37 @@ def remove_old_logs(logs_dir: Path, retention_days: int, now: datetime) -> list[
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def follow_entries(
+    logs_dir: Path, *, poll_seconds: float = 0.2, stop: Callable[[], bool] = lambda: False
+) -> Iterator[dict[str, Any]]:
+    """Every entry, then each new one as it is appended, across the daily file changing."""
+    current: Path | None = None
+    offset = 0
+    while not stop():
+        files = sorted(logs_dir.glob("????-??-??.jsonl"))
+        for path in files:
+            if current is None or path.name > current.name:
+                if current is not None:
+                    yield from _read_from(current, offset)[0]  # the rest of yesterday's file
+                current, offset = path, 0
+                if path != files[-1]:
+                    yield from _read_from(path, 0)[0]
+        if current is None:
+            time.sleep(poll_seconds)
+            continue
+        entries, offset = _read_from(current, offset)
+        yield from entries
+        if not entries:
+            time.sleep(poll_seconds)
+
+
+def _read_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Complete lines of `path` from `offset`, and the offset after them."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    lines = complete.decode("utf-8", errors="replace").splitlines()
+    return [e for e in map(_parse, lines) if e is not None], offset + len(complete)
