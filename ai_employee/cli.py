@@ -18,6 +18,7 @@ from . import __version__, commands, inventory
 from .config import Config, load_config
 from .errors import AiEmployeeError
 from .logs import configure_logging, follow_entries, format_line, iter_log_entries, os_user
+from .service import Service
 from .vault import Vault, init_vault
 
 
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         edit.add_argument("task", metavar="TASK", help="task_id, file name or path")
         edit.add_argument("--json", action="store_true", help="print JSON")
 
+    run = sub.add_parser("run", parents=[common], help="run the service in the foreground")
+    run.add_argument(
+        "--polling",
+        action="store_true",
+        default=None,
+        help="use the polling observer (network folders, WSL)",
+    )
+
     logs = sub.add_parser("logs", parents=[common], help="show the audit log")
     logs.add_argument("--task", help="only this task_id")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
@@ -82,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "vault", None), env=os.environ)
+    flags = {"polling": getattr(args, "polling", None)}
+    return load_config(getattr(args, "vault", None), env=os.environ, flags=flags)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -96,6 +106,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"vault ready: {vault.root}" + ("" if created else " (nothing to create)"))
         return 0
     vault.require()
+    if args.command == "run":
+        configure_logging(vault.logs, console_level=logging.INFO)
+        return Service(config).run()
     configure_logging(vault.logs, console_level=logging.WARNING)
     if args.command == "status":
         report = inventory.scan(vault, config.max_note_bytes)

@@ -187,6 +187,25 @@ def lease_break_pending(fd: int) -> bool:
         return False
 
 
+def has_writers(path: Path) -> bool | None:
+    """Whether some process has `path` open for writing right now (None: cannot tell here)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        except OSError as err:
+            return True if err.errno == errno.EAGAIN else None
+        _release_lease(fd)
+        return False
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def read_lease(fd: int, deadline_s: float = 2.0) -> Iterator[bool]:
     """Hold off in-place writers of the file behind `fd` for the duration of the block."""

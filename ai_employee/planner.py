@@ -1,0 +1,127 @@
+"""Plans: `Plans/PLAN_<note>.md`, linked both ways with the note by [[wikilinks]].
+
+`template_plan` is pure. The plan records a hash of the note's body, so a note edited after it was
+planned (and before it runs) is planned again (`plan_is_stale`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from . import fsops
+from .taskfile import TaskNote, render_value
+
+PLAN_PREFIX = "PLAN_"
+_CHECKLIST = re.compile(r"^\s*[-*+]\s+\[[ xX]\]\s+(.+?)\s*$", re.MULTILINE)
+_BODY_HASH = re.compile(r"^body_sha256:\s*([0-9a-f]{16,64})\s*$", re.MULTILINE)
+
+DEFAULT_STEPS: dict[str, tuple[str, ...]] = {
+    "claude_app": (
+        "Read the task and the Company Handbook; decide the simplest structure that does the job.",
+        "Create the app in the work dir: source files, a README.md with how to run it.",
+        "Add tests where the language has a standard way to run them, and run them.",
+        "Summarise what was built, where, and how to run it.",
+    ),
+    "file_drop": (
+        "Look at the dropped file and say what it is.",
+        "Do what the note asks with it (or propose what to do).",
+        "Summarise the result.",
+    ),
+}
+_GENERIC_STEPS = (
+    "Read the task and the Company Handbook.",
+    "Do the work in the work dir, in small verifiable steps.",
+    "Check the result against the acceptance criteria.",
+    "Summarise what was done and anything left open.",
+)
+
+
+def plan_name(note_path: Path) -> str:
+    """PLAN_<note file name without .md>.md"""
+    return f"{PLAN_PREFIX}{note_path.name.removesuffix('.md')}.md"
+
+
+def plan_link(note_path: Path) -> str:
+    return f"[[{plan_name(note_path).removesuffix('.md')}]]"
+
+
+def body_hash(note: TaskNote) -> str:
+    """What a plan was made from: the person's body (not our Result section) and title."""
+    source = f"{note.title}\n{note.body_without_result.strip()}"
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    text: str
+    steps: tuple[str, ...]
+
+
+def template_plan(
+    note: TaskNote, note_path: Path, task_type: str, workdir: Path, now: datetime
+) -> Plan:
+    """A plan from the note alone: its checklist as steps, or sensible defaults for its type."""
+    checklist = tuple(item.strip() for item in _CHECKLIST.findall(note.body_without_result))
+    steps = checklist or DEFAULT_STEPS.get(task_type, _GENERIC_STEPS)
+    note_link = f"[[{note_path.name.removesuffix('.md')}]]"
+    body = note.body_without_result.strip()
+    objective = note.title if not body else f"{note.title}: {_first_paragraph(body)}"
+    lines = [
+        "---",
+        f"task: {render_value(note_link)}",
+        f"task_id: {render_value(note.task_id or '')}",
+        f"type: {render_value(task_type)}",
+        f"created: {render_value(now)}",
+        f"body_sha256: {body_hash(note)}",
+        "---",
+        f"# Plan: {note.title}",
+        "",
+        f"Task: {note_link}",
+        "",
+        "## Objective",
+        "",
+        objective,
+        "",
+        "## Steps",
+        "",
+        *(f"{n}. {step}" for n, step in enumerate(steps, 1)),
+        "",
+        "## Acceptance criteria",
+        "",
+        *(f"- [ ] {step}" for step in (checklist or ("The task as written is done.",))),
+        "- [ ] The agent's final answer says what was done and how to use it.",
+        "",
+        "## Work dir",
+        "",
+        f"`{workdir}`",
+        "",
+    ]
+    return Plan(plan_name(note_path), "\n".join(lines), steps)
+
+
+def _first_paragraph(body: str) -> str:
+    paragraph = body.split("\n\n", 1)[0]
+    text = " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def write_plan(plans_dir: Path, plan: Plan, tmp_dir: Path) -> Path:
+    """Write (or replace) the plan file atomically; the plan is entirely ours."""
+    path = plans_dir / plan.name
+    fsops.write_atomic(path, plan.text.encode("utf-8"), tmp_dir)
+    return path
+
+
+def plan_is_stale(plans_dir: Path, note_path: Path, note: TaskNote) -> bool:
+    """True when the plan is missing or was made from a different body."""
+    try:
+        text = (plans_dir / plan_name(note_path)).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return True
+    found = _BODY_HASH.search(text)
+    return found is None or found.group(1) != body_hash(note)

@@ -1,0 +1,347 @@
+"""The service: one per vault (a lock), a main loop fed by filesystem events, signals, timers.
+
+Threads: watchdog's observer threads only turn events into hints on a queue. The main loop owns
+every decision and every write to a note, one at a time, so the lifecycle never races itself.
+Nothing sleeps on a fixed interval: the loop blocks until the next hint or the next deadline
+(a settling note, a retry time, the safety sweep, a dashboard redraw).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from . import dashboard_md, fsops
+from .config import Config
+from .errors import LockHeld
+from .lifecycle import Status
+from .logs import os_user, remove_old_logs
+from .reconcile import Reconciler, RunRequest
+from .scheduler import Scheduler
+from .vault import TASK_FOLDERS, Folder, Vault
+from .watcher import Hint, Kind, Settler, VaultWatcher
+
+log = structlog.get_logger(__name__)
+
+DASHBOARD_MIN_INTERVAL = 1.0
+"""Dashboard.md is redrawn at most this often (seconds), and only after a change."""
+
+
+@contextlib.contextmanager
+def service_lock(vault: Vault) -> Iterator[None]:
+    """Hold `.ai-employee/lock` (flock) for the life of the service; name the holder if taken."""
+    vault.machinery.mkdir(parents=True, exist_ok=True)
+    fd = os.open(vault.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise LockHeld(
+                f"another ai-employee service already runs on {vault.root} ({holder}); "
+                "stop it first (one service per vault)"
+            ) from err
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd, f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n".encode(), 0
+        )
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Stats:
+    """Counters a person (and the benchmarks) can read: in the log at exit and on the dashboard."""
+
+    looks: int = 0
+    overflows: int = 0
+    rescans: int = 0
+    sweeps: int = 0
+    started: float = field(default_factory=time.monotonic)
+    ready_seconds: float | None = None
+
+
+class Service:
+    """`ai-employee run`: watch the vault and keep every note in line with the lifecycle."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.vault = Vault(config.vault)
+        self.now = now
+        self.on_ready = on_ready
+        self.hints: queue.SimpleQueue[Hint | str] = queue.SimpleQueue()
+        self.stats = Stats()
+        self.scheduler = Scheduler(config.max_parallel)
+        self.settler = Settler(config.settle_seconds)
+        self.recent: deque[dashboard_md.Line] = deque(maxlen=15)
+        self.reconciler = Reconciler(
+            self.vault,
+            config,
+            now=now,
+            actor=os_user(),
+            on_run=self._queue_run,
+            is_running=self.scheduler.is_running,
+        )
+        self._stop = threading.Event()
+        self._rescan = threading.Event()
+        self._dashboard_drawn_at = 0.0
+        self._dashboard_changes = -1
+        self._next_sweep = 0.0
+        self._watcher: VaultWatcher | None = None
+
+    # --- life cycle of the process ----------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or `stop()`); returns the exit status."""
+        self.vault.require()
+        with service_lock(self.vault), self._signals():
+            removed = self.vault.sweep_tmp()
+            remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
+            self._watcher = VaultWatcher(
+                self.vault.root, self.hints.put, self._overflowed, polling=self.config.polling
+            )
+            self._watcher.start()  # before the first reconcile: nothing falls between the two
+            try:
+                seen = self.reconciler.reconcile_all()
+                self.stats.ready_seconds = time.monotonic() - self.stats.started
+                log.info(
+                    "service ready",
+                    action_type="start",
+                    target=str(self.vault.root),
+                    parameters={
+                        "notes": seen,
+                        "temp_files_removed": removed,
+                        "polling": self.config.polling,
+                    },
+                    result=f"first reconcile in {self.stats.ready_seconds * 1000:.0f} ms",
+                )
+                self._next_sweep = time.monotonic() + self.config.sweep_seconds
+                self._draw_dashboard(force=True)
+                self.on_ready()
+                self._loop()
+            finally:
+                self._watcher.stop()
+            self._draw_dashboard(force=True)
+            log.info(
+                "service stopped",
+                action_type="stop",
+                result="ok",
+                parameters={k: v for k, v in vars(self.stats).items() if k != "started"}
+                | {"queued": len(self.scheduler.queued)},
+            )
+        return 0
+
+    def stop(self) -> None:
+        """Ask the loop to finish what is in hand and return (thread- and signal-safe)."""
+        self._stop.set()
+        self.hints.put("stop")
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _overflowed(self) -> None:
+        """Called from watchdog's thread when the kernel dropped events: rescan everything."""
+        self.stats.overflows += 1
+        self._rescan.set()
+        self.hints.put("rescan")
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            timeout = self._next_timeout()
+            try:
+                item = self.hints.get(timeout=timeout) if timeout > 0 else self.hints.get_nowait()
+            except queue.Empty:
+                item = None
+            batch = [] if item is None else [item]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 10_000:
+                    batch.append(self.hints.get_nowait())
+            for hint in batch:
+                if isinstance(hint, Hint):
+                    self._take_hint(hint)
+            self._work()
+
+    def _take_hint(self, hint: Hint) -> None:
+        now = time.monotonic()
+        if hint.kind is Kind.GONE:
+            self.settler.forget(hint.path)
+            if not hint.path.exists():
+                self.reconciler.forget(hint.path)
+            return
+        if hint.kind is Kind.ARRIVED:
+            self.settler.arrived(hint.path, now)
+            return
+        # Created, written or closed in place. A file renamed in from outside the vault shows
+        # up as "created" only: if nobody holds it open for writing and it has content, it is
+        # complete now. Otherwise wait until its writer closed it and it stayed quiet.
+        try:
+            size = hint.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size > 0 and fsops.has_writers(hint.path) is False and hint.path not in self.settler:
+            self.settler.arrived(hint.path, now)
+        else:
+            self.settler.activity(hint.path, now)
+
+    def _work(self) -> None:
+        if self._rescan.is_set():
+            self._rescan.clear()
+            self.stats.rescans += 1
+            count = self.reconciler.reconcile_all()
+            log.warning(
+                "rescan after event-queue overflow",
+                action_type="rescan",
+                target=str(self.vault.root),
+                result=f"{count} notes looked at",
+                parameters={"overflows": self.stats.overflows},
+            )
+        for path in self.settler.pop_due(time.monotonic()):
+            self._look(path)
+        for path in self.reconciler.due_wakeups(self.now()):
+            self._look(path)
+        if time.monotonic() >= self._next_sweep:
+            self.stats.sweeps += 1
+            self.reconciler.reconcile_all()
+            self._next_sweep = time.monotonic() + self.config.sweep_seconds
+        self._draw_dashboard()
+
+    def _look(self, path: Path) -> None:
+        self.stats.looks += 1
+        try:
+            self.reconciler.look(path)
+        except OSError as err:  # a full disk, a permission: say so, keep serving the rest
+            log.error(
+                "cannot process note",
+                action_type="error",
+                target=str(path),
+                error=f"{type(err).__name__}: {err}",
+            )
+
+    def _next_timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [self._next_sweep]
+        settle = self.settler.next_deadline()
+        if settle is not None:
+            deadlines.append(settle)
+        wake = self.reconciler.next_wakeup()
+        if wake is not None:
+            deadlines.append(now + max(0.0, (wake - self.now()).total_seconds()))
+        if self.reconciler.changes != self._dashboard_changes:
+            deadlines.append(self._dashboard_drawn_at + DASHBOARD_MIN_INTERVAL)
+        return max(0.0, min(deadlines) - now)
+
+    # --- runs (the executor takes them from the scheduler) ----------------------------------
+
+    def _queue_run(self, request: RunRequest) -> None:
+        if self.scheduler.add(request):
+            self.reconciler.changes += 1
+            log.info(
+                "queued",
+                action_type="queue",
+                target=self._rel(request.path),
+                task_id=request.task_id,
+                parameters={"priority": request.priority},
+            )
+
+    # --- Dashboard.md -----------------------------------------------------------------------
+
+    def _draw_dashboard(self, force: bool = False) -> None:
+        changes = self.reconciler.changes
+        if not force and (
+            changes == self._dashboard_changes
+            or time.monotonic() - self._dashboard_drawn_at < DASHBOARD_MIN_INTERVAL
+        ):
+            return
+        self._dashboard_changes = changes
+        self._dashboard_drawn_at = time.monotonic()
+        text = dashboard_md.render(self._dashboard_state())
+        try:
+            current = self.vault.dashboard.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = ""
+        if _without_timestamp(current) != _without_timestamp(text):
+            fsops.write_atomic(self.vault.dashboard, text.encode("utf-8"), self.vault.tmp)
+
+    def _dashboard_state(self) -> dashboard_md.DashboardState:
+        root = self.vault.root
+        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
+        for entry in self.reconciler.entries.values():
+            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
+        for path in self.reconciler.refused:
+            folder = self.vault.folder_of(path)
+            if folder is not None and folder.value in counts:
+                counts[folder.value]["refused"] += 1
+        for folder in (Folder.DONE, Folder.FAILED):
+            counts[folder.value]["notes"] = sum(1 for _ in self.vault.notes_in(folder))
+        entries = self.reconciler.entries
+        by_id = {e.task_id: (p, e) for p, e in entries.items() if e.task_id}
+        queued = [
+            dashboard_md.Line(
+                dashboard_md.link_for(root, r.path),
+                by_id[r.task_id][1].title if r.task_id in by_id else r.task_id,
+                r.priority,
+            )
+            for r in self.scheduler.queued
+        ]
+        waiting = [
+            dashboard_md.Line(dashboard_md.link_for(root, p), e.title, e.task_type)
+            for p, e in entries.items()
+            if e.folder is Folder.PENDING_APPROVAL
+        ]
+        attention = [
+            dashboard_md.Line(dashboard_md.link_for(root, p), p.name, reason)
+            for p, (_, reason) in sorted(self.reconciler.refused.items())
+        ]
+        return dashboard_md.DashboardState(
+            updated=self.now(),
+            counts=counts,
+            queued=queued,
+            waiting_approval=waiting,
+            recent=list(self.recent),
+            attention=attention,
+        )
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.vault.root))
+        except ValueError:
+            return str(path)
+
+
+def _without_timestamp(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("_Written by"))

@@ -1,0 +1,95 @@
+"""Run the real service (real inotify, real files) in a thread, and read what it did."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ai_employee.config import Config, load_config
+from ai_employee.logs import configure_logging
+from ai_employee.service import Service
+from ai_employee.taskfile import TaskNote, parse_note
+from ai_employee.vault import Vault
+
+from .helpers import wait_for
+
+
+def svc_config(vault: Vault, **overrides: Any) -> Config:
+    """Defaults, with short quiet times so tests are quick; any key can be overridden."""
+    env = {"AI_EMPLOYEE_SETTLE_SECONDS": "0.2"}
+    env.update({f"AI_EMPLOYEE_{k.upper()}": str(v) for k, v in overrides.items()})
+    return load_config(vault.root, env=env)
+
+
+@contextlib.contextmanager
+def running_service(config: Config, **kwargs: Any) -> Iterator[Service]:
+    configure_logging(config.vault / "Logs", json_console=True, console_level=100)
+    ready = threading.Event()
+    service = Service(config, on_ready=ready.set, **kwargs)
+    result: list[int | BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(service.run())
+        except BaseException as err:
+            result.append(err)
+            ready.set()
+
+    thread = threading.Thread(target=target, name="service", daemon=True)
+    thread.start()
+    assert ready.wait(30), "the service did not become ready"
+    if result and isinstance(result[0], BaseException):
+        raise result[0]
+    try:
+        yield service
+    finally:
+        service.stop()
+        thread.join(60)
+        assert not thread.is_alive(), "the service did not stop"
+        if result and isinstance(result[0], BaseException):
+            raise result[0]
+        assert result == [0]
+
+
+def note(path: Path) -> TaskNote:
+    return parse_note(path.read_text(encoding="utf-8"), path.name)
+
+
+def status_of(path: Path) -> str | None:
+    try:
+        return str(note(path).meta.get("status"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def wait_status(path: Path, status: str, timeout: float = 15.0) -> TaskNote:
+    wait_for(lambda: status_of(path) == status, timeout, f"{path.name} to be {status}")
+    return note(path)
+
+
+def audit(vault: Vault) -> list[dict[str, Any]]:
+    entries = []
+    for log_file in sorted(vault.logs.glob("*.jsonl")):
+        entries += [json.loads(line) for line in log_file.read_text().splitlines() if line]
+    return entries
+
+
+def events(vault: Vault, event: str, task_id: str | None = None) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in audit(vault)
+        if e["event"] == event and (task_id is None or e.get("task_id") == task_id)
+    ]
+
+
+def drop(vault: Vault, tmp_path: Path, name: str, text: str, folder: str = "Needs_Action") -> Path:
+    """Write a note outside the vault, then rename it in (how scripts and sync tools deliver)."""
+    staged = tmp_path / f"staged-{name}"
+    staged.write_text(text, encoding="utf-8")
+    target = vault.root / folder / name
+    staged.rename(target)
+    return target

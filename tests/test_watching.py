@@ -1,0 +1,251 @@
+"""The service against real inotify: every way a note can arrive, and what must not happen."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_employee.vault import Folder, Vault
+from ai_employee.watcher import Hint, Kind
+
+from .helpers import wait_for
+from .service_harness import (
+    drop,
+    events,
+    note,
+    running_service,
+    status_of,
+    svc_config,
+    wait_status,
+)
+
+TASK = "---\ntitle: {title}\ntype: claude_app\n---\nBuild it.\n\n- [ ] first\n- [ ] second\n"
+
+
+def test_drop_by_rename_is_planned_with_a_plan_linked_both_ways(
+    vault: Vault, tmp_path: Path
+) -> None:
+    with running_service(svc_config(vault)):
+        path = drop(vault, tmp_path, "Bakery.md", TASK.format(title="Bakery"))
+        planned = wait_status(path, "planned")
+    plan = vault.folder(Folder.PLANS) / "PLAN_Bakery.md"
+    assert planned.meta["plan"] == "[[PLAN_Bakery]]"
+    assert "Task: [[Bakery]]" in plan.read_text()
+    assert "1. first\n2. second" in plan.read_text()
+    assert planned.task_id and planned.meta["planned_at"]
+
+
+def test_notes_present_before_start_are_planned_at_start(vault: Vault) -> None:
+    paths = []
+    for i in range(5):
+        path = vault.folder(Folder.NEEDS_ACTION) / f"early {i}.md"
+        path.write_text(TASK.format(title=f"early {i}"))
+        paths.append(path)
+    with running_service(svc_config(vault)):
+        for path in paths:
+            wait_status(path, "planned")
+
+
+def test_in_place_write_in_chunks_is_read_only_after_close_and_quiet(
+    vault: Vault, tmp_path: Path
+) -> None:
+    with running_service(svc_config(vault, settle_seconds=0.3)) as service:
+        path = vault.folder(Folder.NEEDS_ACTION) / "chunks.md"
+        with path.open("w") as handle:
+            handle.write("---\ntitle: Chunks\n")  # an unclosed fence: refused if read now
+            handle.flush()
+            wait_for(lambda: path in service.settler, what="the service to see the write")
+            handle.write("type: claude_app\n---\nBody in a second chunk.\n")
+        planned = wait_status(path, "planned")
+    assert planned.body == "Body in a second chunk.\n"
+    assert events(vault, "note refused") == []
+
+
+def test_vim_style_save_of_a_planned_note_is_not_planned_again(
+    vault: Vault, tmp_path: Path
+) -> None:
+    with running_service(svc_config(vault)) as service:
+        path = drop(vault, tmp_path, "vim.md", TASK.format(title="Vim"))
+        planned = wait_status(path, "planned")
+        looks = service.stats.looks
+        text = path.read_text()
+        backup = path.with_name("vim.md~")
+        os.rename(path, backup)  # vim: backup by rename, write a new file, delete the backup
+        with path.open("w") as handle:
+            handle.write(text)
+        backup.unlink()
+        wait_for(lambda: service.stats.looks > looks, what="the service to look again")
+        wait_for(lambda: not service.settler, what="settling to finish")
+    assert note(path).meta["planned_at"] == planned.meta["planned_at"]
+    assert len(events(vault, "planned", planned.task_id)) == 1
+
+
+def test_a_body_edited_before_the_run_is_planned_again(vault: Vault, tmp_path: Path) -> None:
+    with running_service(svc_config(vault, auto_execute_types="none")):
+        path = drop(vault, tmp_path, "edit.md", TASK.format(title="Edit"))
+        moved = vault.folder(Folder.PENDING_APPROVAL) / "edit.md"
+        first = wait_status(moved, "pending_approval")
+        text = moved.read_text().replace("- [ ] second", "- [ ] second\n- [ ] third")
+        moved.write_text(text)  # the person edits the note, then approves it by moving it
+        moved.rename(vault.folder(Folder.APPROVED) / "edit.md")
+        wait_for(lambda: len(events(vault, "planned", first.task_id)) == 2, what="a new plan")
+    plan = (vault.folder(Folder.PLANS) / "PLAN_edit.md").read_text()
+    assert "3. third" in plan
+    approved = note(path)  # back in Needs_Action, approved by the person's move
+    assert approved.meta["approved_by"] and approved.meta["status"] in ("planned", "executing")
+    assert events(vault, "copy of a task note") == []
+
+
+def test_empty_untitled_then_rename_and_type(vault: Vault, tmp_path: Path) -> None:
+    with running_service(svc_config(vault)) as service:
+        untitled = vault.folder(Folder.NEEDS_ACTION) / "Untitled.md"
+        untitled.touch()  # Obsidian's "New note"
+        wait_for(lambda: untitled in service.reconciler.entries, what="the empty note looked at")
+        assert untitled.read_bytes() == b"", "an empty note is waited on, never written"
+        real = untitled.with_name("Shop page.md")
+        untitled.rename(real)  # the person types a title
+        with real.open("w") as handle:  # ... and the text (autosave writes in place)
+            handle.write(TASK.format(title="Shop page"))
+        wait_status(real, "planned")
+    assert not untitled.exists()
+
+
+def test_syncthing_temp_file_renamed_over_the_note(vault: Vault) -> None:
+    with running_service(svc_config(vault)):
+        folder = vault.folder(Folder.NEEDS_ACTION)
+        temp = folder / ".syncthing.synced.md.tmp"
+        temp.write_text(TASK.format(title="Synced"))
+        target = folder / "synced.md"
+        os.rename(temp, target)
+        wait_status(target, "planned")
+
+
+def test_duplicate_and_reordered_events_plan_once(vault: Vault, tmp_path: Path) -> None:
+    with running_service(svc_config(vault)) as service:
+        path = drop(vault, tmp_path, "dup.md", TASK.format(title="Dup"))
+        for kind in [Kind.ARRIVED, Kind.WRITTEN, Kind.GONE, Kind.ARRIVED, Kind.ARRIVED]:
+            service.hints.put(Hint(path, kind))
+        planned = wait_status(path, "planned")
+        for kind in [Kind.WRITTEN, Kind.ARRIVED, Kind.GONE, Kind.ARRIVED]:
+            service.hints.put(Hint(path, kind))
+        looks = service.stats.looks
+        wait_for(lambda: service.stats.looks >= looks + 1, what="the extra events handled")
+        wait_for(lambda: not service.settler, what="settling to finish")
+    assert len(events(vault, "planned", planned.task_id)) == 1
+    assert len(events(vault, "queued", planned.task_id)) == 1
+
+
+def test_inbox_drop_becomes_a_file_drop_task(vault: Vault, tmp_path: Path) -> None:
+    with running_service(svc_config(vault)):
+        staged = tmp_path / "invoice.pdf"
+        staged.write_bytes(b"%PDF-1.4 not really")
+        staged.rename(vault.folder(Folder.DROP) / "invoice.pdf")
+        task = vault.folder(Folder.PENDING_APPROVAL) / "Dropped invoice.md"
+        held = wait_status(task, "pending_approval")
+    assert (vault.folder(Folder.INBOX) / "invoice.pdf").read_bytes() == b"%PDF-1.4 not really"
+    assert held.meta["type"] == "file_drop"
+    assert "[[Inbox/invoice.pdf]]" in held.body
+    assert (
+        list(vault.folder(Folder.DROP).iterdir()) == [vault.folder(Folder.DROP) / ".gitkeep"]
+        or list(vault.folder(Folder.DROP).iterdir()) == []
+    )
+
+
+def test_refused_note_is_listed_and_the_service_keeps_going(vault: Vault, tmp_path: Path) -> None:
+    with running_service(svc_config(vault)) as service:
+        bad = drop(vault, tmp_path, "bad.md", "---\ntitle: [oops\n---\n")
+        good = drop(vault, tmp_path, "good.md", TASK.format(title="Good"))
+        wait_status(good, "planned")
+        wait_for(lambda: bad in service.reconciler.refused, what="the refusal")
+        wait_for(lambda: "bad.md" in vault.dashboard.read_text(), what="the dashboard")
+    assert bad.read_text() == "---\ntitle: [oops\n---\n"
+    (entry,) = events(vault, "note refused")
+    assert entry["error"].startswith("frontmatter is not valid YAML at line 3")
+    assert "Needs attention" in vault.dashboard.read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="lowering the kernel's inotify queue needs root")
+def test_an_event_queue_overflow_is_noticed_and_rescanned(vault: Vault, tmp_path: Path) -> None:
+    knob = Path("/proc/sys/fs/inotify/max_queued_events")
+    original = knob.read_text()
+    knob.write_text("1\n")  # the limit is taken when the watch is created
+    try:
+        with running_service(svc_config(vault)) as service:
+            knob.write_text(original)
+            staging = tmp_path / "burst"
+            staging.mkdir()
+            for i in range(500):
+                (staging / f"n{i}.md").write_text(TASK.format(title=f"n{i}"))
+            target = vault.folder(Folder.NEEDS_ACTION)
+            # Another process renames them in as fast as it can: the queue of one event overflows.
+            mover = (
+                "import os, sys\n"
+                "src, dst = sys.argv[1], sys.argv[2]\n"
+                "for name in sorted(os.listdir(src)):\n"
+                "    os.rename(os.path.join(src, name), os.path.join(dst, name))\n"
+            )
+            subprocess.run(
+                [sys.executable, "-c", mover, str(staging), str(target)], check=True, timeout=60
+            )
+            paths = [target / f"n{i}.md" for i in range(500)]
+            wait_for(lambda: all(status_of(p) == "planned" for p in paths), 60, "all planned")
+            assert service.stats.overflows >= 1 and service.stats.rescans >= 1
+    finally:
+        knob.write_text(original)
+    assert events(vault, "rescan after event-queue overflow")
+
+
+def _start_cli_service(vault: Vault) -> subprocess.Popen[str]:
+    env = {**os.environ, "AI_EMPLOYEE_VAULT": str(vault.root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ai_employee", "run"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    for line in proc.stderr:
+        if '"service ready"' in line:
+            return proc
+        assert time.monotonic() < deadline, "no ready line"
+    raise AssertionError(f"service exited early: {proc.wait()}")
+
+
+def test_a_second_service_on_the_same_vault_is_refused(vault: Vault) -> None:
+    first = _start_cli_service(vault)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "ai_employee", "run", "--vault", str(vault.root)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 6
+        assert f"already runs on {vault.root} (pid {first.pid} since" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+        assert first.stderr is not None
+        first.stderr.close()
+
+
+def test_sigterm_stops_the_service_cleanly(vault: Vault, tmp_path: Path) -> None:
+    proc = _start_cli_service(vault)
+    path = drop(vault, tmp_path, "before stop.md", TASK.format(title="before stop"))
+    wait_status(path, "planned")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert proc.stderr is not None
+    rest = proc.stderr.read()
+    proc.stderr.close()
+    assert '"service stopped"' in rest
+    assert not (vault.machinery / "tmp").exists() or list((vault.machinery / "tmp").iterdir()) == []
