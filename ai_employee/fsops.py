@@ -39,8 +39,10 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_temp(tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w") -> Path:
-    """Write `data` to a new fsynced file in `tmp_dir` with `mode`; return its path."""
+def write_temp(
+    tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w", *, durable: bool = True
+) -> Path:
+    """Write `data` to a new (fsynced, if durable) file in `tmp_dir` with `mode`; return it."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -50,7 +52,8 @@ def write_temp(tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w")
             written = os.write(fd, view)
             view = view[written:]
         os.fchmod(fd, stat.S_IMODE(mode))
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         path.unlink(missing_ok=True)
@@ -59,20 +62,27 @@ def write_temp(tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w")
     return path
 
 
-def write_atomic(path: Path, data: bytes, tmp_dir: Path, mode: int | None = None) -> None:
-    """Replace (or create) `path` with `data` atomically and durably, keeping its mode."""
+def write_atomic(
+    path: Path, data: bytes, tmp_dir: Path, mode: int | None = None, *, durable: bool = True
+) -> None:
+    """Replace (or create) `path` with `data` atomically (and durably), keeping its mode.
+
+    `durable=False` skips both fsyncs: only for files we can rebuild from the notes (plans,
+    Dashboard.md), where a crash costs a rebuild, not data.
+    """
     if mode is None:
         try:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
             mode = 0o644
-    tmp = write_temp(tmp_dir, data, mode)
+    tmp = write_temp(tmp_dir, data, mode, durable=durable)
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: bytes, tmp_dir: Path) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import stat
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -64,9 +66,15 @@ def check_path(path: Path, vault_root: Path) -> os.stat_result:
     if not stat.S_ISREG(st.st_mode):
         kind = "folder" if stat.S_ISDIR(st.st_mode) else "FIFO, socket or device"
         raise NoteRefused(f"not a regular file (a {kind}); not opened")
-    if not inside(path.parent, vault_root):
+    if not _folder_inside(path.parent, vault_root):
         raise NoteRefused("path resolves outside the vault")
     return st
+
+
+@functools.lru_cache(maxsize=256)
+def _folder_inside(folder: Path, vault_root: Path) -> bool:
+    """Whether a folder resolves inside the vault (cached: folders are few and rarely relinked)."""
+    return inside(folder, vault_root)
 
 
 def _open_regular(path: Path) -> int:
@@ -144,22 +152,32 @@ def rewrite_note(
     raise WriteConflict(f"{path}: the note kept changing; our edit was not applied")
 
 
+_stripes: dict[Path, tuple[threading.Lock, int]] = {}
+_stripes_guard = threading.Lock()
+
+
 @contextlib.contextmanager
 def _writer_lock(machinery: Path, name: str) -> Iterator[None]:
     """Serialise our own writers of a note (threads, the service and CLI commands).
 
     Only then does "the displaced file is not what we read" mean a *person* saved meanwhile.
-    Locks are striped by file name, which a move between folders keeps.
+    Locks are striped by file name, which a move between folders keeps: a thread lock within
+    this process, a `flock` on `.ai-employee/locks/NN.lock` (kept open) between processes.
     """
-    stripe = zlib.crc32(name.encode()) % LOCK_STRIPES
-    lock_dir = machinery / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / f"{stripe:02d}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
+    stripe = machinery / "locks" / f"{zlib.crc32(name.encode()) % LOCK_STRIPES:02d}.lock"
+    with _stripes_guard:
+        entry = _stripes.get(stripe)
+        if entry is None:
+            stripe.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(stripe, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            entry = _stripes[stripe] = (threading.Lock(), fd)
+    thread_lock, fd = entry
+    with thread_lock:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _rewrite_once(path: Path, transform: Transform, tmp_dir: Path, max_bytes: int) -> bool | None:

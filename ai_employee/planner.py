@@ -111,9 +111,13 @@ def _first_paragraph(body: str) -> str:
 
 
 def write_plan(plans_dir: Path, plan: Plan, tmp_dir: Path) -> Path:
-    """Write (or replace) the plan file atomically; the plan is entirely ours."""
+    """Write (or replace) the plan file atomically; the plan is entirely ours.
+
+    Not fsynced: a plan lost or cut short by a crash has no matching body hash, so the note is
+    simply planned again (`plan_is_stale`). The note's own edit is durable.
+    """
     path = plans_dir / plan.name
-    fsops.write_atomic(path, plan.text.encode("utf-8"), tmp_dir)
+    fsops.write_atomic(path, plan.text.encode("utf-8"), tmp_dir, durable=False)
     return path
 
 

@@ -123,6 +123,7 @@ class Service:
             self._watcher.start()  # before the first reconcile: nothing falls between the two
             try:
                 seen = self.reconciler.reconcile_all()
+                self._draw_dashboard(force=True)
                 self.stats.ready_seconds = time.monotonic() - self.stats.started
                 log.info(
                     "service ready",
@@ -136,7 +137,6 @@ class Service:
                     result=f"first reconcile in {self.stats.ready_seconds * 1000:.0f} ms",
                 )
                 self._next_sweep = time.monotonic() + self.config.sweep_seconds
-                self._draw_dashboard(force=True)
                 self.on_ready()
                 self._loop()
             finally:
@@ -295,7 +295,9 @@ class Service:
         except (FileNotFoundError, UnicodeDecodeError):
             current = ""
         if _without_timestamp(current) != _without_timestamp(text):
-            fsops.write_atomic(self.vault.dashboard, text.encode("utf-8"), self.vault.tmp)
+            fsops.write_atomic(
+                self.vault.dashboard, text.encode("utf-8"), self.vault.tmp, durable=False
+            )
 
     def _dashboard_state(self) -> dashboard_md.DashboardState:
         root = self.vault.root
@@ -307,7 +309,7 @@ class Service:
             if folder is not None and folder.value in counts:
                 counts[folder.value]["refused"] += 1
         for folder in (Folder.DONE, Folder.FAILED):
-            counts[folder.value]["notes"] = sum(1 for _ in self.vault.notes_in(folder))
+            counts[folder.value]["notes"] = self.vault.count_notes(folder)
         entries = self.reconciler.entries
         by_id = {e.task_id: (p, e) for p, e in entries.items() if e.task_id}
         queued = [

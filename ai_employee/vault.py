@@ -137,6 +137,16 @@ class Vault:
             if entry.name.endswith(".md") and not is_ignored_name(entry.name):
                 yield Path(entry.path)
 
+    def count_notes(self, folder: Folder) -> int:
+        """How many notes a folder holds, without reading or sorting them."""
+        try:
+            with os.scandir(self.folder(folder)) as entries:
+                return sum(
+                    1 for e in entries if e.name.endswith(".md") and not is_ignored_name(e.name)
+                )
+        except FileNotFoundError:
+            return 0
+
     def sweep_tmp(self) -> int:
         """Remove temp files left by a crash (only ever called under the service lock)."""
         removed = 0

@@ -1,0 +1,83 @@
+"""Start with 10,000 notes in Done/: time to ready; then idle: CPU time and RSS.
+
+    .venv/bin/python bench/startup_idle.py [--done 10000] [--idle 60]
+
+Runs the real `ai-employee run` as a child process. "Ready" is the first reconcile finished (the
+"service ready" log line), timed from the process's start; CPU time and RSS are read from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import temp_vault
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--done", type=int, default=10_000)
+    parser.add_argument("--idle", type=float, default=60.0)
+    args = parser.parse_args()
+    with temp_vault() as root:
+        done = root / "Done"
+        for i in range(args.done):
+            (done / f"finished {i}.md").write_text(
+                f"---\ntitle: finished {i}\nstatus: done\ntask_id: d{i:07d}\n---\nDone.\n"
+            )
+        env = {**os.environ, "AI_EMPLOYEE_VAULT": str(root)}
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ai_employee", "run"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stderr is not None
+        ready_at = None
+        for line in proc.stderr:
+            if '"service ready"' in line:
+                ready_at = time.monotonic()
+                entry = json.loads(line)
+                break
+        if ready_at is None:
+            raise RuntimeError(f"service exited: {proc.wait()}")
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(args.idle)  # the measurement itself: nothing happens for this long
+        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        rss = rss_mb(proc.pid)
+        proc.terminate()
+        proc.wait(30)
+        proc.stderr.close()
+    print(f"vault with {args.done:,} notes in Done/")
+    print(
+        f"process start -> ready: {(ready_at - started) * 1000:.0f} ms "
+        f"(first reconcile itself: {entry['result']})"
+    )
+    print(f"idle {t1 - t0:.0f} s: CPU time {cpu1 - cpu0:.3f} s, RSS {rss:.1f} MB")
+    print(
+        f"targets: ready <= 1 s: {'met' if ready_at - started <= 1 else 'MISSED'}; "
+        f"idle CPU <= 0.1 s: {'met' if cpu1 - cpu0 <= 0.1 else 'MISSED'}; "
+        f"RSS <= 80 MB: {'met' if rss <= 80 else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
