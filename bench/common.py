@@ -54,5 +54,3 @@ def service_in_thread(root: Path, **env: str) -> Iterator[Service]:
 
 def note_text(i: int, task_type: str = "claude_app") -> str:
     return f"---\ntitle: Bench {i}\ntype: {task_type}\npriority: normal\n---\nDo thing {i}.\n"
-
-
