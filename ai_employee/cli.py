@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         help="use the polling observer (network folders, WSL)",
     )
 
+    once = sub.add_parser(
+        "once", parents=[common], help="process everything ready, wait for those runs, exit"
+    )
+    once.add_argument("--json", action="store_true", help="print the summary as JSON")
+
     logs = sub.add_parser("logs", parents=[common], help="show the audit log")
     logs.add_argument("--task", help="only this task_id")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
@@ -109,6 +114,28 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         configure_logging(vault.logs, console_level=logging.INFO)
         return Service(config).run()
+    if args.command == "once":
+        configure_logging(vault.logs, console_level=logging.WARNING)
+        service = Service(config, once=True)
+        code = service.run()
+        tally = service.executor.tally
+        summary = {
+            "ran": tally.started,
+            "succeeded": tally.succeeded,
+            "failed": tally.failed,
+            "retry_later": tally.retrying,
+            "cancelled": tally.cancelled,
+            "interrupted": tally.interrupted,
+            "queued": len(service.scheduler.queued),
+        }
+        if args.json:
+            _print(summary)
+        else:
+            _print(
+                f"ran {tally.started}: {tally.succeeded} succeeded, {tally.failed} failed, "
+                f"{tally.retrying} to retry later, {tally.cancelled} cancelled"
+            )
+        return code
     configure_logging(vault.logs, console_level=logging.WARNING)
     if args.command == "status":
         report = inventory.scan(vault, config.max_note_bytes)

@@ -76,6 +76,7 @@ def write_atomic(
         except FileNotFoundError:
             mode = 0o644
     tmp = write_temp(tmp_dir, data, mode, durable=durable)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, path)
     except BaseException:

@@ -60,6 +60,7 @@ class RunRequest:
     priority: str
     task_type: str
     planned_at: datetime | None
+    workdir: Path
 
 
 @dataclass
@@ -71,6 +72,8 @@ class Reconciler:
     on_run: Callable[[RunRequest], None] = lambda request: None
     is_running: Callable[[str], bool] = lambda task_id: False
     on_stop: Callable[[str], None] = lambda task_id: None
+    claim_of: Callable[[str], dict[str, Any]] = lambda task_id: {}
+    """The owned keys a live run's claim wrote (restored over a stale copy)."""
     on_step: Callable[[Path, Step, str], None] = lambda path, step, task_id: None
     """Called after each step is done (the dashboard's recent list; benchmarks time it)."""
     entries: dict[Path, Entry] = field(default_factory=dict)
@@ -311,8 +314,17 @@ class Reconciler:
         if action in (Action.NOTHING, Action.WAIT, Action.REFUSE):
             return path
         if action is Action.RUN:
+            workdir = workdir_for(
+                self.config.apps_dir,
+                self.config.allowed_roots,
+                task_id,
+                note.meta.get("language"),
+                note.meta.get("app"),
+            )
             self.on_run(
-                RunRequest(path, task_id, note.priority.value, task_type, note.when("planned_at"))
+                RunRequest(
+                    path, task_id, note.priority.value, task_type, note.when("planned_at"), workdir
+                )
             )
             return path
         if action is Action.STOP:
@@ -341,11 +353,35 @@ class Reconciler:
             )
             return self._move(path, Folder.NEEDS_ACTION, task_id, "approved")
         if action is Action.INTERRUPTED:
+            if note.attempts >= self.config.max_attempts:
+                error = (
+                    f"interrupted on attempt {note.attempts} of {self.config.max_attempts} "
+                    "(the service stopped or died); `ai-employee retry` to try again"
+                )
+                self._write(
+                    path,
+                    {**id_changes, "status": Status.FAILED, "error": error, "completed_at": now},
+                    task_id,
+                    audit=(
+                        "interrupted attempt",
+                        {"result": "attempts spent: failed", "error": error},
+                    ),
+                )
+                return self._move(path, Folder.FAILED, task_id, "attempts spent")
             self._write(
                 path,
                 {**id_changes, "status": Status.PLANNED},
                 task_id,
                 audit=("interrupted attempt", {"result": "counted; retried as planned"}),
+            )
+            return path
+        if action is Action.SET_STATUS and step.status is Status.EXECUTING:
+            restored = self.claim_of(task_id)  # a stale copy dropped our claim: put it back
+            self._write(
+                path,
+                {**id_changes, **restored, "status": Status.EXECUTING},
+                task_id,
+                audit=("claim restored", {"result": "a stale copy wrote an old status"}),
             )
             return path
         if action is Action.SET_STATUS and step.status is not None:

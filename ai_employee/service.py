@@ -25,8 +25,11 @@ from types import FrameType
 import structlog
 
 from . import dashboard_md, fsops
+from .agentproc import RunFinished, stop_leftovers
+from .agents import Agent, CommandAgent, OutcomeKind
 from .config import Config
-from .errors import LockHeld
+from .errors import ConfigError, LockHeld
+from .executor import Executor
 from .lifecycle import Status
 from .logs import os_user, remove_old_logs
 from .reconcile import Reconciler, RunRequest
@@ -84,12 +87,18 @@ class Service:
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_ready: Callable[[], None] = lambda: None,
+        agent: Agent | None = None,
+        once: bool = False,
     ) -> None:
         self.config = config
         self.vault = Vault(config.vault)
         self.now = now
         self.on_ready = on_ready
-        self.hints: queue.SimpleQueue[Hint | str] = queue.SimpleQueue()
+        self.once = once
+        self.hints: queue.SimpleQueue[Hint | RunFinished | str] = queue.SimpleQueue()
+        self.executor = Executor(
+            self.vault, config, agent or make_agent(config), now, self.hints.put
+        )
         self.stats = Stats()
         self.scheduler = Scheduler(config.max_parallel)
         self.settler = Settler(config.settle_seconds)
@@ -100,7 +109,9 @@ class Service:
             now=now,
             actor=os_user(),
             on_run=self._queue_run,
-            is_running=self.scheduler.is_running,
+            is_running=self.executor.is_running,
+            on_stop=self.executor.cancel,
+            claim_of=lambda task_id: self.executor.claims.get(task_id, {}),
         )
         self._stop = threading.Event()
         self._rescan = threading.Event()
@@ -116,6 +127,7 @@ class Service:
         self.vault.require()
         with service_lock(self.vault), self._signals():
             removed = self.vault.sweep_tmp()
+            stop_leftovers(self.vault.runs, self.vault.root)  # before any retry can start
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
             self._watcher = VaultWatcher(
                 self.vault.root, self.hints.put, self._overflowed, polling=self.config.polling
@@ -139,6 +151,7 @@ class Service:
                 self._next_sweep = time.monotonic() + self.config.sweep_seconds
                 self.on_ready()
                 self._loop()
+                self._finish_runs()
             finally:
                 self._watcher.stop()
             self._draw_dashboard(force=True)
@@ -147,7 +160,8 @@ class Service:
                 action_type="stop",
                 result="ok",
                 parameters={k: v for k, v in vars(self.stats).items() if k != "started"}
-                | {"queued": len(self.scheduler.queued)},
+                | {"queued": len(self.scheduler.queued)}
+                | vars(self.executor.tally),
             )
         return 0
 
@@ -192,15 +206,38 @@ class Service:
                 while len(batch) < 10_000:
                     batch.append(self.hints.get_nowait())
             for hint in batch:
-                if isinstance(hint, Hint):
-                    self._take_hint(hint)
-            self._work()
+                with self._survive("event"):
+                    if isinstance(hint, Hint):
+                        self._take_hint(hint)
+                    elif isinstance(hint, RunFinished):
+                        self._run_finished(hint)
+            with self._survive("work"):
+                self._work()
+            with self._survive("start runs"):
+                self._start_runs()
+            if self.once and self._once_done():
+                break
+
+    @contextlib.contextmanager
+    def _survive(self, what: str) -> Iterator[None]:
+        """A bug or an OS error in one step is logged with its traceback; the service goes on."""
+        try:
+            yield
+        except Exception as err:
+            log.exception(
+                "internal error",
+                action_type="error",
+                target=what,
+                error=f"{type(err).__name__}: {err}",
+            )
 
     def _take_hint(self, hint: Hint) -> None:
         now = time.monotonic()
         if hint.kind is Kind.GONE:
-            self.settler.forget(hint.path)
-            if not hint.path.exists():
+            if hint.path.exists():  # an exchange or a rename over it: a new file is there
+                self.settler.arrived(hint.path, now)
+            else:
+                self.settler.forget(hint.path)
                 self.reconciler.forget(hint.path)
             return
         if hint.kind is Kind.ARRIVED:
@@ -278,6 +315,78 @@ class Service:
                 parameters={"priority": request.priority},
             )
 
+    def _start_runs(self) -> None:
+        """Start what the scheduler allows: priority order, max_parallel, one per work dir."""
+        if self._stop.is_set():
+            return
+        while not self.executor.budget_reached():
+            workdirs = {r.task_id: r.workdir for r in self.scheduler.queued}
+            request = self.scheduler.next_ready(workdirs)
+            if request is None:
+                return
+            path = self.reconciler.owners.get(request.task_id, request.path)
+            if self.executor.start(request, path):
+                self.scheduler.started(request.task_id, request.workdir)
+                self.reconciler.look(path)  # note the claim (our own write)
+            else:
+                self.reconciler.look(path, force=True)
+
+    def _run_finished(self, finished: RunFinished) -> None:
+        self.scheduler.finished(finished.task_id)
+        path = self.reconciler.owners.get(finished.task_id, finished.spec.note_path)
+        new_path: Path | None = path
+        try:
+            new_path = self.executor.record(finished, path)
+        finally:
+            # Whatever happened while recording, the note is decided again from the disk: a
+            # note left `executing` with no live run is an interrupted attempt, never stuck.
+            interrupted = finished.outcome.kind is OutcomeKind.INTERRUPTED
+            if new_path is not None and not interrupted:  # shutting down: no new decisions
+                if new_path != path:
+                    self.reconciler.forget(path)
+                self.reconciler.look(new_path, force=True)
+        outcome = finished.outcome
+        self.recent.appendleft(
+            dashboard_md.Line(
+                dashboard_md.link_for(self.vault.root, new_path) if new_path else finished.task_id,
+                finished.task_id,
+                f"{outcome.kind.value} {outcome.error}".strip(),
+            )
+        )
+        self.reconciler.changes += 1
+
+    def _finish_runs(self) -> None:
+        """Shutdown: running tasks get shutdown_grace_seconds, then are stopped (interrupted)."""
+        if not self.executor.live:
+            return
+        log.info(
+            "waiting for runs",
+            action_type="shutdown",
+            parameters={
+                "running": sorted(self.executor.live),
+                "grace_s": self.config.shutdown_grace_seconds,
+            },
+        )
+        deadline = time.monotonic() + self.config.shutdown_grace_seconds
+        interrupted = False
+        while self.executor.live:
+            left = deadline - time.monotonic()
+            if left <= 0 and not interrupted:
+                self.executor.interrupt_all()
+                interrupted = True
+            try:
+                item = self.hints.get(timeout=10 if interrupted else max(0.01, left))
+            except queue.Empty:
+                continue
+            if isinstance(item, RunFinished):
+                self._run_finished(item)
+
+    def _once_done(self) -> bool:
+        """`once`: nothing runs, nothing settles, nothing queued can start now."""
+        if self.executor.live or len(self.settler) or self._rescan.is_set():
+            return False
+        return not self.scheduler.queued or self.executor.budget_reached()
+
     # --- Dashboard.md -----------------------------------------------------------------------
 
     def _draw_dashboard(self, force: bool = False) -> None:
@@ -343,6 +452,13 @@ class Service:
             return str(path.relative_to(self.vault.root))
         except ValueError:
             return str(path)
+
+
+def make_agent(config: Config) -> Agent:
+    """The configured agent backend."""
+    if config.agent == "command":
+        return CommandAgent(config.agent_command)
+    raise ConfigError(f"agent = {config.agent!r}: not available in this version")
 
 
 def _without_timestamp(text: str) -> str:

@@ -1,0 +1,363 @@
+"""Agent processes: start one in its own group, stream its output, stop it, see how it ended.
+
+Each run has one thread that owns its process. It never touches the note: it reports the end of
+the run (`RunFinished`) to the service's main loop, which records it. A run is stopped by writing
+to its wake-up pipe (cancel, shutdown) or by its deadlines (timeout, stall): SIGTERM to the whole
+process group, a short grace, then SIGKILL, so grandchildren go too.
+
+Records of live runs (`.ai-employee/runs/<task_id>.json`: pid, group, start time) let a restarted
+service stop an agent that outlived a crash before the task's retry starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from . import fsops
+from .agents.base import Agent, Outcome, OutcomeKind, RunSpec, RunState
+
+log = structlog.get_logger(__name__)
+
+STOP_GRACE_SECONDS = 0.8
+"""Between SIGTERM and SIGKILL when a run is stopped (cancel within a second)."""
+
+_CANCEL, _INTERRUPT = b"c", b"i"
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """Posted to the service's loop when a run ends, however it ended."""
+
+    task_id: str
+    spec: RunSpec
+    outcome: Outcome
+    duration_s: float
+
+
+def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment, minus CLAUDECODE, plus the AI_EMPLOYEE_TASK_* variables."""
+    env = dict(os.environ if base is None else base)
+    env.pop("CLAUDECODE", None)
+    env["AI_EMPLOYEE_TASK_ID"] = spec.task_id
+    env["AI_EMPLOYEE_TASK_FILE"] = str(spec.note_path)
+    env["AI_EMPLOYEE_VAULT"] = str(spec.vault)
+    return env
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (tells a reused pid apart)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return int(fields[19])
+
+
+class Transcript:
+    """`Logs/tasks/<task_id>.jsonl`: every line of output as it arrives, plus start and end."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, kind: str, **fields: Any) -> None:
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "kind": kind,
+            **fields,
+        }
+        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class Run:
+    """One live attempt: its process, its wake-up pipe, its thread."""
+
+    spec: RunSpec
+    agent: Agent
+    timeout: float
+    stall: float
+    runs_dir: Path
+    transcript_path: Path
+    report: Callable[[RunFinished], None]
+    started: float = field(default_factory=time.monotonic)
+    process: subprocess.Popen[bytes] | None = None
+    _wake_r: int = -1
+    _wake_w: int = -1
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(
+            target=self._main, name=f"run-{self.spec.task_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, interrupt: bool = False) -> None:
+        """Cancel (a person) or interrupt (shutdown): the run's thread stops the group."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, _INTERRUPT if interrupt else _CANCEL)
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def record_path(self) -> Path:
+        return self.runs_dir / f"{self.spec.task_id}.json"
+
+    # --- the run's thread -------------------------------------------------------------------
+
+    def _main(self) -> None:
+        transcript = Transcript(self.transcript_path)
+        outcome: Outcome
+        try:
+            outcome = self._run(transcript)
+        except Exception as err:  # a bug must not leave a task executing for ever
+            log.exception("run crashed", task_id=self.spec.task_id)
+            outcome = Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
+        finally:
+            self.record_path.unlink(missing_ok=True)
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        duration = time.monotonic() - self.started
+        transcript.write(
+            "end",
+            outcome=outcome.kind.value,
+            exit_code=outcome.exit_code,
+            error=outcome.error or None,
+            duration_s=round(duration, 3),
+        )
+        transcript.close()
+        self.report(RunFinished(self.spec.task_id, self.spec, outcome, duration))
+
+    def _run(self, transcript: Transcript) -> Outcome:
+        spec = self.spec
+        argv = self.agent.argv(spec)
+        stdin_path = self.agent.stdin(spec)
+        transcript.write(
+            "start",
+            attempt=spec.attempt,
+            argv=argv,
+            cwd=str(spec.workdir),
+            session_id=spec.session_id,
+            resume=spec.resume,
+        )
+        try:
+            with open(stdin_path or os.devnull, "rb") as stdin:
+                self.process = subprocess.Popen(
+                    argv,
+                    cwd=spec.workdir,
+                    stdin=stdin,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=agent_env(spec),
+                    start_new_session=True,  # its own process group: stopped as a whole
+                    close_fds=True,
+                )
+        except OSError as err:
+            transcript.write("error", error=str(err))
+            return self.agent.not_found(spec, err)
+        proc = self.process
+        self._write_record(proc.pid)
+        state = RunState()
+        assert proc.stdout is not None
+        stream = proc.stdout.fileno()
+        os.set_blocking(stream, False)
+        selector = selectors.DefaultSelector()
+        selector.register(stream, selectors.EVENT_READ, "out")
+        selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        pending = b""
+        last_output = time.monotonic()
+        deadline = self.started + self.timeout
+        stopped: Outcome | None = None
+        try:
+            while True:
+                now = time.monotonic()
+                wait = min(deadline, last_output + self.stall) - now
+                if wait <= 0:
+                    why = (
+                        f"timed out after {self.timeout:g} s (task_timeout_seconds)"
+                        if now >= deadline
+                        else f"no output for {self.stall:g} s (stall_seconds); stopped"
+                    )
+                    self._stop_group(proc)
+                    stopped = Outcome(OutcomeKind.TRANSIENT, error=why)
+                    break
+                events = selector.select(wait)
+                eof = False
+                for key, _ in events:
+                    if key.data == "wake":
+                        signal_byte = os.read(self._wake_r, 1)
+                        self._stop_group(proc)
+                        stopped = Outcome(
+                            OutcomeKind.INTERRUPTED
+                            if signal_byte == _INTERRUPT
+                            else OutcomeKind.CANCELLED,
+                            error="stopped by the service's shutdown"
+                            if signal_byte == _INTERRUPT
+                            else "cancelled by a person",
+                        )
+                        break
+                    chunk = os.read(stream, 1 << 16)
+                    if not chunk:
+                        eof = True
+                        continue
+                    last_output = time.monotonic()
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for raw in lines:
+                        self._line(raw, state, transcript)
+                if stopped is not None or eof:
+                    break
+            if pending:
+                self._line(pending, state, transcript)
+            if stopped is None:
+                remaining = max(0.1, deadline - time.monotonic())
+                try:
+                    proc.wait(timeout=remaining)
+                except subprocess.TimeoutExpired:
+                    self._stop_group(proc)
+                    return Outcome(OutcomeKind.TRANSIENT, error="timed out after closing output")
+                self._kill_leftovers(proc.pid)
+        finally:
+            selector.close()
+            proc.stdout.close()
+        if stopped is not None:
+            return Outcome(
+                stopped.kind,
+                error=stopped.error,
+                result="\n".join(state.tail[-20:]),
+                exit_code=proc.returncode,
+            )
+        return self.agent.finish(proc.returncode, state)
+
+    def _line(self, raw: bytes, state: RunState, transcript: Transcript) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        progress = self.agent.on_line(line, state)
+        transcript.write("out", line=line)
+        if progress:
+            log.info("progress", action_type="progress", task_id=self.spec.task_id, **progress)
+
+    def _write_record(self, pid: int) -> None:
+        record = {
+            "task_id": self.spec.task_id,
+            "pid": pid,
+            "pgid": pid,
+            "start_ticks": process_start_ticks(pid),
+            "attempt": self.spec.attempt,
+            "session_id": self.spec.session_id,
+            "service_pid": os.getpid(),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        fsops.write_atomic(
+            self.record_path, json.dumps(record).encode(), self.runs_dir.parent / "tmp"
+        )
+
+    def _stop_group(self, proc: subprocess.Popen[bytes]) -> None:
+        stop_group(proc.pid, lambda t: _wait_child(proc, t))
+
+    def _kill_leftovers(self, pgid: int) -> None:
+        """The agent exited: anything it left in its group goes too."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _wait_child(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def stop_group(pgid: int, wait: Callable[[float], bool], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM the group, wait up to `grace` for its leader, then SIGKILL the group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    wait(grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    wait(grace)
+
+
+def wait_pid(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to exit (pidfd: no polling)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        return True
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            return bool(selector.select(timeout))
+    finally:
+        os.close(fd)
+
+
+def leftover_agents(runs_dir: Path, vault: Path) -> Iterator[tuple[str, int]]:
+    """(task_id, pid) of agents a previous service left running: by run record, then by /proc."""
+    seen: set[int] = set()
+    for record_path in sorted(runs_dir.glob("*.json")):
+        try:
+            record = json.loads(record_path.read_text())
+            pid, ticks = int(record["pid"]), record.get("start_ticks")
+        except (ValueError, KeyError, OSError):
+            record_path.unlink(missing_ok=True)
+            continue
+        if process_start_ticks(pid) is not None and process_start_ticks(pid) == ticks:
+            seen.add(pid)
+            yield str(record["task_id"]), pid
+    # A crash between starting the agent and writing its record: find it by its environment.
+    want = f"AI_EMPLOYEE_VAULT={vault}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in seen or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if want in environ:
+            task = next((v for v in environ if v.startswith(b"AI_EMPLOYEE_TASK_ID=")), None)
+            if task is not None and os.getpgid(int(entry.name)) == int(entry.name):
+                yield task.split(b"=", 1)[1].decode(), int(entry.name)
+
+
+def stop_leftovers(runs_dir: Path, vault: Path) -> list[tuple[str, int]]:
+    """Stop every leftover agent (and its group) before any retry starts."""
+    stopped = []
+    for task_id, pid in leftover_agents(runs_dir, vault):
+        stop_group(pid, functools.partial(wait_pid, pid), grace=2.0)
+        log.warning(
+            "stopped a leftover agent",
+            action_type="recover",
+            task_id=task_id,
+            parameters={"pid": pid},
+            result="stopped before the task's retry",
+        )
+        stopped.append((task_id, pid))
+    for record_path in runs_dir.glob("*.json"):
+        record_path.unlink(missing_ok=True)
+    return stopped

@@ -1,0 +1,91 @@
+"""The agent interface: how to start a run, what a line of output means, how a run ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class OutcomeKind(StrEnum):
+    """How a run ended, as far as retrying is concerned."""
+
+    SUCCESS = "success"
+    """The work is done: the note goes to Done/."""
+    TRANSIENT = "transient"
+    """Worth another attempt (after a backoff) while attempts are left."""
+    PERMANENT = "permanent"
+    """Another attempt would fail the same way: Failed/ at once, with what to do."""
+    CANCELLED = "cancelled"
+    """A person stopped it."""
+    INTERRUPTED = "interrupted"
+    """The service stopped it on shutdown: retried on the next start, same session."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything an agent needs to start one attempt."""
+
+    task_id: str
+    task_type: str
+    note_path: Path
+    vault: Path
+    workdir: Path
+    prompt_file: Path
+    attempt: int
+    session_id: str | None = None
+    resume: bool = False
+    handbook: str = ""
+
+
+@dataclass
+class RunState:
+    """What an agent learns from the output while it runs (it owns the contents)."""
+
+    lines: int = 0
+    tail: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def keep(self, line: str, limit: int = 40) -> None:
+        self.lines += 1
+        self.tail.append(line)
+        if len(self.tail) > limit:
+            del self.tail[0]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    error: str = ""
+    """One line: what happened and what to do (empty on success)."""
+    result: str = ""
+    """The `## Result` section's text."""
+    exit_code: int | None = None
+    cost_usd: float | None = None
+    session_id: str | None = None
+    turns: int | None = None
+
+
+class Agent(Protocol):
+    """A backend: builds the command line, reads the output, judges the end of a run."""
+
+    name: str
+
+    def argv(self, spec: RunSpec) -> list[str]: ...
+
+    def stdin(self, spec: RunSpec) -> Path | None:
+        """A file for the agent's stdin (never an open pipe), or None for /dev/null."""
+        ...
+
+    def prompt_header(self, spec: RunSpec) -> str:
+        """What goes before the task in the prompt file (the handbook, for some agents)."""
+        ...
+
+    def on_line(self, line: str, state: RunState) -> dict[str, Any] | None:
+        """Note one line of output; return a progress record worth logging, if any."""
+        ...
+
+    def finish(self, exit_code: int, state: RunState) -> Outcome: ...
+
+    def not_found(self, spec: RunSpec, error: OSError) -> Outcome: ...

@@ -1,0 +1,347 @@
+"""Claim, run, record: the exactly-once path from `status: planned` to Done/ or Failed/.
+
+Called from the service's main loop only. The claim (`executing`, `started_at`, `attempts`) is
+written to the note before the agent starts; the end of the run is recorded on the note (and its
+`## Result`), which then moves to its folder or waits for its retry time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+import tenacity
+
+from . import fsops
+from .agentproc import Run, RunFinished
+from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
+from .config import Config
+from .errors import NoteRefused
+from .lifecycle import HOME, Status, check_transition
+from .notefile import NoteGone, move_note, read_note, update_note
+from .planner import plan_name
+from .reconcile import RunRequest
+from .taskfile import TaskNote
+from .vault import Folder, Vault
+
+log = structlog.get_logger(__name__)
+
+
+def retry_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Seconds before retry number `attempt` (1-based): exponential with jitter (tenacity)."""
+    wait = tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, attempt)
+    return min(float(wait(state)), maximum)
+
+
+@dataclass
+class Tally:
+    """What happened to runs since the service started (for `once` and the log)."""
+
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retrying: int = 0
+    cancelled: int = 0
+    interrupted: int = 0
+
+
+@dataclass
+class Executor:
+    vault: Vault
+    config: Config
+    agent: Agent
+    now: Callable[[], datetime]
+    post: Callable[[RunFinished], None]
+    live: dict[str, Run] = field(default_factory=dict)
+    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The owned keys each live run's claim wrote (put back over a stale copy)."""
+    tally: Tally = field(default_factory=Tally)
+    spent: dict[str, float] = field(default_factory=dict)
+    """Cost recorded per UTC day."""
+
+    def is_running(self, task_id: str) -> bool:
+        return task_id in self.live
+
+    def budget_reached(self) -> bool:
+        limit = self.config.daily_budget_usd
+        return limit > 0 and self.spent.get(self.now().date().isoformat(), 0.0) >= limit
+
+    # --- claim and start --------------------------------------------------------------------
+
+    def start(self, request: RunRequest, path: Path) -> bool:
+        """Claim the note and start its agent. False when the note is no longer runnable."""
+        try:
+            note, _ = read_note(path, self.vault.root, self.config.max_note_bytes)
+        except (NoteRefused, FileNotFoundError):
+            return False
+        if note.task_id != request.task_id or note.status not in (Status.PLANNED,):
+            return False  # changed since it was queued; the next look decides again
+        now = self.now()
+        attempt = note.attempts + 1
+        session_id, resume = None, False
+        if getattr(self.agent, "uses_sessions", False):
+            previous = note.meta.get("session_id")
+            session_id, resume = (str(previous), True) if previous else (str(uuid.uuid4()), False)
+        claim: dict[str, Any] = {
+            "status": Status.EXECUTING,
+            "started_at": now,
+            "attempts": attempt,
+            "session_id": session_id,
+            "next_attempt_at": None,
+            "completed_at": None,
+        }
+        check_transition(note.status, Status.EXECUTING, request.task_id)
+        try:
+            update_note(
+                path,
+                claim,
+                tmp_dir=self.vault.tmp,
+                vault_root=self.vault.root,
+                max_bytes=self.config.max_note_bytes,
+            )
+        except (NoteRefused, NoteGone, FileNotFoundError):
+            return False
+        spec = RunSpec(
+            task_id=request.task_id,
+            task_type=request.task_type,
+            note_path=path,
+            vault=self.vault.root,
+            workdir=request.workdir,
+            prompt_file=self.vault.machinery / "prompts" / f"{request.task_id}.md",
+            attempt=attempt,
+            session_id=session_id,
+            resume=resume,
+            handbook=self._handbook(),
+        )
+        request.workdir.mkdir(parents=True, exist_ok=True)
+        self._write_prompt(spec, note)
+        run = Run(
+            spec=spec,
+            agent=self.agent,
+            timeout=self.config.timeout_for(request.task_type),
+            stall=self.config.stall_seconds,
+            runs_dir=self.vault.runs,
+            transcript_path=self.vault.transcripts / f"{request.task_id}.jsonl",
+            report=self.post,
+        )
+        self.live[request.task_id] = run
+        self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
+        run.start()
+        self.tally.started += 1
+        log.info(
+            "run started",
+            action_type="run",
+            task_id=request.task_id,
+            target=self._rel(path),
+            parameters={
+                "attempt": attempt,
+                "agent": self.agent.name,
+                "workdir": str(request.workdir),
+                "resume": resume,
+            },
+        )
+        return True
+
+    def _handbook(self) -> str:
+        try:
+            return self.vault.handbook.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return ""
+
+    def _write_prompt(self, spec: RunSpec, note: TaskNote) -> None:
+        plan_path = self.vault.folder(Folder.PLANS) / plan_name(spec.note_path)
+        try:
+            plan = plan_path.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            plan = "(no plan file)"
+        header = self.agent.prompt_header(spec).strip()
+        parts = [header] if header else []
+        parts += [
+            f"# Task: {note.title}",
+            f"Task id: {spec.task_id}. Type: {spec.task_type}. Attempt {spec.attempt}.",
+            f"Work in this directory and nowhere else: {spec.workdir}",
+            "## What was asked",
+            note.body_without_result.strip() or "(the note has no body; the title is the task)",
+            "## The plan",
+            plan.strip(),
+        ]
+        fsops.write_atomic(
+            spec.prompt_file,
+            ("\n\n".join(parts) + "\n").encode("utf-8"),
+            self.vault.tmp,
+            durable=False,
+        )
+
+    # --- stop -------------------------------------------------------------------------------
+
+    def cancel(self, task_id: str) -> None:
+        run = self.live.get(task_id)
+        if run is not None:
+            log.info(
+                "stopping run", action_type="cancel", task_id=task_id, result="a person ended it"
+            )
+            run.stop()
+
+    def interrupt_all(self) -> None:
+        for run in list(self.live.values()):
+            run.stop(interrupt=True)
+
+    # --- record -----------------------------------------------------------------------------
+
+    def record(self, finished: RunFinished, path: Path | None) -> Path | None:
+        """Write how the run ended on the note, move it; returns where the note is now."""
+        self.live.pop(finished.task_id, None)
+        claim = self.claims.pop(finished.task_id, {})
+        outcome = finished.outcome
+        self._count_cost(outcome)
+        if outcome.kind is OutcomeKind.INTERRUPTED:
+            self.tally.interrupted += 1
+            log.warning(
+                "run interrupted",
+                action_type="run_end",
+                task_id=finished.task_id,
+                result="left executing; retried on the next start",
+            )
+            return path
+        if path is None or not path.exists():
+            log.error(
+                "run ended but its note is gone",
+                action_type="run_end",
+                task_id=finished.task_id,
+                result=outcome.kind.value,
+                error=outcome.error,
+            )
+            return None
+        try:
+            note, _ = read_note(path, self.vault.root, self.config.max_note_bytes)
+        except NoteRefused as err:
+            log.error(
+                "run ended but its note cannot be read",
+                action_type="run_end",
+                task_id=finished.task_id,
+                error=err.reason,
+                result=outcome.kind.value,
+            )
+            return path
+        now = self.now()
+        attempts = int(note.attempts or claim.get("attempts") or 1)
+        kind = outcome.kind
+        if note.status is Status.CANCELLED or note.status is Status.REJECTED:
+            kind = OutcomeKind.CANCELLED
+        if kind is OutcomeKind.TRANSIENT and attempts >= self.config.max_attempts:
+            kind = OutcomeKind.PERMANENT
+            error = (
+                f"{outcome.error} (attempt {attempts} of {self.config.max_attempts}; "
+                "`ai-employee retry` to try again)"
+            )
+        else:
+            error = outcome.error
+        changes: dict[str, Any] = {
+            "duration_s": round(finished.duration_s, 3),
+            "exit_code": outcome.exit_code,
+            "cost_usd": outcome.cost_usd,
+        }
+        if outcome.session_id:
+            changes["session_id"] = outcome.session_id
+        target: Folder | None = None
+        if kind is OutcomeKind.SUCCESS:
+            changes |= {"status": Status.DONE, "completed_at": now, "error": None}
+            target = HOME[Status.DONE]
+            self.tally.succeeded += 1
+        elif kind is OutcomeKind.CANCELLED:
+            status = note.status if note.status is Status.REJECTED else Status.CANCELLED
+            changes |= {"status": status, "completed_at": now, "error": error or None}
+            target = HOME[status]
+            self.tally.cancelled += 1
+        elif kind is OutcomeKind.TRANSIENT:
+            delay = retry_delay(
+                attempts, self.config.retry_initial_seconds, self.config.retry_max_seconds
+            )
+            changes |= {
+                "status": Status.PLANNED,
+                "error": error,
+                "next_attempt_at": now + timedelta(seconds=delay),
+                "session_id": None,
+            }
+            self.tally.retrying += 1
+        else:
+            changes |= {"status": Status.FAILED, "error": error, "completed_at": now}
+            target = HOME[Status.FAILED]
+            self.tally.failed += 1
+        new_status = changes["status"]
+        if note.status is not None and new_status is not note.status:
+            check_transition(note.status, new_status, finished.task_id)
+        result = _result_text(kind, outcome, error, finished, attempts)
+        try:
+            update_note(
+                path,
+                changes,
+                tmp_dir=self.vault.tmp,
+                vault_root=self.vault.root,
+                max_bytes=self.config.max_note_bytes,
+                result=result,
+            )
+            if target is not None and path.parent != self.vault.folder(target):
+                path = move_note(path, self.vault.folder(target))
+        except (NoteGone, FileNotFoundError):
+            return None
+        log.log(
+            20 if kind in (OutcomeKind.SUCCESS, OutcomeKind.CANCELLED) else 30,
+            "run finished",
+            action_type="run_end",
+            task_id=finished.task_id,
+            target=self._rel(path),
+            result=kind.value if kind is not OutcomeKind.TRANSIENT else "retry later",
+            error=error or None,
+            parameters={
+                "attempt": attempts,
+                "duration_s": round(finished.duration_s, 3),
+                "exit_code": outcome.exit_code,
+                "cost_usd": outcome.cost_usd,
+                "turns": outcome.turns,
+                "next_attempt_at": changes.get("next_attempt_at"),
+            },
+        )
+        return path
+
+    def _count_cost(self, outcome: Outcome) -> None:
+        if outcome.cost_usd:
+            day = self.now().date().isoformat()
+            self.spent[day] = self.spent.get(day, 0.0) + outcome.cost_usd
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.vault.root))
+        except ValueError:
+            return str(path)
+
+
+def _result_text(
+    kind: OutcomeKind, outcome: Outcome, error: str, finished: RunFinished, attempts: int
+) -> str:
+    facts = [f"**{kind.value}**", f"attempt {attempts}", f"{finished.duration_s:.1f} s"]
+    if outcome.exit_code is not None:
+        facts.append(f"exit {outcome.exit_code}")
+    if outcome.cost_usd is not None:
+        facts.append(f"${outcome.cost_usd:.4f}")
+    if outcome.turns is not None:
+        facts.append(f"{outcome.turns} turns")
+    lines = [", ".join(facts), ""]
+    if error:
+        lines += [f"Error: {error}", ""]
+    if outcome.result.strip():
+        lines += ["```text", outcome.result.strip()[-4000:].replace("```", "'''"), "```"]
+    lines.append(f"Transcript: `Logs/tasks/{finished.task_id}.jsonl`")
+    return "\n".join(lines)
+
+
+def utc_midnight_after(now: datetime) -> datetime:
+    tomorrow = (now.astimezone(UTC) + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)

@@ -1,0 +1,362 @@
+"""Running tasks with real processes: claim, queue, retries, stops, crashes, exactly once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ai_employee.config import Config
+from ai_employee.executor import retry_delay
+from ai_employee.vault import Folder, Vault
+
+from .helpers import wait_for
+from .service_harness import drop, events, note, running_service, svc_config, wait_status
+
+FAKE = Path(__file__).with_name("fake_agent.py")
+
+
+def agent_config(vault: Vault, ledger: Path, **overrides: object) -> Config:
+    os.environ["FAKE_LEDGER"] = str(ledger)
+    command = f"{sys.executable} {FAKE} {{task_id}} {{workdir}} {{prompt_file}}"
+    return svc_config(
+        vault,
+        agent="command",
+        agent_command=command,
+        retry_initial_seconds=0,
+        retry_max_seconds=0,
+        **overrides,
+    )
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "ledger.txt"
+    path.touch()
+    monkeypatch.setenv("FAKE_LEDGER", str(path))
+    return path
+
+
+def ledger_events(ledger: Path) -> list[tuple[str, str, int, int]]:
+    out = []
+    for line in ledger.read_text().splitlines():
+        task, event, pid, ns = line.split()
+        out.append((task, event, int(pid), int(ns)))
+    return out
+
+
+def starts(ledger: Path) -> Counter[str]:
+    return Counter(task for task, event, _, _ in ledger_events(ledger) if event == "start")
+
+
+def task(title: str, behave: str = "ok", priority: str = "normal", app: str | None = None) -> str:
+    where = f"language: py\napp: {app}\n" if app else ""
+    return (
+        f"---\ntitle: {title}\ntype: claude_app\npriority: {priority}\n{where}---\n"
+        f"behave: {behave}\n"
+    )
+
+
+def done_note(vault: Vault, name: str, timeout: float = 20) -> Path:
+    path = vault.folder(Folder.DONE) / name
+    wait_status(path, "done", timeout)
+    return path
+
+
+def test_a_planned_task_runs_once_and_is_recorded_in_done(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    with running_service(agent_config(vault, ledger)):
+        drop(vault, tmp_path, "Build.md", task("Build", app="builder"))
+        finished = note(done_note(vault, "Build.md"))
+    assert finished.meta["attempts"] == 1 and finished.meta["exit_code"] == 0
+    assert finished.meta["duration_s"] > 0 and finished.meta["completed_at"]
+    assert "## Result" in finished.body and f"built it for {finished.task_id}" in finished.body
+    assert (vault.root.parent / "apps" / "py" / "builder" / "result.txt").exists()
+    assert starts(ledger) == {finished.task_id: 1}
+    transcript = vault.transcripts / f"{finished.task_id}.jsonl"
+    assert '"kind": "out"' in transcript.read_text() and '"kind": "end"' in transcript.read_text()
+    assert not list(vault.runs.glob("*.json")), "the run record is removed at the end"
+
+
+def test_priority_order_then_age(vault: Vault, ledger: Path) -> None:
+    folder = vault.folder(Folder.NEEDS_ACTION)
+    for name, priority in [
+        ("a low", "low"),
+        ("b normal", "normal"),
+        ("c high", "high"),
+        ("d high", "high"),
+    ]:
+        (folder / f"{name}.md").write_text(task(name, priority=priority))
+    with running_service(agent_config(vault, ledger)):
+        for name in ["a low", "b normal", "c high", "d high"]:
+            done_note(vault, f"{name}.md")
+    ids = {
+        note(vault.folder(Folder.DONE) / f"{n}.md").task_id: n
+        for n in ["a low", "b normal", "c high", "d high"]
+    }
+    order = [ids[t] for t, event, _, _ in ledger_events(ledger) if event == "start"]
+    assert order == ["c high", "d high", "b normal", "a low"]
+
+
+def _max_overlap(ledger: Path, tasks: set[str] | None = None) -> int:
+    live, peak = 0, 0
+    for task_id, event, _, _ in sorted(ledger_events(ledger), key=lambda e: e[3]):
+        if tasks is not None and task_id not in tasks:
+            continue
+        live += 1 if event == "start" else -1
+        peak = max(peak, live)
+    return peak
+
+
+def test_max_parallel_is_respected(vault: Vault, tmp_path: Path, ledger: Path) -> None:
+    with running_service(agent_config(vault, ledger, max_parallel=2)):
+        for i in range(6):
+            drop(vault, tmp_path, f"p{i}.md", task(f"p{i}", behave="sleep 0.4"))
+        for i in range(6):
+            done_note(vault, f"p{i}.md")
+    assert _max_overlap(ledger) == 2
+    assert sum(starts(ledger).values()) == 6
+
+
+def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
+    with running_service(agent_config(vault, ledger, max_parallel=3)):
+        for i in range(3):
+            drop(vault, tmp_path, f"same{i}.md", task(f"same{i}", "sleep 0.3", app="shared"))
+        for i in range(3):
+            done_note(vault, f"same{i}.md")
+    assert _max_overlap(ledger) == 1
+
+
+def test_timeout_stops_the_run_and_fails_when_attempts_are_spent(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    config = agent_config(vault, ledger, task_timeout_seconds=1, max_attempts=1)
+    with running_service(config):
+        drop(vault, tmp_path, "slow.md", task("slow", behave="sleep 30"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "slow.md", "failed", 20)
+    assert failed.meta["error"].startswith("timed out after 1 s (task_timeout_seconds)")
+    assert "(attempt 1 of 1; `ai-employee retry` to try again)" in failed.meta["error"]
+    assert [e for _, e, _, _ in ledger_events(ledger)] == ["start", "end"]
+
+
+def test_stall_stops_a_silent_run(vault: Vault, tmp_path: Path, ledger: Path) -> None:
+    with running_service(agent_config(vault, ledger, stall_seconds=1, max_attempts=1)):
+        drop(vault, tmp_path, "quiet.md", task("quiet", behave="silent 30"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "quiet.md", "failed", 20)
+    assert failed.meta["error"].startswith("no output for 1 s (stall_seconds); stopped")
+
+
+def test_transient_failure_is_retried_then_succeeds(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    with running_service(agent_config(vault, ledger)):
+        drop(vault, tmp_path, "flaky.md", task("flaky", behave="fail-once"))
+        finished = note(done_note(vault, "flaky.md"))
+    assert finished.meta["attempts"] == 2
+    assert "error" not in finished.meta
+    assert starts(ledger)[finished.task_id] == 2
+    (retry,) = [e for e in events(vault, "run finished") if e["result"] == "retry later"]
+    assert retry["error"] == "agent exited 4: first attempt fails"
+
+
+def test_retries_spent_go_to_failed(vault: Vault, tmp_path: Path, ledger: Path) -> None:
+    with running_service(agent_config(vault, ledger, max_attempts=2)):
+        drop(vault, tmp_path, "broken.md", task("broken", behave="fail"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "broken.md", "failed", 20)
+    assert failed.meta["attempts"] == 2
+    assert failed.meta["error"] == (
+        "agent exited 3: something broke (attempt 2 of 2; `ai-employee retry` to try again)"
+    )
+    assert "something broke" in failed.body
+
+
+def test_cancel_mid_run_stops_the_group_within_a_second(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    with running_service(agent_config(vault, ledger)):
+        path = drop(vault, tmp_path, "long.md", task("long", behave="grandchild", app="long"))
+        running = wait_status(path, "executing")
+        pid_file = vault.root.parent / "apps" / "py" / "long" / "grandchild.pid"
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the grandchild")
+        grandchild = int(pid_file.read_text())
+        started = time.monotonic()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ai_employee",
+                "cancel",
+                running.task_id,
+                "--vault",
+                str(vault.root),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        cancelled = wait_status(vault.folder(Folder.DONE) / "long.md", "cancelled")
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 3.0
+    assert (
+        not Path(f"/proc/{grandchild}").exists()
+        or Path(f"/proc/{grandchild}/stat").read_text().split()[2] == "Z"
+    )
+    assert "cancelled by a person" in cancelled.body
+
+
+def test_a_stale_buffer_written_over_an_executing_note_starts_no_second_run(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    with running_service(agent_config(vault, ledger)) as service:
+        path = drop(vault, tmp_path, "stale.md", task("stale", behave="sleep 2"))
+        planned_text = wait_status(path, "planned") and path.read_text()
+        running = wait_status(path, "executing")
+        stale = tmp_path / "stale buffer.md"
+        stale.write_text(planned_text)  # an editor saves the copy it loaded before the claim
+        stale.rename(path)
+        wait_for(lambda: events(vault, "claim restored"), what="the claim restored")
+        assert note(path).meta["status"] == "executing"
+        assert note(path).meta["attempts"] == 1
+        done_note(vault, "stale.md")
+        assert service.executor.tally.started == 1
+    assert starts(ledger) == {running.task_id: 1}
+
+
+def test_a_copy_of_a_running_note_is_held_not_run(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    with running_service(agent_config(vault, ledger)):
+        path = drop(vault, tmp_path, "orig.md", task("orig", behave="sleep 1"))
+        running = wait_status(path, "executing")
+        shutil.copy(path, tmp_path / "orig copy.md")
+        (tmp_path / "orig copy.md").rename(vault.folder(Folder.NEEDS_ACTION) / "orig copy.md")
+        held = wait_status(
+            vault.folder(Folder.PENDING_APPROVAL) / "orig copy.md", "pending_approval"
+        )
+        done_note(vault, "orig.md")
+    assert held.task_id != running.task_id and "started_at" not in held.meta
+    assert starts(ledger) == {running.task_id: 1}
+
+
+def _service_process(vault: Vault, config_env: dict[str, str]) -> subprocess.Popen[str]:
+    env = {**os.environ, **config_env, "AI_EMPLOYEE_VAULT": str(vault.root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ai_employee", "run"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"service ready"' in line:
+            return proc
+    raise AssertionError(f"service exited: {proc.wait()}")
+
+
+def _env(ledger: Path, **extra: str) -> dict[str, str]:
+    command = f"{sys.executable} {FAKE} {{task_id}} {{workdir}} {{prompt_file}}"
+    return {
+        "AI_EMPLOYEE_AGENT": "command",
+        "AI_EMPLOYEE_AGENT_COMMAND": command,
+        "AI_EMPLOYEE_SETTLE_SECONDS": "0.2",
+        "AI_EMPLOYEE_RETRY_INITIAL_SECONDS": "0",
+        "FAKE_LEDGER": str(ledger),
+        **extra,
+    }
+
+
+def _close(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+def test_service_killed_mid_run_then_restarted_never_overlaps(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    first = _service_process(vault, _env(ledger))
+    try:
+        path = drop(vault, tmp_path, "crash.md", task("crash", behave="sleep-first 60"))
+        running = wait_status(path, "executing")
+        wait_for(lambda: starts(ledger), what="the agent to start")
+        first.kill()  # SIGKILL: no chance to clean up; the agent lives on
+        first.wait(10)
+    finally:
+        _close(first)
+    (orphan_pid,) = [pid for _, e, pid, _ in ledger_events(ledger) if e == "start"]
+    assert Path(f"/proc/{orphan_pid}").exists(), "the agent outlived the service"
+    second = _service_process(vault, _env(ledger))
+    try:
+        finished = note(done_note(vault, "crash.md", 30))
+    finally:
+        _close(second)
+    timeline = [(e, pid) for _, e, pid, _ in sorted(ledger_events(ledger), key=lambda e: e[3])]
+    assert timeline[:2] == [("start", orphan_pid), ("end", orphan_pid)], timeline
+    assert timeline[2][0] == "start" and timeline[2][1] != orphan_pid
+    assert finished.meta["attempts"] == 2 and finished.task_id == running.task_id
+    assert events(vault, "stopped a leftover agent")
+    assert events(vault, "interrupted attempt", running.task_id)
+
+
+def test_sigterm_with_a_run_in_progress_leaves_it_interrupted_for_the_next_start(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    proc = _service_process(vault, _env(ledger, AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS="0.5"))
+    try:
+        path = drop(vault, tmp_path, "term.md", task("term", behave="sleep-first 60"))
+        wait_status(path, "executing")
+        wait_for(lambda: starts(ledger), what="the agent to start")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        _close(proc)
+    assert note(path).meta["status"] == "executing"
+    assert [e for _, e, _, _ in ledger_events(ledger)] == ["start", "end"]
+    again = _service_process(vault, _env(ledger))
+    try:
+        finished = note(done_note(vault, "term.md", 30))
+    finally:
+        _close(again)
+    assert finished.meta["attempts"] == 2
+
+
+def test_once_runs_what_is_ready_and_summarises(vault: Vault, ledger: Path) -> None:
+    folder = vault.folder(Folder.NEEDS_ACTION)
+    (folder / "one.md").write_text(task("one"))
+    (folder / "two.md").write_text(task("two", behave="fail"))
+    env = {
+        **os.environ,
+        **_env(ledger, AI_EMPLOYEE_MAX_ATTEMPTS="1"),
+        "AI_EMPLOYEE_VAULT": str(vault.root),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "ai_employee", "once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran 2: 1 succeeded, 1 failed, 0 to retry later, 0 cancelled"
+    assert (vault.folder(Folder.DONE) / "one.md").exists()
+    assert (vault.folder(Folder.FAILED) / "two.md").exists()
+
+
+def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
+    for attempt, low, high in [(1, 30, 60), (2, 60, 90), (3, 120, 150), (10, 900, 900)]:
+        delay = retry_delay(attempt, 30, 900)
+        assert low <= delay <= high, (attempt, delay)
