@@ -19,8 +19,14 @@ from .helpers import wait_for
 
 
 def svc_config(vault: Vault, **overrides: Any) -> Config:
-    """Defaults, with short quiet times so tests are quick; any key can be overridden."""
-    env = {"AI_EMPLOYEE_SETTLE_SECONDS": "0.2"}
+    """Defaults with short quiet times, and an agent that just sleeps (runs stay `executing`),
+    so tests about watching and planning are quick; any key can be overridden."""
+    env = {
+        "AI_EMPLOYEE_SETTLE_SECONDS": "0.2",
+        "AI_EMPLOYEE_AGENT": "command",
+        "AI_EMPLOYEE_AGENT_COMMAND": "sleep 60",
+        "AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS": "0",
+    }
     env.update({f"AI_EMPLOYEE_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_config(vault.root, env=env)
 
@@ -69,6 +75,19 @@ def status_of(path: Path) -> str | None:
 def wait_status(path: Path, status: str, timeout: float = 15.0) -> TaskNote:
     wait_for(lambda: status_of(path) == status, timeout, f"{path.name} to be {status}")
     return note(path)
+
+
+def wait_planned(path: Path, timeout: float = 15.0) -> TaskNote:
+    """Until the note has been planned (it may already run: the status moves on)."""
+
+    def planned() -> TaskNote | None:
+        try:
+            found = note(path)
+        except (FileNotFoundError, ValueError):
+            return None
+        return found if found.meta.get("planned_at") else None
+
+    return wait_for(planned, timeout, f"{path.name} to be planned")
 
 
 def audit(vault: Vault) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from .service_harness import (
     events,
     note,
     running_service,
-    status_of,
     svc_config,
+    wait_planned,
     wait_status,
 )
 
@@ -33,7 +33,7 @@ def test_drop_by_rename_is_planned_with_a_plan_linked_both_ways(
 ) -> None:
     with running_service(svc_config(vault)):
         path = drop(vault, tmp_path, "Bakery.md", TASK.format(title="Bakery"))
-        planned = wait_status(path, "planned")
+        planned = wait_planned(path)
     plan = vault.folder(Folder.PLANS) / "PLAN_Bakery.md"
     assert planned.meta["plan"] == "[[PLAN_Bakery]]"
     assert "Task: [[Bakery]]" in plan.read_text()
@@ -49,7 +49,7 @@ def test_notes_present_before_start_are_planned_at_start(vault: Vault) -> None:
         paths.append(path)
     with running_service(svc_config(vault)):
         for path in paths:
-            wait_status(path, "planned")
+            wait_planned(path)
 
 
 def test_in_place_write_in_chunks_is_read_only_after_close_and_quiet(
@@ -62,7 +62,7 @@ def test_in_place_write_in_chunks_is_read_only_after_close_and_quiet(
             handle.flush()
             wait_for(lambda: path in service.settler, what="the service to see the write")
             handle.write("type: claude_app\n---\nBody in a second chunk.\n")
-        planned = wait_status(path, "planned")
+        planned = wait_planned(path)
     assert planned.body == "Body in a second chunk.\n"
     assert events(vault, "note refused") == []
 
@@ -72,7 +72,7 @@ def test_vim_style_save_of_a_planned_note_is_not_planned_again(
 ) -> None:
     with running_service(svc_config(vault)) as service:
         path = drop(vault, tmp_path, "vim.md", TASK.format(title="Vim"))
-        planned = wait_status(path, "planned")
+        planned = wait_planned(path)
         looks = service.stats.looks
         text = path.read_text()
         backup = path.with_name("vim.md~")
@@ -112,7 +112,7 @@ def test_empty_untitled_then_rename_and_type(vault: Vault, tmp_path: Path) -> No
         untitled.rename(real)  # the person types a title
         with real.open("w") as handle:  # ... and the text (autosave writes in place)
             handle.write(TASK.format(title="Shop page"))
-        wait_status(real, "planned")
+        wait_planned(real)
     assert not untitled.exists()
 
 
@@ -123,7 +123,7 @@ def test_syncthing_temp_file_renamed_over_the_note(vault: Vault) -> None:
         temp.write_text(TASK.format(title="Synced"))
         target = folder / "synced.md"
         os.rename(temp, target)
-        wait_status(target, "planned")
+        wait_planned(target)
 
 
 def test_duplicate_and_reordered_events_plan_once(vault: Vault, tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_duplicate_and_reordered_events_plan_once(vault: Vault, tmp_path: Path) 
         path = drop(vault, tmp_path, "dup.md", TASK.format(title="Dup"))
         for kind in [Kind.ARRIVED, Kind.WRITTEN, Kind.GONE, Kind.ARRIVED, Kind.ARRIVED]:
             service.hints.put(Hint(path, kind))
-        planned = wait_status(path, "planned")
+        planned = wait_planned(path)
         for kind in [Kind.WRITTEN, Kind.ARRIVED, Kind.GONE, Kind.ARRIVED]:
             service.hints.put(Hint(path, kind))
         looks = service.stats.looks
@@ -161,7 +161,7 @@ def test_refused_note_is_listed_and_the_service_keeps_going(vault: Vault, tmp_pa
     with running_service(svc_config(vault)) as service:
         bad = drop(vault, tmp_path, "bad.md", "---\ntitle: [oops\n---\n")
         good = drop(vault, tmp_path, "good.md", TASK.format(title="Good"))
-        wait_status(good, "planned")
+        wait_planned(good)
         wait_for(lambda: bad in service.reconciler.refused, what="the refusal")
         wait_for(lambda: "bad.md" in vault.dashboard.read_text(), what="the dashboard")
     assert bad.read_text() == "---\ntitle: [oops\n---\n"
@@ -194,15 +194,32 @@ def test_an_event_queue_overflow_is_noticed_and_rescanned(vault: Vault, tmp_path
                 [sys.executable, "-c", mover, str(staging), str(target)], check=True, timeout=60
             )
             paths = [target / f"n{i}.md" for i in range(500)]
-            wait_for(lambda: all(status_of(p) == "planned" for p in paths), 60, "all planned")
+            wait_for(lambda: all(_was_planned(p) for p in paths), 60, "all planned")
             assert service.stats.overflows >= 1 and service.stats.rescans >= 1
     finally:
         knob.write_text(original)
     assert events(vault, "rescan after event-queue overflow")
 
 
+def _was_planned(path: Path) -> bool:
+    try:
+        return bool(note(path).meta.get("planned_at"))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _cli_env(vault: Vault) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AI_EMPLOYEE_VAULT": str(vault.root),
+        "AI_EMPLOYEE_AGENT": "command",
+        "AI_EMPLOYEE_AGENT_COMMAND": "sleep 60",
+        "AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS": "0",
+    }
+
+
 def _start_cli_service(vault: Vault) -> subprocess.Popen[str]:
-    env = {**os.environ, "AI_EMPLOYEE_VAULT": str(vault.root)}
+    env = _cli_env(vault)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai_employee", "run"],
         env=env,
@@ -224,6 +241,7 @@ def test_a_second_service_on_the_same_vault_is_refused(vault: Vault) -> None:
     try:
         second = subprocess.run(
             [sys.executable, "-m", "ai_employee", "run", "--vault", str(vault.root)],
+            env=_cli_env(vault),
             capture_output=True,
             text=True,
             timeout=30,
@@ -241,7 +259,7 @@ def test_a_second_service_on_the_same_vault_is_refused(vault: Vault) -> None:
 def test_sigterm_stops_the_service_cleanly(vault: Vault, tmp_path: Path) -> None:
     proc = _start_cli_service(vault)
     path = drop(vault, tmp_path, "before stop.md", TASK.format(title="before stop"))
-    wait_status(path, "planned")
+    wait_planned(path)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert proc.stderr is not None
