@@ -12,6 +12,7 @@ service stop an agent that outlived a crash before the task's retry starts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -41,12 +42,14 @@ _CANCEL, _INTERRUPT = b"c", b"i"
 
 @dataclass(frozen=True)
 class RunFinished:
-    """Posted to the service's loop when a run ends, however it ended."""
+    """Posted to the service's loop when a run ends, however it ended (or if it never began)."""
 
     task_id: str
-    spec: RunSpec
+    spec: RunSpec | None
     outcome: Outcome
     duration_s: float
+    path: Path | None = None
+    """Where the note is after the run was recorded on it."""
 
 
 def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -90,32 +93,38 @@ class Transcript:
 
 @dataclass
 class Run:
-    """One live attempt: its process, its wake-up pipe, its thread."""
+    """One attempt: claimed, run and recorded in its own thread, which owns its process."""
 
-    spec: RunSpec
+    task_id: str
+    prepare: Callable[[], RunSpec | None]
+    """Claims the note and writes the prompt; None when the note is no longer runnable."""
+    conclude: Callable[[RunFinished], Path | None]
+    """Records the end of the run on the note; returns where the note is now."""
     agent: Agent
     timeout: float
     stall: float
     runs_dir: Path
-    transcript_path: Path
+    transcripts: Path
     report: Callable[[RunFinished], None]
+    spec: RunSpec | None = None
     started: float = field(default_factory=time.monotonic)
     process: subprocess.Popen[bytes] | None = None
     _wake_r: int = -1
     _wake_w: int = -1
     _thread: threading.Thread | None = None
+    _pipe_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(
-            target=self._main, name=f"run-{self.spec.task_id}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._main, name=f"run-{self.task_id}", daemon=True)
         self._thread.start()
 
     def stop(self, interrupt: bool = False) -> None:
         """Cancel (a person) or interrupt (shutdown): the run's thread stops the group."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, _INTERRUPT if interrupt else _CANCEL)
+        with self._pipe_lock:
+            if self._wake_w >= 0:  # closed once the run ended: never write to a reused fd
+                with contextlib.suppress(OSError):
+                    os.write(self._wake_w, _INTERRUPT if interrupt else _CANCEL)
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -125,23 +134,34 @@ class Run:
 
     @property
     def record_path(self) -> Path:
-        return self.runs_dir / f"{self.spec.task_id}.json"
+        return self.runs_dir / f"{self.task_id}.json"
 
     # --- the run's thread -------------------------------------------------------------------
 
     def _main(self) -> None:
-        transcript = Transcript(self.transcript_path)
+        try:
+            self.spec = self.prepare()
+        except Exception as err:
+            log.exception("cannot claim the task", task_id=self.task_id)
+            self.spec = None
+            error = f"internal error while claiming: {err}"
+        else:
+            error = "the note changed before it could be claimed"
+        if self.spec is None:
+            self._close_pipe()
+            self.report(RunFinished(self.task_id, None, Outcome(OutcomeKind.SKIPPED, error), 0.0))
+            return
+        self.started = time.monotonic()
+        transcript = Transcript(self.transcripts / f"{self.task_id}.jsonl")
         outcome: Outcome
         try:
             outcome = self._run(transcript)
         except Exception as err:  # a bug must not leave a task executing for ever
-            log.exception("run crashed", task_id=self.spec.task_id)
+            log.exception("run crashed", task_id=self.task_id)
             outcome = Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
         finally:
             self.record_path.unlink(missing_ok=True)
-            for fd in (self._wake_r, self._wake_w):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            self._close_pipe()
         duration = time.monotonic() - self.started
         transcript.write(
             "end",
@@ -151,10 +171,24 @@ class Run:
             duration_s=round(duration, 3),
         )
         transcript.close()
-        self.report(RunFinished(self.spec.task_id, self.spec, outcome, duration))
+        finished = RunFinished(self.task_id, self.spec, outcome, duration)
+        try:
+            path = self.conclude(finished)
+        except Exception:
+            log.exception("cannot record the run", task_id=self.task_id)
+            path = self.spec.note_path
+        self.report(dataclasses.replace(finished, path=path))
+
+    def _close_pipe(self) -> None:
+        with self._pipe_lock:
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._wake_r = self._wake_w = -1
 
     def _run(self, transcript: Transcript) -> Outcome:
         spec = self.spec
+        assert spec is not None
         argv = self.agent.argv(spec)
         stdin_path = self.agent.stdin(spec)
         transcript.write(
@@ -259,16 +293,16 @@ class Run:
         progress = self.agent.on_line(line, state)
         transcript.write("out", line=line)
         if progress:
-            log.info("progress", action_type="progress", task_id=self.spec.task_id, **progress)
+            log.info("progress", action_type="progress", task_id=self.task_id, **progress)
 
     def _write_record(self, pid: int) -> None:
         record = {
-            "task_id": self.spec.task_id,
+            "task_id": self.task_id,
             "pid": pid,
             "pgid": pid,
             "start_ticks": process_start_ticks(pid),
-            "attempt": self.spec.attempt,
-            "session_id": self.spec.session_id,
+            "attempt": self.spec.attempt if self.spec else None,
+            "session_id": self.spec.session_id if self.spec else None,
             "service_pid": os.getpid(),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }

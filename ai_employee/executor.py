@@ -76,13 +76,38 @@ class Executor:
     # --- claim and start --------------------------------------------------------------------
 
     def start(self, request: RunRequest, path: Path) -> bool:
-        """Claim the note and start its agent. False when the note is no longer runnable."""
+        """Hand the task to a run thread, which claims it, runs it and records the end.
+
+        From here on the task counts as running, so no second run can start; the thread's
+        claim re-reads the note and gives up if it is no longer `planned`.
+        """
+        if request.task_id in self.live:
+            return False
+        run = Run(
+            task_id=request.task_id,
+            prepare=lambda: self._claim(request, path),
+            conclude=lambda finished: self.record(
+                finished, finished.spec.note_path if finished.spec else path
+            ),
+            agent=self.agent,
+            timeout=self.config.timeout_for(request.task_type),
+            stall=self.config.stall_seconds,
+            runs_dir=self.vault.runs,
+            transcripts=self.vault.transcripts,
+            report=self.post,
+        )
+        self.live[request.task_id] = run
+        run.start()
+        return True
+
+    def _claim(self, request: RunRequest, path: Path) -> RunSpec | None:
+        """In the run's thread: write the claim (durably) before the agent may start."""
         try:
             note, _ = read_note(path, self.vault.root, self.config.max_note_bytes)
         except (NoteRefused, FileNotFoundError):
-            return False
-        if note.task_id != request.task_id or note.status not in (Status.PLANNED,):
-            return False  # changed since it was queued; the next look decides again
+            return None
+        if note.task_id != request.task_id or note.status is not Status.PLANNED:
+            return None  # changed since it was queued; the next look decides again
         now = self.now()
         attempt = note.attempts + 1
         session_id, resume = None, False
@@ -107,7 +132,8 @@ class Executor:
                 max_bytes=self.config.max_note_bytes,
             )
         except (NoteRefused, NoteGone, FileNotFoundError):
-            return False
+            return None
+        self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
         spec = RunSpec(
             task_id=request.task_id,
             task_type=request.task_type,
@@ -122,18 +148,6 @@ class Executor:
         )
         request.workdir.mkdir(parents=True, exist_ok=True)
         self._write_prompt(spec, note)
-        run = Run(
-            spec=spec,
-            agent=self.agent,
-            timeout=self.config.timeout_for(request.task_type),
-            stall=self.config.stall_seconds,
-            runs_dir=self.vault.runs,
-            transcript_path=self.vault.transcripts / f"{request.task_id}.jsonl",
-            report=self.post,
-        )
-        self.live[request.task_id] = run
-        self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
-        run.start()
         self.tally.started += 1
         log.info(
             "run started",
@@ -147,7 +161,7 @@ class Executor:
                 "resume": resume,
             },
         )
-        return True
+        return spec
 
     def _handbook(self) -> str:
         try:
@@ -195,10 +209,14 @@ class Executor:
 
     # --- record -----------------------------------------------------------------------------
 
+    def finished(self, task_id: str) -> None:
+        """The main loop saw the run's end: it no longer counts as running."""
+        self.live.pop(task_id, None)
+        self.claims.pop(task_id, None)
+
     def record(self, finished: RunFinished, path: Path | None) -> Path | None:
-        """Write how the run ended on the note, move it; returns where the note is now."""
-        self.live.pop(finished.task_id, None)
-        claim = self.claims.pop(finished.task_id, {})
+        """In the run's thread: write how the run ended on the note, move it; return where."""
+        claim = self.claims.get(finished.task_id, {})
         outcome = finished.outcome
         self._count_cost(outcome)
         if outcome.kind is OutcomeKind.INTERRUPTED:

@@ -377,6 +377,8 @@ class Reconciler:
             return path
         if action is Action.SET_STATUS and step.status is Status.EXECUTING:
             restored = self.claim_of(task_id)  # a stale copy dropped our claim: put it back
+            if not restored:
+                return path  # the claim is being written right now: it decides
             self._write(
                 path,
                 {**id_changes, **restored, "status": Status.EXECUTING},

@@ -327,25 +327,24 @@ class Service:
             path = self.reconciler.owners.get(request.task_id, request.path)
             if self.executor.start(request, path):
                 self.scheduler.started(request.task_id, request.workdir)
-                self.reconciler.look(path)  # note the claim (our own write)
-            else:
-                self.reconciler.look(path, force=True)
 
     def _run_finished(self, finished: RunFinished) -> None:
         self.scheduler.finished(finished.task_id)
-        path = self.reconciler.owners.get(finished.task_id, finished.spec.note_path)
-        new_path: Path | None = path
-        try:
-            new_path = self.executor.record(finished, path)
-        finally:
-            # Whatever happened while recording, the note is decided again from the disk: a
-            # note left `executing` with no live run is an interrupted attempt, never stuck.
-            interrupted = finished.outcome.kind is OutcomeKind.INTERRUPTED
-            if new_path is not None and not interrupted:  # shutting down: no new decisions
-                if new_path != path:
-                    self.reconciler.forget(path)
-                self.reconciler.look(new_path, force=True)
+        self.executor.finished(finished.task_id)
         outcome = finished.outcome
+        old = finished.spec.note_path if finished.spec else None
+        old = self.reconciler.owners.get(finished.task_id, old)
+        new_path = finished.path or old
+        # Whatever happened while recording, the note is decided again from the disk: a note
+        # left `executing` with no live run is an interrupted attempt, never stuck. Not while
+        # shutting down (an interrupted run is retried on the next start).
+        if outcome.kind is not OutcomeKind.INTERRUPTED:
+            if old is not None and old != new_path:
+                self.reconciler.forget(old)
+            if new_path is not None and new_path.exists():
+                self.reconciler.look(new_path, force=True)
+        if outcome.kind is OutcomeKind.SKIPPED:
+            return
         self.recent.appendleft(
             dashboard_md.Line(
                 dashboard_md.link_for(self.vault.root, new_path) if new_path else finished.task_id,

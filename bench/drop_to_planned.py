@@ -97,7 +97,9 @@ def main() -> None:
         planned = threading.Event()
         stamps: dict[str, int] = {}
 
-        with service_in_thread(root) as service:
+        with service_in_thread(
+            root, agent="command", agent_command="sleep 600", shutdown_grace_seconds="0"
+        ) as service:
 
             def on_step(path: Path, step: object, task_id: str) -> None:
                 if getattr(step, "action", None) == "plan":

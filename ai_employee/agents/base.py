@@ -21,6 +21,8 @@ class OutcomeKind(StrEnum):
     """A person stopped it."""
     INTERRUPTED = "interrupted"
     """The service stopped it on shutdown: retried on the next start, same session."""
+    SKIPPED = "skipped"
+    """Nothing ran: the note changed (or went away) before it could be claimed."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,138 @@
+"""Run benchmarks with a no-op agent (a tiny C program that takes the time first thing).
+
+    .venv/bin/python bench/runs.py [--n 1000] [--burst 1000]
+
+1. planned -> agent started: the plan step's time in the service vs the agent's own clock
+   reading (both CLOCK_MONOTONIC), one note at a time.
+2. drop -> Done: a note renamed into Needs_Action until it is recorded and moved to Done/.
+3. burst: `--burst` notes renamed into Needs_Action at once, max_parallel 4, fsync on; every
+   note must end in Done/ and the agent must have run exactly once per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import note_text, pct, service_in_thread, summary, temp_vault
+
+
+def build_agent(workdir: Path) -> Path:
+    binary = workdir / "noop_agent"
+    source = Path(__file__).with_name("noop_agent.c")
+    subprocess.run(["cc", "-O2", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+def sequential(agent: Path, n: int) -> tuple[list[float], list[float]]:
+    with temp_vault() as root:
+        ledger = root.parent / "ledger"
+        os.environ["BENCH_LEDGER"] = str(ledger)
+        staging = root.parent / "staging"
+        staging.mkdir()
+        planned_at: dict[str, int] = {}
+        done = threading.Event()
+        with service_in_thread(
+            root, agent="command", agent_command=f"{agent} {{task_id}}", settle_seconds="0.2"
+        ) as service:
+
+            def on_step(path: Path, step: object, task_id: str) -> None:
+                if getattr(step, "action", None) == "plan":
+                    planned_at[task_id] = time.monotonic_ns()
+
+            original = service._run_finished
+
+            def finished(item: object) -> None:
+                original(item)  # type: ignore[arg-type]
+                done.set()
+
+            service.reconciler.on_step = on_step
+            service._run_finished = finished  # type: ignore[method-assign]
+            to_start, to_done = [], []
+            for i in range(n):
+                staged = staging / f"s{i}.md"
+                staged.write_text(note_text(i))
+                done.clear()
+                t0 = time.monotonic_ns()
+                os.rename(staged, root / "Needs_Action" / f"s{i}.md")
+                if not done.wait(20):
+                    raise RuntimeError(f"note {i} did not finish")
+                if not (root / "Done" / f"s{i}.md").exists():
+                    raise RuntimeError(f"note {i} is not in Done/")
+                to_done.append((time.monotonic_ns() - t0) / 1e6)
+            starts = {}
+            for line in ledger.read_text().splitlines():
+                task_id, ns = line.split()
+                starts[task_id] = int(ns)
+            to_start = [(starts[t] - planned_at[t]) / 1e6 for t in planned_at]
+    return to_start, to_done
+
+
+def burst(agent: Path, n: int) -> None:
+    with temp_vault() as root:
+        ledger = root.parent / "ledger"
+        os.environ["BENCH_LEDGER"] = str(ledger)
+        staging = root.parent / "staging"
+        staging.mkdir()
+        for i in range(n):
+            (staging / f"b{i:04d}.md").write_text(note_text(i))
+        with service_in_thread(
+            root,
+            agent="command",
+            agent_command=f"{agent} {{task_id}}",
+            max_parallel="4",
+            settle_seconds="0.2",
+        ) as service:
+            t0 = time.monotonic()
+            for i in range(n):
+                os.rename(staging / f"b{i:04d}.md", root / "Needs_Action" / f"b{i:04d}.md")
+            renamed = time.monotonic() - t0
+            deadline = time.monotonic() + 300
+            while service.executor.tally.succeeded < n:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {service.executor.tally.succeeded} of {n} done")
+                time.sleep(0.01)  # the benchmark's own progress check, not the service's
+            drained = time.monotonic() - t0
+            stats = service.stats
+        in_done = sum(1 for _ in (root / "Done").glob("b*.md"))
+        runs = Counter(line.split()[0] for line in ledger.read_text().splitlines())
+    once = sum(1 for c in runs.values() if c == 1)
+    print(
+        f"burst: {n} notes renamed in {renamed * 1000:.0f} ms; all in Done/ after "
+        f"{drained:.2f} s -> {n / drained:.0f} tasks/s (target >= 200)"
+    )
+    print(
+        f"  in Done/: {in_done}/{n}; agent runs: {sum(runs.values())} for {len(runs)} tasks, "
+        f"{once} exactly once; overflows {stats.overflows}, rescans {stats.rescans}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--burst", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        agent = build_agent(Path(tmp))
+        to_start, to_done = sequential(agent, args.n)
+        print("no-op agent (C, takes CLOCK_MONOTONIC first), one note at a time, fsync on")
+        print(summary("planned -> agent started", to_start))
+        print(summary("drop -> Done", to_done))
+        print(
+            f"targets: planned->started p50 <= 5 ms: "
+            f"{'met' if pct(to_start, 50) <= 5 else 'MISSED'}; drop->Done p50 <= 20 ms: "
+            f"{'met' if pct(to_done, 50) <= 20 else 'MISSED'}"
+        )
+        burst(agent, args.burst)
+
+
+if __name__ == "__main__":
+    main()
