@@ -216,7 +216,9 @@ class Executor:
 
     def record(self, finished: RunFinished, path: Path | None) -> Path | None:
         """In the run's thread: write how the run ended on the note, move it; return where."""
-        claim = self.claims.get(finished.task_id, {})
+        # From here on the note is ours to change: the main loop must not restore the claim
+        # over what we are about to write.
+        claim = self.claims.pop(finished.task_id, {})
         outcome = finished.outcome
         self._count_cost(outcome)
         if outcome.kind is OutcomeKind.INTERRUPTED:

@@ -27,8 +27,9 @@ import structlog
 from . import dashboard_md, fsops
 from .agentproc import RunFinished, stop_leftovers
 from .agents import Agent, CommandAgent, OutcomeKind
+from .agents.claude import ClaudeAgent
 from .config import Config
-from .errors import ConfigError, LockHeld
+from .errors import LockHeld
 from .executor import Executor
 from .lifecycle import Status
 from .logs import os_user, remove_old_logs
@@ -457,7 +458,7 @@ def make_agent(config: Config) -> Agent:
     """The configured agent backend."""
     if config.agent == "command":
         return CommandAgent(config.agent_command)
-    raise ConfigError(f"agent = {config.agent!r}: not available in this version")
+    return ClaudeAgent(config)
 
 
 def _without_timestamp(text: str) -> str:

@@ -33,3 +33,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     -c constraints.txt -e '.[dev]'
   echo "$want" >"$stamp"
 fi
+
+# The real Claude Code CLI, pinned, for the tests (they drive it against a fake API on
+# 127.0.0.1) and as a fallback claude for the service. About 360 MB, from the npm registry only.
+CLAUDE_CODE_VERSION=2.1.328
+claude_bin=.cache/claude-code/node_modules/.bin/claude
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -x "$claude_bin" ] || [ "$("$claude_bin" --version 2>/dev/null | cut -d' ' -f1)" != "$CLAUDE_CODE_VERSION" ]; then
+    echo "setup: installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into .cache/claude-code" >&2
+    mkdir -p .cache/claude-code
+    npm install --prefix .cache/claude-code --no-audit --no-fund --loglevel=error \
+      "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
+  fi
+else
+  echo "setup: npm not found: the Claude Code CLI is not installed (its tests will be skipped)" >&2
+fi

@@ -15,6 +15,7 @@ import pytest
 
 from ai_employee.config import Config
 from ai_employee.executor import retry_delay
+from ai_employee.taskfile import edit_note_text
 from ai_employee.vault import Folder, Vault
 
 from .helpers import wait_for
@@ -219,8 +220,11 @@ def test_a_stale_buffer_written_over_an_executing_note_starts_no_second_run(
 ) -> None:
     with running_service(agent_config(vault, ledger)) as service:
         path = drop(vault, tmp_path, "stale.md", task("stale", behave="sleep 2"))
-        planned_text = wait_status(path, "planned") and path.read_text()
         running = wait_status(path, "executing")
+        # What an editor that loaded the note before the claim holds in its buffer:
+        planned_text = edit_note_text(
+            path.read_text(), {"status": "planned", "started_at": None, "attempts": None}
+        )
         stale = tmp_path / "stale buffer.md"
         stale.write_text(planned_text)  # an editor saves the copy it loaded before the claim
         stale.rename(path)

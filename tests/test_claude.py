@@ -1,0 +1,328 @@
+"""Claude Code as the agent: the real CLI, driven through the service, against a fake API.
+
+The CLI (pinned in scripts/setup.sh) talks to `FakeAnthropic` on 127.0.0.1 and really runs its
+tools (Write creates files in the work dir). Only a machine without npm skips these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_employee.agents.claude import NOT_LOGGED_IN
+from ai_employee.vault import Folder, Vault
+
+from .fake_anthropic import FakeAnthropic
+from .helpers import wait_for
+from .service_harness import drop, events, note, running_service, svc_config, wait_status
+
+pytestmark = pytest.mark.claude
+
+ROOT = Path(__file__).resolve().parent.parent
+CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> Path:
+    if CLAUDE.exists():
+        return CLAUDE
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed: the Claude Code CLI cannot be installed here")
+    pytest.fail(f"{CLAUDE} is missing: run scripts/setup.sh (it installs the pinned CLI)")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    server = FakeAnthropic().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def claude_env(
+    tmp_path: Path, fake: FakeAnthropic, claude_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> FakeAnthropic:
+    """The service's (and so the agent's) environment: the fake API, a private HOME and TMPDIR."""
+    for name in ("home", "tmp"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")  # our attempts are what we test
+    monkeypatch.setenv("API_TIMEOUT_MS", "20000")
+    monkeypatch.setenv("CLAUDECODE", "1")  # as if started from inside Claude Code: removed
+    return fake
+
+
+def claude_config(vault: Vault, claude_bin: Path, **overrides: object) -> object:
+    settings: dict[str, object] = {
+        "agent": "claude",
+        "claude_path": str(claude_bin),
+        "retry_initial_seconds": 0,
+        "retry_max_seconds": 0,
+        "shutdown_grace_seconds": 0,
+        **overrides,
+    }
+    return svc_config(vault, **settings)
+
+
+APP = "---\ntitle: {title}\ntype: claude_app\nlanguage: html\napp: {app}\n---\n{body}\n"
+
+
+def write(name: str, content: str) -> dict[str, object]:
+    return {
+        "kind": "tool_use",
+        "name": "Write",
+        "input": {"file_path": "{cwd}/" + name, "content": content},
+    }
+
+
+def text(reply: str) -> dict[str, object]:
+    return {"kind": "text", "text": reply}
+
+
+def test_a_claude_app_goes_from_drop_to_done_through_the_real_cli(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue(
+        write("index.html", "<h1>Bakery</h1>\n"),
+        write("hours.txt", "Mon-Fri 7-18\n"),
+        text("Built the bakery page: index.html and hours.txt."),
+    )
+    with running_service(claude_config(vault, claude_bin)):
+        drop(
+            vault,
+            tmp_path,
+            "Bakery.md",
+            APP.format(title="Bakery page", app="bakery", body="Opening hours, a form."),
+        )
+        done = (
+            note(vault.folder(Folder.DONE) / "Bakery.md")
+            if wait_status(vault.folder(Folder.DONE) / "Bakery.md", "done", 60)
+            else None
+        )
+    assert done is not None
+    site = vault.root.parent / "apps" / "html" / "bakery"
+    assert (site / "index.html").read_text() == "<h1>Bakery</h1>\n"
+    assert (site / "hours.txt").read_text() == "Mon-Fri 7-18\n"
+    meta = done.meta
+    assert meta["cost_usd"] > 0 and meta["attempts"] == 1 and meta["exit_code"] == 0
+    assert len(str(meta["session_id"])) == 36
+    assert "Built the bakery page" in done.body and "3 turns" in done.body
+    requests = claude_env.main_requests()
+    assert len(requests) == 3
+    first = requests[0]["body"]
+    system = json.dumps(first["system"])
+    assert "Build exactly what the task asks" in system  # the handbook, as --append-system-prompt
+    user = json.dumps(first["messages"][0])
+    assert "Bakery page" in user and "Build exactly what the task asks" not in user
+    assert f"Primary working directory: {site}" in json.dumps(first["messages"])
+    transcript = (vault.transcripts / f"{done.task_id}.jsonl").read_text()
+    assert '\\"type\\":\\"result\\"' in transcript
+    assert any(e["result"] == "tool Write" for e in events(vault, "progress"))
+
+
+def test_429_then_success_is_retried_with_a_fresh_session(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue({"kind": "error", "status": 429}, text("done after a rate limit"))
+    with running_service(claude_config(vault, claude_bin)):
+        drop(vault, tmp_path, "Rate.md", APP.format(title="Rate", app="rate", body="x"))
+        done = wait_status(vault.folder(Folder.DONE) / "Rate.md", "done", 60)
+    assert done.meta["attempts"] == 2
+    (retry,) = [e for e in events(vault, "run finished") if e["result"] == "retry later"]
+    assert retry["error"] == (
+        "API error 429: API Error: Request rejected (429) · fake rate_limit_error"
+    )
+    sessions = [r["headers"].get("x-claude-code-session-id") for r in claude_env.main_requests()]
+    assert len(set(sessions)) == 2, "a fresh attempt after a failure starts a new session"
+
+
+def test_500_until_attempts_are_spent_fails(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue({"kind": "error", "status": 500, "sticky": True})
+    with running_service(claude_config(vault, claude_bin, max_attempts=2)):
+        drop(vault, tmp_path, "Down.md", APP.format(title="Down", app="down", body="x"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "Down.md", "failed", 60)
+    assert failed.meta["attempts"] == 2
+    assert failed.meta["error"].startswith("API error 500: API Error: 500 fake api_error.")
+    assert failed.meta["error"].endswith("(attempt 2 of 2; `ai-employee retry` to try again)")
+
+
+def test_529_overloaded_is_transient(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue({"kind": "error", "status": 529}, text("ok now"))
+    with running_service(claude_config(vault, claude_bin)):
+        drop(vault, tmp_path, "Busy.md", APP.format(title="Busy", app="busy", body="x"))
+        done = wait_status(vault.folder(Folder.DONE) / "Busy.md", "done", 60)
+    assert done.meta["attempts"] == 2
+    assert any("API error 529" in (e["error"] or "") for e in events(vault, "run finished"))
+
+
+def test_a_server_that_never_answers_is_stopped_by_the_stall_timer(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue({"kind": "stall", "sticky": True})
+    config = claude_config(vault, claude_bin, stall_seconds=2, max_attempts=1)
+    with running_service(config):
+        drop(vault, tmp_path, "Silent.md", APP.format(title="Silent", app="silent", body="x"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "Silent.md", "failed", 60)
+    assert failed.meta["error"].startswith("no output for 2 s (stall_seconds); stopped")
+
+
+@pytest.mark.parametrize(
+    ("script", "overrides", "expected"),
+    [
+        pytest.param(
+            [{"kind": "error", "status": 401, "sticky": True}],
+            {},
+            "the API refused the credentials (401: Failed to authenticate. API Error: 401 "
+            "fake authentication_error); check ANTHROPIC_API_KEY or log in again with `claude`",
+            id="401",
+        ),
+        pytest.param(
+            [write("a.txt", "a"), text("unreachable")],
+            {"max_turns": 1},
+            "claude reached max_turns (1) before finishing; raise max_turns in "
+            ".ai-employee.toml or split the task",
+            id="max-turns",
+        ),
+        pytest.param(
+            [write("a.txt", "a"), text("could not write")],
+            {"permission_mode": "default"},
+            "claude was denied Write (permission_mode default); allow it with "
+            'allowed_tools = ["Write"] in [types.<type>] or the top level of '
+            ".ai-employee.toml",
+            id="denied-tool",
+        ),
+    ],
+)
+def test_permanent_failures_fail_at_once_with_one_actionable_line(
+    vault: Vault,
+    tmp_path: Path,
+    claude_env: FakeAnthropic,
+    claude_bin: Path,
+    script: list[dict[str, object]],
+    overrides: dict[str, object],
+    expected: str,
+) -> None:
+    claude_env.enqueue(*script)
+    with running_service(claude_config(vault, claude_bin, **overrides)):
+        drop(vault, tmp_path, "Perm.md", APP.format(title="Perm", app="perm", body="x"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "Perm.md", "failed", 60)
+    assert failed.meta["attempts"] == 1, "a permanent failure is not retried"
+    assert failed.meta["error"] == expected
+
+
+def test_not_logged_in_is_permanent(
+    vault: Vault,
+    tmp_path: Path,
+    claude_env: FakeAnthropic,
+    claude_bin: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("ANTHROPIC_BASE_URL")
+    with running_service(claude_config(vault, claude_bin)):
+        drop(vault, tmp_path, "Login.md", APP.format(title="Login", app="login", body="x"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "Login.md", "failed", 60)
+    assert failed.meta["error"] == NOT_LOGGED_IN
+    assert claude_env.main_requests() == []
+
+
+def test_a_missing_binary_is_permanent(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "claude"
+    with running_service(claude_config(vault, claude_bin, claude_path=str(missing))):
+        drop(vault, tmp_path, "Bin.md", APP.format(title="Bin", app="bin", body="x"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "Bin.md", "failed", 30)
+    assert failed.meta["error"] == (
+        f"claude not found at '{missing}' (No such file or directory); install it "
+        "(npm install -g @anthropic-ai/claude-code) or set claude_path"
+    )
+
+
+def test_cancel_mid_run_stops_claude(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue({"kind": "hang"})
+    with running_service(claude_config(vault, claude_bin)):
+        path = drop(vault, tmp_path, "Stop.md", APP.format(title="Stop", app="stop", body="x"))
+        running = wait_status(path, "executing", 30)
+        wait_for(lambda: claude_env.main_requests(), 30, "claude to call the API")
+        started = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ai_employee",
+                "cancel",
+                running.task_id,
+                "--vault",
+                str(vault.root),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        wait_status(vault.folder(Folder.DONE) / "Stop.md", "cancelled", 30)
+        assert time.monotonic() - started < 5
+
+
+def test_sigterm_then_the_retry_resumes_the_same_session(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue(text("first turn answered"), {"kind": "hang"})
+    claude_env.enqueue()
+    config = claude_config(vault, claude_bin)
+    with running_service(config):
+        path = drop(
+            vault, tmp_path, "Resume.md", APP.format(title="Resume", app="resume", body="x")
+        )
+        running = wait_status(path, "executing", 30)
+        wait_for(lambda: claude_env.main_requests(), 30, "claude to call the API")
+    # The service stopped (grace 0): the run was interrupted and the note left executing.
+    interrupted = note(path)
+    assert interrupted.meta["status"] == "executing"
+    session = interrupted.meta["session_id"]
+    claude_env.queue.clear()
+    claude_env.enqueue(text("resumed and finished"))
+    with running_service(config):
+        done = wait_status(vault.folder(Folder.DONE) / "Resume.md", "done", 60)
+    assert done.meta["session_id"] == session and done.meta["attempts"] == 2
+    assert done.task_id == running.task_id
+    start_lines = [
+        json.loads(line)
+        for line in (vault.transcripts / f"{done.task_id}.jsonl").read_text().splitlines()
+        if '"kind": "start"' in line
+    ]
+    assert [s["resume"] for s in start_lines] == [False, True]
+    assert start_lines[1]["argv"][-2:] == ["--resume", session]
+    last = claude_env.main_requests()[-1]
+    assert last["headers"].get("x-claude-code-session-id") == session
+
+
+def test_claudecode_is_removed_from_the_agent_environment(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    assert os.environ["CLAUDECODE"] == "1"
+    probe = tmp_path / "env.txt"
+    command = f"{sys.executable} -c \"import os,sys; open(sys.argv[1],'w').write(repr(sorted(k for k in os.environ if k.startswith(('CLAUDE','AI_EMPLOYEE_TASK')))))\" {probe}"  # noqa: E501
+    with running_service(svc_config(vault, agent="command", agent_command=command)):
+        drop(vault, tmp_path, "Env.md", APP.format(title="Env", app="env", body="x"))
+        wait_status(vault.folder(Folder.DONE) / "Env.md", "done", 30)
+    seen = probe.read_text()
+    assert "CLAUDECODE'" not in seen and "AI_EMPLOYEE_TASK_ID" in seen
