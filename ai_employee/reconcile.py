@@ -78,6 +78,8 @@ class Reconciler:
     """Called after each step is done (the dashboard's recent list; benchmarks time it)."""
     entries: dict[Path, Entry] = field(default_factory=dict)
     refused: dict[Path, tuple[Signature, str]] = field(default_factory=dict)
+    wakeups: dict[Path, datetime] = field(default_factory=dict)
+    """Notes waiting for a time (a retry's next_attempt_at): few, so scanned whole."""
     owners: dict[str, Path] = field(default_factory=dict)
     """task_id -> the path that holds it (a copy elsewhere gets a new id)."""
     changes: int = 0
@@ -113,13 +115,13 @@ class Reconciler:
         return len(seen)
 
     def due_wakeups(self, now: datetime) -> list[Path]:
-        return [p for p, e in self.entries.items() if e.wake_at is not None and e.wake_at <= now]
+        return [p for p, when in self.wakeups.items() if when <= now]
 
     def next_wakeup(self) -> datetime | None:
-        times = [e.wake_at for e in self.entries.values() if e.wake_at is not None]
-        return min(times) if times else None
+        return min(self.wakeups.values()) if self.wakeups else None
 
     def forget(self, path: Path) -> None:
+        self.wakeups.pop(path, None)
         entry = self.entries.pop(path, None)
         if entry and entry.task_id and self.owners.get(entry.task_id) == path:
             del self.owners[entry.task_id]
@@ -230,6 +232,10 @@ class Reconciler:
         )
         if task_id:
             self.owners[task_id] = new_path
+        if wake is not None:
+            self.wakeups[new_path] = wake
+        else:
+            self.wakeups.pop(new_path, None)
         self.changes += 1
         self.on_step(new_path, step, task_id)
         return step, new_path

@@ -51,7 +51,7 @@ class Scheduler:
         """Forget a queued request (the note went away, was cancelled, needs approval...)."""
         self._queued.pop(task_id, None)
 
-    def next_ready(self, workdir_of: dict[str, Path]) -> RunRequest | None:
+    def next_ready(self) -> RunRequest | None:
         """The highest-priority request that may start now, taken off the queue."""
         if len(self._running) >= self.max_parallel:
             return None
@@ -63,7 +63,7 @@ class Scheduler:
             request = self._queued.get(item[3])
             if request is None:
                 continue
-            if workdir_of.get(request.task_id) in busy:
+            if request.workdir in busy:
                 skipped.append(item)  # its work dir is in use: it waits, others may go
                 continue
             found = request

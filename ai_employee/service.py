@@ -321,8 +321,7 @@ class Service:
         if self._stop.is_set():
             return
         while not self.executor.budget_reached():
-            workdirs = {r.task_id: r.workdir for r in self.scheduler.queued}
-            request = self.scheduler.next_ready(workdirs)
+            request = self.scheduler.next_ready()
             if request is None:
                 return
             path = self.reconciler.owners.get(request.task_id, request.path)
