@@ -16,8 +16,16 @@ from typing import Any
 
 from . import __version__, commands, inventory
 from .config import Config, load_config
+from .doctor import run_checks
 from .errors import AiEmployeeError
-from .logs import configure_logging, follow_entries, format_line, iter_log_entries, os_user
+from .logs import (
+    configure_logging,
+    cost_on,
+    follow_entries,
+    format_line,
+    iter_log_entries,
+    os_user,
+)
 from .service import Service
 from .vault import Vault, init_vault
 
@@ -69,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
         help="use the polling observer (network folders, WSL)",
     )
 
+    doctor = sub.add_parser("doctor", parents=[common], help="check claude, inotify, the vault")
+    doctor.add_argument(
+        "--no-login-check", action="store_true", help="skip the tiny claude -p login probe"
+    )
+
     once = sub.add_parser(
         "once", parents=[common], help="process everything ready, wait for those runs, exit"
     )
@@ -110,6 +123,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"created {path}")
         print(f"vault ready: {vault.root}" + ("" if created else " (nothing to create)"))
         return 0
+    if args.command == "doctor":
+        configure_logging(None, console_level=logging.WARNING)
+        checks = run_checks(config, login_probe=not args.no_login_check)
+        for check in checks:
+            print(check.line())
+        failed = sum(1 for c in checks if c.level == "fail")
+        print(f"{failed} problem(s) block runs" if failed else "nothing blocks runs")
+        return 1 if failed else 0
     vault.require()
     if args.command == "run":
         configure_logging(vault.logs, console_level=logging.INFO)
@@ -139,9 +160,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     configure_logging(vault.logs, console_level=logging.WARNING)
     if args.command == "status":
         report = inventory.scan(vault, config.max_note_bytes)
-        _print(
-            report.as_json(vault.root) if args.json else inventory.render_text(report, vault.root)
-        )
+        spent, budget = cost_on(vault.logs, datetime.now(UTC)), config.daily_budget_usd
+        if args.json:
+            extra = {"cost_today_usd": spent, "daily_budget_usd": budget}
+            _print(report.as_json(vault.root) | extra)
+            return 0
+        line = f"cost today (UTC): ${spent:.4f}"
+        if budget > 0:
+            line += f" of ${budget:.2f}"
+            if spent >= budget:
+                line += " - budget reached: new runs wait"
+        _print(inventory.render_text(report, vault.root, line))
         return 0
     if args.command == "add":
         body = sys.stdin.read() if args.body == "-" else (args.body or "")

@@ -115,9 +115,11 @@ def scan(vault: Vault, max_note_bytes: int) -> VaultReport:
     return report
 
 
-def render_text(report: VaultReport, root: Path) -> str:
+def render_text(report: VaultReport, root: Path, budget_line: str = "") -> str:
     """`ai-employee status` for a person."""
     lines = [f"vault: {root}"]
+    if budget_line:
+        lines.append(budget_line)
     for folder, counter in report.counts.items():
         if counter:
             detail = ", ".join(f"{n} {status}" for status, n in sorted(counter.items()))

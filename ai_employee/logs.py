@@ -248,3 +248,21 @@ def _read_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     complete = chunk[: chunk.rfind(b"\n") + 1]
     lines = complete.decode("utf-8", errors="replace").splitlines()
     return [e for e in map(_parse, lines) if e is not None], offset + len(complete)
+
+
+def cost_on(logs_dir: Path, day: datetime) -> float:
+    """What runs recorded as cost on a UTC day (`run finished` entries of that day's log)."""
+    path = log_path(logs_dir, day)
+    total = 0.0
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if '"run finished"' not in line:
+                    continue
+                entry = _parse(line)
+                cost = ((entry or {}).get("parameters") or {}).get("cost_usd")
+                if isinstance(cost, int | float):
+                    total += float(cost)
+    except FileNotFoundError:
+        return 0.0
+    return total

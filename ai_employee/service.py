@@ -32,7 +32,7 @@ from .config import Config
 from .errors import LockHeld
 from .executor import Executor
 from .lifecycle import Status
-from .logs import os_user, remove_old_logs
+from .logs import cost_on, os_user, remove_old_logs
 from .reconcile import Reconciler, RunRequest
 from .scheduler import Scheduler
 from .vault import TASK_FOLDERS, Folder, Vault
@@ -128,6 +128,8 @@ class Service:
         self.vault.require()
         with service_lock(self.vault), self._signals():
             removed = self.vault.sweep_tmp()
+            today = self.now()
+            self.executor.spent[today.date().isoformat()] = cost_on(self.vault.logs, today)
             stop_leftovers(self.vault.runs, self.vault.root)  # before any retry can start
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
             self._watcher = VaultWatcher(
@@ -437,7 +439,15 @@ class Service:
             dashboard_md.Line(dashboard_md.link_for(root, p), p.name, reason)
             for p, (_, reason) in sorted(self.reconciler.refused.items())
         ]
+        notes = []
+        if self.executor.budget_reached():
+            spent = self.executor.spent.get(self.now().date().isoformat(), 0.0)
+            notes.append(
+                f"Daily budget reached: ${spent:.2f} of ${self.config.daily_budget_usd:.2f} "
+                "spent today (UTC). New runs wait until tomorrow or a higher daily_budget_usd."
+            )
         return dashboard_md.DashboardState(
+            notes=notes,
             updated=self.now(),
             counts=counts,
             queued=queued,

@@ -326,3 +326,67 @@ def test_claudecode_is_removed_from_the_agent_environment(
         wait_status(vault.folder(Folder.DONE) / "Env.md", "done", 30)
     seen = probe.read_text()
     assert "CLAUDECODE'" not in seen and "AI_EMPLOYEE_TASK_ID" in seen
+
+
+def _doctor(vault: Vault, claude_path: Path | str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ai_employee", "doctor", "--vault", str(vault.root)],
+        env={**os.environ, "AI_EMPLOYEE_CLAUDE_PATH": str(claude_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_doctor_finds_claude_and_sees_it_logged_in(
+    vault: Vault, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue(text("OK"))
+    result = _doctor(vault, claude_bin)
+    assert result.returncode == 0, result.stdout
+    assert f"ok   claude 2.1.328 (Claude Code) at {claude_bin}" in result.stdout
+    assert "ok   claude is logged in and answers" in result.stdout
+    assert "ok   inotify limits: max_user_watches=" in result.stdout
+    assert result.stdout.rstrip().endswith("nothing blocks runs")
+
+
+def test_doctor_says_what_to_fix_when_not_logged_in_or_missing(
+    vault: Vault,
+    tmp_path: Path,
+    claude_env: FakeAnthropic,
+    claude_bin: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    result = _doctor(vault, claude_bin)
+    assert result.returncode == 1
+    assert (
+        "FAIL claude is not logged in\n     fix: run `claude` once and log in, or set "
+        "ANTHROPIC_API_KEY for the service"
+    ) in result.stdout
+    missing = _doctor(vault, tmp_path / "no-claude")
+    assert missing.returncode == 1
+    assert f"FAIL claude not found (claude_path = '{tmp_path / 'no-claude'}')" in missing.stdout
+
+
+def test_daily_budget_makes_new_runs_wait_and_says_so(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    claude_env.enqueue(text("first"), text("second"))
+    config = claude_config(vault, claude_bin, daily_budget_usd=0.0001)
+    with running_service(config) as service:
+        drop(vault, tmp_path, "First.md", APP.format(title="First", app="first", body="x"))
+        wait_status(vault.folder(Folder.DONE) / "First.md", "done", 60)
+        second = drop(vault, tmp_path, "Second.md", APP.format(title="Second", app="sec", body="x"))
+        wait_for(lambda: "Daily budget reached" in vault.dashboard.read_text(), 10, "the notice")
+        assert note(second).meta["status"] == "planned"
+        assert service.executor.tally.started == 1
+    status = subprocess.run(
+        [sys.executable, "-m", "ai_employee", "status", "--vault", str(vault.root)],
+        env={**os.environ, "AI_EMPLOYEE_DAILY_BUDGET_USD": "0.0001"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "of $0.00 - budget reached: new runs wait" in status.stdout
