@@ -7,7 +7,11 @@ planned (and before it runs) is planned again (`plan_is_stale`).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +106,66 @@ def template_plan(
         "",
     ]
     return Plan(plan_name(note_path), "\n".join(lines), steps)
+
+
+def claude_plan(
+    template: Plan, note: TaskNote, claude_path: str, workdir: Path, timeout: float = 300.0
+) -> Plan:
+    """A plan written by `claude -p --permission-mode plan` (read-only), in the template's frame.
+
+    Raises PlannerUnavailable with the reason when Claude cannot plan; the caller falls back to
+    the template.
+    """
+    prompt = (
+        "Write a short, numbered, step-by-step plan for the task below, and the acceptance "
+        "criteria. Do not do the task; only plan it.\n\n"
+        f"# {note.title}\n\n{note.body_without_result.strip()}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as stdin:
+        stdin.write(prompt.encode("utf-8"))
+        stdin.seek(0)
+        try:
+            done = subprocess.run(
+                [
+                    claude_path,
+                    "-p",
+                    "--permission-mode",
+                    "plan",
+                    "--output-format",
+                    "json",
+                    "--max-turns",
+                    "3",
+                    "--no-session-persistence",
+                ],
+                stdin=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise PlannerUnavailable(f"claude could not plan: {err}") from err
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as err:
+        raise PlannerUnavailable(f"claude gave no result (exit {done.returncode})") from err
+    text = result.get("result")
+    if result.get("is_error") or not isinstance(text, str) or not text.strip():
+        reason = text or "; ".join(map(str, result.get("errors") or [])) or "no plan text"
+        raise PlannerUnavailable(f"claude could not plan: {str(reason)[:200]}")
+    head, _, _ = template.text.partition("## Steps")
+    _, _, tail = template.text.partition("## Work dir")
+    body = f"{head}## Steps (written by Claude)\n\n{text.strip()}\n\n## Work dir{tail}"
+    return Plan(template.name, body, template.steps)
+
+
+class PlannerUnavailable(Exception):
+    """Claude could not write a plan; the template is used instead."""
 
 
 def _first_paragraph(body: str) -> str:

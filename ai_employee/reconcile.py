@@ -8,6 +8,7 @@ events and an unchanged note cost one `lstat`.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +75,10 @@ class Reconciler:
     on_stop: Callable[[str], None] = lambda task_id: None
     claim_of: Callable[[str], dict[str, Any]] = lambda task_id: {}
     """The owned keys a live run's claim wrote (restored over a stale copy)."""
+    wake: Callable[[Path], None] = lambda path: None
+    """Asks the service to look at a path again (after a plan was written in the background)."""
+    planning: set[Path] = field(default_factory=set)
+    """Notes whose plan Claude is writing right now (planner = "claude")."""
     on_step: Callable[[Path, Step, str], None] = lambda path, step, task_id: None
     """Called after each step is done (the dashboard's recent list; benchmarks time it)."""
     entries: dict[Path, Entry] = field(default_factory=dict)
@@ -207,6 +212,9 @@ class Reconciler:
         except (NoteGone, FileNotFoundError):
             self.forget(path)
             return None
+        except PlanPending:
+            self.entries.pop(path, None)  # so the wake-up is not taken for an unchanged note
+            return None  # Claude is writing the plan; its end wakes us
         if acted is None:
             return None
         new_path = acted
@@ -427,14 +435,48 @@ class Reconciler:
         except NoteRefused as err:
             raise NoteRefused(err.reason) from err
         plan = planner.template_plan(_with_id(note, task_id), path, task_type, workdir, now)
-        planner.write_plan(self.vault.folder(Folder.PLANS), plan, self.vault.tmp)
+        plans = self.vault.folder(Folder.PLANS)
+        if self.config.planner == "claude":
+            if path in self.planning:
+                raise PlanPending
+            if planner.plan_is_stale(plans, path, note):
+                self._plan_in_background(path, note, plan, workdir)
+                raise PlanPending
+            # Claude's plan for this very body is on disk: record it on the note.
+        else:
+            planner.write_plan(plans, plan, self.vault.tmp)
         self._write(
             path,
             {**extra, "status": Status.PLANNED, "plan": planner.plan_link(path), "planned_at": now},
             task_id,
-            audit=("planned", {"parameters": {"plan": plan.name, "steps": len(plan.steps)}}),
+            audit=("planned", {"parameters": {"plan": plan.name, "planner": self.config.planner}}),
         )
         return path
+
+    def _plan_in_background(
+        self, path: Path, note: TaskNote, template: planner.Plan, workdir: Path
+    ) -> None:
+        """planner = "claude": Claude writes the plan in a thread; the template if it cannot."""
+        self.planning.add(path)
+
+        def work() -> None:
+            try:
+                plan = planner.claude_plan(template, note, self.config.claude_path, workdir)
+            except planner.PlannerUnavailable as err:
+                log.warning(
+                    "planner fell back to the template",
+                    action_type="plan",
+                    target=self._rel(path),
+                    error=str(err),
+                )
+                plan = template
+            try:
+                planner.write_plan(self.vault.folder(Folder.PLANS), plan, self.vault.tmp)
+            finally:
+                self.planning.discard(path)
+                self.wake(path)
+
+        threading.Thread(target=work, name=f"plan-{path.name}", daemon=True).start()
 
     def _write(
         self,
@@ -527,6 +569,10 @@ class Reconciler:
             result="task created",
         )
         self.look(note_path)
+
+
+class PlanPending(Exception):
+    """The plan is being written in the background: nothing to do on this note for now."""
 
 
 def _with_id(note: TaskNote, task_id: str) -> TaskNote:

@@ -113,6 +113,7 @@ class Service:
             is_running=self.executor.is_running,
             on_stop=self.executor.cancel,
             claim_of=lambda task_id: self.executor.claims.get(task_id, {}),
+            wake=lambda path: self.hints.put(Hint(path, Kind.ARRIVED)),
         )
         self._stop = threading.Event()
         self._rescan = threading.Event()
