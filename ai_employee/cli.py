@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from . import __version__, commands, inventory
+from . import __version__, commands, inventory, service_units
 from .config import Config, load_config
 from .doctor import run_checks
 from .errors import AiEmployeeError
@@ -82,6 +82,16 @@ def _parser() -> argparse.ArgumentParser:
         "--no-login-check", action="store_true", help="skip the tiny claude -p login probe"
     )
 
+    svc = sub.add_parser("service", parents=[common], help="install the service (systemd/launchd)")
+    svc.add_argument("action", choices=["install", "uninstall", "status"])
+    svc.add_argument("--manager", choices=["systemd", "launchd"], help="default: this platform's")
+    svc.add_argument(
+        "--print",
+        dest="print_only",
+        action="store_true",
+        help="only print the unit file it would write",
+    )
+
     once = sub.add_parser(
         "once", parents=[common], help="process everything ready, wait for those runs, exit"
     )
@@ -132,6 +142,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{failed} problem(s) block runs" if failed else "nothing blocks runs")
         return 1 if failed else 0
     vault.require()
+    if args.command == "service":
+        return _service(vault, config, args)
     if args.command == "run":
         configure_logging(vault.logs, console_level=logging.INFO)
         return Service(config).run()
@@ -203,6 +215,23 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "logs":
         return _logs(vault, args)
     raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _service(vault: Vault, config: Config, args: argparse.Namespace) -> int:
+    unit = service_units.render(config, args.manager or service_units.default_manager())
+    if args.print_only:
+        print(f"# {unit.path}")
+        print(unit.text, end="")
+        return 0
+    if args.action == "install":
+        _print("\n".join(service_units.install(unit)))
+    elif args.action == "uninstall":
+        _print("\n".join(service_units.uninstall(unit)))
+    else:
+        _print(service_units.manager_status(unit))
+        report = inventory.scan(vault, config.max_note_bytes)
+        _print(inventory.render_text(report, vault.root))
+    return 0
 
 
 def _logs(vault: Vault, args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from .lifecycle import Status
 from .logs import cost_on, os_user, remove_old_logs
 from .reconcile import Reconciler, RunRequest
 from .scheduler import Scheduler
+from .sdnotify import Notifier
 from .vault import TASK_FOLDERS, Folder, Vault
 from .watcher import Hint, Kind, Settler, VaultWatcher
 
@@ -115,6 +116,8 @@ class Service:
             claim_of=lambda task_id: self.executor.claims.get(task_id, {}),
             wake=lambda path: self.hints.put(Hint(path, Kind.ARRIVED)),
         )
+        self.notifier = Notifier()
+        self._next_watchdog = 0.0
         self._stop = threading.Event()
         self._rescan = threading.Event()
         self._dashboard_drawn_at = 0.0
@@ -153,8 +156,10 @@ class Service:
                     result=f"first reconcile in {self.stats.ready_seconds * 1000:.0f} ms",
                 )
                 self._next_sweep = time.monotonic() + self.config.sweep_seconds
+                self.notifier.ready(f"watching {self.vault.root}")
                 self.on_ready()
                 self._loop()
+                self.notifier.stopping()
                 self._finish_runs()
             finally:
                 self._watcher.stop()
@@ -219,6 +224,7 @@ class Service:
                 self._work()
             with self._survive("start runs"):
                 self._start_runs()
+            self._ping_watchdog()
             if self.once and self._once_done():
                 break
 
@@ -293,9 +299,18 @@ class Service:
                 error=f"{type(err).__name__}: {err}",
             )
 
+    def _ping_watchdog(self) -> None:
+        """WATCHDOG=1 from the main loop itself: a stuck loop stops the pings, systemd restarts."""
+        interval = self.notifier.watchdog_interval
+        if interval is not None and time.monotonic() >= self._next_watchdog:
+            self.notifier.watchdog()
+            self._next_watchdog = time.monotonic() + interval
+
     def _next_timeout(self) -> float:
         now = time.monotonic()
         deadlines = [self._next_sweep]
+        if self.notifier.watchdog_interval is not None:
+            deadlines.append(self._next_watchdog)
         settle = self.settler.next_deadline()
         if settle is not None:
             deadlines.append(settle)
