@@ -124,13 +124,7 @@ class Executor:
         }
         check_transition(note.status, Status.EXECUTING, request.task_id)
         try:
-            update_note(
-                path,
-                claim,
-                tmp_dir=self.vault.tmp,
-                vault_root=self.vault.root,
-                max_bytes=self.config.max_note_bytes,
-            )
+            self._update(path, claim)
         except (NoteRefused, NoteGone, FileNotFoundError):
             return None
         self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
@@ -300,14 +294,7 @@ class Executor:
             check_transition(note.status, new_status, finished.task_id)
         result = _result_text(kind, outcome, error, finished, attempts)
         try:
-            update_note(
-                path,
-                changes,
-                tmp_dir=self.vault.tmp,
-                vault_root=self.vault.root,
-                max_bytes=self.config.max_note_bytes,
-                result=result,
-            )
+            self._update(path, changes, result)
             if target is not None and path.parent != self.vault.folder(target):
                 path = move_note(path, self.vault.folder(target))
         except (NoteGone, FileNotFoundError):
@@ -330,6 +317,16 @@ class Executor:
             },
         )
         return path
+
+    def _update(self, path: Path, changes: dict[str, Any], result: str | None = None) -> None:
+        update_note(
+            path,
+            changes,
+            tmp_dir=self.vault.tmp,
+            vault_root=self.vault.root,
+            max_bytes=self.config.max_note_bytes,
+            result=result,
+        )
 
     def _count_cost(self, outcome: Outcome) -> None:
         if outcome.cost_usd:

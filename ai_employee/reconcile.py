@@ -328,13 +328,7 @@ class Reconciler:
         if action in (Action.NOTHING, Action.WAIT, Action.REFUSE):
             return path
         if action is Action.RUN:
-            workdir = workdir_for(
-                self.config.apps_dir,
-                self.config.allowed_roots,
-                task_id,
-                note.meta.get("language"),
-                note.meta.get("app"),
-            )
+            workdir = self._workdir(note, task_id)
             self.on_run(
                 RunRequest(
                     path, task_id, note.priority.value, task_type, note.when("planned_at"), workdir
@@ -424,16 +418,7 @@ class Reconciler:
         extra: dict[str, Any],
         now: datetime,
     ) -> Path:
-        try:
-            workdir = workdir_for(
-                self.config.apps_dir,
-                self.config.allowed_roots,
-                task_id,
-                note.meta.get("language"),
-                note.meta.get("app"),
-            )
-        except NoteRefused as err:
-            raise NoteRefused(err.reason) from err
+        workdir = self._workdir(note, task_id)
         plan = planner.template_plan(_with_id(note, task_id), path, task_type, workdir, now)
         plans = self.vault.folder(Folder.PLANS)
         if self.config.planner == "claude":
@@ -477,6 +462,16 @@ class Reconciler:
                 self.wake(path)
 
         threading.Thread(target=work, name=f"plan-{path.name}", daemon=True).start()
+
+    def _workdir(self, note: TaskNote, task_id: str) -> Path:
+        """apps/<language>/<app>/ for this note, checked to stay inside the allowed roots."""
+        return workdir_for(
+            self.config.apps_dir,
+            self.config.allowed_roots,
+            task_id,
+            note.meta.get("language"),
+            note.meta.get("app"),
+        )
 
     def _write(
         self,
