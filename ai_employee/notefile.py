@@ -22,7 +22,7 @@ from pathlib import Path
 from . import fsops
 from .errors import NoteRefused, WriteConflict
 from .taskfile import TaskNote, decode_note, edit_note_text, parse_note
-from .vault import inside
+from .vault import check_name, inside
 
 LOCK_STRIPES = 16
 """Our writers of notes are serialised per stripe of file names."""
@@ -112,7 +112,11 @@ def read_note(path: Path, vault_root: Path, max_bytes: int) -> tuple[TaskNote, S
     """Read and parse a note. Raises NoteRefused (with the path) or FileNotFoundError."""
     try:
         snap = read_snapshot(path, vault_root, max_bytes)
-        return parse_note(decode_note(snap.data, max_bytes), path.name), snap
+        note = parse_note(decode_note(snap.data, max_bytes), path.name)
+        for key in ("app", "language"):  # they name the work dir: no path tricks
+            if note.meta.get(key) not in (None, ""):
+                check_name(key, note.meta[key])
+        return note, snap
     except NoteRefused as err:
         raise NoteRefused(err.reason, str(path)) from err
 

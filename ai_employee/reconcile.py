@@ -23,7 +23,7 @@ from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
 from .notefile import NoteGone, move_note, read_note, update_note
 from .taskfile import TaskNote, new_task_id, render_value
-from .vault import TRIGGER_FOLDERS, Folder, Vault, check_name, workdir_for
+from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
 log = structlog.get_logger(__name__)
 
@@ -180,7 +180,6 @@ class Reconciler:
             return None
         try:
             note, _ = read_note(path, self.vault.root, self.config.max_note_bytes)
-            self._check_names(note)
         except NoteRefused as err:
             self._refuse(path, err.reason)
             return None
@@ -302,12 +301,6 @@ class Reconciler:
             )
         )
         return fresh, {**cleared, "task_id": fresh, "attempts": 0, "status": "pending_approval"}
-
-    def _check_names(self, note: TaskNote) -> None:
-        for key in ("app", "language"):
-            value = note.meta.get(key)
-            if value not in (None, ""):
-                check_name(key, value)
 
     # --- steps ------------------------------------------------------------------------------
 

@@ -113,13 +113,14 @@ def test_status_lists_counts_active_tasks_and_refusals(tmp_path: Path) -> None:
     (na / "binary.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     (na / "status.md").write_text("---\nstatus: finished\n---\n")
     (na / "escape.md").symlink_to("/etc/hostname")
+    (na / "trick.md").write_text("---\ntitle: t\napp: ../../etc\n---\n")
     (root / "Done" / "old.md").write_text("---\nstatus: done\n---\n")
     by_env = run_cli("status", env={"AI_EMPLOYEE_VAULT": str(root)})
     by_flag = run_cli("--vault", str(root), "status")
     assert by_env.returncode == by_flag.returncode == 0
     assert by_env.stdout == by_flag.stdout
     text = by_flag.stdout
-    assert "Needs_Action      1 planned, 6 refused" in text
+    assert "Needs_Action      1 planned, 7 refused" in text
     assert "Done              1 done" in text
     assert "abc       planned" in text
     for line in [
@@ -129,12 +130,13 @@ def test_status_lists_counts_active_tasks_and_refusals(tmp_path: Path) -> None:
         "Needs_Action/binary.md: binary file (it contains NUL bytes), not a markdown note",
         "Needs_Action/status.md: unknown status 'finished'",
         "Needs_Action/escape.md: symlink to '/etc/hostname', outside the vault; not followed",
+        "Needs_Action/trick.md: app: '../../etc' is not a plain folder name",
     ]:
         assert line in text, line
     data = json.loads(run_cli("status", "--json", "--vault", str(root)).stdout)
-    assert data["counts"]["Needs_Action"] == {"planned": 1, "refused": 6}
+    assert data["counts"]["Needs_Action"] == {"planned": 1, "refused": 7}
     assert [t["task_id"] for t in data["active"]] == ["abc"]
-    assert len(data["refused"]) == 6
+    assert len(data["refused"]) == 7
 
 
 @pytest.mark.parametrize(
