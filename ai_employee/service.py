@@ -253,9 +253,12 @@ class Service:
         if hint.kind is Kind.ARRIVED:
             self.settler.arrived(hint.path, now)
             return
-        # Created, written or closed in place. A file renamed in from outside the vault shows
-        # up as "created" only: if nobody holds it open for writing and it has content, it is
-        # complete now. Otherwise wait until its writer closed it and it stayed quiet.
+        if hint.kind is Kind.WRITTEN:  # written in place: wait until closed and quiet
+            self.settler.activity(hint.path, now)
+            return
+        # Created. A file renamed in from outside the vault shows up as "created" only: if nobody
+        # holds it open for writing and it has content, it is complete now. A writer creating it
+        # in place still has it open (its close then settles it like any in-place write).
         try:
             size = hint.path.stat().st_size
         except FileNotFoundError:

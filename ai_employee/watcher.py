@@ -43,8 +43,10 @@ class Kind(StrEnum):
 
     ARRIVED = "arrived"
     """Renamed into place: complete at once."""
+    CREATED = "created"
+    """Created: renamed in from outside the vault (complete) or opened by a writer (settle)."""
     WRITTEN = "written"
-    """Created, written or closed in place: read once quiet for settle_seconds."""
+    """Written or closed in place: read once quiet for settle_seconds."""
     GONE = "gone"
     """Moved away or deleted."""
 
@@ -92,7 +94,9 @@ class _Handler(FileSystemEventHandler):
             return
         if isinstance(event, FileDeletedEvent):
             self.emit(Hint(src, Kind.GONE))
-        elif isinstance(event, FileCreatedEvent | FileClosedEvent | FileModifiedEvent):
+        elif isinstance(event, FileCreatedEvent):
+            self.emit(Hint(src, Kind.CREATED))
+        elif isinstance(event, FileClosedEvent | FileModifiedEvent):
             self.emit(Hint(src, Kind.WRITTEN))
 
 

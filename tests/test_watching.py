@@ -267,3 +267,18 @@ def test_sigterm_stops_the_service_cleanly(vault: Vault, tmp_path: Path) -> None
     proc.stderr.close()
     assert '"service stopped"' in rest
     assert not (vault.machinery / "tmp").exists() or list((vault.machinery / "tmp").iterdir()) == []
+
+
+def test_saves_in_place_wait_for_quiet_before_the_note_is_read(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """Obsidian saves while a person types: each save is complete but the task is not; only a
+    note quiet for settle_seconds is read (a rename, by contrast, is read at once)."""
+    with running_service(svc_config(vault, settle_seconds=1.0)) as service:
+        path = drop(vault, tmp_path, "typing.md", "---\nstatus: draft\n---\nBuild a sh")
+        wait_for(lambda: path in service.reconciler.entries, what="the draft looked at")
+        path.write_text("---\ntype: claude_app\n---\nBuild a shop page with a cart.\n")
+        wait_for(lambda: path in service.settler, what="the save to be settling")
+        assert "planned_at" not in note(path).meta, "read before it was quiet"
+        planned = wait_planned(path)
+    assert planned.body == "Build a shop page with a cart.\n"
