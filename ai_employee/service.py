@@ -41,6 +41,9 @@ from .watcher import Hint, Kind, Settler, VaultWatcher
 
 log = structlog.get_logger(__name__)
 
+LOOKS_PER_TURN = 16
+"""Settled paths looked at per turn of the loop before finished runs are handled again."""
+
 DASHBOARD_MIN_INTERVAL = 1.0
 """Dashboard.md is redrawn at most this often (seconds), and only after a change."""
 
@@ -220,6 +223,8 @@ class Service:
                         self._take_hint(hint)
                     elif isinstance(hint, RunFinished):
                         self._run_finished(hint)
+            with self._survive("start runs"):
+                self._start_runs()
             with self._survive("work"):
                 self._work()
             with self._survive("start runs"):
@@ -280,7 +285,9 @@ class Service:
                 result=f"{count} notes looked at",
                 parameters={"overflows": self.stats.overflows},
             )
-        for path in self.settler.pop_due(time.monotonic()):
+        # A burst of arrivals is planned a slice at a time, so finished runs are followed by the
+        # next ones at once instead of waiting for the whole backlog to be planned.
+        for path in self.settler.pop_due(time.monotonic(), limit=LOOKS_PER_TURN):
             self._look(path)
         for path in self.reconciler.due_wakeups(self.now()):
             self._look(path)
@@ -362,7 +369,10 @@ class Service:
         if outcome.kind is not OutcomeKind.INTERRUPTED:
             if old is not None and old != new_path:
                 self.reconciler.forget(old)
-            if new_path is not None and new_path.exists():
+            finished_folder = self.vault.folder_of(new_path) if new_path else None
+            if finished_folder in (Folder.DONE, Folder.FAILED):
+                self.reconciler.forget(new_path)  # type: ignore[arg-type]  # not watched
+            elif new_path is not None and new_path.exists():
                 self.reconciler.look(new_path, force=True)
         if outcome.kind is OutcomeKind.SKIPPED:
             return

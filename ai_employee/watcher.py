@@ -182,11 +182,11 @@ class Settler:
             self._due[path] = when
             heapq.heappush(self._heap, (when, str(path)))
 
-    def pop_due(self, now: float) -> list[Path]:
-        """Paths whose quiet time has passed, each once."""
-        ready = []
+    def pop_due(self, now: float, limit: int = 1_000_000) -> list[Path]:
+        """Paths whose quiet time has passed, each once (at most `limit` of them)."""
+        ready: list[Path] = []
         with self._lock:
-            while self._heap and self._heap[0][0] <= now:
+            while self._heap and self._heap[0][0] <= now and len(ready) < limit:
                 when, raw = heapq.heappop(self._heap)
                 path = Path(raw)
                 if self._due.get(path) == when:
