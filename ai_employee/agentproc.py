@@ -113,6 +113,8 @@ class Run:
     _wake_w: int = -1
     _thread: threading.Thread | None = None
     _pipe_lock: threading.Lock = field(default_factory=threading.Lock)
+    ending: bool = False
+    """The process is gone and the end is being recorded: nothing left to stop."""
 
     def start(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -172,6 +174,7 @@ class Run:
         )
         transcript.close()
         finished = RunFinished(self.task_id, self.spec, outcome, duration)
+        self.ending = True
         try:
             path = self.conclude(finished)
         except Exception:

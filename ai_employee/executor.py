@@ -23,13 +23,17 @@ from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import HOME, Status, check_transition
-from .notefile import NoteGone, move_note, read_note, update_note
+from .notefile import NoteGone, move_note, read_note, rewrite_note, update_note
 from .planner import plan_name
 from .reconcile import RunRequest
-from .taskfile import TaskNote
+from .taskfile import TaskNote, edit_note_text, parse_note
 from .vault import Folder, Vault
 
 log = structlog.get_logger(__name__)
+
+
+class ClaimLost(Exception):
+    """The note changed between our read and our claim: nothing is started."""
 
 
 def retry_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -123,9 +127,23 @@ class Executor:
             "completed_at": None,
         }
         check_transition(note.status, Status.EXECUTING, request.task_id)
+
+        def claim_if_still_planned(text: str) -> str:
+            # Compare and set: a person who cancelled (or changed) the note a moment ago wins.
+            current = parse_note(text, path.name)
+            if current.task_id != request.task_id or current.status is not Status.PLANNED:
+                raise ClaimLost(request.task_id)
+            return edit_note_text(text, claim)
+
         try:
-            self._update(path, claim)
-        except (NoteRefused, NoteGone, FileNotFoundError):
+            rewrite_note(
+                path,
+                claim_if_still_planned,
+                tmp_dir=self.vault.tmp,
+                vault_root=self.vault.root,
+                max_bytes=self.config.max_note_bytes,
+            )
+        except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
             return None
         self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
         spec = RunSpec(
@@ -191,7 +209,7 @@ class Executor:
 
     def cancel(self, task_id: str) -> None:
         run = self.live.get(task_id)
-        if run is not None:
+        if run is not None and not run.ending:  # a run recording its end has nothing to stop
             log.info(
                 "stopping run", action_type="cancel", task_id=task_id, result="a person ended it"
             )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -364,3 +365,32 @@ def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
     for attempt, low, high in [(1, 30, 60), (2, 60, 90), (3, 120, 150), (10, 900, 900)]:
         delay = retry_delay(attempt, 30, 900)
         assert low <= delay <= high, (attempt, delay)
+
+
+def test_a_cancel_that_lands_during_the_claim_wins(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim is a compare-and-set: if the note stopped being planned after the executor read
+    it, nothing is written and nothing starts."""
+    from ai_employee import executor as executor_module
+    from ai_employee.agents import CommandAgent
+    from ai_employee.executor import Executor
+    from ai_employee.notefile import read_note
+    from ai_employee.reconcile import RunRequest
+
+    path = vault.folder(Folder.NEEDS_ACTION) / "race.md"
+    path.write_text("---\ntitle: race\ntask_id: r1\nstatus: planned\n---\nx\n")
+    config = svc_config(vault, agent="command", agent_command="true")
+    planned_view = read_note(path, vault.root, 1 << 20)
+
+    def read_then_person_cancels(*args: object, **kwargs: object) -> object:
+        path.write_text("---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n")
+        return planned_view
+
+    monkeypatch.setattr(executor_module, "read_note", read_then_person_cancels)
+    executor = Executor(
+        vault, config, CommandAgent("true"), lambda: datetime.now(UTC), lambda finished: None
+    )
+    request = RunRequest(path, "r1", "normal", "claude_app", None, tmp_path / "work")
+    assert executor._claim(request, path) is None
+    assert path.read_text() == "---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n"
