@@ -43,9 +43,13 @@ def write_temp(
     tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w", *, durable: bool = True
 ) -> Path:
     """Write `data` to a new (fsynced, if durable) file in `tmp_dir` with `mode`; return it."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
     path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:  # the machinery folder was deleted: make it again
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o600)
     try:
         view = memoryview(data)
         while view:
@@ -76,9 +80,12 @@ def write_atomic(
         except FileNotFoundError:
             mode = 0o644
     tmp = write_temp(tmp_dir, data, mode, durable=durable)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -130,14 +130,15 @@ class VaultWatcher:
         self._observer: BaseObserver = (
             PollingObserver(timeout=polling_interval) if polling else Observer()
         )
-        event_filter = [
+        event_filter: list[type[FileSystemEvent]] = [
             FileCreatedEvent,
             FileMovedEvent,
             DirMovedEvent,
             FileDeletedEvent,
             FileClosedEvent,
-            FileModifiedEvent,
         ]
+        if polling:  # the polling observer knows no "closed": a change is a modification
+            event_filter.append(FileModifiedEvent)
         self._observer.schedule(
             _Handler(root, emit), str(root), recursive=True, event_filter=event_filter
         )

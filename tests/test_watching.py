@@ -282,3 +282,12 @@ def test_saves_in_place_wait_for_quiet_before_the_note_is_read(
         assert "planned_at" not in note(path).meta, "read before it was quiet"
         planned = wait_planned(path)
     assert planned.body == "Build a shop page with a cart.\n"
+
+
+def test_polling_observer_for_network_folders(vault: Vault, tmp_path: Path) -> None:
+    with running_service(svc_config(vault, polling=True)):
+        path = drop(vault, tmp_path, "Polled.md", TASK.format(title="Polled"))
+        wait_planned(path)
+        in_place = vault.folder(Folder.NEEDS_ACTION) / "Written.md"
+        in_place.write_text(TASK.format(title="Written"))
+        wait_planned(in_place)
