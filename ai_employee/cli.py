@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import __version__, commands, inventory, service_units
@@ -225,6 +226,12 @@ def _service(vault: Vault, config: Config, args: argparse.Namespace) -> int:
         return 0
     if args.action == "install":
         _print("\n".join(service_units.install(unit)))
+        if not Path(config.claude_path).is_absolute():
+            _print(
+                f"warning: claude was not found on PATH; the unit runs {config.claude_path!r} "
+                "with the PATH it sets. Install Claude Code, then run `service install` again "
+                "(or set claude_path)."
+            )
     elif args.action == "uninstall":
         _print("\n".join(service_units.uninstall(unit)))
     else:

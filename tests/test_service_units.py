@@ -115,12 +115,14 @@ def test_install_and_uninstall_drive_systemctl(vault: Vault, tmp_path: Path) -> 
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "USER": "alice",
         "AI_EMPLOYEE_VAULT": str(vault.root),
+        "AI_EMPLOYEE_CLAUDE_PATH": "claude-not-installed-here",
     }
     installed = run_cli("service", "install", "--manager", "systemd", env=env)
     assert installed.returncode == 0, installed.stderr
     unit = tmp_path / "home/.config/systemd/user/ai-employee.service"
     assert unit.read_text().startswith("# ai-employee as a systemd user service")
     assert "loginctl enable-linger alice" in installed.stdout
+    assert "warning: claude was not found on PATH" in installed.stdout
     removed = run_cli("service", "uninstall", "--manager", "systemd", env=env)
     assert removed.returncode == 0
     assert not unit.exists() and vault.root.is_dir()
