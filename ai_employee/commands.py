@@ -14,7 +14,7 @@ from . import fsops
 from .config import Config
 from .errors import NoteRefused, TaskNotFound, UsageError
 from .lifecycle import HOME, Priority, Status, check_command
-from .notefile import move_note, read_note, update_note
+from .notefile import NoteStore, move_note
 from .taskfile import TaskNote, new_task_id, render_value
 from .vault import TASK_FOLDERS, Folder, Vault, check_name
 
@@ -112,7 +112,7 @@ def find_task(vault: Vault, config: Config, ref: str) -> Found:
                 matches.append(_read(vault, config, path))
                 continue
             try:
-                note, _ = read_note(path, vault.root, config.max_note_bytes)
+                note, _ = _store(vault, config).read(path)
             except (NoteRefused, FileNotFoundError):
                 continue
             if note.task_id == ref:
@@ -125,8 +125,12 @@ def find_task(vault: Vault, config: Config, ref: str) -> Found:
     return matches[0]
 
 
+def _store(vault: Vault, config: Config) -> NoteStore:
+    return NoteStore(vault.root, vault.tmp, config.max_note_bytes)
+
+
 def _read(vault: Vault, config: Config, path: Path) -> Found:
-    note, _ = read_note(path, vault.root, config.max_note_bytes)
+    note, _ = _store(vault, config).read(path)
     return Found(path, note)
 
 
@@ -196,13 +200,7 @@ def _edit(
     note = found.note
     task_id = note.task_id or new_task_id()
     check_command(command, note.status, new, task_id)
-    update_note(
-        found.path,
-        {**changes, "status": new, "task_id": task_id},
-        tmp_dir=vault.tmp,
-        vault_root=vault.root,
-        max_bytes=config.max_note_bytes,
-    )
+    _store(vault, config).update(found.path, {**changes, "status": new, "task_id": task_id})
     path = found.path
     if target is not None and path.parent != vault.folder(target):
         path = move_note(path, vault.folder(target))

@@ -23,7 +23,7 @@ from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import HOME, Status, check_transition
-from .notefile import NoteGone, move_note, read_note, rewrite_note, update_note
+from .notefile import NoteGone, NoteStore, move_note
 from .planner import plan_name
 from .reconcile import RunRequest
 from .taskfile import TaskNote, edit_note_text, parse_note
@@ -70,6 +70,10 @@ class Executor:
     spent: dict[str, float] = field(default_factory=dict)
     """Cost recorded per UTC day."""
 
+    @property
+    def notes(self) -> NoteStore:
+        return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
+
     def is_running(self, task_id: str) -> bool:
         return task_id in self.live
 
@@ -107,7 +111,7 @@ class Executor:
     def _claim(self, request: RunRequest, path: Path) -> RunSpec | None:
         """In the run's thread: write the claim (durably) before the agent may start."""
         try:
-            note, _ = read_note(path, self.vault.root, self.config.max_note_bytes)
+            note, _ = self.notes.read(path)
         except (NoteRefused, FileNotFoundError):
             return None
         if note.task_id != request.task_id or note.status is not Status.PLANNED:
@@ -136,13 +140,7 @@ class Executor:
             return edit_note_text(text, claim)
 
         try:
-            rewrite_note(
-                path,
-                claim_if_still_planned,
-                tmp_dir=self.vault.tmp,
-                vault_root=self.vault.root,
-                max_bytes=self.config.max_note_bytes,
-            )
+            self.notes.rewrite(path, claim_if_still_planned)
         except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
             return None
         self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
@@ -252,7 +250,7 @@ class Executor:
             )
             return None
         try:
-            note, _ = read_note(path, self.vault.root, self.config.max_note_bytes)
+            note, _ = self.notes.read(path)
         except NoteRefused as err:
             log.error(
                 "run ended but its note cannot be read",
@@ -337,14 +335,7 @@ class Executor:
         return path
 
     def _update(self, path: Path, changes: dict[str, Any], result: str | None = None) -> None:
-        update_note(
-            path,
-            changes,
-            tmp_dir=self.vault.tmp,
-            vault_root=self.vault.root,
-            max_bytes=self.config.max_note_bytes,
-            result=result,
-        )
+        self.notes.update(path, changes, result)
 
     def _count_cost(self, outcome: Outcome) -> None:
         if outcome.cost_usd:

@@ -266,6 +266,39 @@ def _replace_if_unchanged(tmp: Path, path: Path, expected: Snapshot) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class NoteStore:
+    """The notes of one vault: reads, edits and moves, with the vault's temp folder and limit."""
+
+    vault_root: Path
+    tmp_dir: Path
+    max_bytes: int
+
+    def read(self, path: Path) -> tuple[TaskNote, Snapshot]:
+        return read_note(path, self.vault_root, self.max_bytes)
+
+    def update(
+        self, path: Path, changes: Mapping[str, object | None], result: str | None = None
+    ) -> bool:
+        return update_note(
+            path,
+            changes,
+            tmp_dir=self.tmp_dir,
+            vault_root=self.vault_root,
+            max_bytes=self.max_bytes,
+            result=result,
+        )
+
+    def rewrite(self, path: Path, transform: Transform) -> bool:
+        return rewrite_note(
+            path,
+            transform,
+            tmp_dir=self.tmp_dir,
+            vault_root=self.vault_root,
+            max_bytes=self.max_bytes,
+        )
+
+
 def move_note(path: Path, folder: Path) -> Path:
     """Move a note into `folder` with one rename, never overwriting; returns where it went."""
     try:

@@ -21,7 +21,7 @@ from . import fsops, planner
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
-from .notefile import NoteGone, move_note, read_note, update_note
+from .notefile import NoteGone, NoteStore, move_note
 from .taskfile import TaskNote, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
@@ -89,6 +89,10 @@ class Reconciler:
     """task_id -> the path that holds it (a copy elsewhere gets a new id)."""
     changes: int = 0
     """Counts changes to the index, so the dashboard knows when to redraw."""
+
+    @property
+    def notes(self) -> NoteStore:
+        return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
 
     # --- scanning ---------------------------------------------------------------------------
 
@@ -179,7 +183,7 @@ class Reconciler:
         if folder is None:
             return None
         try:
-            note, _ = read_note(path, self.vault.root, self.config.max_note_bytes)
+            note, _ = self.notes.read(path)
         except NoteRefused as err:
             self._refuse(path, err.reason)
             return None
@@ -473,13 +477,7 @@ class Reconciler:
         task_id: str,
         audit: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
-        update_note(
-            path,
-            changes,
-            tmp_dir=self.vault.tmp,
-            vault_root=self.vault.root,
-            max_bytes=self.config.max_note_bytes,
-        )
+        self.notes.update(path, changes)
         if audit is not None:
             event, fields = audit
             log.info(

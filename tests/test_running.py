@@ -372,10 +372,9 @@ def test_a_cancel_that_lands_during_the_claim_wins(
 ) -> None:
     """The claim is a compare-and-set: if the note stopped being planned after the executor read
     it, nothing is written and nothing starts."""
-    from ai_employee import executor as executor_module
     from ai_employee.agents import CommandAgent
     from ai_employee.executor import Executor
-    from ai_employee.notefile import read_note
+    from ai_employee.notefile import NoteStore, read_note
     from ai_employee.reconcile import RunRequest
 
     path = vault.folder(Folder.NEEDS_ACTION) / "race.md"
@@ -383,11 +382,11 @@ def test_a_cancel_that_lands_during_the_claim_wins(
     config = svc_config(vault, agent="command", agent_command="true")
     planned_view = read_note(path, vault.root, 1 << 20)
 
-    def read_then_person_cancels(*args: object, **kwargs: object) -> object:
+    def read_then_person_cancels(self: object, at: Path) -> object:
         path.write_text("---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n")
         return planned_view
 
-    monkeypatch.setattr(executor_module, "read_note", read_then_person_cancels)
+    monkeypatch.setattr(NoteStore, "read", read_then_person_cancels)
     executor = Executor(
         vault, config, CommandAgent("true"), lambda: datetime.now(UTC), lambda finished: None
     )
