@@ -218,6 +218,19 @@ class Run:
             transcript.write("error", error=str(err))
             return self.agent.not_found(spec, err)
         proc = self.process
+        log.info(
+            "run started",
+            action_type="run",
+            task_id=spec.task_id,
+            target=str(spec.note_path.relative_to(spec.vault)),
+            parameters={
+                "attempt": spec.attempt,
+                "agent": self.agent.name,
+                "pid": proc.pid,
+                "workdir": str(spec.workdir),
+                "resume": spec.resume,
+            },
+        )
         self._write_record(proc.pid)
         state = RunState()
         assert proc.stdout is not None

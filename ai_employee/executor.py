@@ -131,6 +131,23 @@ class Executor:
             "completed_at": None,
         }
         check_transition(note.status, Status.EXECUTING, request.task_id)
+        spec = RunSpec(
+            task_id=request.task_id,
+            task_type=request.task_type,
+            note_path=path,
+            vault=self.vault.root,
+            workdir=request.workdir,
+            prompt_file=self.vault.machinery / "prompts" / f"{request.task_id}.md",
+            attempt=attempt,
+            session_id=session_id,
+            resume=resume,
+            handbook=self._handbook(),
+        )
+        # Everything the agent needs is ready before the claim, so that once the claim is on
+        # disk the agent starts at once. A prompt written for a claim that is then lost harms
+        # nothing: the next claim writes it again.
+        request.workdir.mkdir(parents=True, exist_ok=True)
+        self._write_prompt(spec, note)
 
         def claim_if_still_planned(text: str) -> str:
             # Compare and set: a person who cancelled (or changed) the note a moment ago wins.
@@ -144,33 +161,7 @@ class Executor:
         except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
             return None
         self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
-        spec = RunSpec(
-            task_id=request.task_id,
-            task_type=request.task_type,
-            note_path=path,
-            vault=self.vault.root,
-            workdir=request.workdir,
-            prompt_file=self.vault.machinery / "prompts" / f"{request.task_id}.md",
-            attempt=attempt,
-            session_id=session_id,
-            resume=resume,
-            handbook=self._handbook(),
-        )
-        request.workdir.mkdir(parents=True, exist_ok=True)
-        self._write_prompt(spec, note)
         self.tally.started += 1
-        log.info(
-            "run started",
-            action_type="run",
-            task_id=request.task_id,
-            target=self._rel(path),
-            parameters={
-                "attempt": attempt,
-                "agent": self.agent.name,
-                "workdir": str(request.workdir),
-                "resume": resume,
-            },
-        )
         return spec
 
     def _handbook(self) -> str:

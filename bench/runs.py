@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import note_text, pct, service_in_thread, summary, temp_vault
+from drop_to_planned import fsync_cost_ms
 
 
 def build_agent(workdir: Path) -> Path:
@@ -122,8 +123,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         agent = build_agent(Path(tmp))
+        fsync_ms = fsync_cost_ms(Path(tmp))
         to_start, to_done = sequential(agent, args.n)
         print("no-op agent (C, takes CLOCK_MONOTONIC first), one note at a time, fsync on")
+        print(f"this disk now: one durable small write p50 {fsync_ms:.3f} ms (a task makes eight)")
         print(summary("planned -> agent started", to_start))
         print(summary("drop -> Done", to_done))
         print(
