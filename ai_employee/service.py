@@ -475,10 +475,17 @@ class Service:
                 f"Daily budget reached: ${spent:.2f} of ${self.config.daily_budget_usd:.2f} "
                 "spent today (UTC). New runs wait until tomorrow or a higher daily_budget_usd."
             )
+        running = []
+        for task_id in sorted(self.executor.live):
+            where = self.reconciler.owners.get(task_id)
+            seen = self.reconciler.entries.get(where) if where else None
+            link = dashboard_md.link_for(root, where) if where else task_id
+            running.append(dashboard_md.Line(link, seen.title if seen else task_id, task_id))
         return dashboard_md.DashboardState(
             notes=notes,
             updated=self.now(),
             counts=counts,
+            running=running,
             queued=queued,
             waiting_approval=waiting,
             recent=list(self.recent),

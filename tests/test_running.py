@@ -186,6 +186,10 @@ def test_cancel_mid_run_stops_the_group_within_a_second(
     with running_service(agent_config(vault, ledger)):
         path = drop(vault, tmp_path, "long.md", task("long", behave="grandchild", app="long"))
         running = wait_status(path, "executing")
+        wait_for(
+            lambda: "## Running\n\n- [[Needs_Action/long|long]]" in vault.dashboard.read_text(),
+            what="the run on the dashboard",
+        )
         pid_file = vault.root.parent / "apps" / "py" / "long" / "grandchild.pid"
         wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the grandchild")
         grandchild = int(pid_file.read_text())

@@ -291,3 +291,29 @@ def test_polling_observer_for_network_folders(vault: Vault, tmp_path: Path) -> N
         in_place = vault.folder(Folder.NEEDS_ACTION) / "Written.md"
         in_place.write_text(TASK.format(title="Written"))
         wait_planned(in_place)
+
+
+@pytest.mark.parametrize(
+    ("rel", "acted_on"),
+    [
+        ("Needs_Action/task.md", True),
+        ("Approved/task.md", True),
+        ("Inbox/Drop/photo.jpg", True),
+        ("Needs_Action/task.txt", False),
+        ("Needs_Action/.task.md.swp", False),
+        ("Needs_Action/task.md~", False),
+        ("Needs_Action/4913", False),
+        ("Needs_Action/___jb_tmp___", False),
+        ("Needs_Action/.syncthing.task.md.tmp", False),
+        (".obsidian/workspace.md", False),
+        (".trash/Needs_Action/x.md", False),
+        (".ai-employee/tmp/.w-1.tmp", False),
+        ("Done/task.md", False),
+        ("Plans/PLAN_task.md", False),
+        ("Needs_Action/sub/task.md", False),
+    ],
+)
+def test_the_path_filter(vault: Vault, rel: str, acted_on: bool) -> None:
+    from ai_employee.watcher import relevant
+
+    assert relevant(vault.root, vault.root / rel) is acted_on
