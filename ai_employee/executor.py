@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -357,8 +357,3 @@ def _result_text(
         lines += ["```text", outcome.result.strip()[-4000:].replace("```", "'''"), "```"]
     lines.append(f"Transcript: `Logs/tasks/{finished.task_id}.jsonl`")
     return "\n".join(lines)
-
-
-def utc_midnight_after(now: datetime) -> datetime:
-    tomorrow = (now.astimezone(UTC) + timedelta(days=1)).date()
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
