@@ -22,7 +22,7 @@ from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
 from .notefile import NoteGone, NoteStore, move_note
-from .taskfile import TaskNote, new_task_id, render_value
+from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
 log = structlog.get_logger(__name__)
@@ -290,20 +290,8 @@ class Reconciler:
             result="new task_id; it waits for a person's approval",
         )
         # A copy is a new task: it never inherits a run, an approval or a status past pending.
-        cleared: dict[str, Any] = dict.fromkeys(
-            (
-                "approved_at",
-                "approved_by",
-                "started_at",
-                "completed_at",
-                "next_attempt_at",
-                "session_id",
-                "cost_usd",
-                "duration_s",
-                "exit_code",
-                "error",
-            )
-        )
+        kept = ("task_id", "status", "plan", "planned_at", "attempts")
+        cleared: dict[str, Any] = dict.fromkeys(k for k in OWNED_KEYS if k not in kept)
         return fresh, {**cleared, "task_id": fresh, "attempts": 0, "status": "pending_approval"}
 
     # --- steps ------------------------------------------------------------------------------

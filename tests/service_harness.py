@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,3 +116,33 @@ def drop(vault: Vault, tmp_path: Path, name: str, text: str, folder: str = "Need
     target = vault.root / folder / name
     staged.rename(target)
     return target
+
+
+def service_process(vault: Vault, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`ai-employee run` as a child process (what systemd starts), once it is ready."""
+    full_env = {**os.environ, **env, "AI_EMPLOYEE_VAULT": str(vault.root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ai_employee", "run"],
+        env=full_env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    for line in proc.stderr:
+        if '"service ready"' in line:
+            return proc
+        assert time.monotonic() < deadline, "no ready line"
+    raise AssertionError(f"service exited early: {proc.wait()}")
+
+
+def cancel(vault: Vault, task_id: str) -> subprocess.CompletedProcess[str]:
+    """`ai-employee cancel TASK` as a person types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ai_employee", "cancel", task_id, "--vault", str(vault.root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )

@@ -22,7 +22,7 @@ from ai_employee.vault import Folder, Vault
 
 from .fake_anthropic import FakeAnthropic
 from .helpers import wait_for
-from .service_harness import drop, events, note, running_service, svc_config, wait_status
+from .service_harness import cancel, drop, events, note, running_service, svc_config, wait_status
 
 pytestmark = pytest.mark.claude
 
@@ -264,20 +264,7 @@ def test_cancel_mid_run_stops_claude(
         running = wait_status(path, "executing", 30)
         wait_for(lambda: claude_env.main_requests(), 30, "claude to call the API")
         started = time.monotonic()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ai_employee",
-                "cancel",
-                running.task_id,
-                "--vault",
-                str(vault.root),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+        assert cancel(vault, running.task_id).returncode == 0
         wait_status(vault.folder(Folder.DONE) / "Stop.md", "cancelled", 30)
         assert time.monotonic() - started < 5
 

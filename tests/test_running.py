@@ -20,7 +20,16 @@ from ai_employee.taskfile import edit_note_text
 from ai_employee.vault import Folder, Vault
 
 from .helpers import wait_for
-from .service_harness import drop, events, note, running_service, svc_config, wait_status
+from .service_harness import (
+    cancel,
+    drop,
+    events,
+    note,
+    running_service,
+    service_process,
+    svc_config,
+    wait_status,
+)
 
 FAKE = Path(__file__).with_name("fake_agent.py")
 
@@ -194,21 +203,7 @@ def test_cancel_mid_run_stops_the_group_within_a_second(
         wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the grandchild")
         grandchild = int(pid_file.read_text())
         started = time.monotonic()
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ai_employee",
-                "cancel",
-                running.task_id,
-                "--vault",
-                str(vault.root),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
+        result = cancel(vault, running.task_id)
         assert result.returncode == 0, result.stderr
         cancelled = wait_status(vault.folder(Folder.DONE) / "long.md", "cancelled")
         stopped_in = time.monotonic() - started
@@ -257,22 +252,6 @@ def test_a_copy_of_a_running_note_is_held_not_run(
     assert starts(ledger) == {running.task_id: 1}
 
 
-def _service_process(vault: Vault, config_env: dict[str, str]) -> subprocess.Popen[str]:
-    env = {**os.environ, **config_env, "AI_EMPLOYEE_VAULT": str(vault.root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ai_employee", "run"],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if '"service ready"' in line:
-            return proc
-    raise AssertionError(f"service exited: {proc.wait()}")
-
-
 def _env(ledger: Path, **extra: str) -> dict[str, str]:
     command = f"{sys.executable} {FAKE} {{task_id}} {{workdir}} {{prompt_file}}"
     return {
@@ -296,7 +275,7 @@ def _close(proc: subprocess.Popen[str]) -> None:
 def test_service_killed_mid_run_then_restarted_never_overlaps(
     vault: Vault, tmp_path: Path, ledger: Path
 ) -> None:
-    first = _service_process(vault, _env(ledger))
+    first = service_process(vault, _env(ledger))
     try:
         path = drop(vault, tmp_path, "crash.md", task("crash", behave="sleep-first 60"))
         running = wait_status(path, "executing")
@@ -307,7 +286,7 @@ def test_service_killed_mid_run_then_restarted_never_overlaps(
         _close(first)
     (orphan_pid,) = [pid for _, e, pid, _ in ledger_events(ledger) if e == "start"]
     assert Path(f"/proc/{orphan_pid}").exists(), "the agent outlived the service"
-    second = _service_process(vault, _env(ledger))
+    second = service_process(vault, _env(ledger))
     try:
         finished = note(done_note(vault, "crash.md", 30))
     finally:
@@ -323,7 +302,7 @@ def test_service_killed_mid_run_then_restarted_never_overlaps(
 def test_sigterm_with_a_run_in_progress_leaves_it_interrupted_for_the_next_start(
     vault: Vault, tmp_path: Path, ledger: Path
 ) -> None:
-    proc = _service_process(vault, _env(ledger, AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS="0.5"))
+    proc = service_process(vault, _env(ledger, AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS="0.5"))
     try:
         path = drop(vault, tmp_path, "term.md", task("term", behave="sleep-first 60"))
         wait_status(path, "executing")
@@ -334,7 +313,7 @@ def test_sigterm_with_a_run_in_progress_leaves_it_interrupted_for_the_next_start
         _close(proc)
     assert note(path).meta["status"] == "executing"
     assert [e for _, e, _, _ in ledger_events(ledger)] == ["start", "end"]
-    again = _service_process(vault, _env(ledger))
+    again = service_process(vault, _env(ledger))
     try:
         finished = note(done_note(vault, "term.md", 30))
     finally:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from .service_harness import (
     events,
     note,
     running_service,
+    service_process,
     svc_config,
     wait_planned,
     wait_status,
@@ -218,26 +218,8 @@ def _cli_env(vault: Vault) -> dict[str, str]:
     }
 
 
-def _start_cli_service(vault: Vault) -> subprocess.Popen[str]:
-    env = _cli_env(vault)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ai_employee", "run"],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    for line in proc.stderr:
-        if '"service ready"' in line:
-            return proc
-        assert time.monotonic() < deadline, "no ready line"
-    raise AssertionError(f"service exited early: {proc.wait()}")
-
-
 def test_a_second_service_on_the_same_vault_is_refused(vault: Vault) -> None:
-    first = _start_cli_service(vault)
+    first = service_process(vault, _cli_env(vault))
     try:
         second = subprocess.run(
             [sys.executable, "-m", "ai_employee", "run", "--vault", str(vault.root)],
@@ -257,7 +239,7 @@ def test_a_second_service_on_the_same_vault_is_refused(vault: Vault) -> None:
 
 
 def test_sigterm_stops_the_service_cleanly(vault: Vault, tmp_path: Path) -> None:
-    proc = _start_cli_service(vault)
+    proc = service_process(vault, _cli_env(vault))
     path = drop(vault, tmp_path, "before stop.md", TASK.format(title="before stop"))
     wait_planned(path)
     proc.send_signal(signal.SIGTERM)
