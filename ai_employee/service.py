@@ -123,6 +123,7 @@ class Service:
         self._next_watchdog = 0.0
         self._stop = threading.Event()
         self._rescan = threading.Event()
+        self._relayout = threading.Event()
         self._dashboard_drawn_at = 0.0
         self._dashboard_changes = -1
         self._next_sweep = 0.0
@@ -140,7 +141,11 @@ class Service:
             stop_leftovers(self.vault.runs, self.vault.root)  # before any retry can start
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
             self._watcher = VaultWatcher(
-                self.vault.root, self.hints.put, self._overflowed, polling=self.config.polling
+                self.vault.root,
+                self.hints.put,
+                self._overflowed,
+                polling=self.config.polling,
+                on_layout=self._layout_changed,
             )
             self._watcher.start()  # before the first reconcile: nothing falls between the two
             try:
@@ -197,6 +202,11 @@ class Service:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+    def _layout_changed(self) -> None:
+        """Called from watchdog's thread: a watched folder may have gone or come back."""
+        self._relayout.set()
+        self.hints.put("layout")
 
     def _overflowed(self) -> None:
         """Called from watchdog's thread when the kernel dropped events: rescan everything."""
@@ -274,6 +284,18 @@ class Service:
             self.settler.activity(hint.path, now)
 
     def _work(self) -> None:
+        if self._relayout.is_set():
+            self._relayout.clear()
+            rewatched = self._watcher.ensure() if self._watcher else []
+            if rewatched:
+                count = self.reconciler.reconcile_all()
+                log.warning(
+                    "folders watched again",
+                    action_type="rescan",
+                    target=str(self.vault.root),
+                    parameters={"folders": [self._rel(p) for p in rewatched]},
+                    result=f"a watched folder was replaced; {count} notes looked at",
+                )
         if self._rescan.is_set():
             self._rescan.clear()
             self.stats.rescans += 1
@@ -293,6 +315,8 @@ class Service:
             self._look(path)
         if time.monotonic() >= self._next_sweep:
             self.stats.sweeps += 1
+            if self._watcher is not None:
+                self._watcher.ensure()  # a folder replaced with no event seen: watch it again
             self.reconciler.reconcile_all()
             self._next_sweep = time.monotonic() + self.config.sweep_seconds
         self._draw_dashboard()
@@ -413,7 +437,12 @@ class Service:
 
     def _once_done(self) -> bool:
         """`once`: nothing runs, nothing settles, nothing queued can start now."""
-        if self.executor.live or len(self.settler) or self._rescan.is_set():
+        if (
+            self.executor.live
+            or len(self.settler)
+            or self._rescan.is_set()
+            or self._relayout.is_set()
+        ):
             return False
         return not self.scheduler.queued or self.executor.budget_reached()
 

@@ -1,15 +1,19 @@
 """Filesystem events -> "look at this path" hints, and settling of notes written in place.
 
-Events are hints; the disk is the truth. We filter paths ourselves (watchdog 7 patterns match whole
-absolute paths, and its default ignore policy drops a move whose source is ignored, such as our own
-temp file renamed into Needs_Action). See docs/research/watchdog-inotify.md for the event sequences
-each editor produces.
+Events are hints; the disk is the truth. Only the folders we act on are watched, one watch each,
+so our own writes to Logs/, Plans/ and .ai-employee/ cost no events. We filter paths ourselves
+(watchdog 7 patterns match whole absolute paths, and its default ignore policy drops a move whose
+source is ignored). See docs/research/watchdog-inotify.md for the event sequences each editor
+produces.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
+import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
@@ -27,7 +33,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from .vault import MACHINERY_DIR, TRIGGER_FOLDERS, Folder, is_ignored_name
@@ -114,8 +120,36 @@ class _OverflowHandler(logging.Handler):
             self.on_overflow()
 
 
+WATCHED_FOLDERS: tuple[Folder, ...] = (*TRIGGER_FOLDERS, Folder.DROP)
+"""The folders whose files the service acts on: each gets its own watch, nothing below it."""
+
+LAYOUT_PARENTS: tuple[str, ...] = ("", Folder.INBOX.value)
+"""Where a watched folder can be (re)created: the vault root and Inbox/ (watched for folders)."""
+
+
+def _no_move_pairing_delay() -> None:
+    """Deliver a lone IN_MOVED_FROM at once instead of holding the whole queue for 0.5 s.
+
+    watchdog holds each IN_MOVED_FROM for `InotifyMoveEventGrouper.delay` to pair it with its
+    IN_MOVED_TO, and its queue is first-in first-out: every later event waits too (and a pair
+    split across two reads stalls it even when it does pair; watchdog issue #649). Our folders
+    are watched one by one and we never need pairs: a move is "gone here, arrived there" (GONE
+    and CREATED hints), so nothing is lost by not waiting. The delay is a class attribute read
+    when a watch group is made; this process has no other watchdog user.
+    """
+    from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+
+    InotifyMoveEventGrouper.delay = 0.0
+
+
 class VaultWatcher:
-    """A recursive watch on the vault that turns events into hints (and notices overflows)."""
+    """One watch per folder the service acts on (not the whole vault), kept in place.
+
+    Logs/, Plans/, Done/, Failed/ and .ai-employee/ are where the service itself writes most;
+    watching them would only feed watchdog's threads events we drop. A watched folder that is
+    deleted or replaced is watched again once it is back (`ensure`, called on a folder event
+    at the root or in Inbox/, and by the service's safety sweep).
+    """
 
     def __init__(
         self,
@@ -125,24 +159,85 @@ class VaultWatcher:
         *,
         polling: bool = False,
         polling_interval: float = 1.0,
+        on_layout: Callable[[], None] = lambda: None,
     ) -> None:
         self.root = root
+        self.polling = polling
+        if not polling:
+            _no_move_pairing_delay()
         self._observer: BaseObserver = (
             PollingObserver(timeout=polling_interval) if polling else Observer()
         )
-        event_filter: list[type[FileSystemEvent]] = [
+        self._handler = _Handler(root, emit)
+        self._layout_handler = _LayoutHandler(root, self._folder_event)
+        self._on_layout = on_layout
+        self._gone: set[Path] = set()
+        """Watched folders seen deleted or moved away (a new folder may reuse the inode)."""
+        self._gone_lock = threading.Lock()
+        self._file_events: list[type[FileSystemEvent]] = [
             FileCreatedEvent,
             FileMovedEvent,
-            DirMovedEvent,
             FileDeletedEvent,
             FileClosedEvent,
         ]
         if polling:  # the polling observer knows no "closed": a change is a modification
-            event_filter.append(FileModifiedEvent)
-        self._observer.schedule(
-            _Handler(root, emit), str(root), recursive=True, event_filter=event_filter
-        )
+            self._file_events.append(FileModifiedEvent)
+        self._watches: dict[Path, tuple[ObservedWatch, int]] = {}
+        """folder -> its watch and the folder's inode when watched (a new inode: watch again)."""
         self._overflow = _OverflowHandler(on_overflow)
+        for parent in LAYOUT_PARENTS:
+            folder = root / parent
+            if folder.is_dir():
+                self._observer.schedule(
+                    self._layout_handler,
+                    str(folder),
+                    recursive=False,
+                    event_filter=[DirCreatedEvent, DirMovedEvent, DirDeletedEvent],
+                )
+        self.ensure()
+
+    def ensure(self) -> list[Path]:
+        """Watch every watched folder that exists and is not watched as it is now.
+
+        Returns the folders that got a new watch (events there may have been missed: look at
+        them again). Safe to call from the service's loop while the observer runs.
+        """
+        fresh = []
+        with self._gone_lock:
+            gone, self._gone = self._gone, set()
+        for folder in (self.root / f.value for f in WATCHED_FOLDERS):
+            try:
+                st = os.stat(folder)
+                inode = st.st_ino if stat.S_ISDIR(st.st_mode) else None
+            except OSError:
+                inode = None
+            known = self._watches.get(folder)
+            if known is not None and known[1] == inode and folder not in gone:
+                continue
+            if known is not None:
+                with contextlib.suppress(KeyError):
+                    self._observer.unschedule(known[0])
+                del self._watches[folder]
+            if inode is None:
+                continue
+            watch = self._observer.schedule(
+                self._handler, str(folder), recursive=False, event_filter=self._file_events
+            )
+            self._watches[folder] = (watch, inode)
+            fresh.append(folder)
+        return fresh
+
+    def _folder_event(self, folder: Path, went: bool) -> None:
+        """From watchdog's thread: a folder we watch (or Inbox/) came, went or moved."""
+        if went:
+            with self._gone_lock:
+                self._gone.add(folder)
+                self._gone.update(p for p in self._watches if p.is_relative_to(folder))
+        self._on_layout()
+
+    @property
+    def watched(self) -> list[Path]:
+        return sorted(self._watches)
 
     def start(self) -> None:
         for name in WATCHDOG_LOGGERS:
@@ -157,6 +252,32 @@ class VaultWatcher:
             logging.getLogger(name).removeHandler(self._overflow)
         self._observer.stop()
         self._observer.join(timeout=10)
+
+
+class _LayoutHandler(FileSystemEventHandler):
+    """A folder appeared, moved or went at the root or in Inbox/: the watches may need work."""
+
+    def __init__(self, root: Path, on_folder: Callable[[Path, bool], None]) -> None:
+        self.root = root
+        self.on_folder = on_folder
+        self.names = {f.value for f in WATCHED_FOLDERS} | {Folder.INBOX.value}
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        went = isinstance(event, DirDeletedEvent | DirMovedEvent)
+        self._check(event.src_path, went)
+        if isinstance(event, DirMovedEvent):
+            self._check(event.dest_path, False)
+
+    def _check(self, raw: str | bytes, went: bool) -> None:
+        if not raw:
+            return
+        path = Path(_text(raw))
+        try:
+            rel = path.relative_to(self.root).as_posix()
+        except ValueError:
+            return
+        if rel in self.names:
+            self.on_folder(path, went)
 
 
 @dataclass

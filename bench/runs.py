@@ -1,6 +1,6 @@
 """Run benchmarks with a no-op agent (a tiny C program that takes the time first thing).
 
-    .venv/bin/python bench/runs.py [--n 1000] [--burst 1000]
+    .venv/bin/python bench/runs.py [--n 1000] [--burst 1000] [--only sequential|burst]
 
 1. planned -> agent started: the plan step's time in the service vs the agent's own clock
    reading (both CLOCK_MONOTONIC), one note at a time.
@@ -120,10 +120,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--only", choices=["sequential", "burst"], help="run one part")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         agent = build_agent(Path(tmp))
         fsync_ms = fsync_cost_ms(Path(tmp))
+        if args.only == "burst":
+            burst(agent, args.burst)
+            return
         to_start, to_done = sequential(agent, args.n)
         print("no-op agent (C, takes CLOCK_MONOTONIC first), one note at a time, fsync on")
         print(f"this disk now: one durable small write p50 {fsync_ms:.3f} ms (a task makes eight)")
@@ -134,7 +138,8 @@ def main() -> None:
             f"{'met' if pct(to_start, 50) <= 5 else 'MISSED'}; drop->Done p50 <= 20 ms: "
             f"{'met' if pct(to_done, 50) <= 20 else 'MISSED'}"
         )
-        burst(agent, args.burst)
+        if args.only != "sequential":
+            burst(agent, args.burst)
 
 
 if __name__ == "__main__":

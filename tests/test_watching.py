@@ -299,3 +299,48 @@ def test_the_path_filter(vault: Vault, rel: str, acted_on: bool) -> None:
     from ai_employee.watcher import relevant
 
     assert relevant(vault.root, vault.root / rel) is acted_on
+
+
+def test_a_replaced_watched_folder_is_watched_again(vault: Vault, tmp_path: Path) -> None:
+    """Only the folders we act on are watched, one watch each: when a sync tool or a person
+    replaces Needs_Action/ (or Inbox/Drop/), the new folder is watched and its notes planned."""
+    with running_service(svc_config(vault)) as service:
+        needs_action = vault.folder(Folder.NEEDS_ACTION)
+        needs_action.rename(tmp_path / "old Needs_Action")
+        replacement = tmp_path / "new Needs_Action"
+        replacement.mkdir()
+        (replacement / "came with it.md").write_text(TASK.format(title="came with it"))
+        replacement.rename(needs_action)
+        wait_planned(needs_action / "came with it.md")
+        # The new folder's own events are seen: a note renamed in afterwards is planned too.
+        later = drop(vault, tmp_path, "later.md", TASK.format(title="later"))
+        wait_planned(later)
+        assert needs_action in service._watcher.watched  # type: ignore[union-attr]
+        drop_folder = vault.folder(Folder.DROP)
+        drop_folder.rmdir()
+        drop_folder.mkdir()
+        (tmp_path / "report.csv").write_text("a,b\n1,2\n")
+        (tmp_path / "report.csv").rename(drop_folder / "report.csv")
+        wait_for(lambda: (vault.folder(Folder.INBOX) / "report.csv").exists(), what="drop taken")
+    assert events(vault, "folders watched again")
+
+
+def test_the_service_writes_no_events_for_itself_outside_the_watched_folders(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """Logs/, Plans/ and .ai-employee/ are not watched: a planned note costs a few events, all
+    in Needs_Action/ (the arrival, and our own swaps of the note)."""
+    seen: list[Hint] = []
+    with running_service(svc_config(vault)) as service:
+        original = service._take_hint
+
+        def spy(hint: Hint) -> None:
+            seen.append(hint)
+            original(hint)
+
+        service._take_hint = spy  # type: ignore[method-assign]
+        path = drop(vault, tmp_path, "quiet.md", TASK.format(title="quiet"))
+        wait_planned(path)
+        wait_for(lambda: len(seen) >= 3, what="the swap's events")
+    folders = {hint.path.parent for hint in seen}
+    assert folders == {vault.folder(Folder.NEEDS_ACTION)}
