@@ -23,7 +23,7 @@ from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import HOME, Status, check_transition
-from .notefile import NoteGone, NoteStore, move_note
+from .notefile import NoteGone, NoteStore, Placed, move_note
 from .planner import plan_name
 from .reconcile import RunRequest
 from .taskfile import TaskNote, edit_note_text, parse_note
@@ -69,6 +69,8 @@ class Executor:
     tally: Tally = field(default_factory=Tally)
     spent: dict[str, float] = field(default_factory=dict)
     """Cost recorded per UTC day."""
+    announce: Callable[[Path, Placed, Status | None], None] = lambda path, placed, status: None
+    """Told just before a run thread swaps its write into place (see Reconciler.ours)."""
 
     @property
     def notes(self) -> NoteStore:
@@ -157,7 +159,11 @@ class Executor:
             return edit_note_text(text, claim)
 
         try:
-            self.notes.rewrite(path, claim_if_still_planned)
+            self.notes.rewrite(
+                path,
+                claim_if_still_planned,
+                announce=lambda placed: self.announce(path, placed, Status.EXECUTING),
+            )
         except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
             return None
         self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
@@ -300,8 +306,14 @@ class Executor:
         if note.status is not None and new_status is not note.status:
             check_transition(note.status, new_status, finished.task_id)
         result = _result_text(kind, outcome, error, finished, attempts)
+        note_path = path
         try:
-            self._update(path, changes, result)
+            self.notes.update(
+                path,
+                changes,
+                result,
+                announce=lambda placed: self.announce(note_path, placed, new_status),
+            )
             if target is not None and path.parent != self.vault.folder(target):
                 path = move_note(path, self.vault.folder(target))
         except (NoteGone, FileNotFoundError):
@@ -324,9 +336,6 @@ class Executor:
             },
         )
         return path
-
-    def _update(self, path: Path, changes: dict[str, Any], result: str | None = None) -> None:
-        self.notes.update(path, changes, result)
 
     def _count_cost(self, outcome: Outcome) -> None:
         if outcome.cost_usd:

@@ -124,6 +124,26 @@ def read_note(path: Path, vault_root: Path, max_bytes: int) -> tuple[TaskNote, S
 Transform = Callable[[str], str]
 
 
+@dataclass(frozen=True)
+class Placed:
+    """The file an edit put at the note's path, as `lstat` will show it until someone changes it.
+
+    Taken from our temp file before the swap, never from the path after it: a person's save
+    right after our swap must not be mistaken for our own write.
+    """
+
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @property
+    def signature(self) -> tuple[int, int, int]:
+        return (self.inode, self.size, self.mtime_ns)
+
+
+Announce = Callable[[Placed], None]
+
+
 def update_note(
     path: Path,
     changes: Mapping[str, object | None],
@@ -132,26 +152,39 @@ def update_note(
     vault_root: Path,
     max_bytes: int,
     result: str | None = None,
-) -> bool:
-    """Set our keys (None removes one) and maybe our Result section. True when the file changed."""
+    announce: Announce | None = None,
+) -> Placed | None:
+    """Set our keys (None removes one) and maybe our Result section. None: nothing to change."""
     return rewrite_note(
         path,
         lambda text: edit_note_text(text, changes, result),
         tmp_dir=tmp_dir,
         vault_root=vault_root,
         max_bytes=max_bytes,
+        announce=announce,
     )
 
 
 def rewrite_note(
-    path: Path, transform: Transform, *, tmp_dir: Path, vault_root: Path, max_bytes: int
-) -> bool:
-    """Apply `transform` to the note's text without ever losing a concurrent write."""
+    path: Path,
+    transform: Transform,
+    *,
+    tmp_dir: Path,
+    vault_root: Path,
+    max_bytes: int,
+    announce: Announce | None = None,
+) -> Placed | None:
+    """Apply `transform` to the note's text without ever losing a concurrent write.
+
+    Returns what was put in place, or None when the transform changed nothing. `announce` is
+    told what is about to be placed just before the swap, so the watcher's event for our own
+    write can be recognised however soon it is handled.
+    """
     check_path(path, vault_root)
     with _writer_lock(tmp_dir.parent, path.name):
         for _ in range(MAX_ROUNDS):
-            outcome = _rewrite_once(path, transform, tmp_dir, max_bytes)
-            if outcome is not None:
+            outcome = _rewrite_once(path, transform, tmp_dir, max_bytes, announce)
+            if not isinstance(outcome, _Again):
                 return outcome
     raise WriteConflict(f"{path}: the note kept changing; our edit was not applied")
 
@@ -184,8 +217,17 @@ def _writer_lock(machinery: Path, name: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _rewrite_once(path: Path, transform: Transform, tmp_dir: Path, max_bytes: int) -> bool | None:
-    """One attempt: True written, False nothing to change, None a person saved meanwhile."""
+class _Again:
+    """A person saved between our read and our swap: start over on their version."""
+
+
+_AGAIN = _Again()
+
+
+def _rewrite_once(
+    path: Path, transform: Transform, tmp_dir: Path, max_bytes: int, announce: Announce | None
+) -> Placed | _Again | None:
+    """One attempt: what we placed, None (nothing to change), or _AGAIN."""
     fd = _open_regular(path)
     try:
         # The lease holds off in-place writers while we read, transform and swap.
@@ -196,20 +238,24 @@ def _rewrite_once(path: Path, transform: Transform, tmp_dir: Path, max_bytes: in
             except NoteRefused as err:
                 raise NoteRefused(err.reason, str(path)) from err
             if new == base.data:
-                return False
+                return None
             tmp = fsops.write_temp(tmp_dir, new, base.mode)
+            st = os.lstat(tmp)  # ours alone until the swap: what we are about to place
+            placed = Placed(st.st_ino, st.st_size, st.st_mtime_ns)
+            if announce is not None:
+                announce(placed)
             try:
                 swapped = fsops.exchange(tmp, path)
             except FileNotFoundError as err:
                 tmp.unlink(missing_ok=True)
                 raise NoteGone(str(path)) from err
             if not swapped:
-                return _replace_if_unchanged(tmp, path, base) or None
+                return placed if _replace_if_unchanged(tmp, path, base) else _AGAIN
             if leased and fsops.lease_break_pending(fd):
                 # A writer opened the note while we held it and will write to the file we just
                 # swapped out: put it back before letting go, then start over on their save.
                 _swap_back(tmp, path, new, max_bytes)
-                return None
+                return _AGAIN
     finally:
         os.close(fd)
     # `tmp` now names what was at `path`. It must be exactly what we read.
@@ -217,9 +263,9 @@ def _rewrite_once(path: Path, transform: Transform, tmp_dir: Path, max_bytes: in
     if displaced.identity == base.identity and displaced.data == base.data:
         tmp.unlink()
         fsops.fsync_dir(path.parent)
-        return True
+        return placed
     _swap_back(tmp, path, new, max_bytes)
-    return None
+    return _AGAIN
 
 
 def read_displaced(path: Path, max_bytes: int) -> Snapshot:
@@ -278,8 +324,12 @@ class NoteStore:
         return read_note(path, self.vault_root, self.max_bytes)
 
     def update(
-        self, path: Path, changes: Mapping[str, object | None], result: str | None = None
-    ) -> bool:
+        self,
+        path: Path,
+        changes: Mapping[str, object | None],
+        result: str | None = None,
+        announce: Announce | None = None,
+    ) -> Placed | None:
         return update_note(
             path,
             changes,
@@ -287,15 +337,19 @@ class NoteStore:
             vault_root=self.vault_root,
             max_bytes=self.max_bytes,
             result=result,
+            announce=announce,
         )
 
-    def rewrite(self, path: Path, transform: Transform) -> bool:
+    def rewrite(
+        self, path: Path, transform: Transform, announce: Announce | None = None
+    ) -> Placed | None:
         return rewrite_note(
             path,
             transform,
             tmp_dir=self.tmp_dir,
             vault_root=self.vault_root,
             max_bytes=self.max_bytes,
+            announce=announce,
         )
 
 

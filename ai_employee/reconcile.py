@@ -21,7 +21,7 @@ from . import fsops, planner
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
-from .notefile import NoteGone, NoteStore, move_note
+from .notefile import NoteGone, NoteStore, Placed, move_note
 from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
@@ -89,6 +89,11 @@ class Reconciler:
     """task_id -> the path that holds it (a copy elsewhere gets a new id)."""
     changes: int = 0
     """Counts changes to the index, so the dashboard knows when to redraw."""
+    ours: dict[Path, tuple[Signature, Status | None]] = field(default_factory=dict)
+    """Notes a run thread is writing (claim, record): the file placed and the status it holds,
+    announced just before the swap, so the event of our own write costs an lstat, not a read."""
+    _placed: Placed | None = None
+    """The last file this thread placed while acting on a note (its identity is the entry's)."""
 
     @property
     def notes(self) -> NoteStore:
@@ -129,7 +134,12 @@ class Reconciler:
     def next_wakeup(self) -> datetime | None:
         return min(self.wakeups.values()) if self.wakeups else None
 
+    def announce(self, path: Path, placed: Placed, status: Status | None) -> None:
+        """Any thread: we are about to place this file at `path` (see `ours`)."""
+        self.ours[path] = (placed.signature, status)
+
     def forget(self, path: Path) -> None:
+        self.ours.pop(path, None)
         self.wakeups.pop(path, None)
         entry = self.entries.pop(path, None)
         if entry and entry.task_id and self.owners.get(entry.task_id) == path:
@@ -155,6 +165,14 @@ class Reconciler:
             and (entry.wake_at is None or entry.wake_at > self.now())
         ):
             return None  # unchanged since we last looked (or wrote): nothing new to decide
+        mine = self.ours.pop(path, None)
+        if not force and entry is not None and mine is not None and mine[0] == sig:
+            # A run thread's own write (its claim or its record), decided there: take it as seen.
+            entry.signature = sig
+            if mine[1] is not None:
+                entry.status = mine[1]
+            self.changes += 1
+            return None
         known_refusal = self.refused.get(path)
         if not force and known_refusal is not None and known_refusal[0] == sig:
             return None
@@ -183,7 +201,7 @@ class Reconciler:
         if folder is None:
             return None
         try:
-            note, _ = self.notes.read(path)
+            note, snap = self.notes.read(path)
         except NoteRefused as err:
             self._refuse(path, err.reason)
             return None
@@ -205,6 +223,7 @@ class Reconciler:
         wake = None
         if step.action is Action.WAIT and not facts.due:
             wake = note.when("next_attempt_at")
+        self._placed = None
         try:
             if id_changes and step.action in (Action.NOTHING, Action.WAIT, Action.RUN):
                 self._write(path, id_changes, task_id)
@@ -221,11 +240,10 @@ class Reconciler:
         if acted is None:
             return None
         new_path = acted
-        try:
-            sig = signature_of(os.lstat(new_path))
-        except FileNotFoundError:
-            self.forget(new_path)
-            return None
+        # The identity of what we decided on: the file we placed (a move keeps it), or the one
+        # we read. Never an lstat now: a save made since must look new to the next look.
+        placed = self._placed
+        sig = placed.signature if placed else (snap.inode, len(snap.data), snap.mtime_ns)
         if new_path != path:
             self.forget(path)
         passive = step.action in (Action.NOTHING, Action.WAIT, Action.RUN, Action.STOP)
@@ -465,7 +483,9 @@ class Reconciler:
         task_id: str,
         audit: tuple[str, dict[str, Any]] | None = None,
     ) -> None:
-        self.notes.update(path, changes)
+        placed = self.notes.update(path, changes)
+        if placed is not None:
+            self._placed = placed
         if audit is not None:
             event, fields = audit
             log.info(

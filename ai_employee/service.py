@@ -119,6 +119,7 @@ class Service:
             claim_of=lambda task_id: self.executor.claims.get(task_id, {}),
             wake=lambda path: self.hints.put(Hint(path, Kind.ARRIVED)),
         )
+        self.executor.announce = self.reconciler.announce
         self.notifier = Notifier()
         self._next_watchdog = 0.0
         self._stop = threading.Event()

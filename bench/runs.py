@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import note_text, pct, service_in_thread, summary, temp_vault
+from common import BENCH_DIR, create_cost_us, note_text, pct, service_in_thread, summary, temp_vault
 from drop_to_planned import fsync_cost_ms
 
 
@@ -92,6 +93,8 @@ def burst(agent: Path, n: int) -> None:
             max_parallel="4",
             settle_seconds="0.2",
         ) as service:
+            create_us = create_cost_us(root / ".ai-employee" / "tmp")
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.monotonic()
             for i in range(n):
                 os.rename(staging / f"b{i:04d}.md", root / "Needs_Action" / f"b{i:04d}.md")
@@ -102,17 +105,25 @@ def burst(agent: Path, n: int) -> None:
                     raise RuntimeError(f"only {service.executor.tally.succeeded} of {n} done")
                 time.sleep(0.01)  # the benchmark's own progress check, not the service's
             drained = time.monotonic() - t0
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             stats = service.stats
         in_done = sum(1 for _ in (root / "Done").glob("b*.md"))
         runs = Counter(line.split()[0] for line in ledger.read_text().splitlines())
     once = sum(1 for c in runs.values() if c == 1)
     print(
-        f"burst: {n} notes renamed in {renamed * 1000:.0f} ms; all in Done/ after "
+        f"burst in {BENCH_DIR}: creating a small file there costs {create_us:.0f} us (p50); "
+        f"{n} notes renamed in {renamed * 1000:.0f} ms; all in Done/ after "
         f"{drained:.2f} s -> {n / drained:.0f} tasks/s (target >= 200)"
     )
     print(
         f"  in Done/: {in_done}/{n}; agent runs: {sum(runs.values())} for {len(runs)} tasks, "
         f"{once} exactly once; overflows {stats.overflows}, rescans {stats.rescans}"
+    )
+    user = cpu1.ru_utime - cpu0.ru_utime
+    system = cpu1.ru_stime - cpu0.ru_stime
+    print(
+        f"  service CPU per task: {(user + system) / n * 1000:.2f} ms "
+        f"({user / n * 1000:.2f} user + {system / n * 1000:.2f} system; the agents not counted)"
     )
 
 

@@ -28,9 +28,32 @@ from .helpers import wait_for
 
 
 def _update(vault: Vault, path: Path, changes: dict[str, object | None], **kw: object) -> bool:
-    return update_note(
+    placed = update_note(
         path, changes, tmp_dir=vault.tmp, vault_root=vault.root, max_bytes=1 << 20, **kw
     )
+    return placed is not None
+
+
+def test_an_edit_names_the_file_it_placed_so_our_own_write_is_recognised(vault: Vault) -> None:
+    note = vault.folder(Folder.NEEDS_ACTION) / "mine.md"
+    note.write_text("---\ntitle: Mine\n---\nbody\n")
+    before = os.lstat(note)
+    placed = update_note(
+        note, {"status": "planned"}, tmp_dir=vault.tmp, vault_root=vault.root, max_bytes=1 << 20
+    )
+    assert placed is not None
+    after = os.lstat(note)
+    assert placed.signature == (after.st_ino, after.st_size, after.st_mtime_ns)
+    assert placed.inode != before.st_ino
+    # A move keeps it (the service moves notes it just wrote); a person's save changes it.
+    moved = vault.folder(Folder.DONE) / "mine.md"
+    note.rename(moved)
+    st = os.lstat(moved)
+    assert placed.signature == (st.st_ino, st.st_size, st.st_mtime_ns)
+    with moved.open("a") as handle:
+        handle.write("a person's line\n")
+    st = os.lstat(moved)
+    assert placed.signature != (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def test_update_keeps_mode_and_leaves_no_temp_files(vault: Vault) -> None:
