@@ -5,7 +5,7 @@ the run (`RunFinished`) to the service's main loop, which records it. A run is s
 to its wake-up pipe (cancel, shutdown) or by its deadlines (timeout, stall): SIGTERM to the whole
 process group, a short grace, then SIGKILL, so grandchildren go too.
 
-Records of live runs (`.ai-employee/runs/<task_id>.json`: pid, group, start time) let a restarted
+Records of live runs (`.ai-employee/runs.jsonl`: pid, group, start time) let a restarted
 service stop an agent that outlived a crash before the task's retry starts.
 """
 
@@ -29,8 +29,8 @@ from typing import Any
 
 import structlog
 
-from . import fsops
 from .agents.base import Agent, Outcome, OutcomeKind, RunSpec, RunState
+from .runrecords import RunJournal, live_records
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +103,7 @@ class Run:
     agent: Agent
     timeout: float
     stall: float
-    runs_dir: Path
+    journal: RunJournal
     transcripts: Path
     report: Callable[[RunFinished], None]
     spec: RunSpec | None = None
@@ -113,6 +113,7 @@ class Run:
     _wake_w: int = -1
     _thread: threading.Thread | None = None
     _pipe_lock: threading.Lock = field(default_factory=threading.Lock)
+    _recorded: bool = False
     ending: bool = False
     """The process is gone and the end is being recorded: nothing left to stop."""
 
@@ -133,10 +134,6 @@ class Run:
             self._thread.join(timeout)
             return not self._thread.is_alive()
         return True
-
-    @property
-    def record_path(self) -> Path:
-        return self.runs_dir / f"{self.task_id}.json"
 
     # --- the run's thread -------------------------------------------------------------------
 
@@ -162,7 +159,8 @@ class Run:
             log.exception("run crashed", task_id=self.task_id)
             outcome = Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
         finally:
-            self.record_path.unlink(missing_ok=True)
+            if self._recorded and self.process is not None:
+                self.journal.ended(self.task_id, self.process.pid)
             self._close_pipe()
         duration = time.monotonic() - self.started
         transcript.write(
@@ -312,18 +310,18 @@ class Run:
             log.info("progress", action_type="progress", task_id=self.task_id, **progress)
 
     def _write_record(self, pid: int) -> None:
-        record = {
-            "task_id": self.task_id,
-            "pid": pid,
-            "pgid": pid,
-            "start_ticks": process_start_ticks(pid),
-            "attempt": self.spec.attempt if self.spec else None,
-            "session_id": self.spec.session_id if self.spec else None,
-            "service_pid": os.getpid(),
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        fsops.write_atomic(
-            self.record_path, json.dumps(record).encode(), self.runs_dir.parent / "tmp"
+        self._recorded = True
+        self.journal.started(
+            {
+                "task_id": self.task_id,
+                "pid": pid,
+                "pgid": pid,
+                "start_ticks": process_start_ticks(pid),
+                "attempt": self.spec.attempt if self.spec else None,
+                "session_id": self.spec.session_id if self.spec else None,
+                "service_pid": os.getpid(),
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
         )
 
     def _stop_group(self, proc: subprocess.Popen[bytes]) -> None:
@@ -367,18 +365,17 @@ def wait_pid(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
-def leftover_agents(runs_dir: Path, vault: Path) -> Iterator[tuple[str, int]]:
+def leftover_agents(journal: Path, legacy_runs: Path, vault: Path) -> Iterator[tuple[str, int]]:
     """(task_id, pid) of agents a previous service left running: by run record, then by /proc."""
     seen: set[int] = set()
-    for record_path in sorted(runs_dir.glob("*.json")):
+    for record in [*live_records(journal), *_legacy_records(legacy_runs)]:
         try:
-            record = json.loads(record_path.read_text())
             pid, ticks = int(record["pid"]), record.get("start_ticks")
-        except (ValueError, KeyError, OSError):
-            record_path.unlink(missing_ok=True)
+        except (ValueError, KeyError, TypeError):
             continue
-        if process_start_ticks(pid) is not None and process_start_ticks(pid) == ticks:
-            seen.add(pid)
+        alive_since = process_start_ticks(pid)
+        if pid not in seen and alive_since is not None and alive_since == ticks:
+            seen.add(pid)  # the same process, not a reused pid
             yield str(record["task_id"]), pid
     # A crash between starting the agent and writing its record: find it by its environment.
     want = f"AI_EMPLOYEE_VAULT={vault}".encode()
@@ -395,10 +392,21 @@ def leftover_agents(runs_dir: Path, vault: Path) -> Iterator[tuple[str, int]]:
                 yield task.split(b"=", 1)[1].decode(), int(entry.name)
 
 
-def stop_leftovers(runs_dir: Path, vault: Path) -> list[tuple[str, int]]:
-    """Stop every leftover agent (and its group) before any retry starts."""
+def _legacy_records(runs_dir: Path) -> Iterator[dict[str, Any]]:
+    """`.ai-employee/runs/<task_id>.json`, written by versions before the journal."""
+    for record_path in sorted(runs_dir.glob("*.json")):
+        try:
+            record = json.loads(record_path.read_text())
+        except (ValueError, OSError):
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+def stop_leftovers(journal: Path, legacy_runs: Path, vault: Path) -> list[tuple[str, int]]:
+    """Stop every leftover agent (and its group) before any retry starts; clear the records."""
     stopped = []
-    for task_id, pid in leftover_agents(runs_dir, vault):
+    for task_id, pid in leftover_agents(journal, legacy_runs, vault):
         stop_group(pid, functools.partial(wait_pid, pid), grace=2.0)
         log.warning(
             "stopped a leftover agent",
@@ -408,6 +416,7 @@ def stop_leftovers(runs_dir: Path, vault: Path) -> list[tuple[str, int]]:
             result="stopped before the task's retry",
         )
         stopped.append((task_id, pid))
-    for record_path in runs_dir.glob("*.json"):
+    for record_path in legacy_runs.glob("*.json"):
         record_path.unlink(missing_ok=True)
+    journal.unlink(missing_ok=True)
     return stopped

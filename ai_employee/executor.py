@@ -26,6 +26,7 @@ from .lifecycle import HOME, Status, check_transition
 from .notefile import NoteGone, NoteStore, Placed, move_note
 from .planner import plan_name
 from .reconcile import RunRequest
+from .runrecords import RunJournal
 from .taskfile import TaskNote, edit_note_text, parse_note
 from .vault import Folder, Vault
 
@@ -69,6 +70,8 @@ class Executor:
     tally: Tally = field(default_factory=Tally)
     spent: dict[str, float] = field(default_factory=dict)
     """Cost recorded per UTC day."""
+    journal: RunJournal | None = None
+    """Records of live agents (opened by the service once leftovers from a crash are stopped)."""
     announce: Callable[[Path, Placed, Status | None], None] = lambda path, placed, status: None
     """Told just before a run thread swaps its write into place (see Reconciler.ours)."""
 
@@ -93,6 +96,8 @@ class Executor:
         """
         if request.task_id in self.live:
             return False
+        if self.journal is None:
+            self.journal = RunJournal(self.vault.run_journal)
         run = Run(
             task_id=request.task_id,
             prepare=lambda: self._claim(request, path),
@@ -102,7 +107,7 @@ class Executor:
             agent=self.agent,
             timeout=self.config.timeout_for(request.task_type),
             stall=self.config.stall_seconds,
-            runs_dir=self.vault.runs,
+            journal=self.journal,
             transcripts=self.vault.transcripts,
             report=self.post,
         )
@@ -143,13 +148,14 @@ class Executor:
             attempt=attempt,
             session_id=session_id,
             resume=resume,
-            handbook=self._handbook(),
+            handbook=self._handbook() if self.agent.reads_prompt else "",
         )
         # Everything the agent needs is ready before the claim, so that once the claim is on
         # disk the agent starts at once. A prompt written for a claim that is then lost harms
-        # nothing: the next claim writes it again.
+        # nothing: the next claim writes it again. An agent that does not read it gets none.
         request.workdir.mkdir(parents=True, exist_ok=True)
-        self._write_prompt(spec, note)
+        if self.agent.reads_prompt:
+            self._write_prompt(spec, note)
 
         def claim_if_still_planned(text: str) -> str:
             # Compare and set: a person who cancelled (or changed) the note a moment ago wins.

@@ -34,6 +34,7 @@ from .executor import Executor
 from .lifecycle import Status
 from .logs import cost_on, os_user, remove_old_logs
 from .reconcile import Reconciler, RunRequest
+from .runrecords import RunJournal
 from .scheduler import Scheduler
 from .sdnotify import Notifier
 from .vault import TASK_FOLDERS, Folder, Vault
@@ -139,7 +140,9 @@ class Service:
             removed = self.vault.sweep_tmp()
             today = self.now()
             self.executor.spent[today.date().isoformat()] = cost_on(self.vault.logs, today)
-            stop_leftovers(self.vault.runs, self.vault.root)  # before any retry can start
+            # Before any retry can start; then the journal of this service's runs begins empty.
+            stop_leftovers(self.vault.run_journal, self.vault.runs, self.vault.root)
+            self.executor.journal = RunJournal(self.vault.run_journal)
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
             self._watcher = VaultWatcher(
                 self.vault.root,
@@ -172,6 +175,8 @@ class Service:
                 self._finish_runs()
             finally:
                 self._watcher.stop()
+                if self.executor.journal is not None:
+                    self.executor.journal.close()
             self._draw_dashboard(force=True)
             log.info(
                 "service stopped",

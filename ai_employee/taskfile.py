@@ -8,6 +8,7 @@ Reading from and writing to disk lives in `notefile`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -220,8 +221,28 @@ def parse_note(text: str, name: str) -> TaskNote:
     return TaskNote(name=name, meta=meta, body=body, layout=layout)
 
 
+PARSE_CACHE_MAX_CHARS = 4096
+"""Frontmatter up to this size is parsed once and remembered (see _load_yaml)."""
+
+
 def _load_yaml(fm: str) -> tuple[Mapping[Any, Any], yaml.MappingNode | None]:
-    """The frontmatter as data plus its node tree (for positions), refusing what we cannot trust."""
+    """The frontmatter as data plus its node tree (for positions), refusing what we cannot trust.
+
+    One task's frontmatter is parsed several times in a row (read, decide, then edit; a claim's
+    check and edit), so small ones are remembered by their exact text. Callers never change the
+    result: `TaskNote.meta` is a read-only Mapping and the node tree is only read.
+    """
+    if len(fm) <= PARSE_CACHE_MAX_CHARS:
+        return _load_yaml_remembered(fm)
+    return _load_yaml_now(fm)
+
+
+@functools.lru_cache(maxsize=512)
+def _load_yaml_remembered(fm: str) -> tuple[Mapping[Any, Any], yaml.MappingNode | None]:
+    return _load_yaml_now(fm)
+
+
+def _load_yaml_now(fm: str) -> tuple[Mapping[Any, Any], yaml.MappingNode | None]:
     loader = _Loader(fm)
     try:
         node = loader.get_single_node()

@@ -79,8 +79,13 @@ class Vault:
 
     @property
     def runs(self) -> Path:
-        """Records of live agent processes, one file per running task."""
+        """Records of live agent processes from versions before `run_journal` (read at start)."""
         return self.machinery / "runs"
+
+    @property
+    def run_journal(self) -> Path:
+        """Records of live agent processes: a start line and an end line per run."""
+        return self.machinery / "runs.jsonl"
 
     @property
     def lock_file(self) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_employee.agents import CommandAgent
 from ai_employee.config import Config
 from ai_employee.executor import retry_delay
 from ai_employee.taskfile import edit_note_text
@@ -94,7 +95,7 @@ def test_a_planned_task_runs_once_and_is_recorded_in_done(
     assert starts(ledger) == {finished.task_id: 1}
     transcript = vault.transcripts / f"{finished.task_id}.jsonl"
     assert '"kind": "out"' in transcript.read_text() and '"kind": "end"' in transcript.read_text()
-    assert not list(vault.runs.glob("*.json")), "the run record is removed at the end"
+    assert not vault.run_journal.read_text(), "no live run: the run records are emptied"
 
 
 def test_priority_order_then_age(vault: Vault, ledger: Path) -> None:
@@ -355,7 +356,6 @@ def test_a_cancel_that_lands_during_the_claim_wins(
 ) -> None:
     """The claim is a compare-and-set: if the note stopped being planned after the executor read
     it, nothing is written and nothing starts."""
-    from ai_employee.agents import CommandAgent
     from ai_employee.executor import Executor
     from ai_employee.notefile import NoteStore, read_note
     from ai_employee.reconcile import RunRequest
@@ -376,3 +376,31 @@ def test_a_cancel_that_lands_during_the_claim_wins(
     request = RunRequest(path, "r1", "normal", "claude_app", None, tmp_path / "work")
     assert executor._claim(request, path) is None
     assert path.read_text() == "---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n"
+
+
+def test_run_records_name_only_live_agents_and_survive_a_torn_line(tmp_path: Path) -> None:
+    from ai_employee.runrecords import RunJournal, live_records
+
+    path = tmp_path / "runs.jsonl"
+    journal = RunJournal(path)
+    journal.started({"task_id": "a", "pid": 11, "start_ticks": 5})
+    journal.started({"task_id": "b", "pid": 12, "start_ticks": 6})
+    journal.ended("a", 11)
+    assert [r["task_id"] for r in live_records(path)] == ["b"]
+    with path.open("a") as handle:
+        handle.write('{"event": "start", "task_id": "c", "pi')  # the service died mid-line
+    assert [r["task_id"] for r in live_records(path)] == ["b"]
+    journal.ended("b", 12)
+    assert path.read_text() == "", "nothing live: emptied"
+    journal.close()
+
+
+def test_the_prompt_file_is_written_only_for_an_agent_that_reads_it(
+    vault: Vault, tmp_path: Path
+) -> None:
+    assert CommandAgent("agent --prompt={prompt_file} {task_id}").reads_prompt
+    assert not CommandAgent("agent {task_id} {workdir}").reads_prompt
+    with running_service(svc_config(vault, agent="command", agent_command="true {task_id}")):
+        drop(vault, tmp_path, "silent.md", task("silent"))
+        finished = note(done_note(vault, "silent.md"))
+    assert not (vault.machinery / "prompts" / f"{finished.task_id}.md").exists()

@@ -73,6 +73,8 @@ class Agent(Protocol):
     """A backend: builds the command line, reads the output, judges the end of a run."""
 
     name: str
+    reads_prompt: bool
+    """Whether the agent reads the prompt file (it is only written for one that does)."""
 
     def argv(self, spec: RunSpec) -> list[str]: ...
 

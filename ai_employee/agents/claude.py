@@ -37,6 +37,7 @@ class ClaudeAgent:
 
     name = "claude"
     uses_sessions = True
+    reads_prompt = True  # on stdin
 
     def __init__(self, config: Config) -> None:
         self.config = config

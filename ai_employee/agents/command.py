@@ -27,6 +27,7 @@ class CommandAgent:
                 "agent_command = '' : agent = \"command\" needs a command line, e.g. "
                 'agent_command = "my-agent --prompt {prompt_file}"'
             )
+        self.reads_prompt = any("{prompt_file}" in element for element in self.template)
 
     def argv(self, spec: RunSpec) -> list[str]:
         values = {
