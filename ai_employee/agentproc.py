@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -72,13 +72,20 @@ def process_start_ticks(pid: int) -> int | None:
 
 
 class Transcript:
-    """`Logs/tasks/<task_id>.jsonl`: every line of output as it arrives, plus start and end."""
+    """`Logs/tasks/<task_id>.jsonl`: every line of output as it arrives, plus start and end.
+
+    Opened at its first line, which is written once the agent runs (creating a file must not
+    delay the agent's start; its output waits in the pipe meanwhile).
+    """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
+        self.path = path
+        self._file: TextIO | None = None
 
     def write(self, kind: str, **fields: Any) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
         record = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "kind": kind,
@@ -88,7 +95,8 @@ class Transcript:
         self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 @dataclass
@@ -192,14 +200,13 @@ class Run:
         assert spec is not None
         argv = self.agent.argv(spec)
         stdin_path = self.agent.stdin(spec)
-        transcript.write(
-            "start",
-            attempt=spec.attempt,
-            argv=argv,
-            cwd=str(spec.workdir),
-            session_id=spec.session_id,
-            resume=spec.resume,
-        )
+        start = {
+            "attempt": spec.attempt,
+            "argv": argv,
+            "cwd": str(spec.workdir),
+            "session_id": spec.session_id,
+            "resume": spec.resume,
+        }
         try:
             with open(stdin_path or os.devnull, "rb") as stdin:
                 self.process = subprocess.Popen(
@@ -213,9 +220,11 @@ class Run:
                     close_fds=True,
                 )
         except OSError as err:
+            transcript.write("start", **start)
             transcript.write("error", error=str(err))
             return self.agent.not_found(spec, err)
         proc = self.process
+        transcript.write("start", **start, pid=proc.pid)
         log.info(
             "run started",
             action_type="run",

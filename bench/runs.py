@@ -141,7 +141,7 @@ def main() -> None:
             return
         to_start, to_done = sequential(agent, args.n)
         print("no-op agent (C, takes CLOCK_MONOTONIC first), one note at a time, fsync on")
-        print(f"this disk now: one durable small write p50 {fsync_ms:.3f} ms (a task makes eight)")
+        print(f"this disk now: one durable small write (file + folder fsync) p50 {fsync_ms:.3f} ms")
         print(summary("planned -> agent started", to_start))
         print(summary("drop -> Done", to_done))
         print(
