@@ -16,7 +16,7 @@ import stat
 import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fsops
@@ -112,11 +112,19 @@ def read_note(path: Path, vault_root: Path, max_bytes: int) -> tuple[TaskNote, S
     """Read and parse a note. Raises NoteRefused (with the path) or FileNotFoundError."""
     try:
         snap = read_snapshot(path, vault_root, max_bytes)
-        note = parse_note(decode_note(snap.data, max_bytes), path.name)
+    except NoteRefused as err:
+        raise NoteRefused(err.reason, str(path)) from err
+    return note_from_bytes(path, snap.data, max_bytes), snap
+
+
+def note_from_bytes(path: Path, data: bytes, max_bytes: int) -> TaskNote:
+    """Parse a note's bytes (as read, or as we just placed them). Raises NoteRefused."""
+    try:
+        note = parse_note(decode_note(data, max_bytes), path.name)
         for key in ("app", "language"):  # they name the work dir: no path tricks
             if note.meta.get(key) not in (None, ""):
                 check_name(key, note.meta[key])
-        return note, snap
+        return note
     except NoteRefused as err:
         raise NoteRefused(err.reason, str(path)) from err
 
@@ -135,6 +143,8 @@ class Placed:
     inode: int
     size: int
     mtime_ns: int
+    data: bytes = field(repr=False, compare=False, default=b"")
+    """The bytes placed (what the path holds while its signature is unchanged)."""
 
     @property
     def signature(self) -> tuple[int, int, int]:
@@ -241,7 +251,7 @@ def _rewrite_once(
                 return None
             tmp = fsops.write_temp(tmp_dir, new, base.mode)
             st = os.lstat(tmp)  # ours alone until the swap: what we are about to place
-            placed = Placed(st.st_ino, st.st_size, st.st_mtime_ns)
+            placed = Placed(st.st_ino, st.st_size, st.st_mtime_ns, new)
             if announce is not None:
                 announce(placed)
             try:

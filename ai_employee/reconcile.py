@@ -8,6 +8,7 @@ events and an unchanged note cost one `lstat`.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from . import fsops, planner
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
-from .notefile import NoteGone, NoteStore, Placed, move_note
+from .notefile import NoteGone, NoteStore, Placed, move_note, note_from_bytes
 from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
@@ -180,8 +181,9 @@ class Reconciler:
             self._take_drop(path, st)
             return None
         step: Step | None = None
+        self._placed = None
         for _ in range(MAX_STEPS):
-            outcome = self._one_step(path)
+            outcome = self._one_step(path, self._placed)
             if outcome is None:
                 return step
             step, path = outcome
@@ -196,12 +198,14 @@ class Reconciler:
                 return step
         return step
 
-    def _one_step(self, path: Path) -> tuple[Step, Path] | None:
+    def _one_step(self, path: Path, placed: Placed | None = None) -> tuple[Step, Path] | None:
+        """One decision and its step. `placed`: what our previous step put there, if anything:
+        while the path still shows that very file, it is parsed from memory, not read again."""
         folder = self.vault.folder_of(path)
         if folder is None:
             return None
         try:
-            note, snap = self.notes.read(path)
+            note, seen = self._current(path, placed)
         except NoteRefused as err:
             self._refuse(path, err.reason)
             return None
@@ -242,8 +246,7 @@ class Reconciler:
         new_path = acted
         # The identity of what we decided on: the file we placed (a move keeps it), or the one
         # we read. Never an lstat now: a save made since must look new to the next look.
-        placed = self._placed
-        sig = placed.signature if placed else (snap.inode, len(snap.data), snap.mtime_ns)
+        sig = self._placed.signature if self._placed else seen
         if new_path != path:
             self.forget(path)
         passive = step.action in (Action.NOTHING, Action.WAIT, Action.RUN, Action.STOP)
@@ -268,6 +271,17 @@ class Reconciler:
         self.changes += 1
         self.on_step(new_path, step, task_id)
         return step, new_path
+
+    def _current(self, path: Path, placed: Placed | None) -> tuple[TaskNote, Signature]:
+        """The note now, and the identity of the file it came from."""
+        if placed is not None:
+            st = os.lstat(path)
+            if signature_of(st) == placed.signature and stat.S_ISREG(st.st_mode):
+                return note_from_bytes(
+                    path, placed.data, self.config.max_note_bytes
+                ), placed.signature
+        note, snap = self.notes.read(path)
+        return note, (snap.inode, len(snap.data), snap.mtime_ns)
 
     def _facts(
         self, folder: Folder, note: TaskNote, task_type: str, path: Path, task_id: str

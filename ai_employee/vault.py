@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -182,6 +184,30 @@ def inside(path: Path, root: Path) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved(root: Path) -> Path:
+    """A configured root (apps_dir, an extra root) with its symlinks resolved, once."""
+    return root.resolve()
+
+
+def _resolve_below(base: Path, parts: tuple[str, ...]) -> Path:
+    """`base` (resolved) joined with plain names, following any of them that is a symlink.
+
+    Only the names below the base are looked at (one lstat each, until one does not exist),
+    so a note's work dir costs two or three lstats, not one per folder of its whole path.
+    """
+    current = base
+    for i, part in enumerate(parts):
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return current.joinpath(*parts[i + 1 :])
+        if stat.S_ISLNK(st.st_mode):
+            return current.resolve().joinpath(*parts[i + 1 :])
+    return current
+
+
 def check_name(key: str, value: object) -> str:
     """A note's `app` or `language`: one plain folder name, so it cannot leave the allowed roots."""
     text = str(value).strip() if value is not None else ""
@@ -202,11 +228,13 @@ def workdir_for(
 ) -> Path:
     """apps/<language>/<app>/ (or apps/tasks/<task_id>/), checked to stay inside allowed roots."""
     if app in (None, ""):
-        path = apps_dir / "tasks" / check_name("task_id", task_id)
+        parts = ("tasks", check_name("task_id", task_id))
     else:
         lang = check_name("language", language) if language not in (None, "") else "misc"
-        path = apps_dir / lang / check_name("app", app)
-    if not any(inside(path, root) for root in allowed_roots):
+        parts = (lang, check_name("app", app))
+    path = apps_dir.joinpath(*parts)
+    real = _resolve_below(_resolved(apps_dir), parts)
+    if not any(real.is_relative_to(_resolved(root)) for root in allowed_roots):
         raise NoteRefused(f"work dir {str(path)!r} resolves outside the allowed roots")
     return path
 

@@ -134,3 +134,25 @@ def test_the_commented_defaults_file_is_valid_and_complete(vault: Vault) -> None
     )
     assert config.types == {}
     assert env_name("max_parallel") == "AI_EMPLOYEE_MAX_PARALLEL"
+
+
+def test_a_work_dir_behind_a_symlink_must_resolve_inside_the_allowed_roots(tmp_path: Path) -> None:
+    from ai_employee.errors import NoteRefused
+    from ai_employee.vault import workdir_for
+
+    apps = tmp_path / "apps"
+    (apps / "py").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (apps / "go").symlink_to(elsewhere)  # a language folder that leads out
+    (apps / "py" / "shop").symlink_to(elsewhere)  # an app folder that leads out
+    (apps / "py" / "fine").mkdir()
+    roots = (apps,)
+    assert workdir_for(apps, roots, "t1", "py", "fine") == apps / "py" / "fine"
+    assert workdir_for(apps, roots, "t1", "py", "new") == apps / "py" / "new"
+    assert workdir_for(apps, roots, "t1") == apps / "tasks" / "t1"
+    for language, app in (("go", "x"), ("py", "shop")):
+        with pytest.raises(NoteRefused, match="resolves outside the allowed roots"):
+            workdir_for(apps, roots, "t1", language, app)
+        # Named in extra_roots, the place is allowed.
+        assert workdir_for(apps, (apps, elsewhere), "t1", language, app) == apps / language / app
