@@ -356,7 +356,8 @@ class Reconciler:
             self.on_stop(task_id)
             return path
         if action is Action.PLAN:
-            return self._plan(path, note, task_type, task_id, id_changes, now)
+            runs_next = not (self.config.requires_approval(task_type) or note.requires_approval)
+            return self._plan(path, note, task_type, task_id, id_changes, now, runs_next)
         if action is Action.APPROVE:
             changes: dict[str, Any] = {
                 **id_changes,
@@ -368,7 +369,7 @@ class Reconciler:
                 self.vault.folder(Folder.PLANS), path, note
             )
             if not planned:
-                path = self._plan(path, note, task_type, task_id, changes, now) or path
+                path = self._plan(path, note, task_type, task_id, changes, now, True) or path
                 changes = {}
             self._write(
                 path,
@@ -434,8 +435,11 @@ class Reconciler:
         task_id: str,
         extra: dict[str, Any],
         now: datetime,
+        runs_next: bool = False,
     ) -> Path:
         workdir = self._workdir(note, task_id)
+        if runs_next:  # made now, so that the run's claim is all that stands before the agent
+            workdir.mkdir(parents=True, exist_ok=True)
         plan = planner.template_plan(_with_id(note, task_id), path, task_type, workdir, now)
         plans = self.vault.folder(Folder.PLANS)
         if self.config.planner == "claude":

@@ -91,6 +91,8 @@ def test_a_body_edited_before_the_run_is_planned_again(vault: Vault, tmp_path: P
         path = drop(vault, tmp_path, "edit.md", TASK.format(title="Edit"))
         moved = vault.folder(Folder.PENDING_APPROVAL) / "edit.md"
         first = wait_status(moved, "pending_approval")
+        workdir = vault.root.parent / "apps" / "tasks" / str(first.task_id)
+        assert not workdir.exists(), "no work dir for a task that waits for a person"
         text = moved.read_text().replace("- [ ] second", "- [ ] second\n- [ ] third")
         moved.write_text(text)  # the person edits the note, then approves it by moving it
         moved.rename(vault.folder(Folder.APPROVED) / "edit.md")
