@@ -17,6 +17,7 @@ import secrets
 import signal
 import stat
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,14 +43,25 @@ def fsync_dir(folder: Path) -> None:
 def write_temp(
     tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w", *, durable: bool = True
 ) -> Path:
-    """Write `data` to a new (fsynced, if durable) file in `tmp_dir` with `mode`; return it."""
-    path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileNotFoundError:  # the machinery folder was deleted: make it again
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o600)
+    """Write `data` to a new (fsynced, if durable) file in `tmp_dir` with `mode`; return it.
+
+    The file is a spare made earlier (see `make_spares`) when there is one: on some disks
+    creating a file costs far more than writing one, and a spare keeps that off the path.
+    """
+    path = _take_spare(tmp_dir)
+    if path is not None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:  # swept away: make a new one
+            path = None
+    if path is None:
+        path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:  # the machinery folder was deleted: make it again
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o600)
     try:
         view = memoryview(data)
         while view:
@@ -64,6 +76,46 @@ def write_temp(
         raise
     os.close(fd)
     return path
+
+
+_spares: dict[Path, list[Path]] = {}
+_spares_lock = threading.Lock()
+
+
+def _take_spare(tmp_dir: Path) -> Path | None:
+    with _spares_lock:
+        pool = _spares.get(tmp_dir)
+        return pool.pop() if pool else None
+
+
+def make_spares(tmp_dir: Path, keep: int) -> int:
+    """Create empty temp files in `tmp_dir` until `keep` wait there; returns how many were made.
+
+    Called off the hot path (after an agent started, when the service is idle). Spares are ours
+    alone (created exclusively, mode 0600, known only to this process) and removed by
+    `drop_spares` at stop, or by the start-up sweep of the temp folder after a crash.
+    """
+    with _spares_lock:
+        missing = keep - len(_spares.get(tmp_dir, ()))
+    made = []
+    for _ in range(max(0, missing)):
+        path = tmp_dir / f".s-{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except OSError:
+            break  # no folder, a full disk: the writes make their own files
+        made.append(path)
+    with _spares_lock:
+        _spares.setdefault(tmp_dir, []).extend(made)
+    return len(made)
+
+
+def drop_spares(tmp_dir: Path) -> None:
+    """Remove the spare temp files of `tmp_dir`."""
+    with _spares_lock:
+        pool = _spares.pop(tmp_dir, [])
+    for path in pool:
+        path.unlink(missing_ok=True)
 
 
 def write_atomic(

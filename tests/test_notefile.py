@@ -241,3 +241,21 @@ def test_temp_files_are_swept(vault: Vault) -> None:
     fsops.write_temp(vault.tmp, b"left by a crash")
     assert vault.sweep_tmp() == 1
     assert list(vault.tmp.iterdir()) == []
+
+
+def test_writes_take_spare_temp_files_and_a_swept_spare_is_never_a_problem(vault: Vault) -> None:
+    from ai_employee import fsops
+
+    assert fsops.make_spares(vault.tmp, 2) == 2
+    assert fsops.make_spares(vault.tmp, 2) == 0, "already there"
+    spares = set(vault.tmp.iterdir())
+    assert all(p.stat().st_size == 0 and p.stat().st_mode & 0o777 == 0o600 for p in spares)
+    first = fsops.write_temp(vault.tmp, b"one", 0o640)
+    assert first in spares and first.read_bytes() == b"one"
+    assert first.stat().st_mode & 0o777 == 0o640
+    vault.sweep_tmp()  # a start-up sweep removed the other spare behind our back
+    second = fsops.write_temp(vault.tmp, b"two")
+    assert second.read_bytes() == b"two" and second not in spares
+    fsops.make_spares(vault.tmp, 3)
+    fsops.drop_spares(vault.tmp)
+    assert list(vault.tmp.iterdir()) == [second]
