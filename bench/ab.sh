@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Measure two trees of this repo side by side: bench/runs.py on each in turn, ROUNDS times, so
+# that a noisy shared machine's drift hits both alike.
+#   git worktree add /tmp/old <commit>
+#   bash bench/ab.sh /tmp/old 3 --n 500 --burst 1000
+# The old tree gets this tree's bench/ files first, so both are measured the same way.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+old=$(cd "$1" && pwd)
+rounds=$2
+shift 2
+cp "$here"/bench/*.py "$here"/bench/*.c "$old"/bench/
+for round in $(seq "$rounds"); do
+  for tree in "$old" "$here"; do
+    echo "== round $round: $tree ($(git -C "$tree" rev-parse --short HEAD))"
+    (cd "$tree" && PYTHONPATH="$tree" "$here/.venv/bin/python" bench/runs.py "$@")
+  done
+done
