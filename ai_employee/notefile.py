@@ -271,7 +271,7 @@ def _rewrite_once(
     # `tmp` now names what was at `path`. It must be exactly what we read.
     displaced = read_displaced(tmp, max_bytes)
     if displaced.identity == base.identity and displaced.data == base.data:
-        tmp.unlink()
+        fsops.recycle(tmp)  # the previous version, no longer needed: a spare for a later write
         fsops.fsync_dir(path.parent)
         return placed
     _swap_back(tmp, path, new, max_bytes)

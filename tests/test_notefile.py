@@ -259,3 +259,34 @@ def test_writes_take_spare_temp_files_and_a_swept_spare_is_never_a_problem(vault
     fsops.make_spares(vault.tmp, 3)
     fsops.drop_spares(vault.tmp)
     assert list(vault.tmp.iterdir()) == [second]
+
+
+def test_a_swapped_out_version_is_reused_only_when_nothing_else_can_see_it(vault: Vault) -> None:
+    """With a service's spares on, the previous version of a note becomes the next temp file
+    (no delete, no create), unless it has another link or someone holds it open."""
+    from ai_employee import fsops
+
+    note = vault.folder(Folder.NEEDS_ACTION) / "r.md"
+    note.write_text("---\ntitle: R\n---\nbody\n")
+    first_inode = note.stat().st_ino
+    _update(vault, note, {"status": "planned"})
+    assert list(vault.tmp.iterdir()) == [], "no service: the old version is removed"
+    fsops.make_spares(vault.tmp, 0)  # a service keeps spares from now on
+    try:
+        second_inode = note.stat().st_ino
+        _update(vault, note, {"status": "executing"})
+        (kept,) = vault.tmp.iterdir()
+        assert kept.stat().st_ino == second_inode and kept.stat().st_size == 0
+        fsops.write_temp(vault.tmp, b"reused").unlink()  # the spare is taken
+        linked = vault.root / "hard link.md"
+        os.link(note, linked)  # another name for the current version
+        _update(vault, note, {"status": "done"})
+        assert linked.read_text().count("status: executing") == 1, "a linked file is untouched"
+        assert list(vault.tmp.iterdir()) == []
+        with note.open() as reader:  # someone reads the current version
+            _update(vault, note, {"status": "planned"})
+            assert "status: done" in reader.read(), "an open file is not emptied"
+        assert list(vault.tmp.iterdir()) == []
+        assert first_inode not in {p.stat().st_ino for p in vault.tmp.iterdir()}
+    finally:
+        fsops.drop_spares(vault.tmp)
