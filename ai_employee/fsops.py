@@ -17,7 +17,6 @@ import secrets
 import signal
 import stat
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,25 +42,14 @@ def fsync_dir(folder: Path) -> None:
 def write_temp(
     tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w", *, durable: bool = True
 ) -> Path:
-    """Write `data` to a new (fsynced, if durable) file in `tmp_dir` with `mode`; return it.
-
-    The file is a spare made earlier (see `make_spares`) when there is one: on some disks
-    creating a file costs far more than writing one, and a spare keeps that off the path.
-    """
-    path = _take_spare(tmp_dir)
-    if path is not None:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:  # swept away: make a new one
-            path = None
-    if path is None:
-        path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileNotFoundError:  # the machinery folder was deleted: make it again
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, flags, 0o600)
+    """Write `data` to a new (fsynced, if durable) file in `tmp_dir` with `mode`; return it."""
+    path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:  # the machinery folder was deleted: make it again
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o600)
     try:
         view = memoryview(data)
         while view:
@@ -76,104 +64,6 @@ def write_temp(
         raise
     os.close(fd)
     return path
-
-
-_spares: dict[Path, list[Path]] = {}
-_spares_lock = threading.Lock()
-
-
-def _take_spare(tmp_dir: Path) -> Path | None:
-    with _spares_lock:
-        pool = _spares.get(tmp_dir)
-        return pool.pop() if pool else None
-
-
-def make_spares(tmp_dir: Path, keep: int) -> int:
-    """Create empty temp files in `tmp_dir` until `keep` wait there; returns how many were made.
-
-    Called by the service when idle; from then on `recycle` may keep files of `tmp_dir` as
-    spares too. Spares are ours alone (mode 0600, known only to this process) and removed by
-    `drop_spares` at stop, or by the start-up sweep of the temp folder after a crash.
-    """
-    with _spares_lock:
-        missing = keep - len(_spares.get(tmp_dir, ()))
-    made = []
-    for _ in range(max(0, missing)):
-        path = tmp_dir / f".s-{secrets.token_hex(6)}.tmp"
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-        except OSError:
-            break  # no folder, a full disk: the writes make their own files
-        made.append(path)
-    with _spares_lock:
-        _spares.setdefault(tmp_dir, []).extend(made)
-    return len(made)
-
-
-MAX_SPARES = 64
-"""Spare temp files kept per temp folder; beyond that a displaced file is removed."""
-
-
-def recycle(path: Path) -> None:
-    """Keep a file we are done with (a note's previous version, swapped out) as a spare.
-
-    Deleting and creating files is what makes some filesystems slow under a stream of edits (a
-    journal-less ext4 skips every recently deleted inode when it allocates one), so the inode
-    is emptied and reused for a later write instead, but only when nothing else can tell: it is
-    a regular file of ours with one link and no extended attributes, and a write lease (granted
-    only while no other process has it open at all) is held while it is emptied. Otherwise, or
-    where leases do not exist, it is removed as before.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        path.unlink(missing_ok=True)
-        return
-    kept = False
-    try:
-        with _spares_lock:
-            pool = _spares.get(path.parent)  # only a service keeps spares (see make_spares)
-            room = pool is not None and len(pool) < MAX_SPARES
-        st = os.fstat(fd)
-        if (
-            room
-            and sys.platform.startswith("linux")
-            and stat.S_ISREG(st.st_mode)
-            and st.st_nlink == 1
-            and st.st_uid == os.geteuid()
-            and st.st_gid == os.getegid()
-            and not os.listxattr(fd)
-        ):
-            try:
-                # A lease break signals the holder: SIGURG is ignored by default (SIGIO kills).
-                fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
-                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
-            except OSError:
-                pass  # someone has it open: it goes
-            else:
-                try:
-                    os.ftruncate(fd, 0)
-                    os.fchmod(fd, 0o600)
-                    kept = True
-                finally:
-                    _release_lease(fd)
-    except OSError:
-        kept = False
-    finally:
-        os.close(fd)
-    if not kept:
-        path.unlink(missing_ok=True)
-        return
-    with _spares_lock:
-        _spares.setdefault(path.parent, []).append(path)
-
-
-def drop_spares(tmp_dir: Path) -> None:
-    """Remove the spare temp files of `tmp_dir`."""
-    with _spares_lock:
-        pool = _spares.pop(tmp_dir, [])
-    for path in pool:
-        path.unlink(missing_ok=True)
 
 
 def write_atomic(

@@ -14,6 +14,7 @@ import functools
 import os
 import stat
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ LOCK_STRIPES = 16
 
 MAX_ROUNDS = 50
 """Edits retried on a note that keeps changing under us before giving up (nothing is lost)."""
+
+SWAP_BACK_SECONDS = 5.0
+"""How long we keep putting a person's newest save back while they keep saving (each save made
+during a swap costs one more swap) before keeping it beside the note instead."""
 
 
 class NoteGone(Exception):
@@ -264,17 +269,17 @@ def _rewrite_once(
             if leased and fsops.lease_break_pending(fd):
                 # A writer opened the note while we held it and will write to the file we just
                 # swapped out: put it back before letting go, then start over on their save.
-                _swap_back(tmp, path, new, max_bytes)
+                _swap_back(tmp, path, new, base.data, max_bytes)
                 return _AGAIN
     finally:
         os.close(fd)
     # `tmp` now names what was at `path`. It must be exactly what we read.
     displaced = read_displaced(tmp, max_bytes)
     if displaced.identity == base.identity and displaced.data == base.data:
-        fsops.recycle(tmp)  # the previous version, no longer needed: a spare for a later write
+        tmp.unlink()
         fsops.fsync_dir(path.parent)
         return placed
-    _swap_back(tmp, path, new, max_bytes)
+    _swap_back(tmp, path, new, displaced.data, max_bytes)
     return _AGAIN
 
 
@@ -286,24 +291,56 @@ def read_displaced(path: Path, max_bytes: int) -> Snapshot:
         os.close(fd)
 
 
-def _swap_back(theirs: Path, path: Path, ours: bytes, max_bytes: int) -> None:
-    """A person saved between our read and our swap: their version goes back, ours is dropped."""
-    try:
-        swapped = fsops.exchange(theirs, path)
-    except FileNotFoundError:  # the note was moved meanwhile: never lose their bytes
-        fsops.rename_noreplace(theirs, path)
-        fsops.fsync_dir(path.parent)
-        return
-    if not swapped:
-        os.replace(theirs, path)
-        fsops.fsync_dir(path.parent)
-        return
-    # `theirs` now names our version. If someone wrote into it while it was in place, that write
-    # is the newest: it goes back instead.
-    if read_displaced(theirs, max_bytes).data != ours:
-        fsops.exchange(theirs, path)
-    theirs.unlink()
-    fsops.fsync_dir(path.parent)
+def _swap_back(displaced: Path, path: Path, ours: bytes, theirs: bytes, max_bytes: int) -> None:
+    """A person saved between our read and our swap: the newest of their versions goes back.
+
+    `displaced` holds their save (`theirs`), `path` holds ours. Each round puts the newest
+    version of theirs we know of at `path` and takes out what was there. What comes out is
+    deleted only if it is exactly what we believed was there (ours, or a version of theirs that
+    a newer one replaced); anything else was saved by a person since our last swap, so it is
+    the newest and goes back in the next round. A read lease on the file at `path` holds off
+    in-place writers during each swap, so an editor saving in place is never chased.
+    """
+    at_path, putting = ours, theirs
+    give_up = time.monotonic() + SWAP_BACK_SECONDS
+    first = True
+    while first or time.monotonic() < give_up:
+        if not first:  # what waits at `displaced` now (a version of theirs that came out)
+            putting = read_displaced(displaced, max_bytes).data
+        first = False
+        try:
+            fd = _open_regular(path)
+        except FileNotFoundError:  # the note was moved meanwhile: never lose their bytes
+            fsops.rename_noreplace(displaced, path)
+            fsops.fsync_dir(path.parent)
+            return
+        try:
+            with fsops.read_lease(fd) as leased:  # waits while an editor writes it in place
+                swapped = fsops.exchange(displaced, path)
+                if swapped and leased and fsops.lease_break_pending(fd):
+                    # An editor is about to write into the file we just took out: it goes back
+                    # first, and the next round looks again once the editor has saved.
+                    fsops.exchange(displaced, path)
+                    continue
+        except FileNotFoundError:
+            fsops.rename_noreplace(displaced, path)
+            fsops.fsync_dir(path.parent)
+            return
+        finally:
+            os.close(fd)
+        if not swapped:
+            os.replace(displaced, path)
+            fsops.fsync_dir(path.parent)
+            return
+        out = read_displaced(displaced, max_bytes).data
+        if out == at_path:
+            displaced.unlink()
+            fsops.fsync_dir(path.parent)
+            return
+        at_path = putting  # `out` was saved since our last swap: it is the newest
+    # Saved again and again for seconds while we swapped: keep that version beside the note.
+    kept = fsops.move_noreplace(displaced, path.parent, f"{path.stem} (conflict){path.suffix}")
+    raise WriteConflict(f"{path}: the note kept changing; a version was kept as {kept.name}")
 
 
 def _replace_if_unchanged(tmp: Path, path: Path, expected: Snapshot) -> bool:

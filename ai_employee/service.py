@@ -45,9 +45,6 @@ log = structlog.get_logger(__name__)
 LOOKS_PER_TURN = 16
 """Settled paths looked at per turn of the loop before finished runs are handled again."""
 
-SPARE_TEMP_FILES = 8
-"""Empty temp files kept ready for the next note writes (creating one can cost a millisecond)."""
-
 DASHBOARD_MIN_INTERVAL = 1.0
 """Dashboard.md is redrawn at most this often (seconds), and only after a change."""
 
@@ -180,7 +177,6 @@ class Service:
                 self._watcher.stop()
                 if self.executor.journal is not None:
                     self.executor.journal.close()
-                fsops.drop_spares(self.vault.tmp)
             self._draw_dashboard(force=True)
             log.info(
                 "service stopped",
@@ -229,9 +225,6 @@ class Service:
     def _loop(self) -> None:
         while not self._stop.is_set():
             timeout = self._next_timeout()
-            if timeout > 0 and self.hints.empty():
-                with self._survive("spare temp files"):  # idle: make the next writes' files now
-                    fsops.make_spares(self.vault.tmp, SPARE_TEMP_FILES)
             try:
                 item = self.hints.get(timeout=timeout) if timeout > 0 else self.hints.get_nowait()
             except queue.Empty:
