@@ -101,10 +101,10 @@ class Service:
         self.now = now
         self.on_ready = on_ready
         self.once = once
-        self.hints: queue.SimpleQueue[Hint | RunFinished | str] = queue.SimpleQueue()
-        self.executor = Executor(
-            self.vault, config, agent or make_agent(config), now, self.hints.put
-        )
+        self.hints: queue.SimpleQueue[Hint | str] = queue.SimpleQueue()
+        self.ended: queue.SimpleQueue[RunFinished] = queue.SimpleQueue()
+        """Runs that ended, taken before each start of runs so a freed slot is used at once."""
+        self.executor = Executor(self.vault, config, agent or make_agent(config), now, self._ended)
         self.stats = Stats()
         self.scheduler = Scheduler(config.max_parallel)
         self.settler = Settler(config.settle_seconds)
@@ -214,6 +214,11 @@ class Service:
         self._relayout.set()
         self.hints.put("layout")
 
+    def _ended(self, finished: RunFinished) -> None:
+        """Called from a run's thread when its run is over (recorded or skipped)."""
+        self.ended.put(finished)
+        self.hints.put("ended")  # wakes the loop
+
     def _overflowed(self) -> None:
         """Called from watchdog's thread when the kernel dropped events: rescan everything."""
         self.stats.overflows += 1
@@ -234,11 +239,9 @@ class Service:
                 while len(batch) < 10_000:
                     batch.append(self.hints.get_nowait())
             for hint in batch:
-                with self._survive("event"):
-                    if isinstance(hint, Hint):
+                if isinstance(hint, Hint):
+                    with self._survive("event"):
                         self._take_hint(hint)
-                    elif isinstance(hint, RunFinished):
-                        self._run_finished(hint)
             with self._survive("start runs"):
                 self._start_runs()
             with self._survive("work"):
@@ -376,7 +379,12 @@ class Service:
             )
 
     def _start_runs(self) -> None:
-        """Start what the scheduler allows: priority order, max_parallel, one per work dir."""
+        """Start what the scheduler allows: priority order, max_parallel, one per work dir.
+
+        Runs that ended are taken first, so a slot is refilled as soon as it is free, even in
+        the middle of planning a burst.
+        """
+        self._take_ended()
         if self._stop.is_set():
             return
         while not self.executor.budget_reached():
@@ -386,6 +394,13 @@ class Service:
             path = self.reconciler.owners.get(request.task_id, request.path)
             if self.executor.start(request, path):
                 self.scheduler.started(request.task_id, request.workdir)
+
+    def _take_ended(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                finished = self.ended.get_nowait()
+                with self._survive("run ended"):
+                    self._run_finished(finished)
 
     def _run_finished(self, finished: RunFinished) -> None:
         self.scheduler.finished(finished.task_id)
@@ -436,11 +451,10 @@ class Service:
                 self.executor.interrupt_all()
                 interrupted = True
             try:
-                item = self.hints.get(timeout=10 if interrupted else max(0.01, left))
+                finished = self.ended.get(timeout=10 if interrupted else max(0.01, left))
             except queue.Empty:
                 continue
-            if isinstance(item, RunFinished):
-                self._run_finished(item)
+            self._run_finished(finished)
 
     def _once_done(self) -> bool:
         """`once`: nothing runs, nothing settles, nothing queued can start now."""
