@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from watchdog.observers.api import BaseObserver, EventEmitter
 
 from ai_employee.vault import Folder, Vault
 from ai_employee.watcher import Hint, Kind
@@ -346,3 +348,18 @@ def test_the_service_writes_no_events_for_itself_outside_the_watched_folders(
         wait_for(lambda: len(seen) >= 3, what="the swap's events")
     folders = {hint.path.parent for hint in seen}
     assert folders == {vault.folder(Folder.NEEDS_ACTION)}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux only")
+def test_on_linux_events_come_straight_from_inotify_not_through_observer_threads(
+    vault: Vault,
+) -> None:
+    with running_service(svc_config(vault)) as service:
+        assert service._watcher is not None
+        assert service._watcher.source == "InotifySource"
+        # watchdog's observer would add an emitter thread per watch and a dispatcher thread.
+        observers = [t for t in threading.enumerate() if isinstance(t, EventEmitter | BaseObserver)]
+        assert observers == []
+        path = vault.folder(Folder.NEEDS_ACTION) / "straight.md"
+        path.write_text(TASK.format(title="straight"))
+        wait_for(lambda: _was_planned(path), 10, "planned through the inotify reader")
