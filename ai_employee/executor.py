@@ -116,54 +116,39 @@ class Executor:
         return True
 
     def _claim(self, request: RunRequest, path: Path) -> RunSpec | None:
-        """In the run's thread: write the claim (durably) before the agent may start."""
-        try:
-            note, _ = self.notes.read(path)
-        except (NoteRefused, FileNotFoundError):
-            return None
-        if note.task_id != request.task_id or note.status is not Status.PLANNED:
-            return None  # changed since it was queued; the next look decides again
+        """In the run's thread: write the claim (durably) before the agent may start.
+
+        The note is read once, inside the edit: the claim is decided on the very text it
+        replaces (compare and set), so a person who cancelled or changed the note a moment ago
+        wins and nothing starts.
+        """
         now = self.now()
-        attempt = note.attempts + 1
-        session_id, resume = None, False
-        if getattr(self.agent, "uses_sessions", False):
-            previous = note.meta.get("session_id")
-            session_id, resume = (str(previous), True) if previous else (str(uuid.uuid4()), False)
-        claim: dict[str, Any] = {
-            "status": Status.EXECUTING,
-            "started_at": now,
-            "attempts": attempt,
-            "session_id": session_id,
-            "next_attempt_at": None,
-            "completed_at": None,
-        }
-        check_transition(note.status, Status.EXECUTING, request.task_id)
-        spec = RunSpec(
-            task_id=request.task_id,
-            task_type=request.task_type,
-            note_path=path,
-            vault=self.vault.root,
-            workdir=request.workdir,
-            prompt_file=self.vault.machinery / "prompts" / f"{request.task_id}.md",
-            attempt=attempt,
-            session_id=session_id,
-            resume=resume,
-            handbook=self._handbook() if self.agent.reads_prompt else "",
-        )
-        # Everything the agent needs is ready before the claim, so that once the claim is on
-        # disk the agent starts at once. A prompt written for a claim that is then lost harms
-        # nothing: the next claim writes it again. An agent that does not read it gets none.
-        request.workdir.mkdir(parents=True, exist_ok=True)
-        if self.agent.reads_prompt:
-            self._write_prompt(spec, note)
+        uses_sessions = getattr(self.agent, "uses_sessions", False)
+        claimed: dict[str, Any] = {}
 
         def claim_if_still_planned(text: str) -> str:
-            # Compare and set: a person who cancelled (or changed) the note a moment ago wins.
             current = parse_note(text, path.name)
             if current.task_id != request.task_id or current.status is not Status.PLANNED:
                 raise ClaimLost(request.task_id)
+            check_transition(current.status, Status.EXECUTING, request.task_id)
+            session_id, resume = None, False
+            if uses_sessions:
+                previous = current.meta.get("session_id")
+                session_id, resume = (
+                    (str(previous), True) if previous else (str(uuid.uuid4()), False)
+                )
+            claim: dict[str, Any] = {
+                "status": Status.EXECUTING,
+                "started_at": now,
+                "attempts": current.attempts + 1,
+                "session_id": session_id,
+                "next_attempt_at": None,
+                "completed_at": None,
+            }
+            claimed.update(note=current, claim=claim, resume=resume)
             return edit_note_text(text, claim)
 
+        request.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.notes.rewrite(
                 path,
@@ -172,7 +157,26 @@ class Executor:
             )
         except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
             return None
+        note: TaskNote = claimed["note"]
+        claim = claimed["claim"]
+        spec = RunSpec(
+            task_id=request.task_id,
+            task_type=request.task_type,
+            note_path=path,
+            vault=self.vault.root,
+            workdir=request.workdir,
+            prompt_file=self.vault.machinery / "prompts" / f"{request.task_id}.md",
+            attempt=claim["attempts"],
+            session_id=claim["session_id"],
+            resume=claimed["resume"],
+            handbook=self._handbook() if self.agent.reads_prompt else "",
+        )
         self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
+        # The prompt is written after the claim: a crash in between leaves an interrupted
+        # attempt, which is retried (and writes it again). An agent that does not read it gets
+        # none.
+        if self.agent.reads_prompt:
+            self._write_prompt(spec, note)
         self.tally.started += 1
         return spec
 
@@ -243,17 +247,24 @@ class Executor:
                 result="left executing; retried on the next start",
             )
             return path
-        if path is None or not path.exists():
-            log.error(
-                "run ended but its note is gone",
-                action_type="run_end",
-                task_id=finished.task_id,
-                result=outcome.kind.value,
-                error=outcome.error,
-            )
-            return None
+        ends: list[_End] = []
+        name = path.name if path is not None else ""
+
+        def conclude(text: str) -> str:
+            # Decided on the very text we replace: a cancel saved a moment ago is seen.
+            end = self._end_of(parse_note(text, name), finished, claim)
+            ends.append(end)
+            return edit_note_text(text, end.changes, end.result)
+
         try:
-            note, _ = self.notes.read(path)
+            if path is None:
+                raise NoteGone(finished.task_id)
+            note_path = path
+            self.notes.rewrite(
+                path,
+                conclude,
+                announce=lambda placed: self.announce(note_path, placed, ends[-1].status),
+            )
         except NoteRefused as err:
             log.error(
                 "run ended but its note cannot be read",
@@ -263,6 +274,44 @@ class Executor:
                 result=outcome.kind.value,
             )
             return path
+        except (NoteGone, FileNotFoundError):
+            log.error(
+                "run ended but its note is gone",
+                action_type="run_end",
+                task_id=finished.task_id,
+                result=outcome.kind.value,
+                error=outcome.error,
+            )
+            return None
+        end = ends[-1]
+        self._count_end(end.kind)
+        try:
+            if end.target is not None and path.parent != self.vault.folder(end.target):
+                path = move_note(path, self.vault.folder(end.target))
+        except NoteGone:
+            return None
+        log.log(
+            20 if end.kind in (OutcomeKind.SUCCESS, OutcomeKind.CANCELLED) else 30,
+            "run finished",
+            action_type="run_end",
+            task_id=finished.task_id,
+            target=self._rel(path),
+            result=end.kind.value if end.kind is not OutcomeKind.TRANSIENT else "retry later",
+            error=end.error or None,
+            parameters={
+                "attempt": end.attempts,
+                "duration_s": round(finished.duration_s, 3),
+                "exit_code": outcome.exit_code,
+                "cost_usd": outcome.cost_usd,
+                "turns": outcome.turns,
+                "next_attempt_at": end.changes.get("next_attempt_at"),
+            },
+        )
+        return path
+
+    def _end_of(self, note: TaskNote, finished: RunFinished, claim: dict[str, Any]) -> _End:
+        """How the run ends on this note: the keys to write, the Result, the folder."""
+        outcome = finished.outcome
         now = self.now()
         attempts = int(note.attempts or claim.get("attempts") or 1)
         kind = outcome.kind
@@ -287,12 +336,10 @@ class Executor:
         if kind is OutcomeKind.SUCCESS:
             changes |= {"status": Status.DONE, "completed_at": now, "error": None}
             target = HOME[Status.DONE]
-            self.tally.succeeded += 1
         elif kind is OutcomeKind.CANCELLED:
             status = note.status if note.status is Status.REJECTED else Status.CANCELLED
             changes |= {"status": status, "completed_at": now, "error": error or None}
             target = HOME[status]
-            self.tally.cancelled += 1
         elif kind is OutcomeKind.TRANSIENT:
             delay = retry_delay(
                 attempts, self.config.retry_initial_seconds, self.config.retry_max_seconds
@@ -303,45 +350,24 @@ class Executor:
                 "next_attempt_at": now + timedelta(seconds=delay),
                 "session_id": None,
             }
-            self.tally.retrying += 1
         else:
             changes |= {"status": Status.FAILED, "error": error, "completed_at": now}
             target = HOME[Status.FAILED]
-            self.tally.failed += 1
-        new_status = changes["status"]
+        new_status: Status = changes["status"]
         if note.status is not None and new_status is not note.status:
             check_transition(note.status, new_status, finished.task_id)
         result = _result_text(kind, outcome, error, finished, attempts)
-        note_path = path
-        try:
-            self.notes.update(
-                path,
-                changes,
-                result,
-                announce=lambda placed: self.announce(note_path, placed, new_status),
-            )
-            if target is not None and path.parent != self.vault.folder(target):
-                path = move_note(path, self.vault.folder(target))
-        except (NoteGone, FileNotFoundError):
-            return None
-        log.log(
-            20 if kind in (OutcomeKind.SUCCESS, OutcomeKind.CANCELLED) else 30,
-            "run finished",
-            action_type="run_end",
-            task_id=finished.task_id,
-            target=self._rel(path),
-            result=kind.value if kind is not OutcomeKind.TRANSIENT else "retry later",
-            error=error or None,
-            parameters={
-                "attempt": attempts,
-                "duration_s": round(finished.duration_s, 3),
-                "exit_code": outcome.exit_code,
-                "cost_usd": outcome.cost_usd,
-                "turns": outcome.turns,
-                "next_attempt_at": changes.get("next_attempt_at"),
-            },
-        )
-        return path
+        return _End(kind, new_status, changes, result, target, error, attempts)
+
+    def _count_end(self, kind: OutcomeKind) -> None:
+        if kind is OutcomeKind.SUCCESS:
+            self.tally.succeeded += 1
+        elif kind is OutcomeKind.CANCELLED:
+            self.tally.cancelled += 1
+        elif kind is OutcomeKind.TRANSIENT:
+            self.tally.retrying += 1
+        else:
+            self.tally.failed += 1
 
     def _count_cost(self, outcome: Outcome) -> None:
         if outcome.cost_usd:
@@ -353,6 +379,19 @@ class Executor:
             return str(path.relative_to(self.vault.root))
         except ValueError:
             return str(path)
+
+
+@dataclass(frozen=True)
+class _End:
+    """How one run ends on its note (decided by Executor._end_of)."""
+
+    kind: OutcomeKind
+    status: Status
+    changes: dict[str, Any]
+    result: str
+    target: Folder | None
+    error: str
+    attempts: int
 
 
 def _result_text(

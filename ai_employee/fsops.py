@@ -235,10 +235,13 @@ def read_lease(fd: int, deadline_s: float = 2.0) -> Iterator[bool]:
             _release_lease(fd)
 
 
-def read_fd(fd: int) -> bytes:
-    """The whole content of an open file, from its start."""
-    chunks: list[bytes] = []
-    offset = 0
+def read_fd(fd: int, size_hint: int = 0) -> bytes:
+    """The whole content of an open file, from its start (`size_hint`: its size by fstat)."""
+    first = os.pread(fd, size_hint + 1, 0) if size_hint > 0 else b""
+    if 0 < len(first) <= size_hint:
+        return first  # shorter than asked for: that was all of it
+    chunks: list[bytes] = [first]
+    offset = len(first)
     while True:
         chunk = os.pread(fd, 1 << 16, offset)
         if not chunk:

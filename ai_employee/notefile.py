@@ -82,33 +82,37 @@ def _folder_inside(folder: Path, vault_root: Path) -> bool:
     return inside(folder, vault_root)
 
 
-def _open_regular(path: Path) -> int:
+def _open_regular(path: Path) -> tuple[int, os.stat_result]:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else since lstat
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # swapped for something else since lstat
         os.close(fd)
         raise NoteRefused("not a regular file; not opened")
-    return fd
+    return fd, st
 
 
-def _snapshot(fd: int, max_bytes: int, *, wait: bool = True) -> Snapshot:
-    st = os.fstat(fd)
+def _snapshot(fd: int, st: os.stat_result, max_bytes: int, *, wait: bool = True) -> Snapshot:
+    """Read the open note. `st` is its fstat at open; with `wait`, in-place writers are waited
+    for first and the file is looked at again. Without, the caller holds a read lease (what we
+    read is then what stays; the size from `st` is only a hint, decode_note checks the bytes)."""
+    if wait and st.st_size <= max_bytes:
+        fsops.wait_no_writers(fd)
+        st = os.fstat(fd)
     if st.st_size > max_bytes:
         raise NoteRefused(
             f"note is {st.st_size:,} bytes, over max_note_bytes ({max_bytes:,}); split it or raise "
             "the limit"
         )
-    if wait:
-        fsops.wait_no_writers(fd)
-    data = fsops.read_fd(fd)
+    data = fsops.read_fd(fd, st.st_size)
     return Snapshot(data, st.st_ino, st.st_dev, st.st_mode, st.st_mtime_ns)
 
 
 def read_snapshot(path: Path, vault_root: Path, max_bytes: int) -> Snapshot:
     """The note's bytes, read once its in-place writers closed it. Raises NoteRefused."""
     check_path(path, vault_root)
-    fd = _open_regular(path)
+    fd, st = _open_regular(path)
     try:
-        return _snapshot(fd, max_bytes)
+        return _snapshot(fd, st, max_bytes)
     finally:
         os.close(fd)
 
@@ -243,11 +247,12 @@ def _rewrite_once(
     path: Path, transform: Transform, tmp_dir: Path, max_bytes: int, announce: Announce | None
 ) -> Placed | _Again | None:
     """One attempt: what we placed, None (nothing to change), or _AGAIN."""
-    fd = _open_regular(path)
+    fd, st = _open_regular(path)
+    same_file_out = False
     try:
         # The lease holds off in-place writers while we read, transform and swap.
         with fsops.read_lease(fd) as leased:
-            base = _snapshot(fd, max_bytes, wait=False)
+            base = _snapshot(fd, st, max_bytes, wait=False)
             try:
                 new = transform(decode_note(base.data, max_bytes)).encode("utf-8")
             except NoteRefused as err:
@@ -266,14 +271,26 @@ def _rewrite_once(
                 raise NoteGone(str(path)) from err
             if not swapped:
                 return placed if _replace_if_unchanged(tmp, path, base) else _AGAIN
-            if leased and fsops.lease_break_pending(fd):
-                # A writer opened the note while we held it and will write to the file we just
-                # swapped out: put it back before letting go, then start over on their save.
-                _swap_back(tmp, path, new, base.data, max_bytes)
-                return _AGAIN
+            if leased:
+                out = os.lstat(tmp)
+                if fsops.lease_break_pending(fd):
+                    # A writer opened the note while we held it and will write to the file we
+                    # just swapped out: put it back before letting go, then start over on
+                    # their save.
+                    _swap_back(tmp, path, new, base.data, max_bytes)
+                    return _AGAIN
+                # The file we read has been under our lease since before we read it, and nobody
+                # asked to write to it: if that very file is what came out, it holds what we
+                # read. (Its inode cannot be reused meanwhile: we hold it open.)
+                same_file_out = (out.st_dev, out.st_ino) == base.identity
     finally:
         os.close(fd)
-    # `tmp` now names what was at `path`. It must be exactly what we read.
+    if same_file_out:
+        tmp.unlink()
+        fsops.fsync_dir(path.parent)
+        return placed
+    # `tmp` now names what was at `path` (a file saved by rename since our read, or a file we
+    # could not lease): it must be exactly what we read.
     displaced = read_displaced(tmp, max_bytes)
     if displaced.identity == base.identity and displaced.data == base.data:
         tmp.unlink()
@@ -284,9 +301,9 @@ def _rewrite_once(
 
 
 def read_displaced(path: Path, max_bytes: int) -> Snapshot:
-    fd = _open_regular(path)
+    fd, st = _open_regular(path)
     try:
-        return _snapshot(fd, max_bytes + 1)
+        return _snapshot(fd, st, max_bytes + 1)
     finally:
         os.close(fd)
 
@@ -309,7 +326,7 @@ def _swap_back(displaced: Path, path: Path, ours: bytes, theirs: bytes, max_byte
             putting = read_displaced(displaced, max_bytes).data
         first = False
         try:
-            fd = _open_regular(path)
+            fd, _ = _open_regular(path)
         except FileNotFoundError:  # the note was moved meanwhile: never lose their bytes
             fsops.rename_noreplace(displaced, path)
             fsops.fsync_dir(path.parent)

@@ -95,6 +95,9 @@ class Reconciler:
     announced just before the swap, so the event of our own write costs an lstat, not a read."""
     _placed: Placed | None = None
     """The last file this thread placed while acting on a note (its identity is the entry's)."""
+    _fresh_plan: tuple[Path, str] | None = None
+    """(note, body hash) of the plan written during this look: the next step need not read it
+    back to know it is current."""
 
     @property
     def notes(self) -> NoteStore:
@@ -182,6 +185,7 @@ class Reconciler:
             return None
         step: Step | None = None
         self._placed = None
+        self._fresh_plan = None
         for _ in range(MAX_STEPS):
             outcome = self._one_step(path, self._placed)
             if outcome is None:
@@ -291,7 +295,11 @@ class Reconciler:
         planned = bool(note.meta.get("plan"))
         stale = False
         if planned and not running and status in (Status.PLANNED, Status.APPROVED):
-            stale = planner.plan_is_stale(self.vault.folder(Folder.PLANS), path, note)
+            fresh = self._fresh_plan is not None and self._fresh_plan == (
+                path,
+                planner.body_hash(note),
+            )
+            stale = not fresh and planner.plan_is_stale(self.vault.folder(Folder.PLANS), path, note)
         return Facts(
             place=folder,
             status=status,
@@ -451,6 +459,7 @@ class Reconciler:
             # Claude's plan for this very body is on disk: record it on the note.
         else:
             planner.write_plan(plans, plan, self.vault.tmp)
+        self._fresh_plan = (path, planner.body_hash(note))
         self._write(
             path,
             {**extra, "status": Status.PLANNED, "plan": planner.plan_link(path), "planned_at": now},

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -354,28 +355,35 @@ def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
 def test_a_cancel_that_lands_during_the_claim_wins(
     vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The claim is a compare-and-set: if the note stopped being planned after the executor read
-    it, nothing is written and nothing starts."""
+    """The claim is a compare-and-set: if a person cancels after the executor read the note but
+    before its claim is in place, nothing is written and nothing starts."""
+    from ai_employee import fsops
     from ai_employee.executor import Executor
-    from ai_employee.notefile import NoteStore, read_note
     from ai_employee.reconcile import RunRequest
 
     path = vault.folder(Folder.NEEDS_ACTION) / "race.md"
     path.write_text("---\ntitle: race\ntask_id: r1\nstatus: planned\n---\nx\n")
+    cancelled = "---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n"
     config = svc_config(vault, agent="command", agent_command="true")
-    planned_view = read_note(path, vault.root, 1 << 20)
+    real_write_temp = fsops.write_temp
+    saves = []
 
-    def read_then_person_cancels(self: object, at: Path) -> object:
-        path.write_text("---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n")
-        return planned_view
+    def person_saves_then_write_temp(*args: Any, **kwargs: Any) -> Path:
+        if not saves:  # our claim has read the note; a person saves (by rename) right now
+            (tmp_path / "save.md").write_text(cancelled)
+            os.replace(tmp_path / "save.md", path)
+            saves.append(1)
+        return real_write_temp(*args, **kwargs)
 
-    monkeypatch.setattr(NoteStore, "read", read_then_person_cancels)
+    monkeypatch.setattr(fsops, "write_temp", person_saves_then_write_temp)
     executor = Executor(
         vault, config, CommandAgent("true"), lambda: datetime.now(UTC), lambda finished: None
     )
     request = RunRequest(path, "r1", "normal", "claude_app", None, tmp_path / "work")
     assert executor._claim(request, path) is None
-    assert path.read_text() == "---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n"
+    assert saves == [1]
+    assert path.read_text() == cancelled
+    assert executor.tally.started == 0 and "r1" not in executor.claims
 
 
 def test_run_records_name_only_live_agents_and_survive_a_torn_line(tmp_path: Path) -> None:
