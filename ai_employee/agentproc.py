@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 
@@ -65,10 +65,33 @@ def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, st
 def process_start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (tells a reused pid apart)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        fields = raw.rsplit(b")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
     return int(fields[19])
+
+
+class _SharedDevnull:
+    """/dev/null opened once for every agent's stdin (Popen gives the child its own copy)."""
+
+    fd = -1
+
+    def __enter__(self) -> int:
+        if _SharedDevnull.fd < 0:
+            _SharedDevnull.fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        return _SharedDevnull.fd
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _devnull() -> _SharedDevnull:
+    return _SharedDevnull()
 
 
 class Transcript:
@@ -80,23 +103,28 @@ class Transcript:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: TextIO | None = None
+        self._fd = -1
 
     def write(self, kind: str, **fields: Any) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+        if self._fd < 0:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            try:
+                self._fd = os.open(self.path, flags, 0o644)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, flags, 0o644)
         record = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "kind": kind,
             **fields,
         }
-        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._file.flush()
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        os.write(self._fd, line.encode("utf-8"))  # one write per line: whole lines, at once
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 @dataclass
@@ -208,7 +236,7 @@ class Run:
             "resume": spec.resume,
         }
         try:
-            with open(stdin_path or os.devnull, "rb") as stdin:
+            with open(stdin_path, "rb") if stdin_path else _devnull() as stdin:
                 self.process = subprocess.Popen(
                     argv,
                     cwd=spec.workdir,
@@ -243,7 +271,7 @@ class Run:
         assert proc.stdout is not None
         stream = proc.stdout.fileno()
         os.set_blocking(stream, False)
-        selector = selectors.DefaultSelector()
+        selector = selectors.PollSelector()  # no kernel object to make and close per run
         selector.register(stream, selectors.EVENT_READ, "out")
         selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         pending = b""

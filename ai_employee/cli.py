@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__, commands, inventory, service_units
+from . import __version__, commands, fsops, inventory, service_units
 from .config import Config, load_config
 from .doctor import run_checks
 from .errors import AiEmployeeError
@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    fsops.quiet_lease_breaks()
     try:
         return _dispatch(args)
     except AiEmployeeError as err:

@@ -148,7 +148,7 @@ class Executor:
             claimed.update(note=current, claim=claim, resume=resume)
             return edit_note_text(text, claim)
 
-        request.workdir.mkdir(parents=True, exist_ok=True)
+        fsops.ensure_dir(request.workdir)
         try:
             self.notes.rewrite(
                 path,

@@ -12,11 +12,13 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import itertools
 import os
 import secrets
 import signal
 import stat
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,17 +41,37 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_temp_names = itertools.count()
+_temp_tag = secrets.token_hex(3)
+"""Temp names are this process's tag, its pid and a counter: unique without a random read per
+file (O_EXCL still refuses a name left by a crashed process; the next number is taken)."""
+
+
+def ensure_dir(folder: Path) -> None:
+    """Make `folder` (and its parents) if missing: one mkdir call when it is already there."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 def write_temp(
     tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w", *, durable: bool = True
 ) -> Path:
     """Write `data` to a new (fsynced, if durable) file in `tmp_dir` with `mode`; return it."""
-    path = tmp_dir / f".{prefix}-{secrets.token_hex(6)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileNotFoundError:  # the machinery folder was deleted: make it again
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o600)
+    while True:
+        path = tmp_dir / f".{prefix}-{_temp_tag}{os.getpid()}-{next(_temp_names)}.tmp"
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # the machinery folder was deleted: make it again
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            continue
+        break
     try:
         view = memoryview(data)
         while view:
@@ -141,7 +163,6 @@ def exchange(a: Path, b: Path) -> bool:
 
 def move_noreplace(src: Path, folder: Path, name: str | None = None) -> Path:
     """Move `src` into `folder` under its name, or `name (2).md`... when taken; returns it."""
-    folder.mkdir(parents=True, exist_ok=True)
     target_name = name or src.name
     stem, dot, suffix = target_name.rpartition(".")
     if not dot or not stem:
@@ -152,6 +173,11 @@ def move_noreplace(src: Path, folder: Path, name: str | None = None) -> Path:
             rename_noreplace(src, candidate)
         except FileExistsError:
             continue
+        except FileNotFoundError:
+            if folder.is_dir() or not os.path.lexists(src):
+                raise
+            folder.mkdir(parents=True, exist_ok=True)  # the folder was deleted: make it again
+            rename_noreplace(src, candidate)
         fsync_dir(folder)
         if src.parent != folder:
             fsync_dir(src.parent)
@@ -170,9 +196,11 @@ def _take_read_lease(fd: int, deadline_s: float) -> bool:
         return False
     end = time.monotonic() + deadline_s
     delay = 0.0005
-    # A lease break signals the holder; SIGURG's default is to ignore, SIGIO's is to terminate.
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+    # A lease break signals the holder with SIGIO, whose default is to terminate: unless our
+    # handler is installed (quiet_lease_breaks), ask for SIGURG (ignored by default) instead.
+    if signal.getsignal(signal.SIGIO) is not _lease_broken:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
     while True:
         try:
             fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
@@ -182,6 +210,19 @@ def _take_read_lease(fd: int, deadline_s: float) -> bool:
                 return False
         time.sleep(delay)  # a writer holds the file open: wait for it to close
         delay = min(delay * 2, 0.02)
+
+
+def _lease_broken(signum: int, frame: object) -> None:
+    """SIGIO: a process wants to write a file we hold a lease on; we look with F_GETLEASE."""
+
+
+def quiet_lease_breaks() -> None:
+    """Call once from the main thread: lease breaks then need no per-file signal setting.
+
+    A handler (not SIG_IGN) so that agent processes, which exec, start with SIGIO's default.
+    """
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGIO, _lease_broken)
 
 
 def _release_lease(fd: int) -> None:

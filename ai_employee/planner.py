@@ -181,7 +181,7 @@ def write_plan(plans_dir: Path, plan: Plan, tmp_dir: Path) -> Path:
     simply planned again (`plan_is_stale`). The note's own edit is durable.
     """
     path = plans_dir / plan.name
-    fsops.write_atomic(path, plan.text.encode("utf-8"), tmp_dir, durable=False)
+    fsops.write_atomic(path, plan.text.encode("utf-8"), tmp_dir, 0o644, durable=False)
     return path
 
 

@@ -447,7 +447,7 @@ class Reconciler:
     ) -> Path:
         workdir = self._workdir(note, task_id)
         if runs_next:  # made now, so that the run's claim is all that stands before the agent
-            workdir.mkdir(parents=True, exist_ok=True)
+            fsops.ensure_dir(workdir)
         plan = planner.template_plan(_with_id(note, task_id), path, task_type, workdir, now)
         plans = self.vault.folder(Folder.PLANS)
         if self.config.planner == "claude":

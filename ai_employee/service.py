@@ -238,8 +238,13 @@ class Service:
             with contextlib.suppress(queue.Empty):
                 while len(batch) < 10_000:
                     batch.append(self.hints.get_nowait())
+            # An edit of ours (an exchange) and a save by rename both read "gone, arrived":
+            # the arrival alone says it all.
+            arriving = {h.path for h in batch if isinstance(h, Hint) and h.kind is Kind.ARRIVED}
             for hint in batch:
-                if isinstance(hint, Hint):
+                if isinstance(hint, Hint) and not (
+                    hint.kind is Kind.GONE and hint.path in arriving
+                ):
                     with self._survive("event"):
                         self._take_hint(hint)
             with self._survive("start runs"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,21 @@ def test_move_never_overwrites(vault: Vault) -> None:
     assert moved.read_text() == "newer task\n"
     with pytest.raises(NoteGone):
         move_note(first, done)
+
+
+def test_a_move_into_a_deleted_folder_makes_it_again_and_a_gone_note_stays_gone(
+    vault: Vault,
+) -> None:
+    done = vault.folder(Folder.DONE)
+    shutil.rmtree(done)
+    note = vault.folder(Folder.NEEDS_ACTION) / "task.md"
+    note.write_text("the task\n")
+    moved = move_note(note, done)
+    assert moved == done / "task.md" and moved.read_text() == "the task\n"
+    shutil.rmtree(done)
+    with pytest.raises(NoteGone):  # nothing to move: the folder is not made for nothing
+        move_note(note, done)
+    assert not done.exists()
 
 
 def test_refused_reads_leave_the_file_untouched(vault: Vault, tmp_path: Path) -> None:
