@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -36,17 +37,24 @@ def name_is_relevant(root: Path, folder: Path, name: str) -> bool:
     folder, or any file in Inbox/Drop (never hidden files, editor droppings, .ai-employee/)."""
     if is_ignored_name(name):  # hidden names included
         return False
+    kind = _folder_kind(root, folder)
+    return kind == "drop" or (kind == "trigger" and name.endswith(".md"))
+
+
+@functools.lru_cache(maxsize=256)
+def _folder_kind(root: Path, folder: Path) -> str | None:
+    """ "trigger", "drop" or None for a folder (asked for on every event, so remembered)."""
     try:
         rel = folder.relative_to(root)
     except ValueError:
-        return False
+        return None
     parts = rel.parts
     if not parts or parts[0] == MACHINERY_DIR or any(p.startswith(".") for p in parts):
-        return False
+        return None
     where = "/".join(parts)
     if where == Folder.DROP.value:
-        return True
-    return where in _TRIGGER_NAMES and name.endswith(".md")
+        return "drop"
+    return "trigger" if where in _TRIGGER_NAMES else None
 
 
 def relevant(root: Path, path: Path) -> bool:

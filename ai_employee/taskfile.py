@@ -248,7 +248,8 @@ def _load_yaml_now(fm: str) -> tuple[Mapping[Any, Any], yaml.MappingNode | None]
         node = loader.get_single_node()
         if node is None:
             return {}, None
-        _check_size(node)
+        if "*" in fm:  # without an alias nothing can expand
+            _check_size(node)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -323,6 +324,7 @@ def render_value(value: object) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=1024)
 def _resolves_to_str(text: str) -> bool:
     """True when YAML reads this plain scalar back as a string (not a bool, number or date)."""
     tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]

@@ -125,14 +125,7 @@ class Vault:
 
     def folder_of(self, path: Path) -> Folder | None:
         """The task folder a note path sits in directly, if any."""
-        try:
-            rel = path.parent.relative_to(self.root)
-        except ValueError:
-            return None
-        try:
-            return Folder(rel.as_posix())
-        except ValueError:
-            return None
+        return _folders_of(self.root).get(path.parent)
 
     def notes_in(self, folder: Folder) -> Iterator[Path]:
         """The markdown notes directly in a folder (not dotfiles), in name order."""
@@ -182,6 +175,12 @@ def inside(path: Path, root: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=16)
+def _folders_of(root: Path) -> dict[Path, Folder]:
+    """Each folder's path under `root` (asked for on every event: a lookup, not a walk)."""
+    return {root / f.value: f for f in Folder}
 
 
 @functools.lru_cache(maxsize=64)

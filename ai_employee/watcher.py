@@ -141,7 +141,8 @@ class Settler:
 
     settle_seconds: float
     _due: dict[Path, float] = field(default_factory=dict)
-    _heap: list[tuple[float, str]] = field(default_factory=list)
+    _heap: list[tuple[float, str, Path]] = field(default_factory=list)
+    """(due time, path as text for a stable order, path)"""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def activity(self, path: Path, now: float) -> None:
@@ -157,15 +158,14 @@ class Settler:
     def _set(self, path: Path, when: float) -> None:
         with self._lock:
             self._due[path] = when
-            heapq.heappush(self._heap, (when, str(path)))
+            heapq.heappush(self._heap, (when, str(path), path))
 
     def pop_due(self, now: float, limit: int = 1_000_000) -> list[Path]:
         """Paths whose quiet time has passed, each once (at most `limit` of them)."""
         ready: list[Path] = []
         with self._lock:
             while self._heap and self._heap[0][0] <= now and len(ready) < limit:
-                when, raw = heapq.heappop(self._heap)
-                path = Path(raw)
+                when, _, path = heapq.heappop(self._heap)
                 if self._due.get(path) == when:
                     del self._due[path]
                     ready.append(path)
@@ -173,7 +173,7 @@ class Settler:
 
     def next_deadline(self) -> float | None:
         with self._lock:
-            while self._heap and self._due.get(Path(self._heap[0][1])) != self._heap[0][0]:
+            while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
                 heapq.heappop(self._heap)
             return self._heap[0][0] if self._heap else None
 
