@@ -57,6 +57,17 @@ def ensure_dir(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
+def touch(path: Path) -> None:
+    """Create `path` empty if missing (its folder too); never truncate what is there."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
+    os.close(fd)
+
+
 def write_temp(
     tmp_dir: Path, data: bytes, mode: int = 0o644, prefix: str = "w", *, durable: bool = True
 ) -> Path:

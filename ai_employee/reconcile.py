@@ -448,6 +448,8 @@ class Reconciler:
         workdir = self._workdir(note, task_id)
         if runs_next:  # made now, so that the run's claim is all that stands before the agent
             fsops.ensure_dir(workdir)
+            # Its transcript too: creating a file costs CPU the agent's start then needs.
+            fsops.touch(self.vault.transcripts / f"{task_id}.jsonl")
         plan = planner.template_plan(_with_id(note, task_id), path, task_type, workdir, now)
         plans = self.vault.folder(Folder.PLANS)
         if self.config.planner == "claude":

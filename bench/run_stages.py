@@ -6,14 +6,16 @@ Stages (the service's own functions, wrapped here to take the time):
   planned -> queued run handed over   the main loop decides `run` and starts the run's thread
   handed over -> claim begins         the thread starts
   claim                               re-read, prompt if the agent reads one, the durable edit
-and the whole of planned -> agent started (the agent's own clock), as bench/runs.py measures it;
-what the three stages leave is Popen and the agent's exec.
+  claim done -> Popen called           the transcript, the agent's argv and environment
+  Popen called -> Popen returned       fork, exec (Python's Popen returns once the exec is done)
+and the whole of planned -> agent started (the agent's own clock), as bench/runs.py measures it.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +27,7 @@ from common import pct
 from drop_to_planned import fsync_cost_ms
 from runs import build_agent, sequential
 
-from ai_employee import executor, reconcile
+from ai_employee import agentproc, executor, reconcile
 
 marks: dict[str, dict[str, int]] = {}
 
@@ -56,6 +58,14 @@ def instrument() -> None:
         mark(request.task_id, "claim done")
         return spec
 
+    class TimedPopen(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, args: Any, *a: Any, **kw: Any) -> None:
+            task_id = str(args[-1])
+            mark(task_id, "Popen called")
+            super().__init__(args, *a, **kw)
+            mark(task_id, "Popen returned")
+
+    agentproc.subprocess.Popen = TimedPopen  # type: ignore[misc]
     reconcile.Reconciler._plan = timed_plan  # type: ignore[method-assign]
     executor.Executor.start = timed_start  # type: ignore[method-assign]
     executor.Executor._claim = timed_claim  # type: ignore[method-assign]
@@ -72,9 +82,18 @@ def main() -> None:
         to_start, _ = sequential(agent, args.n)
     print(f"this disk now: one durable small write (file + folder fsync) p50 {fsync_ms:.3f} ms")
     print(f"planned -> agent started: p50 {pct(to_start, 50):.3f} ms (n={len(to_start)})")
-    stages = ["planned", "handed over", "claim begins", "claim done"]
+    stages = [
+        "planned",
+        "handed over",
+        "claim begins",
+        "claim done",
+        "Popen called",
+        "Popen returned",
+    ]
     for first, second in itertools.pairwise(stages):
-        spans = [(m[second] - m[first]) / 1e6 for m in marks.values() if second in m]
+        spans = [
+            (m[second] - m[first]) / 1e6 for m in marks.values() if {first, second} <= m.keys()
+        ]
         print(f"{first} -> {second}: p50 {pct(spans, 50):.3f} ms, p90 {pct(spans, 90):.3f} ms")
 
 

@@ -287,3 +287,12 @@ def test_a_save_made_while_we_put_a_persons_version_back_is_never_deleted(
     assert calls >= 4
     assert list(vault.tmp.iterdir()) == []
     assert sorted(p.name for p in note.parent.iterdir()) == ["saves.md"]
+
+
+def test_touch_makes_a_missing_file_and_folder_but_never_truncates(tmp_path: Path) -> None:
+    transcript = tmp_path / "Logs" / "tasks" / "t1.jsonl"
+    fsops.touch(transcript)
+    assert transcript.read_bytes() == b""
+    transcript.write_text('{"kind": "start"}\n')
+    fsops.touch(transcript)  # a second plan of the same task (a retry) keeps what is there
+    assert transcript.read_text() == '{"kind": "start"}\n'
