@@ -226,6 +226,9 @@ class Run:
     def _run(self, transcript: Transcript) -> Outcome:
         spec = self.spec
         assert spec is not None
+        if spec.setup_error:
+            transcript.write("error", error=spec.setup_error)
+            return Outcome(OutcomeKind.TRANSIENT, error=spec.setup_error)
         argv = self.agent.argv(spec)
         stdin_path = self.agent.stdin(spec)
         start = {

@@ -7,6 +7,7 @@ written to the note before the agent starts; the end of the run is recorded on t
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,17 +174,23 @@ class Executor:
         )
         self.claims[request.task_id] = {k: v for k, v in claim.items() if v is not None}
         # The prompt is written after the claim: a crash in between leaves an interrupted
-        # attempt, which is retried (and writes it again). An agent that does not read it gets
-        # none.
+        # attempt, which is retried (and writes it again). One that cannot be written (a full
+        # disk) ends this attempt as a transient failure, recorded like any other. An agent
+        # that does not read a prompt gets none.
         if self.agent.reads_prompt:
-            self._write_prompt(spec, note)
+            try:
+                self._write_prompt(spec, note)
+            except OSError as err:
+                spec = dataclasses.replace(
+                    spec, setup_error=f"cannot write the prompt file {spec.prompt_file}: {err}"
+                )
         self.tally.started += 1
         return spec
 
     def _handbook(self) -> str:
         try:
             return self.vault.handbook.read_text(encoding="utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError):  # missing or unreadable: the prompt goes without
             return ""
 
     def _write_prompt(self, spec: RunSpec, note: TaskNote) -> None:

@@ -188,7 +188,10 @@ def move_noreplace(src: Path, folder: Path, name: str | None = None) -> Path:
             if folder.is_dir() or not os.path.lexists(src):
                 raise
             folder.mkdir(parents=True, exist_ok=True)  # the folder was deleted: make it again
-            rename_noreplace(src, candidate)
+            try:
+                rename_noreplace(src, candidate)
+            except FileExistsError:  # taken the moment the folder came back
+                continue
         fsync_dir(folder)
         if src.parent != folder:
             fsync_dir(src.parent)
@@ -249,6 +252,53 @@ def wait_no_writers(fd: int, deadline_s: float = 2.0) -> bool:
     return False
 
 
+def no_writers_now(fd: int) -> bool:
+    """True when no process has the file behind `fd` (opened read-only) open for writing."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError:
+        return False
+    _release_lease(fd)
+    return True
+
+
+_LOCAL_FS_MAGIC = frozenset(
+    {
+        0xEF53,  # ext2/3/4
+        0x58465342,  # xfs
+        0x9123683E,  # btrfs
+        0x01021994,  # tmpfs
+        0xF2F52010,  # f2fs
+    }
+)
+_local_devices: dict[int, bool] = {}
+
+
+class _StatFs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
+
+
+def leases_trusted(fd: int, dev: int) -> bool:
+    """Whether the filesystem of `fd` is local, where a lease sees every writer of a file.
+
+    On FUSE (sshfs, rclone, virtiofs) or a network mount a file can change without the
+    lease's knowledge; there a swapped-out version is read back, not trusted by its inode.
+    `dev` is the file's st_dev (the answer is remembered per device).
+    """
+    known = _local_devices.get(dev)
+    if known is None:
+        buf = _StatFs()
+        fstatfs = getattr(_libc, "fstatfs", None)
+        known = bool(
+            sys.platform.startswith("linux")
+            and fstatfs is not None
+            and fstatfs(fd, ctypes.byref(buf)) == 0
+            and (buf.f_type & 0xFFFFFFFF) in _LOCAL_FS_MAGIC
+        )
+        _local_devices[dev] = known
+    return known
+
+
 def lease_break_pending(fd: int) -> bool:
     """True when a process is blocked opening our leased file for writing (it waits for us)."""
     try:
@@ -290,8 +340,8 @@ def read_lease(fd: int, deadline_s: float = 2.0) -> Iterator[bool]:
 def read_fd(fd: int, size_hint: int = 0) -> bytes:
     """The whole content of an open file, from its start (`size_hint`: its size by fstat)."""
     first = os.pread(fd, size_hint + 1, 0) if size_hint > 0 else b""
-    if 0 < len(first) <= size_hint:
-        return first  # shorter than asked for: that was all of it
+    if len(first) == size_hint > 0:
+        return first  # all the size promised, and not a byte more: that was all of it
     chunks: list[bytes] = [first]
     offset = len(first)
     while True:

@@ -252,6 +252,8 @@ def _rewrite_once(
     try:
         # The lease holds off in-place writers while we read, transform and swap.
         with fsops.read_lease(fd) as leased:
+            if leased:  # it may have waited for a writer: size and mode as they are now
+                st = os.fstat(fd)
             base = _snapshot(fd, st, max_bytes, wait=False)
             try:
                 new = transform(decode_note(base.data, max_bytes)).encode("utf-8")
@@ -281,8 +283,14 @@ def _rewrite_once(
                     return _AGAIN
                 # The file we read has been under our lease since before we read it, and nobody
                 # asked to write to it: if that very file is what came out, it holds what we
-                # read. (Its inode cannot be reused meanwhile: we hold it open.)
+                # read. (Its inode cannot be reused meanwhile: we hold it open.) Only where
+                # leases see every writer: on a local filesystem, not FUSE or a network mount.
                 same_file_out = (out.st_dev, out.st_ino) == base.identity
+                same_file_out = same_file_out and fsops.leases_trusted(fd, base.device)
+        # A writer that reached our lease after the check above is let in by its release: if
+        # the file is open for writing now, read it back the slow way (which waits for it).
+        if same_file_out and not fsops.no_writers_now(fd):
+            same_file_out = False
     finally:
         os.close(fd)
     if same_file_out:

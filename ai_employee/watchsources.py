@@ -15,13 +15,17 @@ folders) watchdog's observers do the work.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import structlog
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -40,11 +44,9 @@ from watchdog.observers.polling import PollingObserver
 
 from .hints import Hint, Kind, name_is_relevant
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 Emit = Callable[[Hint], None]
-_ID: Any = 0
-"""The callback id we register with watchdog's InotifyFD (one callback per watch)."""
 OnFolder = Callable[[Path, bool], None]
 
 
@@ -71,15 +73,30 @@ def make_source(
     polling: bool,
     polling_interval: float,
 ) -> EventSource:
-    if not polling:
+    if not polling and sys.platform.startswith("linux"):
         try:
             return InotifySource(root, emit, on_folder, on_overflow)
-        except (ImportError, OSError) as err:  # not Linux, or no inotify instance left
-            log.debug("inotify not available (%s); using watchdog's observer", err)
+        except (ImportError, OSError) as err:  # no inotify instance left (fs.inotify limits)
+            log.warning(
+                "inotify reader not available; using watchdog's observer",
+                action_type="watch",
+                error=str(err),
+            )
     return ObserverSource(root, emit, on_folder, on_overflow, polling, polling_interval)
 
 
 # --- Linux: watchdog's inotify reader, called directly ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Watch:
+    folder: Path
+    role: str
+    """"files" (a folder we act on) or "layout" (the root, Inbox/: sub-folders coming and going)"""
+    names: frozenset[str]
+    """For a layout watch: the sub-folder names that matter."""
+    cid: int
+    """The callback id we registered with watchdog for this folder."""
 
 
 class InotifySource:
@@ -97,9 +114,12 @@ class InotifySource:
         self.on_folder = on_folder
         self.on_overflow = on_overflow
         self._fd = InotifyFD()  # its own instance (not watchdog's shared one), not yet reading
-        self._by_wd: dict[int, tuple[Path, str, frozenset[str]]] = {}
-        """wd -> (folder, "files" or "layout", the names a layout watch reports)."""
+        self._by_wd: dict[int, _Watch] = {}
+        """wd -> the folder it stands for now. A wd is an inode: a folder renamed onto the name
+        of another (Rejected/ -> Approved/) brings its wd along, and the newest add owns it."""
+        self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._stopping = False
         self._file_mask = (
             C.IN_CREATE
             | C.IN_DELETE
@@ -120,41 +140,66 @@ class InotifySource:
     def watch_layout(self, folder: Path, names: frozenset[str]) -> None:
         self._add(folder, "layout", names, self._layout_mask)
 
-    def _add(self, folder: Path, role: str, names: frozenset[str], mask: int) -> int | None:
+    def _add(
+        self, folder: Path, role: str, names: frozenset[str], mask: int
+    ) -> tuple[int, int] | None:
+        cid = next(self._ids)
         try:
-            # One callback per watch (id 0): a folder is watched for one role only.
-            wd = int(self._fd.add_callback(os.fsencode(folder), cast(Any, mask), self, _ID))
+            wd = int(
+                self._fd.add_callback(os.fsencode(folder), cast(Any, mask), self, cast(Any, cid))
+            )
         except OSError as err:
-            log.warning("cannot watch %s: %s", folder, err)
+            log.warning(
+                "cannot watch a folder", action_type="watch", target=str(folder), error=str(err)
+            )
             return None
         if wd < 0:  # watchdog ignores EACCES and hands back -1
+            log.warning(
+                "cannot watch a folder",
+                action_type="watch",
+                target=str(folder),
+                error="permission denied",
+            )
             return None
         with self._lock:
-            self._by_wd[wd] = (folder, role, names)
-        return wd
+            before = self._by_wd.get(wd)
+            self._by_wd[wd] = _Watch(folder, role, names, cid)
+        if before is not None:  # the same folder under a new name: one callback is enough
+            self._fd.remove_callbacks([(cast(Any, wd), cast(Any, before.cid))])
+        return wd, cid
 
     def unwatch(self, handle: object) -> None:
-        if not isinstance(handle, int):
+        if not isinstance(handle, tuple):
             return
+        wd, cid = handle
         with self._lock:
-            known = self._by_wd.pop(handle, None)
-        if known is not None:
-            self._fd.remove_callbacks([(cast(Any, handle), _ID)])
+            known = self._by_wd.get(wd)
+            if known is None or known.cid != cid:
+                return  # gone already, or now watched for another folder: not ours to remove
+            del self._by_wd[wd]
+        self._fd.remove_callbacks([(cast(Any, wd), cast(Any, cid))])
 
     def start(self) -> None:
         self._fd.start()
 
     def stop(self) -> None:
+        self._stopping = True  # closing removes every watch: none of that is news
         self._fd.stop()
         self._fd.join(timeout=10)
 
     # --- called by watchdog's reader thread (the WatchCallback protocol) ----------------------
 
     def on_event(self, event: Any) -> None:
+        try:
+            self._on_event(event)
+        except Exception as err:  # a bug here must not end the reader thread unseen
+            log.exception("cannot handle a file event", action_type="error", error=str(err))
+
+    def _on_event(self, event: Any) -> None:
         known = self._by_wd.get(event.wd)
-        if known is None:
+        if known is None or self._stopping:
             return  # a watch given up a moment ago
-        folder, role, names = known
+        folder, role, names = known.folder, known.role, known.names
         mask: int = event.mask
         c = self._c
         if mask & (c.IN_DELETE_SELF | c.IN_MOVE_SELF):
@@ -186,8 +231,8 @@ class InotifySource:
     def on_watch_deleted(self, wd: int) -> None:
         with self._lock:
             known = self._by_wd.pop(wd, None)
-        if known is not None and known[1] == "files":
-            self.on_folder(known[0], True)
+        if known is not None and known.role == "files" and not self._stopping:
+            self.on_folder(known.folder, True)
 
     def on_queue_overflow(self) -> None:
         self.on_overflow()

@@ -296,3 +296,69 @@ def test_touch_makes_a_missing_file_and_folder_but_never_truncates(tmp_path: Pat
     transcript.write_text('{"kind": "start"}\n')
     fsops.touch(transcript)  # a second plan of the same task (a retry) keeps what is there
     assert transcript.read_text() == '{"kind": "start"}\n'
+
+
+def test_read_fd_reads_to_the_end_when_the_filesystem_hands_out_short_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "note.md"
+    path.write_bytes(bytes(range(256)) * 4)
+    real_pread = os.pread
+    monkeypatch.setattr(fsops.os, "pread", lambda fd, n, off: real_pread(fd, min(n, 10), off))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert fsops.read_fd(fd, 1024) == bytes(range(256)) * 4
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("why", ["not a local filesystem", "a writer got in after our check"])
+def test_the_swapped_out_file_is_read_back_unless_the_lease_can_vouch_for_it(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    """Trusting the lease (same inode, no break) is only for local filesystems and only while no
+    writer has the file open; otherwise the displaced file is read and compared, as before."""
+    import ai_employee.notefile as notefile
+
+    note = vault.folder(Folder.NEEDS_ACTION) / "n.md"
+    note.write_text("---\ntitle: n\n---\nbody\n")
+    read_back = []
+    real = notefile.read_displaced
+    monkeypatch.setattr(notefile, "read_displaced", lambda *a: read_back.append(1) or real(*a))
+    fd = os.open(note, os.O_RDONLY)
+    try:
+        local = fsops.leases_trusted(fd, os.fstat(fd).st_dev)
+    finally:
+        os.close(fd)
+    _update(vault, note, {"attempts": 1})
+    # On a local disk with nobody writing the lease vouches for it; elsewhere it is read back.
+    assert read_back == ([] if local else [1])
+    read_back.clear()
+    if why == "not a local filesystem":
+        monkeypatch.setattr(fsops, "leases_trusted", lambda fd, dev: False)
+    else:
+        monkeypatch.setattr(fsops, "no_writers_now", lambda fd: False)
+    _update(vault, note, {"attempts": 2})
+    assert read_back == [1]
+    assert "attempts: 2" in note.read_text()
+
+
+def test_no_writers_now_sees_an_open_writer(tmp_path: Path) -> None:
+    path = tmp_path / "n.md"
+    path.write_text("x")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        writer = os.open(path, os.O_WRONLY)
+        assert fsops.no_writers_now(fd) is False
+        os.close(writer)
+        assert fsops.no_writers_now(fd) is True
+    finally:
+        os.close(fd)
+
+
+def test_leases_are_trusted_on_local_disks_only(tmp_path: Path) -> None:
+    fd = os.open("/proc/self", os.O_RDONLY)
+    try:
+        assert fsops.leases_trusted(fd, os.fstat(fd).st_dev) is False  # procfs: not a disk
+    finally:
+        os.close(fd)

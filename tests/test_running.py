@@ -191,6 +191,21 @@ def test_retries_spent_go_to_failed(vault: Vault, tmp_path: Path, ledger: Path) 
     assert "something broke" in failed.body
 
 
+def test_a_prompt_that_cannot_be_written_ends_the_attempt_as_a_recorded_failure(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    """The prompt is written after the claim; if it cannot be (here a file stands where the
+    prompts folder belongs), the attempt fails with that reason, counted and recorded, and the
+    agent never starts."""
+    (vault.machinery / "prompts").write_text("not a folder\n")
+    with running_service(agent_config(vault, ledger, max_attempts=1)):
+        drop(vault, tmp_path, "p.md", task("p"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "p.md", "failed", 20)
+    assert failed.meta["attempts"] == 1
+    assert failed.meta["error"].startswith("cannot write the prompt file")
+    assert starts(ledger) == Counter()
+
+
 def test_cancel_mid_run_stops_the_group_within_a_second(
     vault: Vault, tmp_path: Path, ledger: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -327,6 +328,21 @@ def test_a_replaced_watched_folder_is_watched_again(vault: Vault, tmp_path: Path
         (tmp_path / "report.csv").rename(drop_folder / "report.csv")
         wait_for(lambda: (vault.folder(Folder.INBOX) / "report.csv").exists(), what="drop taken")
     assert events(vault, "folders watched again")
+
+
+def test_a_folder_renamed_onto_a_watched_name_is_watched_under_that_name(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """A watch follows an inode: Rejected/ renamed onto Needs_Action/ brings its watch along.
+    Giving up the watch of the vanished Rejected/ must not remove the one Needs_Action/ now
+    uses, or notes dropped there later would never be seen."""
+    with running_service(svc_config(vault)):
+        needs_action = vault.folder(Folder.NEEDS_ACTION)
+        shutil.rmtree(needs_action)
+        vault.folder(Folder.REJECTED).rename(needs_action)
+        wait_for(lambda: events(vault, "folders watched again"), what="watched again")
+        later = drop(vault, tmp_path, "later.md", TASK.format(title="later"))
+        wait_planned(later)
 
 
 def test_the_service_writes_no_events_for_itself_outside_the_watched_folders(

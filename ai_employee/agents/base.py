@@ -39,6 +39,9 @@ class RunSpec:
     session_id: str | None = None
     resume: bool = False
     handbook: str = ""
+    setup_error: str = ""
+    """Set when the claim is on the note but the run could not be prepared (its prompt file
+    could not be written): the attempt ends at once as a transient failure, with this error."""
 
 
 @dataclass
