@@ -79,6 +79,10 @@ class Scheduler:
     def finished(self, task_id: str) -> None:
         self._running.pop(task_id, None)
 
+    def waiting(self) -> int:
+        """How many requests wait (cheap, unlike `queued`, which sorts them)."""
+        return len(self._queued)
+
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
 
