@@ -366,6 +366,9 @@ def test_daily_budget_makes_new_runs_wait_and_says_so(
         drop(vault, tmp_path, "First.md", APP.format(title="First", app="first", body="x"))
         wait_status(vault.folder(Folder.DONE) / "First.md", "done", 60)
         second = drop(vault, tmp_path, "Second.md", APP.format(title="Second", app="sec", body="x"))
+        # The notice may be up before Second is even looked at (First spent the budget): wait
+        # for both, then Second must still be only planned.
+        wait_status(second, "planned", 10)
         wait_for(lambda: "Daily budget reached" in vault.dashboard.read_text(), 10, "the notice")
         assert note(second).meta["status"] == "planned"
         assert service.executor.tally.started == 1
