@@ -244,14 +244,6 @@ def _release_lease(fd: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
 
 
-def wait_no_writers(fd: int, deadline_s: float = 2.0) -> bool:
-    """Wait until no process has the file behind `fd` open for writing (see _take_read_lease)."""
-    if _take_read_lease(fd, deadline_s):
-        _release_lease(fd)
-        return True
-    return False
-
-
 def no_writers_now(fd: int) -> bool:
     """True when no process has the file behind `fd` (opened read-only) open for writing."""
     try:

@@ -93,11 +93,13 @@ def _open_regular(path: Path) -> tuple[int, os.stat_result]:
 
 def _snapshot(fd: int, st: os.stat_result, max_bytes: int, *, wait: bool = True) -> Snapshot:
     """Read the open note. `st` is its fstat at open; with `wait`, in-place writers are waited
-    for first and the file is looked at again. Without, the caller holds a read lease (what we
-    read is then what stays; the size from `st` is only a hint, decode_note checks the bytes)."""
+    for and held off while we read (a read lease), and the file is looked at again. Without,
+    the caller holds a read lease (what we read is then what stays; the size from `st` is only
+    a hint, decode_note checks the bytes)."""
     if wait and st.st_size <= max_bytes:
-        fsops.wait_no_writers(fd)
-        st = os.fstat(fd)
+        with fsops.read_lease(fd) as leased:
+            # A writer blocked on the lease gets in the moment it is released: read before.
+            return _snapshot(fd, os.fstat(fd) if leased else st, max_bytes, wait=False)
     if st.st_size > max_bytes:
         raise NoteRefused(
             f"note is {st.st_size:,} bytes, over max_note_bytes ({max_bytes:,}); split it or raise "
