@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DIR, note_text, service_in_thread, temp_vault
-from runs import build_agent
+from common import BENCH_DIR, temp_vault
+from runs import build_agent, burst_service, stage_burst
 
 
 def cpu() -> tuple[float, float]:
@@ -44,23 +44,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, temp_vault() as root:
         agent = build_agent(Path(tmp))
         os.environ["BENCH_LEDGER"] = str(root.parent / "ledger")
-        staging = root.parent / "staging"
-        staging.mkdir()
-        for i in range(n):
-            (staging / f"b{i:04d}.md").write_text(note_text(i))
-        with service_in_thread(
-            root,
-            agent="command",
-            agent_command=f"{agent} {{task_id}}",
-            max_parallel="4",
-            settle_seconds="0.2",
-            daily_budget_usd="1",
-        ) as service:
+        moves = stage_burst(root, n)
+        with burst_service(root, agent, daily_budget_usd="1") as service:
             service.executor.spent = {service.now().date().isoformat(): 1.0}  # held back
             u0, s0 = cpu()
             t0 = time.monotonic()
-            for i in range(n):
-                os.rename(staging / f"b{i:04d}.md", root / "Needs_Action" / f"b{i:04d}.md")
+            for staged, target in moves:
+                os.rename(staged, target)
             wait(lambda: service.scheduler.waiting() >= n, "plan")
             planned = time.monotonic() - t0
             u1, s1 = cpu()

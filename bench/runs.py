@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import subprocess
@@ -21,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_DIR, create_cost_us, note_text, pct, service_in_thread, summary, temp_vault
@@ -84,26 +86,41 @@ def sequential(agent: Path, n: int) -> tuple[list[float], list[float]]:
     return to_start, to_done
 
 
+def stage_burst(root: Path, n: int) -> list[tuple[Path, Path]]:
+    """n notes written beside the vault, and where each is to be renamed: (staged, target)."""
+    staging = root.parent / "staging"
+    staging.mkdir()
+    moves = []
+    for i in range(n):
+        staged = staging / f"b{i:04d}.md"
+        staged.write_text(note_text(i))
+        moves.append((staged, root / "Needs_Action" / staged.name))
+    return moves
+
+
+def burst_service(root: Path, agent: Path, **extra: str) -> contextlib.AbstractContextManager[Any]:
+    """The service as every burst runs it: the no-op agent, max_parallel 4."""
+    return service_in_thread(
+        root,
+        agent="command",
+        agent_command=f"{agent} {{task_id}}",
+        max_parallel="4",
+        settle_seconds="0.2",
+        **extra,
+    )
+
+
 def burst(agent: Path, n: int) -> None:
     with temp_vault() as root:
         ledger = root.parent / "ledger"
         os.environ["BENCH_LEDGER"] = str(ledger)
-        staging = root.parent / "staging"
-        staging.mkdir()
-        for i in range(n):
-            (staging / f"b{i:04d}.md").write_text(note_text(i))
-        with service_in_thread(
-            root,
-            agent="command",
-            agent_command=f"{agent} {{task_id}}",
-            max_parallel="4",
-            settle_seconds="0.2",
-        ) as service:
+        moves = stage_burst(root, n)
+        with burst_service(root, agent) as service:
             create_us = create_cost_us(root / ".ai-employee" / "tmp")
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             t0 = time.monotonic()
-            for i in range(n):
-                os.rename(staging / f"b{i:04d}.md", root / "Needs_Action" / f"b{i:04d}.md")
+            for staged, target in moves:
+                os.rename(staged, target)
             renamed = time.monotonic() - t0
             deadline = time.monotonic() + 300
             while service.executor.tally.succeeded < n:
