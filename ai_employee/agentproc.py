@@ -142,6 +142,9 @@ class Run:
     journal: RunJournal
     transcripts: Path
     report: Callable[[RunFinished], None]
+    exited: Callable[[str], None] = lambda task_id: None
+    """Told as soon as the agent's process group is gone, before the end is recorded: its
+    slot (max_parallel) and its work dir are free from then on."""
     spec: RunSpec | None = None
     started: float = field(default_factory=time.monotonic)
     process: subprocess.Popen[bytes] | None = None
@@ -198,6 +201,8 @@ class Run:
             if self._recorded and self.process is not None:
                 self.journal.ended(self.task_id, self.process.pid)
             self._close_pipe()
+        if self.process is None or self.process.returncode is not None:
+            self.exited(self.task_id)  # else (a crash with the agent alive) at the report
         duration = time.monotonic() - self.started
         transcript.write(
             "end",

@@ -24,7 +24,7 @@ from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import HOME, Status, check_transition
-from .notefile import NoteGone, NoteStore, Placed, move_note
+from .notefile import NoteGone, NoteStore, Placed
 from .planner import plan_name
 from .reconcile import RunRequest
 from .runrecords import RunJournal
@@ -65,6 +65,8 @@ class Executor:
     agent: Agent
     now: Callable[[], datetime]
     post: Callable[[RunFinished], None]
+    exited: Callable[[str], None] = lambda task_id: None
+    """Told from a run's thread when its agent is gone (the run still records its end)."""
     live: dict[str, Run] = field(default_factory=dict)
     claims: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The owned keys each live run's claim wrote (put back over a stale copy)."""
@@ -111,6 +113,7 @@ class Executor:
             journal=self.journal,
             transcripts=self.vault.transcripts,
             report=self.post,
+            exited=self.exited,
         )
         self.live[request.task_id] = run
         run.start()
@@ -263,13 +266,18 @@ class Executor:
             ends.append(end)
             return edit_note_text(text, end.changes, end.result)
 
+        def destination() -> Path | None:
+            target = ends[-1].target
+            return None if target is None else self.vault.folder(target)
+
         try:
             if path is None:
                 raise NoteGone(finished.task_id)
             note_path = path
-            self.notes.rewrite(
+            _, moved_to = self.notes.rewrite_and_move(
                 path,
                 conclude,
+                destination,
                 announce=lambda placed: self.announce(note_path, placed, ends[-1].status),
             )
         except NoteRefused as err:
@@ -292,11 +300,9 @@ class Executor:
             return None
         end = ends[-1]
         self._count_end(end.kind)
-        try:
-            if end.target is not None and path.parent != self.vault.folder(end.target):
-                path = move_note(path, self.vault.folder(end.target))
-        except NoteGone:
+        if moved_to is None:  # moved or deleted by a person right after the record
             return None
+        path = moved_to
         log.log(
             20 if end.kind in (OutcomeKind.SUCCESS, OutcomeKind.CANCELLED) else 30,
             "run finished",

@@ -203,10 +203,56 @@ def rewrite_note(
     """
     check_path(path, vault_root)
     with _writer_lock(tmp_dir.parent, path.name):
-        for _ in range(MAX_ROUNDS):
-            outcome = _rewrite_once(path, transform, tmp_dir, max_bytes, announce)
-            if not isinstance(outcome, _Again):
-                return outcome
+        return _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, fsops.fsync_dir)
+
+
+def rewrite_and_move(
+    path: Path,
+    transform: Transform,
+    destination: Callable[[], Path | None],
+    *,
+    tmp_dir: Path,
+    vault_root: Path,
+    max_bytes: int,
+    announce: Announce | None = None,
+) -> tuple[Placed | None, Path | None]:
+    """`rewrite_note`, then move the note into the folder `destination()` names (None: stay).
+
+    One durable step: the edit and the move are made, then both folders are synced once, so
+    a crash leaves the note as it was, edited where it was, or edited in its new folder.
+    Returns what was placed and where the note is now (None: it vanished after the edit).
+    """
+    check_path(path, vault_root)
+    with _writer_lock(tmp_dir.parent, path.name):
+        placed = _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, _later)
+        folder = destination()
+        if folder is None or folder == path.parent:
+            fsops.fsync_dir(path.parent)
+            return placed, path
+        try:
+            moved = fsops.move_noreplace(path, folder)  # syncs both folders
+        except FileNotFoundError:  # moved or deleted by a person since the edit
+            fsops.fsync_dir(path.parent)
+            return placed, None
+        return placed, moved
+
+
+def _later(folder: Path) -> None:
+    """The edit's folder sync, left to the move that follows it (see rewrite_and_move)."""
+
+
+def _rewrite_locked(
+    path: Path,
+    transform: Transform,
+    tmp_dir: Path,
+    max_bytes: int,
+    announce: Announce | None,
+    sync_dir: Callable[[Path], None],
+) -> Placed | None:
+    for _ in range(MAX_ROUNDS):
+        outcome = _rewrite_once(path, transform, tmp_dir, max_bytes, announce, sync_dir)
+        if not isinstance(outcome, _Again):
+            return outcome
     raise WriteConflict(f"{path}: the note kept changing; our edit was not applied")
 
 
@@ -246,9 +292,15 @@ _AGAIN = _Again()
 
 
 def _rewrite_once(
-    path: Path, transform: Transform, tmp_dir: Path, max_bytes: int, announce: Announce | None
+    path: Path,
+    transform: Transform,
+    tmp_dir: Path,
+    max_bytes: int,
+    announce: Announce | None,
+    sync_dir: Callable[[Path], None],
 ) -> Placed | _Again | None:
-    """One attempt: what we placed, None (nothing to change), or _AGAIN."""
+    """One attempt: what we placed, None (nothing to change), or _AGAIN. `sync_dir` makes the
+    swap durable (the caller may do it later, once, with a move)."""
     fd, st = _open_regular(path)
     same_file_out = False
     try:
@@ -297,14 +349,14 @@ def _rewrite_once(
         os.close(fd)
     if same_file_out:
         tmp.unlink()
-        fsops.fsync_dir(path.parent)
+        sync_dir(path.parent)
         return placed
     # `tmp` now names what was at `path` (a file saved by rename since our read, or a file we
     # could not lease): it must be exactly what we read.
     displaced = read_displaced(tmp, max_bytes)
     if displaced.identity == base.identity and displaced.data == base.data:
         tmp.unlink()
-        fsops.fsync_dir(path.parent)
+        sync_dir(path.parent)
         return placed
     _swap_back(tmp, path, new, displaced.data, max_bytes)
     return _AGAIN
@@ -420,6 +472,23 @@ class NoteStore:
         return rewrite_note(
             path,
             transform,
+            tmp_dir=self.tmp_dir,
+            vault_root=self.vault_root,
+            max_bytes=self.max_bytes,
+            announce=announce,
+        )
+
+    def rewrite_and_move(
+        self,
+        path: Path,
+        transform: Transform,
+        destination: Callable[[], Path | None],
+        announce: Announce | None = None,
+    ) -> tuple[Placed | None, Path | None]:
+        return rewrite_and_move(
+            path,
+            transform,
+            destination,
             tmp_dir=self.tmp_dir,
             vault_root=self.vault_root,
             max_bytes=self.max_bytes,

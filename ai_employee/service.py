@@ -104,7 +104,11 @@ class Service:
         self.hints: queue.SimpleQueue[Hint | str] = queue.SimpleQueue()
         self.ended: queue.SimpleQueue[RunFinished] = queue.SimpleQueue()
         """Runs that ended, taken before each start of runs so a freed slot is used at once."""
-        self.executor = Executor(self.vault, config, agent or make_agent(config), now, self._ended)
+        self.exited: queue.SimpleQueue[str] = queue.SimpleQueue()
+        """Runs whose agent is gone: their slot is free while they record their end."""
+        self.executor = Executor(
+            self.vault, config, agent or make_agent(config), now, self._ended, self._exited
+        )
         self.stats = Stats()
         self.scheduler = Scheduler(config.max_parallel)
         self.settler = Settler(config.settle_seconds)
@@ -218,6 +222,11 @@ class Service:
         """Called from a run's thread when its run is over (recorded or skipped)."""
         self.ended.put(finished)
         self.hints.put("ended")  # wakes the loop
+
+    def _exited(self, task_id: str) -> None:
+        """Called from a run's thread when its agent's process group is gone."""
+        self.exited.put(task_id)
+        self.hints.put("ended")  # wakes the loop: a slot is free
 
     def _overflowed(self) -> None:
         """Called from watchdog's thread when the kernel dropped events: rescan everything."""
@@ -401,6 +410,9 @@ class Service:
                 self.scheduler.started(request.task_id, request.workdir)
 
     def _take_ended(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:  # the agent is gone: its slot and work dir are free (max_parallel)
+                self.scheduler.finished(self.exited.get_nowait())
         with contextlib.suppress(queue.Empty):
             while True:
                 finished = self.ended.get_nowait()

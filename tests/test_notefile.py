@@ -19,6 +19,7 @@ from ai_employee.notefile import (
     move_note,
     read_note,
     read_snapshot,
+    rewrite_and_move,
     rewrite_note,
     update_note,
 )
@@ -55,6 +56,44 @@ def test_an_edit_names_the_file_it_placed_so_our_own_write_is_recognised(vault: 
         handle.write("a person's line\n")
     st = os.lstat(moved)
     assert placed.signature != (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _record_and_move(vault: Vault, path: Path, to: Any) -> tuple[object, Path | None]:
+    return rewrite_and_move(
+        path,
+        lambda text: edit_note_text(text, {"status": "done"}),
+        to,
+        tmp_dir=vault.tmp,
+        vault_root=vault.root,
+        max_bytes=1 << 20,
+    )
+
+
+def test_an_edit_and_its_move_are_one_step_and_a_person_moving_it_first_wins(
+    vault: Vault,
+) -> None:
+    """The end of a run: the note is edited, then moved to the folder the edit decided."""
+    done, todo = vault.folder(Folder.DONE), vault.folder(Folder.NEEDS_ACTION)
+    (todo / "a.md").write_text("---\ntitle: A\nstatus: executing\n---\nmine\n")
+    placed, where = _record_and_move(vault, todo / "a.md", lambda: done)
+    assert where == done / "a.md" and placed is not None and not (todo / "a.md").exists()
+    assert parse_note(where.read_text(), "a.md").meta["status"] == "done"
+    assert where.read_text().endswith("mine\n") and not list(vault.tmp.iterdir())
+
+    (todo / "b.md").write_text("---\ntitle: B\nstatus: executing\n---\n")
+    _, where = _record_and_move(vault, todo / "b.md", lambda: None)  # stays (a retry)
+    assert where == todo / "b.md" and "status: done" in where.read_text()
+
+    (todo / "c.md").write_text("---\ntitle: C\nstatus: executing\n---\n")
+    elsewhere = vault.folder(Folder.APPROVED) / "c.md"
+
+    def moved_by_a_person() -> Path:
+        (todo / "c.md").rename(elsewhere)  # between our edit and our move
+        return done
+
+    _, where = _record_and_move(vault, todo / "c.md", moved_by_a_person)
+    assert where is None and "status: done" in elsewhere.read_text()
+    assert not (done / "c.md").exists()
 
 
 def test_update_keeps_mode_and_leaves_no_temp_files(vault: Vault) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from ai_employee.agents import CommandAgent
 from ai_employee.config import Config
 from ai_employee.executor import retry_delay
+from ai_employee.notefile import LOCK_STRIPES
 from ai_employee.taskfile import edit_note_text
 from ai_employee.vault import Folder, Vault
 
@@ -137,6 +140,38 @@ def test_max_parallel_is_respected(vault: Vault, tmp_path: Path, ledger: Path) -
             done_note(vault, f"p{i}.md")
     assert _max_overlap(ledger) == 2
     assert sum(starts(ledger).values()) == 6
+
+
+def _stripe(name: str) -> int:
+    return zlib.crc32(name.encode()) % LOCK_STRIPES
+
+
+def test_a_slot_is_free_once_the_agent_exits_while_its_end_is_still_recorded(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    """max_parallel counts agents: the next run starts while the last one's note is written."""
+    first, second = (
+        "first.md",
+        next(f"second{i}.md" for i in range(50) if _stripe(f"second{i}.md") != _stripe("first.md")),
+    )
+    lock_file = vault.machinery / "locks" / f"{_stripe(first):02d}.lock"
+    with running_service(agent_config(vault, ledger, max_parallel=1)):
+        drop(vault, tmp_path, first, task("first", behave="sleep 0.5"))
+        wait_for(lambda: starts(ledger), what="the first agent started")
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_file, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # the first run cannot record its end yet
+            try:
+                drop(vault, tmp_path, second, task("second"))
+                wait_for(lambda: len(starts(ledger)) == 2, what="the second agent started")
+                ended = [e for e in ledger_events(ledger) if e[1] == "end"]
+                assert ended and ended[0][0] == next(iter(starts(ledger)))
+                assert note(vault.folder(Folder.NEEDS_ACTION) / first).status.value == "executing"
+            finally:
+                fcntl.flock(held, fcntl.LOCK_UN)
+        done_note(vault, first)
+        done_note(vault, second)
+    assert _max_overlap(ledger) == 1
 
 
 def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
