@@ -41,6 +41,25 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class PendingSyncs:
+    """Folder syncs owed by one thread's edits, made together by `flush` (a group commit).
+
+    The service's main loop edits many notes in a burst; each edit's data is synced before its
+    swap, and the folder once per batch, before anything depends on the edits (a run starting)
+    and before the loop waits for the next event. Not thread-safe: one owner.
+    """
+
+    def __init__(self) -> None:
+        self._folders: set[Path] = set()
+
+    def add(self, folder: Path) -> None:
+        self._folders.add(folder)
+
+    def flush(self) -> None:
+        while self._folders:
+            fsync_dir(self._folders.pop())
+
+
 _temp_names = itertools.count()
 _temp_tag = secrets.token_hex(3)
 """Temp names are this process's tag, its pid and a counter: unique without a random read per

@@ -163,6 +163,8 @@ class Placed:
 
 
 Announce = Callable[[Placed], None]
+SyncDir = Callable[[Path], None]
+"""Makes a rename inside a folder durable (fsops.fsync_dir, or a batcher that does it later)."""
 
 
 def update_note(
@@ -174,6 +176,7 @@ def update_note(
     max_bytes: int,
     result: str | None = None,
     announce: Announce | None = None,
+    sync_dir: SyncDir = fsops.fsync_dir,
 ) -> Placed | None:
     """Set our keys (None removes one) and maybe our Result section. None: nothing to change."""
     return rewrite_note(
@@ -183,6 +186,7 @@ def update_note(
         vault_root=vault_root,
         max_bytes=max_bytes,
         announce=announce,
+        sync_dir=sync_dir,
     )
 
 
@@ -194,16 +198,19 @@ def rewrite_note(
     vault_root: Path,
     max_bytes: int,
     announce: Announce | None = None,
+    sync_dir: SyncDir = fsops.fsync_dir,
 ) -> Placed | None:
     """Apply `transform` to the note's text without ever losing a concurrent write.
 
     Returns what was put in place, or None when the transform changed nothing. `announce` is
     told what is about to be placed just before the swap, so the watcher's event for our own
-    write can be recognised however soon it is handled.
+    write can be recognised however soon it is handled. `sync_dir` makes the swap durable: at
+    once by default; a caller that batches (the service's main loop) syncs before anything
+    depends on the edit.
     """
     check_path(path, vault_root)
     with _writer_lock(tmp_dir.parent, path.name):
-        return _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, fsops.fsync_dir)
+        return _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, sync_dir)
 
 
 def rewrite_and_move(
@@ -247,7 +254,7 @@ def _rewrite_locked(
     tmp_dir: Path,
     max_bytes: int,
     announce: Announce | None,
-    sync_dir: Callable[[Path], None],
+    sync_dir: SyncDir,
 ) -> Placed | None:
     for _ in range(MAX_ROUNDS):
         outcome = _rewrite_once(path, transform, tmp_dir, max_bytes, announce, sync_dir)
@@ -297,7 +304,7 @@ def _rewrite_once(
     tmp_dir: Path,
     max_bytes: int,
     announce: Announce | None,
-    sync_dir: Callable[[Path], None],
+    sync_dir: SyncDir,
 ) -> Placed | _Again | None:
     """One attempt: what we placed, None (nothing to change), or _AGAIN. `sync_dir` makes the
     swap durable (the caller may do it later, once, with a move)."""
@@ -445,6 +452,8 @@ class NoteStore:
     vault_root: Path
     tmp_dir: Path
     max_bytes: int
+    sync_dir: SyncDir = fsops.fsync_dir
+    """How an edit's swap is made durable (see rewrite_note)."""
 
     def read(self, path: Path) -> tuple[TaskNote, Snapshot]:
         return read_note(path, self.vault_root, self.max_bytes)
@@ -464,6 +473,7 @@ class NoteStore:
             max_bytes=self.max_bytes,
             result=result,
             announce=announce,
+            sync_dir=self.sync_dir,
         )
 
     def rewrite(
@@ -476,6 +486,7 @@ class NoteStore:
             vault_root=self.vault_root,
             max_bytes=self.max_bytes,
             announce=announce,
+            sync_dir=self.sync_dir,
         )
 
     def rewrite_and_move(

@@ -22,7 +22,7 @@ from . import fsops, planner
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
-from .notefile import NoteGone, NoteStore, Placed, move_note, note_from_bytes
+from .notefile import NoteGone, NoteStore, Placed, SyncDir, move_note, note_from_bytes
 from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
@@ -93,6 +93,8 @@ class Reconciler:
     ours: dict[Path, tuple[Signature, Status | None]] = field(default_factory=dict)
     """Notes a run thread is writing (claim, record): the file placed and the status it holds,
     announced just before the swap, so the event of our own write costs an lstat, not a read."""
+    sync_dir: SyncDir = fsops.fsync_dir
+    """Makes an edit's swap durable; the service batches these (fsops.PendingSyncs)."""
     _placed: Placed | None = None
     """The last file this thread placed while acting on a note (its identity is the entry's)."""
     _fresh_plan: tuple[Path, str] | None = None
@@ -101,7 +103,7 @@ class Reconciler:
 
     @property
     def notes(self) -> NoteStore:
-        return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
+        return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes, self.sync_dir)
 
     # --- scanning ---------------------------------------------------------------------------
 

@@ -113,6 +113,9 @@ class Service:
         self.scheduler = Scheduler(config.max_parallel)
         self.settler = Settler(config.settle_seconds)
         self.recent: deque[dashboard_md.Line] = deque(maxlen=15)
+        self.syncs = fsops.PendingSyncs()
+        """Folder syncs owed by the loop's own edits: made before a run starts and before the
+        loop waits, so a burst's plans share them."""
         self.reconciler = Reconciler(
             self.vault,
             config,
@@ -123,6 +126,7 @@ class Service:
             on_stop=self.executor.cancel,
             claim_of=lambda task_id: self.executor.claims.get(task_id, {}),
             wake=lambda path: self.hints.put(Hint(path, Kind.ARRIVED)),
+            sync_dir=self.syncs.add,
         )
         self.executor.announce = self.reconciler.announce
         self.notifier = Notifier()
@@ -237,34 +241,42 @@ class Service:
     # --- the loop ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            timeout = self._next_timeout()
-            try:
-                item = self.hints.get(timeout=timeout) if timeout > 0 else self.hints.get_nowait()
-            except queue.Empty:
-                item = None
-            batch = [] if item is None else [item]
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < 10_000:
-                    batch.append(self.hints.get_nowait())
-            # An edit of ours (an exchange) and a save by rename both read "gone, arrived":
-            # the arrival alone says it all.
-            arriving = {h.path for h in batch if isinstance(h, Hint) and h.kind is Kind.ARRIVED}
-            for hint in batch:
-                if isinstance(hint, Hint) and not (
-                    hint.kind is Kind.GONE and hint.path in arriving
-                ):
-                    with self._survive("event"):
-                        self._take_hint(hint)
-            with self._survive("start runs"):
-                self._start_runs()
-            with self._survive("work"):
-                self._work()
-            with self._survive("start runs"):
-                self._start_runs()
-            self._ping_watchdog()
-            if self.once and self._once_done():
-                break
+        try:
+            while not self._stop.is_set():
+                self._turn()
+                if self.once and self._once_done():
+                    break
+        finally:
+            with self._survive("sync"):
+                self.syncs.flush()
+
+    def _turn(self) -> None:
+        """One turn: wait for a hint or a deadline, take what came, act, start runs."""
+        with self._survive("sync"):
+            self.syncs.flush()  # every edit of ours is durable before we wait
+        timeout = self._next_timeout()
+        try:
+            item = self.hints.get(timeout=timeout) if timeout > 0 else self.hints.get_nowait()
+        except queue.Empty:
+            item = None
+        batch = [] if item is None else [item]
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < 10_000:
+                batch.append(self.hints.get_nowait())
+        # An edit of ours (an exchange) and a save by rename both read "gone, arrived":
+        # the arrival alone says it all.
+        arriving = {h.path for h in batch if isinstance(h, Hint) and h.kind is Kind.ARRIVED}
+        for hint in batch:
+            if isinstance(hint, Hint) and not (hint.kind is Kind.GONE and hint.path in arriving):
+                with self._survive("event"):
+                    self._take_hint(hint)
+        with self._survive("start runs"):
+            self._start_runs()
+        with self._survive("work"):
+            self._work()
+        with self._survive("start runs"):
+            self._start_runs()
+        self._ping_watchdog()
 
     @contextlib.contextmanager
     def _survive(self, what: str) -> Iterator[None]:
@@ -406,6 +418,7 @@ class Service:
             if request is None:
                 return
             path = self.reconciler.owners.get(request.task_id, request.path)
+            self.syncs.flush()  # its plan (and every edit before it) is durable first
             if self.executor.start(request, path):
                 self.scheduler.started(request.task_id, request.workdir)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ai_employee import fsops
 from ai_employee.agents import CommandAgent
 from ai_employee.config import Config
 from ai_employee.executor import retry_delay
@@ -172,6 +173,40 @@ def test_a_slot_is_free_once_the_agent_exits_while_its_end_is_still_recorded(
         done_note(vault, first)
         done_note(vault, second)
     assert _max_overlap(ledger) == 1
+
+
+def test_a_run_starts_only_after_its_plan_is_durable(
+    vault: Vault, tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's edits share their folder syncs, but a run never starts on an unsynced plan."""
+    seen: list[tuple[str, str]] = []
+    real_sync = fsops.fsync_dir
+
+    def sync(folder: Path) -> None:
+        real_sync(folder)
+        seen.append(("sync", folder.name))
+
+    monkeypatch.setattr(fsops, "fsync_dir", sync)
+    with running_service(agent_config(vault, ledger, max_parallel=2)) as service:
+        service.reconciler.on_step = lambda path, step, task_id: seen.append(
+            (step.action.value, path.name)
+        )
+        real_start = service.executor.start
+
+        def start(request: Any, path: Path) -> bool:
+            seen.append(("start", path.name))
+            return real_start(request, path)
+
+        service.executor.start = start  # type: ignore[method-assign]
+        for i in range(5):
+            drop(vault, tmp_path, f"d{i}.md", task(f"d{i}"))
+        for i in range(5):
+            done_note(vault, f"d{i}.md")
+    for i in range(5):
+        name = f"d{i}.md"
+        planned = seen.index(("plan", name))
+        started = seen.index(("start", name))
+        assert ("sync", "Needs_Action") in seen[planned:started], seen[planned : started + 1]
 
 
 def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
