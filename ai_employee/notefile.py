@@ -164,7 +164,12 @@ class Placed:
 
 Announce = Callable[[Placed], None]
 SyncDir = Callable[[Path], None]
-"""Makes a rename inside a folder durable (fsops.fsync_dir, or a batcher that does it later)."""
+"""Makes a rename inside a folder durable (`sync_now`, or a batcher that does it later)."""
+
+
+def sync_now(folder: Path) -> None:
+    """The default SyncDir: fsync the folder at once."""
+    fsops.fsync_dir(folder)
 
 
 def update_note(
@@ -176,7 +181,7 @@ def update_note(
     max_bytes: int,
     result: str | None = None,
     announce: Announce | None = None,
-    sync_dir: SyncDir = fsops.fsync_dir,
+    sync_dir: SyncDir = sync_now,
 ) -> Placed | None:
     """Set our keys (None removes one) and maybe our Result section. None: nothing to change."""
     return rewrite_note(
@@ -198,7 +203,7 @@ def rewrite_note(
     vault_root: Path,
     max_bytes: int,
     announce: Announce | None = None,
-    sync_dir: SyncDir = fsops.fsync_dir,
+    sync_dir: SyncDir = sync_now,
 ) -> Placed | None:
     """Apply `transform` to the note's text without ever losing a concurrent write.
 
@@ -452,7 +457,7 @@ class NoteStore:
     vault_root: Path
     tmp_dir: Path
     max_bytes: int
-    sync_dir: SyncDir = fsops.fsync_dir
+    sync_dir: SyncDir = sync_now
     """How an edit's swap is made durable (see rewrite_note)."""
 
     def read(self, path: Path) -> tuple[TaskNote, Snapshot]:

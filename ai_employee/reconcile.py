@@ -22,7 +22,15 @@ from . import fsops, planner
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
-from .notefile import NoteGone, NoteStore, Placed, SyncDir, move_note, note_from_bytes
+from .notefile import (
+    NoteGone,
+    NoteStore,
+    Placed,
+    SyncDir,
+    move_note,
+    note_from_bytes,
+    sync_now,
+)
 from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
@@ -93,7 +101,7 @@ class Reconciler:
     ours: dict[Path, tuple[Signature, Status | None]] = field(default_factory=dict)
     """Notes a run thread is writing (claim, record): the file placed and the status it holds,
     announced just before the swap, so the event of our own write costs an lstat, not a read."""
-    sync_dir: SyncDir = fsops.fsync_dir
+    sync_dir: SyncDir = sync_now
     """Makes an edit's swap durable; the service batches these (fsops.PendingSyncs)."""
     _placed: Placed | None = None
     """The last file this thread placed while acting on a note (its identity is the entry's)."""

@@ -114,8 +114,9 @@ class Service:
         self.settler = Settler(config.settle_seconds)
         self.recent: deque[dashboard_md.Line] = deque(maxlen=15)
         self.syncs = fsops.PendingSyncs()
-        """Folder syncs owed by the loop's own edits: made before a run starts and before the
-        loop waits, so a burst's plans share them."""
+        """Folder syncs owed by the loop's own edits, made before the loop waits, so a burst's
+        plans share them. A run needs none of them: its claim syncs the note's folder before
+        the agent starts, which makes the plan under it durable too."""
         self.reconciler = Reconciler(
             self.vault,
             config,
@@ -418,7 +419,6 @@ class Service:
             if request is None:
                 return
             path = self.reconciler.owners.get(request.task_id, request.path)
-            self.syncs.flush()  # its plan (and every edit before it) is durable first
             if self.executor.start(request, path):
                 self.scheduler.started(request.task_id, request.workdir)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ai_employee import fsops
+from ai_employee import agentproc, fsops
 from ai_employee.agents import CommandAgent
 from ai_employee.config import Config
 from ai_employee.executor import retry_delay
@@ -175,37 +175,33 @@ def test_a_slot_is_free_once_the_agent_exits_while_its_end_is_still_recorded(
     assert _max_overlap(ledger) == 1
 
 
-def test_a_run_starts_only_after_its_plan_is_durable(
+def test_an_agent_starts_only_after_its_plan_is_durable(
     vault: Vault, tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The loop's edits share their folder syncs, but a run never starts on an unsynced plan."""
+    """The loop's edits share their folder syncs, but no agent starts on an unsynced plan."""
     seen: list[tuple[str, str]] = []
-    real_sync = fsops.fsync_dir
+    real_sync, real_run = fsops.fsync_dir, agentproc.Run._run
 
     def sync(folder: Path) -> None:
         real_sync(folder)
         seen.append(("sync", folder.name))
 
+    def run(self: agentproc.Run, transcript: agentproc.Transcript) -> Any:
+        seen.append(("agent", self.task_id))
+        return real_run(self, transcript)
+
     monkeypatch.setattr(fsops, "fsync_dir", sync)
+    monkeypatch.setattr(agentproc.Run, "_run", run)
     with running_service(agent_config(vault, ledger, max_parallel=2)) as service:
         service.reconciler.on_step = lambda path, step, task_id: seen.append(
-            (step.action.value, path.name)
+            (step.action.value, task_id)
         )
-        real_start = service.executor.start
-
-        def start(request: Any, path: Path) -> bool:
-            seen.append(("start", path.name))
-            return real_start(request, path)
-
-        service.executor.start = start  # type: ignore[method-assign]
         for i in range(5):
             drop(vault, tmp_path, f"d{i}.md", task(f"d{i}"))
-        for i in range(5):
-            done_note(vault, f"d{i}.md")
-    for i in range(5):
-        name = f"d{i}.md"
-        planned = seen.index(("plan", name))
-        started = seen.index(("start", name))
+        finished = [note(done_note(vault, f"d{i}.md")) for i in range(5)]
+    for done in finished:
+        planned = seen.index(("plan", done.task_id))
+        started = seen.index(("agent", done.task_id))
         assert ("sync", "Needs_Action") in seen[planned:started], seen[planned : started + 1]
 
 
