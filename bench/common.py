@@ -52,6 +52,23 @@ def create_cost_us(folder: Path, n: int = 100) -> float:
     return pct(samples, 50)
 
 
+def journal_commits(folder: Path) -> int | None:
+    """How many transactions the ext4 journal of `folder`'s filesystem has committed so far
+    (/proc/fs/jbd2); None without a journal. Every fsync waits for one commit, and commits run
+    one after another: on a journaled disk they are what a burst queues on."""
+    st = os.stat(folder)
+    try:
+        name = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}").resolve().name
+    except OSError:
+        return None
+    for info in Path("/proc/fs/jbd2").glob(f"{name}-*/info"):
+        try:
+            return int(info.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
 @contextlib.contextmanager
 def temp_vault() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="aie-bench-", dir=BENCH_DIR) as tmp:

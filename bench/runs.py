@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DIR, create_cost_us, note_text, pct, service_in_thread, summary, temp_vault
+from common import (
+    BENCH_DIR,
+    create_cost_us,
+    journal_commits,
+    note_text,
+    pct,
+    service_in_thread,
+    summary,
+    temp_vault,
+)
 from drop_to_planned import fsync_cost_ms
 
 
@@ -118,6 +127,7 @@ def burst(agent: Path, n: int) -> None:
         with burst_service(root, agent) as service:
             create_us = create_cost_us(root / ".ai-employee" / "tmp")
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+            commits0 = journal_commits(root)
             t0 = time.monotonic()
             for staged, target in moves:
                 os.rename(staged, target)
@@ -129,6 +139,7 @@ def burst(agent: Path, n: int) -> None:
                 time.sleep(0.01)  # the benchmark's own progress check, not the service's
             drained = time.monotonic() - t0
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            commits1 = journal_commits(root)
             stats = service.stats
         in_done = sum(1 for _ in (root / "Done").glob("b*.md"))
         runs = Counter(line.split()[0] for line in ledger.read_text().splitlines())
@@ -148,6 +159,11 @@ def burst(agent: Path, n: int) -> None:
         f"  service CPU per task: {(user + system) / n * 1000:.2f} ms "
         f"({user / n * 1000:.2f} user + {system / n * 1000:.2f} system; the agents not counted)"
     )
+    if commits0 is not None and commits1 is not None:
+        print(
+            f"  journal commits: {commits1 - commits0} ({(commits1 - commits0) / n:.2f} per task, "
+            f"{(commits1 - commits0) / drained:.0f}/s)"
+        )
 
 
 def main() -> None:
