@@ -1,12 +1,13 @@
 """A burst's two halves measured apart: planning alone, then running alone.
 
-    .venv/bin/python bench/plan_run_apart.py [--n 1000]      (BENCH_DIR=... picks the disk)
+    .venv/bin/python bench/plan_run_apart.py [--n 1000] [--parts]   (BENCH_DIR=... picks the disk)
 
 1,000 notes are renamed into Needs_Action while the daily budget is spent, so every note is
 planned and queued but none starts: that is the main loop's planning rate. Then the budget is
 freed and the queued runs drain (no-op agent, max_parallel 4): that is the running rate, with
 only run-related work left for the main loop. Each prints the service's CPU per task. Together
 they show which half bounds the burst (bench/runs.py) and what a split of the two would gain.
+--parts also prints where a run's claim and record spend their wall time (bench/edit_parts.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import edit_parts
 from common import BENCH_DIR, temp_vault
 from runs import build_agent, burst_service, stage_burst
 
@@ -40,7 +42,10 @@ def wait(condition: object, what: str, seconds: float = 300) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1000)
-    n = parser.parse_args().n
+    parser.add_argument("--parts", action="store_true", help="time the claim's and record's steps")
+    args = parser.parse_args()
+    n = args.n
+    report = edit_parts.install() if args.parts else None
     with tempfile.TemporaryDirectory() as tmp, temp_vault() as root:
         agent = build_agent(Path(tmp))
         os.environ["BENCH_LEDGER"] = str(root.parent / "ledger")
@@ -69,6 +74,9 @@ def main() -> None:
         f"running alone:  {n / ran:.0f} tasks/s; service CPU per task "
         f"{(u2 - u1 + s2 - s1) / n * 1000:.2f} ms ({(u2 - u1) / n * 1000:.2f} user)"
     )
+    if report is not None:
+        print("wall time of a run's claim and record, by step:")
+        print("\n".join(report()))
 
 
 if __name__ == "__main__":
