@@ -142,9 +142,8 @@ class Run:
     journal: RunJournal
     transcripts: Path
     report: Callable[[RunFinished], None]
-    exited: Callable[[str], None] = lambda task_id: None
-    """Told as soon as the agent's process group is gone, before the end is recorded: its
-    slot (max_parallel) and its work dir are free from then on."""
+    agent_done: Callable[[Run, Outcome], None] = lambda run, outcome: None
+    """Told when the agent's part is over, before the end is recorded (see `agent_gone`)."""
     spec: RunSpec | None = None
     started: float = field(default_factory=time.monotonic)
     process: subprocess.Popen[bytes] | None = None
@@ -155,6 +154,12 @@ class Run:
     _recorded: bool = False
     ending: bool = False
     """The process is gone and the end is being recorded: nothing left to stop."""
+
+    @property
+    def agent_gone(self) -> bool:
+        """No process of this run is left (none started, or it exited and its group was
+        stopped): its slot and work dir are free even while the end is being recorded."""
+        return self.process is None or self.process.returncode is not None
 
     def start(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -201,8 +206,7 @@ class Run:
             if self._recorded and self.process is not None:
                 self.journal.ended(self.task_id, self.process.pid)
             self._close_pipe()
-        if self.process is None or self.process.returncode is not None:
-            self.exited(self.task_id)  # else (a crash with the agent alive) at the report
+        self.agent_done(self, outcome)
         duration = time.monotonic() - self.started
         transcript.write(
             "end",

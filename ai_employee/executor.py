@@ -65,7 +65,7 @@ class Executor:
     agent: Agent
     now: Callable[[], datetime]
     post: Callable[[RunFinished], None]
-    exited: Callable[[str], None] = lambda task_id: None
+    agent_gone: Callable[[Run], None] = lambda run: None
     """Told from a run's thread when its agent is gone (the run still records its end)."""
     live: dict[str, Run] = field(default_factory=dict)
     claims: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -113,7 +113,7 @@ class Executor:
             journal=self.journal,
             transcripts=self.vault.transcripts,
             report=self.post,
-            exited=self.exited,
+            agent_done=self._agent_done,
         )
         self.live[request.task_id] = run
         run.start()
@@ -236,6 +236,13 @@ class Executor:
 
     # --- record -----------------------------------------------------------------------------
 
+    def _agent_done(self, run: Run, outcome: Outcome) -> None:
+        """In the run's thread, before the end is recorded: the cost counts at once (the
+        budget check before the next start sees it), then a gone agent frees its slot."""
+        self._count_cost(outcome)
+        if run.agent_gone:
+            self.agent_gone(run)
+
     def finished(self, task_id: str) -> None:
         """The main loop saw the run's end: it no longer counts as running."""
         self.live.pop(task_id, None)
@@ -246,8 +253,7 @@ class Executor:
         # From here on the note is ours to change: the main loop must not restore the claim
         # over what we are about to write.
         claim = self.claims.pop(finished.task_id, {})
-        outcome = finished.outcome
-        self._count_cost(outcome)
+        outcome = finished.outcome  # its cost was counted when the agent was done
         if outcome.kind is OutcomeKind.INTERRUPTED:
             self.tally.interrupted += 1
             log.warning(

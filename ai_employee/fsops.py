@@ -56,8 +56,17 @@ class PendingSyncs:
         self._folders.add(folder)
 
     def flush(self) -> None:
-        while self._folders:
-            fsync_dir(self._folders.pop())
+        """Sync every folder owed; a folder that fails does not keep the others from their
+        sync (the first error is raised after them; the folder is not retried)."""
+        folders, self._folders = self._folders, set()
+        failed: OSError | None = None
+        for folder in folders:
+            try:
+                fsync_dir(folder)
+            except OSError as err:
+                failed = failed or err
+        if failed is not None:
+            raise failed
 
 
 _temp_names = itertools.count()

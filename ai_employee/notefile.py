@@ -246,6 +246,10 @@ def rewrite_and_move(
         except FileNotFoundError:  # moved or deleted by a person since the edit
             fsops.fsync_dir(path.parent)
             return placed, None
+        except BaseException:  # the edit stays where it is, durable; the move is retried later
+            with contextlib.suppress(OSError):
+                fsops.fsync_dir(path.parent)
+            raise
         return placed, moved
 
 

@@ -25,7 +25,7 @@ from types import FrameType
 import structlog
 
 from . import dashboard_md, fsops
-from .agentproc import RunFinished, stop_leftovers
+from .agentproc import Run, RunFinished, stop_leftovers
 from .agents import Agent, CommandAgent, OutcomeKind
 from .agents.claude import ClaudeAgent
 from .config import Config
@@ -104,10 +104,10 @@ class Service:
         self.hints: queue.SimpleQueue[Hint | str] = queue.SimpleQueue()
         self.ended: queue.SimpleQueue[RunFinished] = queue.SimpleQueue()
         """Runs that ended, taken before each start of runs so a freed slot is used at once."""
-        self.exited: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.agents_gone: queue.SimpleQueue[Run] = queue.SimpleQueue()
         """Runs whose agent is gone: their slot is free while they record their end."""
         self.executor = Executor(
-            self.vault, config, agent or make_agent(config), now, self._ended, self._exited
+            self.vault, config, agent or make_agent(config), now, self._ended, self._agent_gone
         )
         self.stats = Stats()
         self.scheduler = Scheduler(config.max_parallel)
@@ -182,6 +182,8 @@ class Service:
                 self._loop()
                 self.notifier.stopping()
                 self._finish_runs()
+                with self._survive("sync"):
+                    self.syncs.flush()  # what the last runs' ends made the loop write
             finally:
                 self._watcher.stop()
                 if self.executor.journal is not None:
@@ -228,9 +230,9 @@ class Service:
         self.ended.put(finished)
         self.hints.put("ended")  # wakes the loop
 
-    def _exited(self, task_id: str) -> None:
+    def _agent_gone(self, run: Run) -> None:
         """Called from a run's thread when its agent's process group is gone."""
-        self.exited.put(task_id)
+        self.agents_gone.put(run)
         self.hints.put("ended")  # wakes the loop: a slot is free
 
     def _overflowed(self) -> None:
@@ -425,12 +427,18 @@ class Service:
     def _take_ended(self) -> None:
         with contextlib.suppress(queue.Empty):
             while True:  # the agent is gone: its slot and work dir are free (max_parallel)
-                self.scheduler.finished(self.exited.get_nowait())
+                self._free_slot(self.agents_gone.get_nowait())
         with contextlib.suppress(queue.Empty):
             while True:
                 finished = self.ended.get_nowait()
                 with self._survive("run ended"):
                     self._run_finished(finished)
+
+    def _free_slot(self, run: Run) -> None:
+        """Only the slot of that very run: a word that comes late, after its end was taken and
+        the task started again, must not free the new run's slot."""
+        if self.executor.live.get(run.task_id) is run:
+            self.scheduler.finished(run.task_id)
 
     def _run_finished(self, finished: RunFinished) -> None:
         self.scheduler.finished(finished.task_id)

@@ -10,6 +10,7 @@ What it does comes from a `behave:` line in the prompt (the note's body):
   silent SECONDS     print nothing, sleep (the stall timer stops it)
   sleep-first SECONDS  sleep on the first attempt (a marker in the work dir), succeed after
   grandchild         start a child that sleeps and writes its pid to the work dir, then sleep
+  gate PATH          print "waiting", wait (up to 60 s) until PATH exists, then as ok
 Every start and end is appended to $FAKE_LEDGER (task id, event, pid, monotonic ns), so tests can
 count runs and check that two runs of one task never overlap.
 """
@@ -65,6 +66,11 @@ def main() -> int:
             time.sleep(float(arg))
         if kind == "silent":
             time.sleep(float(arg))
+        if kind == "gate":
+            print("waiting", flush=True)
+            deadline = time.monotonic() + 60
+            while not Path(arg).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)  # a test's gate: polled by this fake agent only
         if kind == "grandchild":
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
             (workdir / "grandchild.pid").write_text(str(child.pid))

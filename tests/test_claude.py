@@ -382,6 +382,26 @@ def test_daily_budget_makes_new_runs_wait_and_says_so(
     assert "of $0.00 - budget reached: new runs wait" in status.stdout
 
 
+def test_a_run_that_spends_the_budget_keeps_the_queued_one_from_starting(
+    vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
+) -> None:
+    """The slot frees when the agent exits; its cost counts before that, so the budget check
+    for the run waiting in the queue already sees it."""
+    claude_env.enqueue(text("first"), text("second"))
+    config = claude_config(vault, claude_bin, daily_budget_usd=0.0001, max_parallel=1)
+    with running_service(config) as service:
+        notes = [
+            drop(vault, tmp_path, f"{name}.md", APP.format(title=name, app=name, body="x"))
+            for name in ("One", "Two")
+        ]
+        wait_for(lambda: service.scheduler.waiting() == 1, 30, "one run queued behind the other")
+        wait_for(lambda: service.executor.tally.succeeded == 1, 60, "the first run recorded")
+        wait_for(lambda: "Daily budget reached" in vault.dashboard.read_text(), 10, "the notice")
+        assert service.executor.tally.started == 1 and not service.executor.live
+        waiting = [p for p in notes if p.exists()]
+        assert len(waiting) == 1 and note(waiting[0]).meta["status"] == "planned"
+
+
 def test_planner_claude_writes_the_plan_then_the_task_runs(
     vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
 ) -> None:

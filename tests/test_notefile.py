@@ -70,19 +70,31 @@ def _record_and_move(vault: Vault, path: Path, to: Any) -> tuple[object, Path | 
 
 
 def test_an_edit_and_its_move_are_one_step_and_a_person_moving_it_first_wins(
-    vault: Vault,
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The end of a run: the note is edited, then moved to the folder the edit decided."""
+    """The end of a run: the note is edited, then moved to the folder the edit decided, and
+    each folder is synced once it holds its final state."""
     done, todo = vault.folder(Folder.DONE), vault.folder(Folder.NEEDS_ACTION)
+    synced: list[tuple[str, bool]] = []
+    real_sync = fsops.fsync_dir
+
+    def sync(folder: Path) -> None:
+        synced.append((folder.name, (folder / "a.md").exists()))
+        real_sync(folder)
+
+    monkeypatch.setattr(fsops, "fsync_dir", sync)
     (todo / "a.md").write_text("---\ntitle: A\nstatus: executing\n---\nmine\n")
     placed, where = _record_and_move(vault, todo / "a.md", lambda: done)
     assert where == done / "a.md" and placed is not None and not (todo / "a.md").exists()
     assert parse_note(where.read_text(), "a.md").meta["status"] == "done"
     assert where.read_text().endswith("mine\n") and not list(vault.tmp.iterdir())
+    assert sorted(synced) == [("Done", True), ("Needs_Action", False)]  # after the move
 
+    synced.clear()
     (todo / "b.md").write_text("---\ntitle: B\nstatus: executing\n---\n")
     _, where = _record_and_move(vault, todo / "b.md", lambda: None)  # stays (a retry)
     assert where == todo / "b.md" and "status: done" in where.read_text()
+    assert [name for name, _ in synced] == ["Needs_Action"]
 
     (todo / "c.md").write_text("---\ntitle: C\nstatus: executing\n---\n")
     elsewhere = vault.folder(Folder.APPROVED) / "c.md"

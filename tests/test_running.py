@@ -22,6 +22,7 @@ from ai_employee.agents import CommandAgent
 from ai_employee.config import Config
 from ai_employee.executor import retry_delay
 from ai_employee.notefile import LOCK_STRIPES
+from ai_employee.service import Service
 from ai_employee.taskfile import edit_note_text
 from ai_employee.vault import Folder, Vault
 
@@ -156,13 +157,15 @@ def test_a_slot_is_free_once_the_agent_exits_while_its_end_is_still_recorded(
         next(f"second{i}.md" for i in range(50) if _stripe(f"second{i}.md") != _stripe("first.md")),
     )
     lock_file = vault.machinery / "locks" / f"{_stripe(first):02d}.lock"
+    gate = tmp_path / "gate"
     with running_service(agent_config(vault, ledger, max_parallel=1)):
-        drop(vault, tmp_path, first, task("first", behave="sleep 0.5"))
+        drop(vault, tmp_path, first, task("first", behave=f"gate {gate}"))
         wait_for(lambda: starts(ledger), what="the first agent started")
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_file, "a") as held:
             fcntl.flock(held, fcntl.LOCK_EX)  # the first run cannot record its end yet
             try:
+                gate.touch()  # now the first agent may end
                 drop(vault, tmp_path, second, task("second"))
                 wait_for(lambda: len(starts(ledger)) == 2, what="the second agent started")
                 ended = [e for e in ledger_events(ledger) if e[1] == "end"]
@@ -173,6 +176,32 @@ def test_a_slot_is_free_once_the_agent_exits_while_its_end_is_still_recorded(
         done_note(vault, first)
         done_note(vault, second)
     assert _max_overlap(ledger) == 1
+
+
+def test_a_late_word_that_an_agent_is_gone_frees_only_the_slot_of_its_own_run(
+    vault: Vault, ledger: Path
+) -> None:
+    """The loop, driven step by step: the word of the first run's agent gone comes only after
+    the task's second run started; it must not free the second run's slot."""
+    service = Service(agent_config(vault, ledger, max_parallel=1))
+    path = vault.folder(Folder.NEEDS_ACTION) / "again.md"
+    path.write_text(task("again", behave="fail-once"))
+    service.reconciler.look(path)  # planned and queued
+    service._start_runs()
+    (task_id, first_run), *_ = service.executor.live.items()
+    late = service.agents_gone.get(timeout=30)  # held back: it arrives late below
+    assert late is first_run
+    wait_for(lambda: not service.ended.empty(), 30, "the first attempt recorded")
+    service._start_runs()  # a transient failure, due again at once: queued, then started
+    assert service.executor.live[task_id] is not first_run
+    assert service.scheduler.is_running(task_id)
+    service.agents_gone.put(late)
+    service._start_runs()
+    assert service.scheduler.is_running(task_id), "the second run's slot was freed"
+    wait_for(lambda: not service.ended.empty(), 30, "the second attempt recorded")
+    service._take_ended()
+    assert service.executor.tally.succeeded == 1 and not service.executor.live
+    assert sum(starts(ledger).values()) == 2 and _max_overlap(ledger) == 1
 
 
 def test_an_agent_starts_only_after_its_plan_is_durable(
