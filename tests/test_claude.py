@@ -272,8 +272,9 @@ def test_cancel_mid_run_stops_claude(
 def test_sigterm_then_the_retry_resumes_the_same_session(
     vault: Vault, tmp_path: Path, claude_env: FakeAnthropic, claude_bin: Path
 ) -> None:
-    claude_env.enqueue(text("first turn answered"), {"kind": "hang"})
-    claude_env.enqueue()
+    # The first turn's answer is held back until long after the service has stopped (grace 0):
+    # answered at once, the CLI could finish the run before the stop on a busy machine.
+    claude_env.enqueue({"kind": "sleep", "seconds": 30, "then": text("first turn answered")})
     config = claude_config(vault, claude_bin)
     with running_service(config):
         path = drop(
