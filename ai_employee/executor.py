@@ -7,6 +7,7 @@ written to the note before the agent starts; the end of the run is recorded on t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Callable
@@ -124,7 +125,8 @@ class Executor:
 
         The note is read once, inside the edit: the claim is decided on the very text it
         replaces (compare and set), so a person who cancelled or changed the note a moment ago
-        wins and nothing starts.
+        wins and nothing starts. The note's folder is synced whatever is decided: the main loop
+        hands the sync of its own edits there (the plan) to the claim.
         """
         now = self.now()
         uses_sessions = getattr(self.agent, "uses_sessions", False)
@@ -152,15 +154,20 @@ class Executor:
             claimed.update(note=current, claim=claim, resume=resume)
             return edit_note_text(text, claim)
 
-        fsops.ensure_dir(request.workdir)
+        placed = None
         try:
-            self.notes.rewrite(
+            fsops.ensure_dir(request.workdir)
+            placed = self.notes.rewrite(
                 path,
                 claim_if_still_planned,
                 announce=lambda placed: self.announce(path, placed, Status.EXECUTING),
             )
         except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
             return None
+        finally:
+            if placed is None:  # no swap, so no sync of ours: the main loop handed it over
+                with contextlib.suppress(OSError):
+                    fsops.fsync_dir(path.parent)
         note: TaskNote = claimed["note"]
         claim = claimed["claim"]
         spec = RunSpec(

@@ -55,6 +55,11 @@ class PendingSyncs:
     def add(self, folder: Path) -> None:
         self._folders.add(folder)
 
+    def hand_over(self, folder: Path) -> None:
+        """Someone else now syncs `folder` after every edit made in it so far (a run's claim):
+        it is no longer owed here."""
+        self._folders.discard(folder)
+
     def flush(self) -> None:
         """Sync every folder owed; a folder that fails does not keep the others from their
         sync (the first error is raised after them; the folder is not retried)."""

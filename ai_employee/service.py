@@ -116,7 +116,8 @@ class Service:
         self.syncs = fsops.PendingSyncs()
         """Folder syncs owed by the loop's own edits, made before the loop waits, so a burst's
         plans share them. A run needs none of them: its claim syncs the note's folder before
-        the agent starts, which makes the plan under it durable too."""
+        the agent starts (whatever it decides), which makes the plan under it durable too; the
+        folder is handed over to it."""
         self.reconciler = Reconciler(
             self.vault,
             config,
@@ -423,6 +424,7 @@ class Service:
             path = self.reconciler.owners.get(request.task_id, request.path)
             if self.executor.start(request, path):
                 self.scheduler.started(request.task_id, request.workdir)
+                self.syncs.hand_over(path.parent)  # the claim syncs it, whatever it decides
 
     def _take_ended(self) -> None:
         with contextlib.suppress(queue.Empty):

@@ -234,6 +234,33 @@ def test_an_agent_starts_only_after_its_plan_is_durable(
         assert ("sync", "Needs_Action") in seen[planned:started], seen[planned : started + 1]
 
 
+def test_the_claim_alone_syncs_the_folder_of_the_plan_it_runs(
+    vault: Vault, tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop hands its owed folder sync to the claim: one fsync between plan and agent."""
+    seen: list[tuple[str, str]] = []
+    real_sync, real_run = fsops.fsync_dir, agentproc.Run._run
+
+    def sync(folder: Path) -> None:
+        real_sync(folder)
+        seen.append(("sync", folder.name))
+
+    def run(self: agentproc.Run, transcript: agentproc.Transcript) -> Any:
+        seen.append(("agent", self.task_id))
+        return real_run(self, transcript)
+
+    monkeypatch.setattr(fsops, "fsync_dir", sync)
+    monkeypatch.setattr(agentproc.Run, "_run", run)
+    with running_service(agent_config(vault, ledger)) as service:
+        service.reconciler.on_step = lambda path, step, task_id: seen.append(
+            (step.action.value, task_id)
+        )
+        drop(vault, tmp_path, "alone.md", task("alone"))
+        done = note(done_note(vault, "alone.md"))
+    between = seen[seen.index(("plan", done.task_id)) : seen.index(("agent", done.task_id))]
+    assert between.count(("sync", "Needs_Action")) == 1, between
+
+
 def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
     with running_service(agent_config(vault, ledger, max_parallel=3)):
         for i in range(3):
