@@ -10,8 +10,11 @@ old=$(cd "$1" && pwd)
 rounds=$2
 shift 2
 cp "$here"/bench/*.py "$here"/bench/*.c "$old"/bench/
+# The order alternates by round: on a journal-less ext4 the files a run deletes make creating
+# files slower for the next minutes, which would always hit the tree that runs second.
 for round in $(seq "$rounds"); do
-  for tree in "$old" "$here"; do
+  if [ $((round % 2)) -eq 1 ]; then order="$old $here"; else order="$here $old"; fi
+  for tree in $order; do
     echo "== round $round: $tree ($(git -C "$tree" rev-parse --short HEAD))"
     (cd "$tree" && PYTHONPATH="$tree" "$here/.venv/bin/python" bench/runs.py "$@")
   done
