@@ -52,6 +52,10 @@ class PendingSyncs:
     def __init__(self) -> None:
         self._folders: set[Path] = set()
 
+    @property
+    def owed(self) -> frozenset[Path]:
+        return frozenset(self._folders)
+
     def add(self, folder: Path) -> None:
         self._folders.add(folder)
 

@@ -114,10 +114,12 @@ class Service:
         self.settler = Settler(config.settle_seconds)
         self.recent: deque[dashboard_md.Line] = deque(maxlen=15)
         self.syncs = fsops.PendingSyncs()
-        """Folder syncs owed by the loop's own edits, made before the loop waits, so a burst's
-        plans share them. A run needs none of them: its claim syncs the note's folder before
-        the agent starts (whatever it decides), which makes the plan under it durable too; the
-        folder is handed over to it."""
+        """Folder syncs owed by the loop's own edits in a batch (a burst's arrivals, a full
+        reconcile), made before the loop waits, so the batch shares them. A run needs none of
+        them: its claim syncs the note's folder before the agent starts (whatever it decides),
+        which makes the plan under it durable too; the folder is handed over to it."""
+        self._batched = False
+        """Whether the loop's edits now owe their folder sync (see `syncs`) or make it at once."""
         self.reconciler = Reconciler(
             self.vault,
             config,
@@ -128,7 +130,7 @@ class Service:
             on_stop=self.executor.cancel,
             claim_of=lambda task_id: self.executor.claims.get(task_id, {}),
             wake=lambda path: self.hints.put(Hint(path, Kind.ARRIVED)),
-            sync_dir=self.syncs.add,
+            sync_dir=self._sync_dir,
         )
         self.executor.announce = self.reconciler.announce
         self.notifier = Notifier()
@@ -163,7 +165,8 @@ class Service:
             )
             self._watcher.start()  # before the first reconcile: nothing falls between the two
             try:
-                seen = self.reconciler.reconcile_all()
+                with self._batch():
+                    seen = self.reconciler.reconcile_all()
                 self._draw_dashboard(force=True)
                 self.stats.ready_seconds = time.monotonic() - self.stats.started
                 log.info(
@@ -230,6 +233,21 @@ class Service:
         """Called from a run's thread when its run is over (recorded or skipped)."""
         self.ended.put(finished)
         self.hints.put("ended")  # wakes the loop
+
+    def _sync_dir(self, folder: Path) -> None:
+        """How the loop's own edits are made durable: at once, or owed within a batch."""
+        if self._batched:
+            self.syncs.add(folder)
+        else:
+            fsops.fsync_dir(folder)
+
+    @contextlib.contextmanager
+    def _batch(self, batched: bool = True) -> Iterator[None]:
+        self._batched = batched
+        try:
+            yield
+        finally:
+            self._batched = False
 
     def _agent_gone(self, run: Run) -> None:
         """Called from a run's thread when its agent's process group is gone."""
@@ -327,7 +345,8 @@ class Service:
             self._relayout.clear()
             rewatched = self._watcher.ensure() if self._watcher else []
             if rewatched:
-                count = self.reconciler.reconcile_all()
+                with self._batch():
+                    count = self.reconciler.reconcile_all()
                 log.warning(
                     "folders watched again",
                     action_type="rescan",
@@ -338,7 +357,8 @@ class Service:
         if self._rescan.is_set():
             self._rescan.clear()
             self.stats.rescans += 1
-            count = self.reconciler.reconcile_all()
+            with self._batch():
+                count = self.reconciler.reconcile_all()
             log.warning(
                 "rescan after event-queue overflow",
                 action_type="rescan",
@@ -347,17 +367,21 @@ class Service:
                 parameters={"overflows": self.stats.overflows},
             )
         # A burst of arrivals is planned a slice at a time, so finished runs are followed by the
-        # next ones at once instead of waiting for the whole backlog to be planned.
-        for path in self.settler.pop_due(time.monotonic(), limit=LOOKS_PER_TURN):
-            self._look(path)
-            self._start_runs()  # a note planned just now starts at once if a slot is free
+        # next ones at once instead of waiting for the whole backlog to be planned. The slice's
+        # edits share their folder sync; a lone arrival's plan is synced within its step.
+        due = self.settler.pop_due(time.monotonic(), limit=LOOKS_PER_TURN)
+        with self._batch(len(due) > 1):
+            for path in due:
+                self._look(path)
+                self._start_runs()  # a note planned just now starts at once if a slot is free
         for path in self.reconciler.due_wakeups(self.now()):
             self._look(path)
         if time.monotonic() >= self._next_sweep:
             self.stats.sweeps += 1
             if self._watcher is not None:
                 self._watcher.ensure()  # a folder replaced with no event seen: watch it again
-            self.reconciler.reconcile_all()
+            with self._batch():
+                self.reconciler.reconcile_all()
             self._next_sweep = time.monotonic() + self.config.sweep_seconds
         self._draw_dashboard()
 

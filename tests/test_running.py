@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections import Counter
@@ -234,31 +235,49 @@ def test_an_agent_starts_only_after_its_plan_is_durable(
         assert ("sync", "Needs_Action") in seen[planned:started], seen[planned : started + 1]
 
 
-def test_the_claim_alone_syncs_the_folder_of_the_plan_it_runs(
-    vault: Vault, tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_lone_plan_is_synced_in_its_step_and_a_burst_hands_its_sync_to_the_claim(
+    vault: Vault, ledger: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The loop hands its owed folder sync to the claim: one fsync between plan and agent."""
-    seen: list[tuple[str, str]] = []
-    real_sync, real_run = fsops.fsync_dir, agentproc.Run._run
+    """The loop driven step by step: one arrival's plan syncs its folder at once; a slice of
+    arrivals owes one sync, which the claim of the run started from it makes."""
+    synced: list[tuple[str, str]] = []  # (thread, folder)
+    real_sync = fsops.fsync_dir
 
     def sync(folder: Path) -> None:
         real_sync(folder)
-        seen.append(("sync", folder.name))
-
-    def run(self: agentproc.Run, transcript: agentproc.Transcript) -> Any:
-        seen.append(("agent", self.task_id))
-        return real_run(self, transcript)
+        synced.append((threading.current_thread().name, folder.name))
 
     monkeypatch.setattr(fsops, "fsync_dir", sync)
-    monkeypatch.setattr(agentproc.Run, "_run", run)
-    with running_service(agent_config(vault, ledger)) as service:
-        service.reconciler.on_step = lambda path, step, task_id: seen.append(
-            (step.action.value, task_id)
-        )
-        drop(vault, tmp_path, "alone.md", task("alone"))
-        done = note(done_note(vault, "alone.md"))
-    between = seen[seen.index(("plan", done.task_id)) : seen.index(("agent", done.task_id))]
-    assert between.count(("sync", "Needs_Action")) == 1, between
+    loop = threading.current_thread().name
+    service = Service(agent_config(vault, ledger, max_parallel=2))
+    folder = vault.folder(Folder.NEEDS_ACTION)
+
+    def arrive(*names: str) -> None:
+        for name in names:
+            (folder / name).write_text(task(name))
+            service.settler.arrived(folder / name, time.monotonic() - 10)
+
+    def drain() -> None:  # take ended runs (starting queued ones) until none is live
+        wait_for(lambda: service._start_runs() or not service.executor.live, 30, "the runs")
+
+    arrive("lone.md")
+    service._work()  # planned and started
+    assert (loop, "Needs_Action") in synced, "a lone plan syncs its folder within its step"
+    drain()
+    synced.clear()
+    arrive("b1.md", "b2.md")
+    service._work()  # two plans, each followed by its run's start
+    assert (loop, "Needs_Action") not in synced, "the slice's folder sync was made in the loop"
+    assert not service.syncs.owed, "each plan's sync is handed over to its run's claim"
+    drain()
+    assert synced and all(thread.startswith("run-") for thread, _ in synced)
+    arrive("c1.md", "c2.md", "c3.md")
+    service._work()  # three plans; two runs start, the third plan still owes its sync
+    assert service.syncs.owed == {folder}
+    service.syncs.flush()  # what the loop does before it waits for the next event
+    assert (loop, "Needs_Action") in synced and not service.syncs.owed
+    drain()
+    assert service.executor.tally.succeeded == 6 and not service.executor.live
 
 
 def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
