@@ -45,8 +45,8 @@ class PendingSyncs:
     """Folder syncs owed by one thread's edits, made together by `flush` (a group commit).
 
     The service's main loop edits many notes in a burst; each edit's data is synced before its
-    swap, and the folder once per batch, before anything depends on the edits (a run starting)
-    and before the loop waits for the next event. Not thread-safe: one owner.
+    swap, and the folder once per batch: by the claim of a run started from it (`hand_over`),
+    or by `flush` before the loop waits for the next event. Not thread-safe: one owner.
     """
 
     def __init__(self) -> None:
