@@ -233,24 +233,41 @@ def rewrite_and_move(
     One durable step: the edit and the move are made, then both folders are synced once, so
     a crash leaves the note as it was, edited where it was, or edited in its new folder.
     Returns what was placed and where the note is now (None: it vanished after the edit).
+
+    A person's save between our edit and our move (an editor writing a stale buffer back as
+    the run ends) is moved with the note: it is then edited again where it landed, decided
+    on their version, since nobody watches the folders a finished note goes to.
     """
     check_path(path, vault_root)
     with _writer_lock(tmp_dir.parent, path.name):
-        placed = _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, _later)
-        folder = destination()
-        if folder is None or folder == path.parent:
-            fsops.fsync_dir(path.parent)
-            return placed, path
-        try:
-            moved = fsops.move_noreplace(path, folder)  # syncs both folders
-        except FileNotFoundError:  # moved or deleted by a person since the edit
-            fsops.fsync_dir(path.parent)
-            return placed, None
-        except BaseException:  # the edit stays where it is, durable; the move is retried later
-            with contextlib.suppress(OSError):
+        for _ in range(MAX_ROUNDS):
+            placed = _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, _later)
+            folder = destination()
+            if folder is None or folder == path.parent:
                 fsops.fsync_dir(path.parent)
-            raise
-        return placed, moved
+                return placed, path
+            try:
+                moved = fsops.move_noreplace(path, folder)  # syncs both folders
+            except FileNotFoundError:  # moved or deleted by a person since the edit
+                fsops.fsync_dir(path.parent)
+                return placed, None
+            except BaseException:  # the edit stays where it is, durable; the move is retried
+                with contextlib.suppress(OSError):
+                    fsops.fsync_dir(path.parent)
+                raise
+            if placed is None or _still_placed(moved, placed):
+                return placed, moved
+            path = moved  # a person's save was moved: our end goes onto it, where it is now
+    raise WriteConflict(f"{path}: the note kept changing; our edit was not applied")
+
+
+def _still_placed(path: Path, placed: Placed) -> bool:
+    """The file at `path` is the one we placed, untouched (a move keeps inode and mtime)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True  # gone since the move: nothing of ours to write again
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == placed.signature
 
 
 def _later(folder: Path) -> None:

@@ -108,6 +108,48 @@ def test_an_edit_and_its_move_are_one_step_and_a_person_moving_it_first_wins(
     assert not (done / "c.md").exists()
 
 
+@pytest.mark.parametrize("how", ["by rename", "in place"])
+def test_a_save_between_our_edit_and_our_move_gets_our_end_written_again(
+    vault: Vault, how: str
+) -> None:
+    """An editor writing its stale buffer back just as a run ends: the save lands after our
+    edit and before our move, so the move takes the person's version (without our end) into a
+    folder nobody watches. It must get our end written onto it there, keeping their bytes."""
+    done, todo = vault.folder(Folder.DONE), vault.folder(Folder.NEEDS_ACTION)
+    note = todo / "a.md"
+    stale = "---\ntitle: A\nstatus: executing\n---\nmine, edited\n"
+    note.write_text("---\ntitle: A\nstatus: executing\n---\nmine\n")
+    seen: list[str] = []
+
+    def transform(text: str) -> str:
+        seen.append(text)
+        return edit_note_text(text, {"status": "done"})
+
+    def saved_by_a_person() -> Path:
+        if len(seen) > 1:  # they saved once
+            return done
+        if how == "by rename":
+            (todo / ".a.md.swp").write_text(stale)
+            os.replace(todo / ".a.md.swp", note)
+        else:
+            with note.open("w") as handle:  # same file, new content
+                handle.write(stale)
+        return done
+
+    _, where = rewrite_and_move(
+        note,
+        transform,
+        saved_by_a_person,
+        tmp_dir=vault.tmp,
+        vault_root=vault.root,
+        max_bytes=1 << 20,
+    )
+    assert where == done / "a.md" and not note.exists()
+    assert where.read_text() == "---\ntitle: A\nstatus: done\n---\nmine, edited\n"
+    assert seen[-1] == stale  # decided again on their version
+    assert not list(vault.tmp.iterdir())
+
+
 def test_update_keeps_mode_and_leaves_no_temp_files(vault: Vault) -> None:
     note = vault.folder(Folder.NEEDS_ACTION) / "a.md"
     note.write_text("---\ntitle: A\n---\nbody\n")
