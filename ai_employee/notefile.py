@@ -143,6 +143,14 @@ def note_from_bytes(path: Path, data: bytes, max_bytes: int) -> TaskNote:
 Transform = Callable[[str], str]
 
 
+Signature = tuple[int, int, int]
+"""What tells one version of a file from another: inode, size, mtime (a move keeps all three)."""
+
+
+def signature_of(st: os.stat_result) -> Signature:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 @dataclass(frozen=True)
 class Placed:
     """The file an edit put at the note's path, as `lstat` will show it until someone changes it.
@@ -158,7 +166,7 @@ class Placed:
     """The bytes placed (what the path holds while its signature is unchanged)."""
 
     @property
-    def signature(self) -> tuple[int, int, int]:
+    def signature(self) -> Signature:
         return (self.inode, self.size, self.mtime_ns)
 
 
@@ -267,7 +275,7 @@ def _still_placed(path: Path, placed: Placed) -> bool:
         st = os.lstat(path)
     except FileNotFoundError:
         return True  # gone since the move: nothing of ours to write again
-    return (st.st_ino, st.st_size, st.st_mtime_ns) == placed.signature
+    return signature_of(st) == placed.signature
 
 
 def _later(folder: Path) -> None:

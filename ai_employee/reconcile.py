@@ -26,9 +26,11 @@ from .notefile import (
     NoteGone,
     NoteStore,
     Placed,
+    Signature,
     SyncDir,
     move_note,
     note_from_bytes,
+    signature_of,
     sync_now,
 )
 from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
@@ -38,12 +40,6 @@ log = structlog.get_logger(__name__)
 
 MAX_STEPS = 6
 """Steps taken on one note in one look (plan, then hold, ...) before waiting for the next event."""
-
-Signature = tuple[int, int, int]
-
-
-def signature_of(st: os.stat_result) -> Signature:
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass
