@@ -376,8 +376,9 @@ def test_cancel_mid_run_stops_the_group_within_a_second(
 def test_a_stale_buffer_written_over_an_executing_note_starts_no_second_run(
     vault: Vault, tmp_path: Path, ledger: Path
 ) -> None:
+    gate = tmp_path / "gate"  # the run lasts until the stale save has been handled
     with running_service(agent_config(vault, ledger)) as service:
-        path = drop(vault, tmp_path, "stale.md", task("stale", behave="sleep 2"))
+        path = drop(vault, tmp_path, "stale.md", task("stale", behave=f"gate {gate}"))
         running = wait_status(path, "executing")
         # What an editor that loaded the note before the claim holds in its buffer:
         planned_text = edit_note_text(
@@ -389,6 +390,7 @@ def test_a_stale_buffer_written_over_an_executing_note_starts_no_second_run(
         wait_for(lambda: events(vault, "claim restored"), what="the claim restored")
         assert note(path).meta["status"] == "executing"
         assert note(path).meta["attempts"] == 1
+        gate.touch()
         done_note(vault, "stale.md")
         assert service.executor.tally.started == 1
     assert starts(ledger) == {running.task_id: 1}
