@@ -13,14 +13,19 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from . import __version__, commands, fsops, inventory, service_units
 from .config import Config, load_config
 from .doctor import run_checks
-from .errors import AiEmployeeError
+from .envfile import read_env_file
+from .errors import AiEmployeeError, RunsFailed
 from .logs import (
+    LOG_FILE_MAX_BYTES,
+    CappedLogFile,
+    ConsoleStyle,
     configure_logging,
+    console_style,
     cost_on,
     follow_entries,
     format_line,
@@ -70,7 +75,20 @@ def _parser() -> argparse.ArgumentParser:
         edit.add_argument("task", metavar="TASK", help="task_id, file name or path")
         edit.add_argument("--json", action="store_true", help="print JSON")
 
-    run = sub.add_parser("run", parents=[common], help="run the service in the foreground")
+    service_io = argparse.ArgumentParser(add_help=False)
+    service_io.add_argument(
+        "--env-file",
+        type=Path,
+        help="read KEY=value lines into the environment first (launchd's EnvironmentFile=)",
+    )
+    service_io.add_argument(
+        "--log-file",
+        type=Path,
+        help=f"print to this file, kept under {LOG_FILE_MAX_BYTES // 2**20} MiB (launchd)",
+    )
+    run = sub.add_parser(
+        "run", parents=[common, service_io], help="run the service in the foreground"
+    )
     run.add_argument(
         "--polling",
         action="store_true",
@@ -94,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     once = sub.add_parser(
-        "once", parents=[common], help="process everything ready, wait for those runs, exit"
+        "once",
+        parents=[common, service_io],
+        help="process everything ready, wait for those runs, exit (8 if one did not succeed)",
     )
     once.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -116,8 +136,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # `ai-employee logs | head`: the reader has all it wanted
+        _stdout_to_devnull()
         return 0
+
+
+def _stdout_to_devnull() -> None:
+    """After a broken pipe, so that the flush at exit does not fail again (and exit 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _service_io(args: argparse.Namespace) -> TextIO | None:
+    """`--log-file` and `--env-file`, before the configuration is read: an error in it lands in
+    the log file, and the environment file's AI_EMPLOYEE_* keys count as configuration."""
+    console = CappedLogFile(args.log_file) if getattr(args, "log_file", None) else None
+    env_file = getattr(args, "env_file", None)
+    if env_file is not None:
+        os.environ.update(read_env_file(env_file.expanduser().absolute()))
+    return cast(TextIO, console) if console is not None else None
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -126,6 +164,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    console = _service_io(args)
+    plain: ConsoleStyle | None = "plain" if console is not None else None
     config = _load(args)
     vault = Vault(config.vault)
     if args.command == "init":
@@ -147,10 +187,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "service":
         return _service(vault, config, args)
     if args.command == "run":
-        configure_logging(vault.logs, console_level=logging.INFO)
+        configure_logging(vault.logs, console=console, style=plain, console_level=logging.INFO)
         return Service(config).run()
     if args.command == "once":
-        configure_logging(vault.logs, console_level=logging.WARNING)
+        configure_logging(vault.logs, console=console, style=plain, console_level=logging.WARNING)
         service = Service(config, once=True)
         code = service.run()
         tally = service.executor.tally
@@ -169,6 +209,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             _print(
                 f"ran {tally.started}: {tally.succeeded} succeeded, {tally.failed} failed, "
                 f"{tally.retrying} to retry later, {tally.cancelled} cancelled"
+            )
+        unsuccessful = tally.failed + tally.retrying + tally.interrupted
+        if code == 0 and unsuccessful:
+            raise RunsFailed(
+                f"{unsuccessful} of {tally.started} run(s) did not succeed "
+                "(`ai-employee status` lists them, `ai-employee logs` says why)"
             )
         return code
     configure_logging(vault.logs, console_level=logging.WARNING)
@@ -220,19 +266,20 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _service(vault: Vault, config: Config, args: argparse.Namespace) -> int:
-    unit = service_units.render(config, args.manager or service_units.default_manager())
-    if args.print_only:
-        print(f"# {unit.path}")
+    manager = args.manager or service_units.default_manager()
+    plan = service_units.plan_install(config, Path.home())
+    unit = service_units.render(config, manager)
+    facts, warnings = service_units.notes(plan)
+    if args.print_only:  # stdout is the file itself (it parses as a unit or a plist)
+        print(f"# {args.action} would write {unit.path}", file=sys.stderr)
+        for line in [*facts, *warnings]:
+            print(f"# {line}", file=sys.stderr)
         print(unit.text, end="")
         return 0
     if args.action == "install":
-        _print("\n".join(service_units.install(unit)))
-        if not Path(config.claude_path).is_absolute():
-            _print(
-                f"warning: claude was not found on PATH; the unit runs {config.claude_path!r} "
-                "with the PATH it sets. Install Claude Code, then run `service install` again "
-                "(or set claude_path)."
-            )
+        _print("\n".join([*service_units.install(unit, plan), *facts]))
+        for line in warnings:
+            print(f"ai-employee: {line}", file=sys.stderr)
     elif args.action == "uninstall":
         _print("\n".join(service_units.uninstall(unit)))
     else:
@@ -246,12 +293,14 @@ def _logs(vault: Vault, args: argparse.Namespace) -> int:
     entries: Iterable[dict[str, Any]] = (
         follow_entries(vault.logs) if args.follow else iter_log_entries(vault.logs)
     )
+    style: ConsoleStyle = "color" if console_style(sys.stdout, os.environ) == "color" else "plain"
     for entry in entries:
         if args.task and entry.get("task_id") != args.task:
             continue
-        print(
-            json.dumps(entry, ensure_ascii=False) if args.json else format_line(entry), flush=True
+        shown = (
+            json.dumps(entry, ensure_ascii=False) if args.json else format_line(entry, style=style)
         )
+        print(shown, flush=args.follow)
     return 0
 
 

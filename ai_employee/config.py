@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-Kind = Literal["str", "int", "float", "bool", "list", "path", "choice"]
+Kind = Literal["str", "int", "float", "bool", "list", "path", "choice", "executable"]
 
 CONFIG_FILE_NAME = ".ai-employee.toml"
 """The configuration file's name inside the vault."""
@@ -67,7 +67,12 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec("agent", "choice", "claude", "which agent runs tasks", choices=("claude", "command")),
     KeySpec("agent_command", "str", "", "the command line for agent = command"),
-    KeySpec("claude_path", "str", "claude", "the claude binary; resolved to an absolute path"),
+    KeySpec(
+        "claude_path",
+        "executable",
+        "claude",
+        "the claude binary: a name is looked up on PATH, `~` and relative paths are expanded",
+    ),
     KeySpec("model", "str", "", "passed to claude as --model when set"),
     KeySpec(
         "permission_mode",
@@ -236,22 +241,17 @@ def load_config(
         name: _parse_type_table(name, table, vault / CONFIG_FILE_NAME)
         for name, table in file_types.items()
     }
-    claude_path = values.pop("claude_path")
-    return Config(
-        vault=vault,
-        claude_path=resolve_executable(claude_path),
-        types=types,
-        sources=sources,
-        **values,
-    )
+    return Config(vault=vault, types=types, sources=sources, **values)
 
 
-def resolve_executable(name: str) -> str:
-    """An absolute path for a command name when PATH has it (service managers have a bare PATH)."""
-    if not name or os.sep in name:
-        return name
-    found = shutil.which(name)
-    return found or name
+def resolve_executable(name: str, base: Path) -> str:
+    """An absolute path for a program: `~` expanded, a path with a `/` taken against `base` (the
+    vault for the file, the working directory for env and flags), a bare name looked up on PATH.
+    A name PATH does not have stays as given, so the error that follows can show it."""
+    expanded = os.path.expanduser(name)
+    if os.sep in expanded:
+        return os.path.normpath(expanded if os.path.isabs(expanded) else base / expanded)
+    return shutil.which(expanded) or expanded
 
 
 def parse_value(spec: KeySpec, raw: Any, source: str, base: Path) -> Any:
@@ -303,6 +303,10 @@ def parse_value(spec: KeySpec, raw: Any, source: str, base: Path) -> Any:
         if not raw.strip():
             raise bad("expected a path")
         return _as_path(raw, base)
+    if spec.kind == "executable":
+        if not raw.strip():
+            raise bad("expected a program name or path")
+        return resolve_executable(raw, base)
     return raw
 
 

@@ -80,5 +80,11 @@ class WriteConflict(AiEmployeeError):
     exit_code = 7
 
 
+class RunsFailed(AiEmployeeError):
+    """`once`: a run it started did not succeed (failed, to be retried later, or interrupted)."""
+
+    exit_code = 8
+
+
 def _name(value: object) -> str:
     return str(getattr(value, "value", value))

@@ -40,8 +40,15 @@ class ClaimLost(Exception):
 
 
 def retry_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Seconds before retry number `attempt` (1-based): exponential with jitter (tenacity)."""
-    wait = tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+    """Seconds before retry number `attempt` (1-based): exponential with jitter (tenacity).
+
+    `initial * 2**(attempt-1)` plus up to `initial` of jitter, capped at `maximum`. Built from
+    wait_exponential and wait_random, which every tenacity 9.x has with these names
+    (wait_exponential_jitter's first parameter is `initial` before 9.1.3, `multiplier` after).
+    """
+    wait = tenacity.wait_exponential(multiplier=initial, max=maximum) + tenacity.wait_random(
+        0, initial
+    )
     state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = max(1, attempt)
     return min(float(wait(state)), maximum)

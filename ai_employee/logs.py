@@ -1,4 +1,5 @@
-"""Logging: JSON lines to `<vault>/Logs/YYYY-MM-DD.jsonl`, readable lines on a terminal.
+"""Logging: JSON lines to `<vault>/Logs/YYYY-MM-DD.jsonl`; on the console, lines for whoever
+reads them (a person at a terminal, journald, a log file, a program).
 
 Only the entry point calls `configure_logging`; every module just does
 `structlog.get_logger(__name__)` and logs events with the audit fields below.
@@ -6,16 +7,18 @@ Only the entry point calls `configure_logging`; every module just does
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import io
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -98,22 +101,71 @@ def _audit_defaults(
 
 _sink: DailyJsonlSink | None = None
 
+ConsoleStyle = Literal["color", "plain", "journal", "json"]
+"""How console lines look: for a terminal, a log file, journald, or a program reading JSON."""
+
+JOURNAL_PRIORITIES: Mapping[str, int] = {
+    "critical": 2,
+    "exception": 3,
+    "error": 3,
+    "warning": 4,
+    "info": 6,
+    "debug": 7,
+}
+"""sd-daemon(3) priority prefixes by level: journald files `<3>...` as an error."""
+
+_COLORS: Mapping[str, str] = {
+    "critical": "\x1b[1;31m",
+    "exception": "\x1b[31m",
+    "error": "\x1b[31m",
+    "warning": "\x1b[33m",
+    "info": "\x1b[32m",
+    "debug": "\x1b[2m",
+}
+_RESET = "\x1b[0m"
+
+
+def console_style(stream: TextIO, environ: Mapping[str, str]) -> ConsoleStyle:
+    """journald when JOURNAL_STREAM names this very stream (sd-daemon's rule), colour on a
+    terminal (unless NO_COLOR or TERM=dumb), JSON lines for anything else (a pipe, a file)."""
+    if _is_journal(stream, environ.get("JOURNAL_STREAM", "")):
+        return "journal"
+    if stream.isatty():
+        no_color = "NO_COLOR" in environ or environ.get("TERM") == "dumb"
+        return "plain" if no_color else "color"
+    return "json"
+
+
+def _is_journal(stream: TextIO, journal_stream: str) -> bool:
+    dev, _, ino = journal_stream.partition(":")
+    if not (dev.isdigit() and ino.isdigit()):
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
 
 def configure_logging(
     logs_dir: Path | None,
     *,
     console: TextIO | None = None,
-    json_console: bool | None = None,
+    style: ConsoleStyle | None = None,
     level: int = logging.INFO,
     console_level: int = logging.INFO,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Set up structlog once: the vault's daily JSON file (if given) and the console."""
+    """Set up structlog once: the vault's daily JSON file (if given) and the console.
+
+    The console's style is chosen by `console_style` unless given.
+    """
     global _sink
     if _sink is not None:
         _sink.close()
     _sink = DailyJsonlSink(logs_dir) if logs_dir is not None else None
     stream = console or sys.stderr
-    as_json = json_console if json_console is not None else not stream.isatty()
+    chosen = style or console_style(stream, os.environ if environ is None else environ)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -124,10 +176,7 @@ def configure_logging(
     if _sink is not None:
         processors.append(_sink)
     processors.append(_ConsoleFilter(console_level))
-    if as_json:
-        processors.append(_JsonRenderer())
-    else:
-        processors.append(_ConsoleRenderer())
+    processors.append(_JsonRenderer() if chosen == "json" else _ConsoleRenderer(chosen))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -157,28 +206,121 @@ class _JsonRenderer:
 
 
 class _ConsoleRenderer:
-    """`HH:MM:SS level event task target result key=value...`, for a person at a terminal."""
+    """A readable line for a person (see `format_line`)."""
+
+    def __init__(self, style: ConsoleStyle) -> None:
+        self.style = style
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
-        return format_line(dict(event_dict))
+        return format_line(dict(event_dict), style=self.style)
 
 
-def format_line(entry: dict[str, Any]) -> str:
-    """One audit entry as a readable line (also used by `ai-employee logs`)."""
-    ts = str(entry.get("timestamp") or "")
-    shown_time = ts[11:19] if len(ts) >= 19 else ts
-    parts = [shown_time, f"{entry.get('level', 'info'):<7}", str(entry.get("event", ""))]
+def format_line(entry: dict[str, Any], *, style: ConsoleStyle = "plain") -> str:
+    """One audit entry as a readable line (also used by `ai-employee logs`).
+
+    `2026-12-02 14:03:05 info    run finished [k3x9p2ma] Done/x.md -> done  $0.0123 41.2 s`:
+    local time with the date, the level, what happened, the task, the note, the outcome, the
+    key figures (cost, duration, error) and any other fields. For journald the line starts with
+    the level's priority instead of the time and the level (`<3>note refused ...`).
+    """
+    name = str(entry.get("level") or "info")
+    shown_level = f"{name:<7}"
+    if style == "color":
+        shown_level = _COLORS.get(name, "") + shown_level + _RESET
+    # journald keeps its own time, and shows the level from the priority prefix.
+    parts = [] if style == "journal" else [_local_time(entry.get("timestamp")), shown_level]
+    parts.append(str(entry.get("event", "")))
     if entry.get("task_id"):
         parts.append(f"[{entry['task_id']}]")
     if entry.get("target"):
         parts.append(str(entry["target"]))
     if entry.get("result") not in (None, ""):
         parts.append(f"-> {entry['result']}")
+    figures = _figures(entry)
+    if figures:
+        parts.append(" " + " ".join(figures))
     if entry.get("error"):
-        parts.append(f"error: {entry['error']}")
+        parts.append(f" error: {entry['error']}")
     skip = {*AUDIT_FIELDS}
     extra = [f"{k}={v}" for k, v in entry.items() if k not in skip and v not in (None, "", [], {})]
-    return " ".join(p for p in parts if p) + ("  " + " ".join(extra) if extra else "")
+    line = " ".join(p for p in parts if p) + ("  " + " ".join(extra) if extra else "")
+    if style == "journal":
+        return f"<{JOURNAL_PRIORITIES.get(name, 6)}>{line}"
+    return line
+
+
+def _local_time(timestamp: object) -> str:
+    """An ISO timestamp (we write UTC) as local time with the date; as given if not ISO."""
+    text = str(timestamp or "")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S}"
+
+
+def _figures(entry: dict[str, Any]) -> list[str]:
+    """The numbers a person looks for first: what a run cost and how long it took."""
+    parameters = entry.get("parameters")
+    if not isinstance(parameters, dict):
+        return []
+    shown = []
+    cost = parameters.get("cost_usd")
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        shown.append(f"${cost:.4f}")
+    duration = parameters.get("duration_s")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        shown.append(f"{duration:.1f} s")
+    return shown
+
+
+LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
+"""`--log-file`: past this size the file becomes `<name>.1` (the one older file kept)."""
+
+
+class CappedLogFile:
+    """The service's own console log where no manager rotates it (launchd's StandardOutPath).
+
+    Points the process's stdout and stderr at `path` (so a traceback lands there too) and keeps
+    it under `max_bytes`: past that, at a start or a write, it becomes `path.1` and a new file
+    begins. Written by whichever thread logs; each write is one `os.write` on fd 2.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = LOG_FILE_MAX_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._point_at_file()
+
+    def _point_at_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if self.path.stat().st_size >= self.max_bytes:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            for std in (1, 2):
+                os.dup2(fd, std)  # inheritable: what an agent prints unasked lands here too
+        finally:
+            os.close(fd)
+
+    def write(self, text: str) -> int:
+        os.write(2, text.encode("utf-8", errors="replace"))
+        if os.fstat(2).st_size >= self.max_bytes:
+            self._point_at_file()
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return 2
 
 
 def iter_log_entries(logs_dir: Path) -> Iterator[dict[str, Any]]:

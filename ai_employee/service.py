@@ -36,7 +36,7 @@ from .logs import cost_on, os_user, remove_old_logs
 from .reconcile import Reconciler, RunRequest
 from .runrecords import RunJournal
 from .scheduler import Scheduler
-from .sdnotify import Notifier
+from .sdnotify import Notifier, WatchdogPinger
 from .vault import TASK_FOLDERS, Folder, Vault
 from .watcher import Hint, Kind, Settler, VaultWatcher
 
@@ -134,7 +134,8 @@ class Service:
         )
         self.executor.announce = self.reconciler.announce
         self.notifier = Notifier()
-        self._next_watchdog = 0.0
+        self.pinger: WatchdogPinger | None = None
+        """Sends systemd's WATCHDOG=1 from its own thread while this loop is alive."""
         self._stop = threading.Event()
         self._rescan = threading.Event()
         self._relayout = threading.Event()
@@ -182,13 +183,19 @@ class Service:
                 )
                 self._next_sweep = time.monotonic() + self.config.sweep_seconds
                 self.notifier.ready(f"watching {self.vault.root}")
+                if self.notifier.watchdog_seconds is not None:  # systemd watches from now on
+                    self.pinger = WatchdogPinger(self.notifier, self.notifier.watchdog_seconds)
+                    self.pinger.start()
                 self.on_ready()
                 self._loop()
                 self.notifier.stopping()
-                self._finish_runs()
+                with self._waiting():  # for the runs' ends, bounded by the grace
+                    self._finish_runs()
                 with self._survive("sync"):
                     self.syncs.flush()  # what the last runs' ends made the loop write
             finally:
+                if self.pinger is not None:
+                    self.pinger.stop()
                 self._watcher.stop()
                 if self.executor.journal is not None:
                     self.executor.journal.close()
@@ -278,7 +285,8 @@ class Service:
             self.syncs.flush()  # every edit of ours is durable before we wait
         timeout = self._next_timeout()
         try:
-            item = self.hints.get(timeout=timeout) if timeout > 0 else self.hints.get_nowait()
+            with self._waiting():
+                item = self.hints.get(timeout=timeout) if timeout > 0 else self.hints.get_nowait()
         except queue.Empty:
             item = None
         batch = [] if item is None else [item]
@@ -298,7 +306,6 @@ class Service:
             self._work()
         with self._survive("start runs"):
             self._start_runs()
-        self._ping_watchdog()
 
     @contextlib.contextmanager
     def _survive(self, what: str) -> Iterator[None]:
@@ -313,7 +320,21 @@ class Service:
                 error=f"{type(err).__name__}: {err}",
             )
 
+    def _beat(self) -> None:
+        """The loop made progress (the watchdog pinger's sign of life)."""
+        if self.pinger is not None:
+            self.pinger.beat()
+
+    @contextlib.contextmanager
+    def _waiting(self) -> Iterator[None]:
+        if self.pinger is None:
+            yield
+            return
+        with self.pinger.waiting():
+            yield
+
     def _take_hint(self, hint: Hint) -> None:
+        self._beat()
         now = time.monotonic()
         if hint.kind is Kind.GONE:
             if hint.path.exists():  # an exchange or a rename over it: a new file is there
@@ -386,6 +407,7 @@ class Service:
         self._draw_dashboard()
 
     def _look(self, path: Path) -> None:
+        self._beat()
         self.stats.looks += 1
         try:
             self.reconciler.look(path)
@@ -397,18 +419,9 @@ class Service:
                 error=f"{type(err).__name__}: {err}",
             )
 
-    def _ping_watchdog(self) -> None:
-        """WATCHDOG=1 from the main loop itself: a stuck loop stops the pings, systemd restarts."""
-        interval = self.notifier.watchdog_interval
-        if interval is not None and time.monotonic() >= self._next_watchdog:
-            self.notifier.watchdog()
-            self._next_watchdog = time.monotonic() + interval
-
     def _next_timeout(self) -> float:
         now = time.monotonic()
         deadlines = [self._next_sweep]
-        if self.notifier.watchdog_interval is not None:
-            deadlines.append(self._next_watchdog)
         settle = self.settler.next_deadline()
         if settle is not None:
             deadlines.append(settle)

@@ -37,7 +37,7 @@ def svc_config(vault: Vault, **overrides: Any) -> Config:
 
 @contextlib.contextmanager
 def running_service(config: Config, **kwargs: Any) -> Iterator[Service]:
-    configure_logging(config.vault / "Logs", json_console=True, console_level=100)
+    configure_logging(config.vault / "Logs", style="json", console_level=100)
     ready = threading.Event()
     service = Service(config, on_ready=ready.set, **kwargs)
     result: list[int | BaseException] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -498,10 +499,25 @@ def test_once_runs_what_is_ready_and_summarises(vault: Vault, ledger: Path) -> N
         timeout=60,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 8, result.stderr  # a run it started failed
     assert result.stdout.strip() == "ran 2: 1 succeeded, 1 failed, 0 to retry later, 0 cancelled"
+    assert result.stderr.splitlines()[-1] == (
+        "ai-employee: error: 1 of 2 run(s) did not succeed "
+        "(`ai-employee status` lists them, `ai-employee logs` says why)"
+    )
     assert (vault.folder(Folder.DONE) / "one.md").exists()
     assert (vault.folder(Folder.FAILED) / "two.md").exists()
+    (folder / "three.md").write_text(task("three"))
+    again = subprocess.run(
+        [sys.executable, "-m", "ai_employee", "once", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr  # only what this once started counts
+    assert json.loads(again.stdout)["succeeded"] == 1
 
 
 def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:

@@ -1,57 +1,120 @@
-"""The service as systemd and launchd run it: unit files, sd_notify, install and uninstall."""
+"""The service as systemd and launchd run it: unit files, sd_notify, install and uninstall.
+
+Units are checked by systemd itself: `systemd-analyze verify`, and `systemd --test --user`, which
+loads a unit the way the user manager does and prints every setting as it was parsed (it refuses
+to run as root, so a test running as root runs it as `nobody`).
+"""
 
 from __future__ import annotations
 
 import os
 import plistlib
+import re
+import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
 from ai_employee.config import load_config
-from ai_employee.sdnotify import Notifier
-from ai_employee.service_units import render
-from ai_employee.vault import Vault
+from ai_employee.envfile import ENV_FILE_HEADER
+from ai_employee.sdnotify import Notifier, WatchdogPinger, loop_alive
+from ai_employee.service_units import plan_install, render, service_path
+from ai_employee.vault import Vault, init_vault
 
+from .helpers import wait_for
 from .test_cli_basics import run_cli
 
+SYSTEMD = Path("/lib/systemd/systemd")
 
-def test_print_shows_both_managers_without_writing(vault: Vault, tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path / "home"), "AI_EMPLOYEE_VAULT": str(vault.root)}
-    systemd = run_cli("service", "install", "--print", "--manager", "systemd", env=env)
-    assert systemd.returncode == 0, systemd.stderr
-    assert systemd.stdout.startswith(f"# {tmp_path}/home/.config/systemd/user/ai-employee.service")
-    for line in [
-        "Type=notify",
-        "Restart=on-failure",
-        "WatchdogSec=60",
-        "TimeoutStopSec=60s",
-        "NoNewPrivileges=yes",
-        "PrivateTmp=yes",
-        "ProtectSystem=strict",
-        f"ExecStart={sys.executable} -m ai_employee run --vault {vault.root}",
-        f"Environment=AI_EMPLOYEE_VAULT={vault.root}",
-    ]:
-        assert f"\n{line}\n" in systemd.stdout, line
-    assert "ProtectHome" not in systemd.stdout
-    launchd = run_cli("service", "install", "--print", "--manager", "launchd", env=env)
-    assert launchd.stdout.startswith(
-        f"# {tmp_path}/home/Library/LaunchAgents/com.ai-employee.agent.plist"
-    )
-    assert not (tmp_path / "home").exists(), "--print writes nothing"
+ODD_NAMES = [
+    "My Vault 100%",
+    "20%h off",  # %h is a specifier: unescaped, systemd would put the home folder here
+    'it\'s a "quoted" $HOME',
+    "back\\slash;semi",
+    "Notizen Ünïcødé ✓ 日本",
+]
 
 
-@pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None,
-    reason="systemd-analyze is not installed (Debian's systemd package has it)",
-)
-def test_the_unit_passes_systemd_analyze_verify(vault: Vault, tmp_path: Path) -> None:
-    config = load_config(vault.root, env={"AI_EMPLOYEE_CLAUDE_PATH": "/usr/bin/env"})
+def _unit_settings(unit_text: str) -> dict[str, list[str]]:
+    """The unit as systemd's user manager parsed it: each setting's dumped values."""
+    with tempfile.TemporaryDirectory(prefix="unit-test-") as top:
+        root = Path(top)
+        (root / "units").mkdir()
+        (root / "units" / "ai-employee.service").write_text(unit_text)
+        runtime = root / "runtime"
+        runtime.mkdir()
+        for path in (root, root / "units", root / "units" / "ai-employee.service", runtime):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        runtime.chmod(0o777)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(root),
+            "XDG_RUNTIME_DIR": str(runtime),
+            "SYSTEMD_UNIT_PATH": f"{root / 'units'}:",
+        }
+        argv = [str(SYSTEMD), "--test", "--user", "--unit=ai-employee.service", "--no-pager"]
+        if os.geteuid() == 0:  # "Don't run test mode as root."
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    said = (done.stdout + done.stderr).splitlines()
+    problems = [line for line in said if re.search(r"ai-employee\.service:\d+:", line)]
+    assert problems == [], problems  # "Unknown key", "Failed to parse", ...
+    settings: dict[str, list[str]] = {}
+    inside = False
+    for line in done.stdout.splitlines():
+        if line.startswith("\t-> Unit "):
+            inside = line == "\t-> Unit ai-employee.service:"
+            continue
+        if inside and ": " in line:
+            key, _, value = line.strip().partition(": ")
+            settings.setdefault(key, []).append(value)
+    assert settings, "the unit is not in systemd's dump"
+    return settings
+
+
+@pytest.fixture
+def odd_vault(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Vault]:
+    root = tmp_path / request.param
+    init_vault(root, tmp_path / "apps")
+    yield Vault(root)
+
+
+@pytest.mark.parametrize("odd_vault", ODD_NAMES, indirect=True)
+def test_any_vault_path_reaches_systemd_exactly(odd_vault: Vault, tmp_path: Path) -> None:
+    vault = str(odd_vault.root)
+    path = f"/opt/with space/bin:{tmp_path}/100%:/usr/bin"
+    unit = render(load_config(vault, env={}), "systemd", home=tmp_path, environ={"PATH": path})
+    parsed = _unit_settings(unit.text)
+    assert parsed["WorkingDirectory"] == [vault]
+    assert parsed["Description"] == [f"ai-employee: markdown task notes to finished work ({vault})"]
+    assert f"PATH={path}" in parsed["Environment"]
+    # The dump re-quotes ExecStart as a shell would (`$` as `\$`). systemd runs `$$` as `$`
+    # and expands a lone `$NAME`: only the doubled form may stand for the vault's `$`.
+    [command] = parsed["Command Line"]
+    argv = [word.replace("\\$\\$", "$") for word in shlex.split(command)]
+    assert argv == [sys.executable, "-m", "ai_employee", "run", "--vault", vault]
+    assert parsed["ReadWritePaths"][0].startswith(f"{vault} {tmp_path / 'apps'} -")
+    assert parsed["EnvironmentFile"] == [f"-{tmp_path}/.config/ai-employee/service.env"]
+    assert parsed["WatchdogSec"] == ["1min"]
+    assert parsed["Restart"] == ["on-failure"]
+
+
+def test_systemd_analyze_verify_accepts_the_unit_for_my_vault_100(tmp_path: Path) -> None:
+    root = tmp_path / "My Vault 100%"
+    init_vault(root, tmp_path / "apps")
+    config = load_config(root, env={"AI_EMPLOYEE_CLAUDE_PATH": "/usr/bin/env"})
     unit = render(config, "systemd", home=tmp_path)
     path = tmp_path / "ai-employee.service"
     path.write_text(unit.text)
@@ -69,49 +132,143 @@ def test_the_unit_passes_systemd_analyze_verify(vault: Vault, tmp_path: Path) ->
     assert done.stderr.strip() == "", done.stderr  # a typo in a key only warns: none allowed
 
 
-def test_the_plist_loads_and_lints(vault: Vault, tmp_path: Path) -> None:
-    config = load_config(vault.root, env={})
-    unit = render(config, "launchd", home=tmp_path)
-    plist = plistlib.loads(unit.text.encode())
+def test_print_writes_only_the_unit_to_stdout(vault: Vault, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "AI_EMPLOYEE_VAULT": str(vault.root), "PATH": os.environ["PATH"]}
+    systemd = run_cli("service", "install", "--print", "--manager", "systemd", env=env)
+    assert systemd.returncode == 0, systemd.stderr
+    assert systemd.stdout.startswith("# ai-employee as a systemd user service")
+    assert f"# install would write {home}/.config/systemd/user/ai-employee.service" in (
+        systemd.stderr
+    )
+    lines = systemd.stdout.splitlines()
+    for line in [
+        "Type=notify",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=2 3",
+        "WatchdogSec=60",
+        "TimeoutStopSec=60s",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectSystem=strict",
+        f"ExecStart={sys.executable} -m ai_employee run --vault {vault.root}",
+        f"WorkingDirectory={vault.root}",
+        f"EnvironmentFile=-{home}/.config/ai-employee/service.env",
+    ]:
+        assert line in lines, line
+    assert not any("ProtectHome" in line for line in lines)
+    launchd = run_cli("service", "install", "--print", "--manager", "launchd", env=env)
+    assert launchd.returncode == 0, launchd.stderr
+    plist = plistlib.loads(launchd.stdout.encode())  # stdout is the plist, nothing else
     assert plist["Label"] == "com.ai-employee.agent"
+    assert f"# install would write {home}/Library/LaunchAgents/com.ai-employee.agent.plist" in (
+        launchd.stderr
+    )
+    assert not home.exists(), "--print writes nothing"
+
+
+@pytest.mark.parametrize("odd_vault", ODD_NAMES, indirect=True)
+def test_the_plist_is_made_by_plistlib_for_any_vault_path(odd_vault: Vault, tmp_path: Path) -> None:
+    config = load_config(odd_vault.root, env={})
+    plist = plistlib.loads(render(config, "launchd", home=tmp_path).text.encode())
+    log_file = str(tmp_path / "Library" / "Logs" / "ai-employee.log")
     assert plist["ProgramArguments"] == [
         sys.executable,
         "-m",
         "ai_employee",
         "run",
         "--vault",
-        str(vault.root),
+        str(odd_vault.root),
+        "--env-file",
+        f"{tmp_path}/.config/ai-employee/service.env",
+        "--log-file",
+        log_file,
     ]
+    assert plist["WorkingDirectory"] == str(odd_vault.root)
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["RunAtLoad"] is True and plist["ProcessType"] == "Interactive"
     assert plist["ExitTimeOut"] > config.shutdown_grace_seconds
-    assert plist["EnvironmentVariables"]["AI_EMPLOYEE_VAULT"] == str(vault.root)
+    assert plist["StandardOutPath"] == plist["StandardErrorPath"] == log_file
     if shutil.which("plutil"):
         path = tmp_path / "agent.plist"
-        path.write_text(unit.text)
+        path.write_text(render(config, "launchd", home=tmp_path).text)
         subprocess.run(["plutil", "-lint", str(path)], check=True)
 
 
-def test_odd_paths_are_quoted_in_the_unit(tmp_path: Path) -> None:
-    root = tmp_path / "my vault 100%"
-    run_cli("init", "--vault", str(root))
-    unit = render(load_config(root, env={}), "systemd", home=tmp_path)
-    assert (
-        f'ExecStart={sys.executable} -m ai_employee run --vault "{tmp_path}/my vault 100%%"'
-        in unit.text
-    )
+def test_the_unit_path_is_the_installing_shells_without_our_own_virtualenv(
+    tmp_path: Path,
+) -> None:
+    own_bin = str(Path(sys.executable).parent)
+    assert sys.prefix != sys.base_prefix, "the tests run in a virtualenv"
+    shell = f"/home/me/.local/bin:{own_bin}:relative/bin::/usr/bin:/home/me/.local/bin"
+    assert service_path({"PATH": shell}, sys.executable) == "/home/me/.local/bin:/usr/bin"
+    assert service_path({}, sys.executable) == "/usr/local/bin:/usr/bin:/bin"
+
+
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\necho 2.1.328 (Claude Code)\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_claude_from_the_shell_is_written_into_the_unit_and_said_to_win(
+    vault: Vault, tmp_path: Path
+) -> None:
+    claude = _executable(tmp_path / "bin" / "claude")
+    config = load_config(vault.root, env={"AI_EMPLOYEE_CLAUDE_PATH": str(claude)})
+    plan = plan_install(config, tmp_path, {"PATH": "/usr/bin"})
+    assert plan.claude.in_unit and plan.claude.found
+    assert "wins over claude_path" in plan.claude.why
+    unit = render(config, "systemd", home=tmp_path, environ={"PATH": "/usr/bin"})
+    assert f"Environment=AI_EMPLOYEE_CLAUDE_PATH={claude}" in unit.text.splitlines()
+    plist = plistlib.loads(render(config, "launchd", home=tmp_path).text.encode())
+    assert plist["EnvironmentVariables"]["AI_EMPLOYEE_CLAUDE_PATH"] == str(claude)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [("~/tools/claude", "{home}/tools/claude"), ("tools/claude", "{vault}/tools/claude")],
+    ids=["tilde", "relative"],
+)
+def test_claude_path_from_the_file_is_expanded_and_left_to_the_file(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str, expected: str
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    want = Path(expected.format(home=home, vault=vault.root))
+    _executable(want)
+    (vault.root / ".ai-employee.toml").write_text(f'claude_path = "{written}"\n')
+    config = load_config(vault.root, env={})
+    assert config.claude_path == str(want)
+    plan = plan_install(config, home, {"PATH": "/usr/bin"})
+    assert plan.claude.found and not plan.claude.in_unit
+    unit = render(config, "systemd", home=home, environ={"PATH": "/usr/bin"})
+    assert "AI_EMPLOYEE_CLAUDE_PATH" not in unit.text  # a later edit of the file counts
+
+
+def test_install_warns_loudly_when_claude_cannot_be_found(vault: Vault, tmp_path: Path) -> None:
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "PATH": "/usr/bin:/bin",
+        "AI_EMPLOYEE_VAULT": str(vault.root),
+    }
+    printed = run_cli("service", "install", "--print", env=env)
+    assert printed.returncode == 0
+    assert "# warning: claude was not found ('claude': not on PATH" in printed.stderr
+    quiet = run_cli("service", "install", "--print", env={**env, "AI_EMPLOYEE_AGENT": "command"})
+    assert "warning" not in quiet.stderr  # the command agent needs no claude
 
 
 def test_install_and_uninstall_drive_systemctl(vault: Vault, tmp_path: Path) -> None:
     """systemd cannot run in this sandbox: a stand-in systemctl records what it was asked."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     calls = tmp_path / "calls.txt"
-    fake = bin_dir / "systemctl"
+    fake = _executable(bin_dir / "systemctl")
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    fake.chmod(0o755)
+    home = tmp_path / "home"
     env = {
-        "HOME": str(tmp_path / "home"),
+        "HOME": str(home),
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "USER": "alice",
         "AI_EMPLOYEE_VAULT": str(vault.root),
@@ -119,18 +276,45 @@ def test_install_and_uninstall_drive_systemctl(vault: Vault, tmp_path: Path) -> 
     }
     installed = run_cli("service", "install", "--manager", "systemd", env=env)
     assert installed.returncode == 0, installed.stderr
-    unit = tmp_path / "home/.config/systemd/user/ai-employee.service"
+    unit = home / ".config/systemd/user/ai-employee.service"
     assert unit.read_text().startswith("# ai-employee as a systemd user service")
     assert "loginctl enable-linger alice" in installed.stdout
-    assert "warning: claude was not found on PATH" in installed.stdout
+    assert "ai-employee: warning: claude was not found" in installed.stderr
+    secrets = home / ".config/ai-employee/service.env"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert secrets.read_text() == ENV_FILE_HEADER
+    assert f"created {secrets} (empty, mode 0600)" in installed.stdout
+    secrets.write_text("ANTHROPIC_API_KEY=sk-test\n")
+    again = run_cli("service", "install", "--manager", "systemd", env=env)
+    assert again.returncode == 0, again.stderr
+    assert secrets.read_text() == "ANTHROPIC_API_KEY=sk-test\n", "never overwritten"
     removed = run_cli("service", "uninstall", "--manager", "systemd", env=env)
     assert removed.returncode == 0
-    assert not unit.exists() and vault.root.is_dir()
+    assert not unit.exists() and vault.root.is_dir() and secrets.exists()
+    install_calls = ["--user daemon-reload", "--user enable ai-employee.service"]
+    install_calls.append("--user restart ai-employee.service")  # a running one takes the new unit
     assert calls.read_text().splitlines() == [
-        "--user daemon-reload",
-        "--user enable --now ai-employee.service",
+        *install_calls,
+        *install_calls,
         "--user disable --now ai-employee.service",
         "--user daemon-reload",
+    ]
+
+
+def test_service_status_says_where_the_unit_is_and_what_the_manager_said(
+    vault: Vault, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    fake = _executable(bin_dir / "systemctl")
+    fake.write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = run_cli("--vault", str(vault.root), "service", "status", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:3] == [
+        f"unit: {home}/.config/systemd/user/ai-employee.service (not installed)",
+        "$ systemctl --user status ai-employee.service --no-pager --lines 5",
+        "Failed to connect to bus: No medium found",
     ]
 
 
@@ -147,7 +331,7 @@ def test_sd_notify_ready_watchdog_stopping_in_order(
         "AI_EMPLOYEE_VAULT": str(vault.root),
         "AI_EMPLOYEE_AGENT": "command",
         "AI_EMPLOYEE_AGENT_COMMAND": "true",
-        "WATCHDOG_USEC": "200000",
+        "WATCHDOG_USEC": "300000",
         "NOTIFY_SOCKET": "@" + name[1:] if abstract else name,
     }
     proc = subprocess.Popen(
@@ -155,7 +339,7 @@ def test_sd_notify_ready_watchdog_stopping_in_order(
     )
     try:
         seen = []
-        while len([m for m in seen if m == "WATCHDOG=1"]) < 2:
+        while len([m for m in seen if m == "WATCHDOG=1"]) < 3:
             seen.append(receiver.recv(4096).decode().split("\n")[0])
         proc.send_signal(signal.SIGTERM)
         while seen[-1] != "STOPPING=1":
@@ -171,8 +355,69 @@ def test_sd_notify_ready_watchdog_stopping_in_order(
     assert seen[-1] == "STOPPING=1"
 
 
-def test_notifier_is_silent_without_systemd() -> None:
+def test_notifier_reads_the_watchdog_only_when_it_is_for_this_process() -> None:
     notifier = Notifier({})
-    assert not notifier.enabled and notifier.watchdog_interval is None
+    assert not notifier.enabled and notifier.watchdog_seconds is None
     assert notifier.ready() is False
-    assert Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "60000000"}).watchdog_interval == 30
+    assert Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "60000000"}).watchdog_seconds == 60
+    other = {"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "1"}
+    assert Notifier(other).watchdog_seconds is None
+
+
+@pytest.mark.parametrize(
+    ("since_beat", "waiting", "alive"),
+    [
+        (0.0, False, True),
+        (39.9, False, True),
+        (40.0, False, True),
+        (40.1, False, False),
+        (3600.0, True, True),
+        (0.0, True, True),
+    ],
+)
+def test_the_loop_is_alive_while_it_waits_or_made_progress_lately(
+    since_beat: float, waiting: bool, alive: bool
+) -> None:
+    assert loop_alive(1000.0 + since_beat, 1000.0, waiting, limit=40.0) is alive
+
+
+def test_the_pinger_pings_a_third_of_the_watchdog_and_stops_for_a_stuck_loop(
+    tmp_path: Path,
+) -> None:
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(tmp_path / "notify.sock"))
+    receiver.setblocking(False)
+    now = [0.0]
+    pinger = WatchdogPinger(
+        Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}), 0.3, clock=lambda: now[0]
+    )
+    assert pinger.interval == pytest.approx(0.1) and pinger.limit == pytest.approx(0.2)
+    pinger.start()
+    try:
+        wait_for(lambda: pinger.pings >= 3, what="three pings from a live loop")
+        now[0] = 10.0  # the loop's last beat was long ago, and it is not waiting: stuck
+        stuck_at = pinger.checks + 1
+        wait_for(lambda: pinger.checks > stuck_at + 3, what="the pinger's next looks")
+        pings_when_stuck = pinger.pings
+        wait_for(lambda: pinger.checks > stuck_at + 6, what="more looks")
+        assert pinger.pings == pings_when_stuck, "no ping for a stuck loop"
+        with pinger.waiting():  # a loop blocked waiting for an event is healthy
+            wait_for(lambda: pinger.pings > pings_when_stuck, what="pings while waiting")
+    finally:
+        pinger.stop()
+    received = 0
+    while True:
+        try:
+            assert receiver.recv(64) == b"WATCHDOG=1"
+        except BlockingIOError:
+            break
+        received += 1
+    receiver.close()
+    assert received == pinger.pings
+
+
+def test_a_documentation_link_that_exists(vault: Vault, tmp_path: Path) -> None:
+    unit = render(load_config(vault.root, env={}), "systemd", home=tmp_path)
+    [doc] = [line.split("=", 1)[1] for line in unit.text.splitlines() if "Documentation=" in line]
+    path = Path(unquote(urlparse(doc.replace("%%", "%")).path))
+    assert path.name == "OPERATIONS.md" and path.is_file()
