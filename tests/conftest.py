@@ -13,6 +13,15 @@ from ai_employee.config import Config, load_config
 from ai_employee.vault import Vault, init_vault
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """TEST_EXPECT_INSTALLED=1 (the floors run): the suite must test the installed wheel."""
+    import ai_employee
+
+    where = Path(ai_employee.__file__)
+    if os.environ.get("TEST_EXPECT_INSTALLED") == "1" and "site-packages" not in where.parts:
+        raise pytest.UsageError(f"ai_employee comes from {where}, not from the installed wheel")
+
+
 @pytest.fixture(autouse=True)
 def _reset_structlog() -> Iterator[None]:
     structlog.reset_defaults()

@@ -27,7 +27,10 @@ from .service_harness import cancel, drop, events, note, running_service, svc_co
 pytestmark = pytest.mark.claude
 
 ROOT = Path(__file__).resolve().parent.parent
-CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
+CLAUDE = Path(
+    os.environ.get("TEST_CLAUDE_BIN") or ROOT / ".cache/claude-code/node_modules/.bin/claude"
+)
+"""The pinned CLI scripts/setup.sh installs (TEST_CLAUDE_BIN: the floors run's copy of it)."""
 
 
 @pytest.fixture(scope="session")
