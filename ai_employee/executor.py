@@ -44,7 +44,7 @@ def retry_delay(attempt: int, initial: float, maximum: float) -> float:
 
     `initial * 2**(attempt-1)` plus up to `initial` of jitter, capped at `maximum`. Built from
     wait_exponential and wait_random, which every tenacity 9.x has with these names
-    (wait_exponential_jitter takes `initial` up to 9.1.4, and deprecates it for `multiplier` in 9.2).
+    (wait_exponential_jitter takes `initial` up to 9.1.4; 9.2 deprecates it for `multiplier`).
     """
     wait = tenacity.wait_exponential(multiplier=initial, max=maximum) + tenacity.wait_random(
         0, initial
