@@ -128,8 +128,10 @@ def choose_claude(config: Config, environ: os._Environ[str] | dict[str, str]) ->
             ),
         )
     if source == "default":
-        why = "found on this shell's PATH, which the unit gets" if found else "not on PATH"
-        return Claude(path, found, False, f"{why}; claude_path in {file} would win")
+        if not found:
+            return Claude(path, False, False, "not on this shell's PATH")
+        why = f"found on this shell's PATH, which the unit gets; claude_path in {file} would win"
+        return Claude(path, True, False, why)
     return Claude(path, found, False, f"claude_path in {file}; read there at each start")
 
 

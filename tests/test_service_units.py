@@ -255,7 +255,7 @@ def test_install_warns_loudly_when_claude_cannot_be_found(vault: Vault, tmp_path
     }
     printed = run_cli("service", "install", "--print", env=env)
     assert printed.returncode == 0
-    assert "# warning: claude was not found ('claude': not on PATH" in printed.stderr
+    assert "# warning: claude was not found ('claude': not on this shell's PATH)" in printed.stderr
     quiet = run_cli("service", "install", "--print", env={**env, "AI_EMPLOYEE_AGENT": "command"})
     assert "warning" not in quiet.stderr  # the command agent needs no claude
 
