@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import statistics
 import tempfile
@@ -82,7 +83,10 @@ def service_in_thread(root: Path, **env: str) -> Iterator[Service]:
     config = load_config(root, env={f"AI_EMPLOYEE_{k.upper()}": v for k, v in env.items()})
     if hasattr(fsops, "quiet_lease_breaks"):  # as the CLI does (older trees: bench/ab.sh)
         fsops.quiet_lease_breaks()
-    configure_logging(root / "Logs", style="json", console_level=100)
+    if "style" in inspect.signature(configure_logging).parameters:
+        configure_logging(root / "Logs", style="json", console_level=100)
+    else:  # trees before the console styles (bench/ab.sh)
+        configure_logging(root / "Logs", json_console=True, console_level=100)
     ready = threading.Event()
     service = Service(config, on_ready=ready.set)
     thread = threading.Thread(target=service.run, daemon=True)
