@@ -12,22 +12,22 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
-import tenacity
 
 from . import fsops
 from .agentproc import Run, RunFinished
 from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .config import Config
 from .errors import NoteRefused
-from .lifecycle import HOME, Status, check_transition
+from .lifecycle import Status, check_transition
 from .notefile import NoteGone, NoteStore, Placed
 from .planner import plan_name
 from .reconcile import RunRequest
+from .run_end import RetryPolicy, RunEnd, decide_end
 from .runrecords import RunJournal
 from .taskfile import TaskNote, edit_note_text, parse_note
 from .vault import Folder, Vault
@@ -37,21 +37,6 @@ log = structlog.get_logger(__name__)
 
 class ClaimLost(Exception):
     """The note changed between our read and our claim: nothing is started."""
-
-
-def retry_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Seconds before retry number `attempt` (1-based): exponential with jitter (tenacity).
-
-    `initial * 2**(attempt-1)` plus up to `initial` of jitter, capped at `maximum`. Built from
-    wait_exponential and wait_random, which every tenacity 9.x has with these names
-    (wait_exponential_jitter takes `initial` up to 9.1.4; 9.2 deprecates it for `multiplier`).
-    """
-    wait = tenacity.wait_exponential(multiplier=initial, max=maximum) + tenacity.wait_random(
-        0, initial
-    )
-    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = max(1, attempt)
-    return min(float(wait(state)), maximum)
 
 
 @dataclass
@@ -85,6 +70,10 @@ class Executor:
     """Records of live agents (opened by the service once leftovers from a crash are stopped)."""
     announce: Callable[[Path, Placed, Status | None], None] = lambda path, placed, status: None
     """Told just before a run thread swaps its write into place (see Reconciler.ours)."""
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy.of(self.config)
 
     @property
     def notes(self) -> NoteStore:
@@ -277,7 +266,7 @@ class Executor:
                 result="left executing; retried on the next start",
             )
             return path
-        ends: list[_End] = []
+        ends: list[RunEnd] = []
         name = path.name if path is not None else ""
 
         def conclude(text: str) -> str:
@@ -287,8 +276,8 @@ class Executor:
             return edit_note_text(text, end.changes, end.result)
 
         def destination() -> Path | None:
-            target = ends[-1].target
-            return None if target is None else self.vault.folder(target)
+            folder = ends[-1].folder
+            return None if folder is None else self.vault.folder(folder)
 
         try:
             if path is None:
@@ -329,7 +318,7 @@ class Executor:
             action_type="run_end",
             task_id=finished.task_id,
             target=self._rel(path),
-            result=end.kind.value if end.kind is not OutcomeKind.TRANSIENT else "retry later",
+            result=end.label,
             error=end.error or None,
             parameters={
                 "attempt": end.attempts,
@@ -342,55 +331,17 @@ class Executor:
         )
         return path
 
-    def _end_of(self, note: TaskNote, finished: RunFinished, claim: dict[str, Any]) -> _End:
-        """How the run ends on this note: the keys to write, the Result, the folder."""
-        outcome = finished.outcome
-        now = self.now()
-        attempts = int(note.attempts or claim.get("attempts") or 1)
-        kind = outcome.kind
-        if note.status is Status.CANCELLED or note.status is Status.REJECTED:
-            kind = OutcomeKind.CANCELLED
-        if kind is OutcomeKind.TRANSIENT and attempts >= self.config.max_attempts:
-            kind = OutcomeKind.PERMANENT
-            error = (
-                f"{outcome.error} (attempt {attempts} of {self.config.max_attempts}; "
-                "`ai-employee retry` to try again)"
-            )
-        else:
-            error = outcome.error
-        changes: dict[str, Any] = {
-            "duration_s": round(finished.duration_s, 3),
-            "exit_code": outcome.exit_code,
-            "cost_usd": outcome.cost_usd,
-        }
-        if outcome.session_id:
-            changes["session_id"] = outcome.session_id
-        target: Folder | None = None
-        if kind is OutcomeKind.SUCCESS:
-            changes |= {"status": Status.DONE, "completed_at": now, "error": None}
-            target = HOME[Status.DONE]
-        elif kind is OutcomeKind.CANCELLED:
-            status = note.status if note.status is Status.REJECTED else Status.CANCELLED
-            changes |= {"status": status, "completed_at": now, "error": error or None}
-            target = HOME[status]
-        elif kind is OutcomeKind.TRANSIENT:
-            delay = retry_delay(
-                attempts, self.config.retry_initial_seconds, self.config.retry_max_seconds
-            )
-            changes |= {
-                "status": Status.PLANNED,
-                "error": error,
-                "next_attempt_at": now + timedelta(seconds=delay),
-                "session_id": None,
-            }
-        else:
-            changes |= {"status": Status.FAILED, "error": error, "completed_at": now}
-            target = HOME[Status.FAILED]
-        new_status: Status = changes["status"]
-        if note.status is not None and new_status is not note.status:
-            check_transition(note.status, new_status, finished.task_id)
-        result = _result_text(kind, outcome, error, finished, attempts)
-        return _End(kind, new_status, changes, result, target, error, attempts)
+    def _end_of(self, note: TaskNote, finished: RunFinished, claim: dict[str, Any]) -> RunEnd:
+        """How the run ends on this note (decided by run_end.decide_end)."""
+        return decide_end(
+            task_id=finished.task_id,
+            status=note.status,
+            attempts=int(note.attempts or claim.get("attempts") or 1),
+            outcome=finished.outcome,
+            duration_s=finished.duration_s,
+            policy=self.policy,
+            now=self.now(),
+        )
 
     def _count_end(self, kind: OutcomeKind) -> None:
         if kind is OutcomeKind.SUCCESS:
@@ -412,35 +363,3 @@ class Executor:
             return str(path.relative_to(self.vault.root))
         except ValueError:
             return str(path)
-
-
-@dataclass(frozen=True)
-class _End:
-    """How one run ends on its note (decided by Executor._end_of)."""
-
-    kind: OutcomeKind
-    status: Status
-    changes: dict[str, Any]
-    result: str
-    target: Folder | None
-    error: str
-    attempts: int
-
-
-def _result_text(
-    kind: OutcomeKind, outcome: Outcome, error: str, finished: RunFinished, attempts: int
-) -> str:
-    facts = [f"**{kind.value}**", f"attempt {attempts}", f"{finished.duration_s:.1f} s"]
-    if outcome.exit_code is not None:
-        facts.append(f"exit {outcome.exit_code}")
-    if outcome.cost_usd is not None:
-        facts.append(f"${outcome.cost_usd:.4f}")
-    if outcome.turns is not None:
-        facts.append(f"{outcome.turns} turns")
-    lines = [", ".join(facts), ""]
-    if error:
-        lines += [f"Error: {error}", ""]
-    if outcome.result.strip():
-        lines += ["```text", outcome.result.strip()[-4000:].replace("```", "'''"), "```"]
-    lines.append(f"Transcript: `Logs/tasks/{finished.task_id}.jsonl`")
-    return "\n".join(lines)

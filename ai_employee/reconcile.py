@@ -33,6 +33,7 @@ from .notefile import (
     signature_of,
     sync_now,
 )
+from .run_end import RetryPolicy, decide_interrupted
 from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
@@ -393,27 +394,21 @@ class Reconciler:
             )
             return self._move(path, Folder.NEEDS_ACTION, task_id, "approved")
         if action is Action.INTERRUPTED:
-            if note.attempts >= self.config.max_attempts:
-                error = (
-                    f"interrupted on attempt {note.attempts} of {self.config.max_attempts} "
-                    "(the service stopped or died); `ai-employee retry` to try again"
-                )
-                self._write(
-                    path,
-                    {**id_changes, "status": Status.FAILED, "error": error, "completed_at": now},
-                    task_id,
-                    audit=(
-                        "interrupted attempt",
-                        {"result": "attempts spent: failed", "error": error},
-                    ),
-                )
-                return self._move(path, Folder.FAILED, task_id, "attempts spent")
+            counted = decide_interrupted(note.attempts, RetryPolicy.of(self.config), now)
             self._write(
                 path,
-                {**id_changes, "status": Status.PLANNED},
+                {**id_changes, **counted.changes},
                 task_id,
-                audit=("interrupted attempt", {"result": "counted; retried as planned"}),
+                audit=(
+                    "interrupted attempt",
+                    {
+                        "result": counted.summary,
+                        **({"error": counted.error} if counted.error else {}),
+                    },
+                ),
             )
+            if counted.folder is not None:
+                return self._move(path, counted.folder, task_id, "attempts spent")
             return path
         if action is Action.SET_STATUS and step.status is Status.EXECUTING:
             restored = self.claim_of(task_id)  # a stale copy dropped our claim: put it back

@@ -22,8 +22,8 @@ import pytest
 from ai_employee import agentproc, fsops
 from ai_employee.agents import CommandAgent
 from ai_employee.config import Config
-from ai_employee.executor import retry_delay
 from ai_employee.notefile import LOCK_STRIPES
+from ai_employee.run_end import retry_delay
 from ai_employee.service import Service
 from ai_employee.taskfile import edit_note_text
 from ai_employee.vault import Folder, Vault
