@@ -21,6 +21,7 @@ from .doctor import run_checks
 from .envfile import read_env_file
 from .errors import AiEmployeeError, RunsFailed
 from .logs import (
+    JOURNAL_PRIORITIES,
     LOG_FILE_MAX_BYTES,
     CappedLogFile,
     ConsoleStyle,
@@ -30,6 +31,7 @@ from .logs import (
     follow_entries,
     format_line,
     iter_log_entries,
+    journal_lines,
     os_user,
 )
 from .service import Service
@@ -132,13 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except AiEmployeeError as err:
-        print(f"ai-employee: error: {err}", file=sys.stderr)
+        line = f"ai-employee: error: {err}"
+        if console_style(sys.stderr, os.environ) == "journal":  # `journalctl -p err` finds it
+            line = journal_lines(line, JOURNAL_PRIORITIES["error"])
+        print(line, file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `ai-employee logs | head`: the reader has all it wanted
         _stdout_to_devnull()
-        return 0
+        return 0 if args.command not in ("run", "once") else 1  # a service must be restarted
 
 
 def _stdout_to_devnull() -> None:
@@ -209,8 +214,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             _print(
                 f"ran {tally.started}: {tally.succeeded} succeeded, {tally.failed} failed, "
                 f"{tally.retrying} to retry later, {tally.cancelled} cancelled"
+                + (f", {tally.interrupted} interrupted" if tally.interrupted else "")
             )
-        unsuccessful = tally.failed + tally.retrying + tally.interrupted
+        # Whatever did not end done or cancelled, its note lost on the way included.
+        unsuccessful = tally.started - tally.succeeded - tally.cancelled
         if code == 0 and unsuccessful:
             raise RunsFailed(
                 f"{unsuccessful} of {tally.started} run(s) did not succeed "
@@ -268,7 +275,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _service(vault: Vault, config: Config, args: argparse.Namespace) -> int:
     manager = args.manager or service_units.default_manager()
     plan = service_units.plan_install(config, Path.home())
-    unit = service_units.render(config, manager)
+    unit = service_units.render(plan, manager, Path.home())
     facts, warnings = service_units.notes(plan)
     if args.print_only:  # stdout is the file itself (it parses as a unit or a plist)
         print(f"# {args.action} would write {unit.path}", file=sys.stderr)

@@ -3,8 +3,9 @@
 systemd reads it itself (`EnvironmentFile=`); launchd has no such setting, so its agent runs
 `ai-employee run --env-file PATH` and this module reads the same file. The format is the common
 part of both: `KEY=value` lines, `#` or `;` comments, blank lines, and a value that may be wrapped
-in double quotes (with `\\"` and `\\\\` inside) or single quotes (taken as written). Nothing is
-expanded. A line that is none of these is an error naming the file and the line.
+in double quotes (with `\\"`, `\\\\`, `\\$` and `` \\` `` inside) or single quotes (taken as
+written). Nothing is expanded. A line that is none of these, or that systemd would read
+differently, is an error naming the file and the line.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ ENV_FILE_HEADER = """\
 """
 """What `service install` writes into a new environment file: comments only, no setting."""
 
-_LINE = re.compile(r"^\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*?)\s*$")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BLANKS = " \t"
+_LINE_END = re.compile(r"\r\n|[\r\n]")
+_DOUBLE_QUOTED_ESCAPES = frozenset('"\\$`')
+"""What a backslash may escape inside double quotes (systemd drops the backslash there too)."""
 
 
 def env_file_path(environ: dict[str, str] | os._Environ[str], home: Path) -> Path:
@@ -41,36 +46,66 @@ def env_file_path(environ: dict[str, str] | os._Environ[str], home: Path) -> Pat
 
 
 def parse_env_text(text: str, source: str) -> dict[str, str]:
-    """The assignments of an environment file's text, in order; one clear error for a bad line."""
+    """The assignments of an environment file's text, in order; one clear error for a bad line.
+
+    Only what systemd's EnvironmentFile= reads the same way is accepted (tested against
+    systemd's own parser): anything it would read differently (a backslash outside quotes, a
+    line continuation, text after a closing quote, control characters) is an error here, so
+    one file means the same under systemd and launchd.
+    """
     values: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith(("#", ";")):
+    # systemd ends a line at \r as at \n (so a file with Windows line ends reads the same).
+    for number, line in enumerate(_LINE_END.split(text), start=1):
+        where = f"{source}:{number}"
+        body = line.strip(_BLANKS)
+        if not body or body[0] in "#;":
             continue
-        match = _LINE.match(line)
-        if match is None:
-            raise ConfigError(f"{source}:{number}: expected KEY=value, found {line.strip()!r}")
-        values[match["key"]] = _unquote(match["value"], f"{source}:{number}")
+        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in body):
+            raise ConfigError(f"{where}: a control character in {body!r}")
+        key, equals, raw = body.partition("=")
+        key = key.rstrip(_BLANKS)
+        if not equals or not _KEY.fullmatch(key):
+            raise ConfigError(f"{where}: expected KEY=value, found {body!r}")
+        values[key] = _value(raw.lstrip(_BLANKS), where)
     return values
 
 
-def _unquote(value: str, where: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == "'":
-        return value[1:-1]
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        inner, out, i = value[1:-1], [], 0
-        while i < len(inner):
-            if inner[i] == "\\" and i + 1 < len(inner) and inner[i + 1] in '"\\':
-                out.append(inner[i + 1])
-                i += 2
-                continue
-            if inner[i] == '"':
-                raise ConfigError(f"{where}: a double quote inside a quoted value needs \\")
-            out.append(inner[i])
-            i += 1
-        return "".join(out)
-    if value[:1] in ("'", '"'):
-        raise ConfigError(f"{where}: the quote that opens {value!r} is never closed")
-    return value
+def _value(raw: str, where: str) -> str:
+    quote = raw[:1]
+    if quote not in ("'", '"'):
+        if any(c in raw for c in "\\'\""):
+            raise ConfigError(
+                f"{where}: systemd reads a backslash or a quote in {raw!r} differently; "
+                'write the value in double quotes, with \\\\ for a backslash and \\" for a quote'
+            )
+        return raw
+    if len(raw) < 2 or raw[-1] != quote:
+        if quote in raw[1:]:
+            raise ConfigError(f"{where}: text after the closing quote in {raw!r}")
+        raise ConfigError(f"{where}: the quote that opens {raw!r} is never closed")
+    inner = raw[1:-1]
+    if quote == "'":
+        if "'" in inner or "\\" in inner:
+            raise ConfigError(
+                f"{where}: a ' or a \\ cannot be written in single quotes; use double quotes"
+            )
+        return inner
+    out, i = [], 0
+    while i < len(inner):
+        c = inner[i]
+        if c == "\\":
+            if i + 1 >= len(inner) or inner[i + 1] not in _DOUBLE_QUOTED_ESCAPES:
+                raise ConfigError(
+                    f'{where}: in double quotes a backslash may only escape \\ " $ or `'
+                )
+            out.append(inner[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            raise ConfigError(f"{where}: a double quote inside a quoted value needs \\")
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import structlog
+
+from .errors import UsageError
 
 AUDIT_FIELDS: tuple[str, ...] = (
     "timestamp",
@@ -180,9 +182,33 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Console(stream))),
         cache_logger_on_first_use=False,
     )
+
+
+class _Console:
+    """The console stream. A reader that goes away (a closed pipe, a full disk) ends the
+    console's lines, never the service: the vault's log keeps every event."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except OSError:
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except OSError:
+                self.gone = True
 
 
 class _ConsoleFilter:
@@ -244,9 +270,14 @@ def format_line(entry: dict[str, Any], *, style: ConsoleStyle = "plain") -> str:
     skip = {*AUDIT_FIELDS}
     extra = [f"{k}={v}" for k, v in entry.items() if k not in skip and v not in (None, "", [], {})]
     line = " ".join(p for p in parts if p) + ("  " + " ".join(extra) if extra else "")
-    if style == "journal":
-        return f"<{JOURNAL_PRIORITIES.get(name, 6)}>{line}"
+    if style == "journal":  # journald files each line by its own prefix (a traceback has many)
+        return journal_lines(line, JOURNAL_PRIORITIES.get(name, 6))
     return line
+
+
+def journal_lines(text: str, priority: int) -> str:
+    """`text` with the sd-daemon priority prefix on each of its lines."""
+    return "\n".join(f"<{priority}>{line}" for line in text.split("\n"))
 
 
 def _local_time(timestamp: object) -> str:
@@ -291,7 +322,11 @@ class CappedLogFile:
     def __init__(self, path: Path, max_bytes: int = LOG_FILE_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self._point_at_file()
+        self._at_line_start = True
+        try:
+            self._point_at_file()
+        except OSError as err:
+            raise UsageError(f"cannot open the log file {path}: {err}") from err
 
     def _point_at_file(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,9 +343,16 @@ class CappedLogFile:
             os.close(fd)
 
     def write(self, text: str) -> int:
-        os.write(2, text.encode("utf-8", errors="replace"))
-        if os.fstat(2).st_size >= self.max_bytes:
-            self._point_at_file()
+        """One write; the file moves aside first when it is full and a new line begins (a
+        line is never split between the two files). A write that fails (a full disk) is
+        dropped: the console must never take the service down, the vault's log has it all."""
+        try:
+            if self._at_line_start and os.fstat(2).st_size >= self.max_bytes:
+                self._point_at_file()
+            os.write(2, text.encode("utf-8", errors="replace"))
+            self._at_line_start = text.endswith("\n")
+        except OSError:
+            pass
         return len(text)
 
     def flush(self) -> None:

@@ -24,7 +24,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from . import fsops
-from .config import CONFIG_FILE_NAME, Config, env_name
+from .config import CONFIG_FILE_NAME, Config, env_name, load_config
 from .envfile import create_env_file, env_file_path, readable_by_others
 from .errors import ConfigError, UsageError, VaultError
 
@@ -73,12 +73,15 @@ class InstallPlan:
 
     python: str
     vault: Path
+    apps_dir: Path
     path: str
     claude: Claude
     claude_needed: bool
     env_file: Path
     log_file: Path
     writable: tuple[str, ...]
+    missing_roots: tuple[Path, ...]
+    """extra_roots that do not exist: left read-only by the unit until they do."""
     grace_seconds: int
     doc: Path | None
 
@@ -116,15 +119,18 @@ def choose_claude(config: Config, environ: os._Environ[str] | dict[str, str]) ->
     file = config.vault / CONFIG_FILE_NAME
     variable = env_name("claude_path")
     if source.startswith("env"):
+        if not found:  # not written into the unit: the service finds claude as if it were unset
+            unset = {k: v for k, v in environ.items() if k != variable}
+            fallback = choose_claude(load_config(config.vault, env=unset), unset)
+            why = f"{variable}={path!r} in this shell names no program, so the unit leaves it out"
+            return Claude(fallback.path, fallback.found, False, f"{why}; {fallback.why}")
         return Claude(
             path,
-            found,
-            in_unit=found,
+            True,
+            in_unit=True,
             why=(
                 f"from {variable} in this shell; the unit sets it too, so it wins over "
                 f"claude_path in {file} (unset it and install again to let the file decide)"
-                if found
-                else f"from {variable} in this shell, which names no program; not written"
             ),
         )
     if source == "default":
@@ -140,21 +146,26 @@ def plan_install(
 ) -> InstallPlan:
     env = os.environ if environ is None else environ
     python = sys.executable
+    # A missing path in ReadWritePaths= fails the unit at start; one marked `-` is skipped (and
+    # stays read-only). The vault and the apps folder are made before the unit is written.
+    roots = [str(r) if r.is_dir() else f"-{r}" for r in config.extra_roots]
     writable = [
         str(config.vault),
         str(config.apps_dir),
-        *(str(r) for r in config.extra_roots),
+        *roots,
         *(f"-{home / p}" for p in (".claude", ".claude.json", ".config", ".cache", ".npm")),
     ]
     return InstallPlan(
         python=python,
         vault=config.vault,
+        apps_dir=config.apps_dir,
         path=service_path(env, python),
         claude=choose_claude(config, env),
         claude_needed="claude" in (config.agent, config.planner),
         env_file=env_file_path(env, home),
         log_file=home / "Library" / "Logs" / "ai-employee.log",
         writable=tuple(dict.fromkeys(writable)),
+        missing_roots=tuple(r for r in config.extra_roots if not r.is_dir()),
         grace_seconds=int(config.shutdown_grace_seconds),
         doc=operations_doc(),
     )
@@ -165,10 +176,12 @@ def plan_install(
 
 def _unit_safe(value: str, what: str) -> str:
     """Refuse what no unit file can hold: control characters, and ends that systemd trims."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+    ends_badly = value != value.strip() or value.endswith("\\")  # trimmed; a line continuation
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or ends_badly:
         raise UsageError(
-            f"{what} {value!r} cannot be written into a systemd unit (control characters or "
-            "leading or trailing spaces); rename it or write the unit by hand"
+            f"{what} {value!r} cannot be written into a systemd unit (control characters, "
+            "leading or trailing spaces, or a trailing backslash); rename it or write the unit "
+            "by hand"
         )
     return value.replace("%", "%%")  # specifiers are expanded in every setting
 
@@ -252,15 +265,8 @@ def render_launchd(plan: InstallPlan) -> str:
     return plistlib.dumps(agent, sort_keys=False).decode("utf-8")
 
 
-def render(
-    config: Config,
-    manager: Manager,
-    home: Path | None = None,
-    environ: os._Environ[str] | dict[str, str] | None = None,
-) -> UnitFile:
+def render(plan: InstallPlan, manager: Manager, home: Path) -> UnitFile:
     """The unit (or plist) for this vault and this Python, with absolute paths."""
-    home = home or Path.home()
-    plan = plan_install(config, home, environ)
     if manager == "systemd":
         path = home / ".config" / "systemd" / "user" / UNIT_NAME
         return UnitFile(manager, path, render_systemd(plan))
@@ -282,6 +288,11 @@ def notes(plan: InstallPlan) -> tuple[list[str], list[str]]:
             "Runs will fail until it is: install Claude Code "
             "(npm install -g @anthropic-ai/claude-code) and run `service install` again, or "
             f"set claude_path in {plan.vault / CONFIG_FILE_NAME}"
+        )
+    for root in plan.missing_roots:
+        warnings.append(
+            f"warning: extra_roots folder {root} does not exist: the unit leaves it read-only; "
+            "create it and run `service install` again"
         )
     if readable_by_others(plan.env_file):
         warnings.append(
@@ -312,6 +323,7 @@ def _check(done: subprocess.CompletedProcess[str], what: str) -> None:
 def install(unit: UnitFile, plan: InstallPlan) -> list[str]:
     """Create the environment file (once), write the unit, (re)start it; what to know next."""
     created = create_env_file(plan.env_file)
+    fsops.ensure_dir(plan.apps_dir)  # ReadWritePaths= needs it, and the unit cannot make it
     unit.path.parent.mkdir(parents=True, exist_ok=True)
     fsops.write_atomic(unit.path, unit.text.encode("utf-8"), unit.path.parent)
     said = [f"created {plan.env_file} (empty, mode 0600)"] if created else []

@@ -17,10 +17,6 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
-from ai_employee.envfile import parse_env_text
-from ai_employee.errors import ConfigError
 from ai_employee.logs import LOG_FILE_MAX_BYTES, format_line
 from ai_employee.vault import Vault
 
@@ -243,31 +239,70 @@ def test_a_bad_env_file_line_is_one_clear_error(vault: Vault, tmp_path: Path) ->
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "values"),
-    [
-        ("A=1\n", {"A": "1"}),
-        ("  A = spaced out  \n", {"A": "spaced out"}),
-        ("A='$HOME \\n'\n", {"A": "$HOME \\n"}),
-        ('A="say \\"hi\\" \\\\ ok"\n', {"A": 'say "hi" \\ ok'}),
-        ("# c\n; c\n\nB=\n", {"B": ""}),
-        ("A=1\nA=2\n", {"A": "2"}),
-    ],
-)
-def test_env_file_lines(text: str, values: dict[str, str]) -> None:
-    assert parse_env_text(text, "f") == values
+def test_rotation_never_splits_a_line_written_in_two_pieces(tmp_path: Path) -> None:
+    """print() writes a line and its newline apart: the file moves aside only between lines."""
+    log_file = tmp_path / "service.log"
+    script = (
+        "import sys; from pathlib import Path; from ai_employee.logs import CappedLogFile\n"
+        f"log = CappedLogFile(Path({str(log_file)!r}), max_bytes=1050)\n"
+        "for n in range(1, 31):\n"
+        "    print(f'line {n:02d} ' + 'x' * 91, file=log)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    old = log_file.with_name("service.log.1").read_text()
+    new = log_file.read_text()
+    for text in (old, new):
+        assert text.endswith("\n") and "\n\n" not in text and not text.startswith("\n")
+    assert [line[:7] for line in new.splitlines()][-1] == "line 30"
 
 
-@pytest.mark.parametrize(
-    ("text", "error"),
-    [
-        ("1A=x\n", "f:1: expected KEY=value, found '1A=x'"),
-        ("just words\n", "f:1: expected KEY=value, found 'just words'"),
-        ("A='open\n", 'f:1: the quote that opens "\'open" is never closed'),
-        ('A="a"b"\n', "f:1: a double quote inside a quoted value needs \\"),
-    ],
-)
-def test_env_file_errors(text: str, error: str) -> None:
-    with pytest.raises(ConfigError) as raised:
-        parse_env_text(text, "f")
-    assert str(raised.value) == error
+def test_a_traceback_under_journald_is_filed_as_an_error_line_by_line() -> None:
+    entry = {
+        "level": "error",
+        "event": "internal error",
+        "exception": 'Traceback (most recent call last):\n  File "x.py"\nValueError: boom',
+    }
+    lines = format_line(entry, style="journal").split("\n")
+    assert len(lines) == 3 and all(line.startswith("<3>") for line in lines), lines
+
+
+def test_a_command_line_error_under_journald_is_filed_as_an_error(tmp_path: Path) -> None:
+    console = tmp_path / "journal-stream"
+    with console.open("wb") as stream:
+        st = os.fstat(stream.fileno())
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AI_EMPLOYEE_")},
+            "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",
+        }
+        missing = tmp_path / "no vault"
+        done = subprocess.run(
+            [sys.executable, "-m", "ai_employee", "--vault", str(missing), "run"],
+            env=env,
+            stderr=stream,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert console.read_text() == (
+        f"<3>ai-employee: error: vault {str(missing)!r} does not exist; create it with "
+        f"`ai-employee init --vault {missing}`\n"
+    )
+
+
+def test_a_console_nobody_reads_any_more_does_not_stop_the_service(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """journald restarted, or the terminal's pipe closed: writes to stderr fail with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: every write to the console fails
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ai_employee", "run"], env=_env(vault), stderr=write_end
+    )
+    os.close(write_end)
+    try:
+        wait_for(lambda: (vault.root / "Dashboard.md").exists(), what="the service ready")
+        (tmp_path / "t.md").write_text("---\ntitle: T\ntype: claude_app\n---\nx\n")
+        os.rename(tmp_path / "t.md", vault.root / "Needs_Action" / "t.md")
+        wait_for(lambda: (vault.root / "Done" / "t.md").exists(), 30, "the task done")
+    finally:
+        _stop(proc)

@@ -24,10 +24,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from ai_employee.config import load_config
+from ai_employee.config import Config, load_config
 from ai_employee.envfile import ENV_FILE_HEADER
 from ai_employee.sdnotify import Notifier, WatchdogPinger, loop_alive
-from ai_employee.service_units import plan_install, render, service_path
+from ai_employee.service_units import Manager, UnitFile, plan_install, render, service_path
 from ai_employee.vault import Vault, init_vault
 
 from .helpers import wait_for
@@ -42,6 +42,12 @@ ODD_NAMES = [
     "back\\slash;semi",
     "Notizen Ünïcødé ✓ 日本",
 ]
+
+
+def _unit(
+    config: Config, manager: Manager, home: Path, environ: dict[str, str] | None = None
+) -> UnitFile:
+    return render(plan_install(config, home, environ), manager, home)
 
 
 def _unit_settings(unit_text: str) -> dict[str, list[str]]:
@@ -95,7 +101,7 @@ def odd_vault(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Vault]
 def test_any_vault_path_reaches_systemd_exactly(odd_vault: Vault, tmp_path: Path) -> None:
     vault = str(odd_vault.root)
     path = f"/opt/with space/bin:{tmp_path}/100%:/usr/bin"
-    unit = render(load_config(vault, env={}), "systemd", home=tmp_path, environ={"PATH": path})
+    unit = _unit(load_config(vault, env={}), "systemd", home=tmp_path, environ={"PATH": path})
     parsed = _unit_settings(unit.text)
     assert parsed["WorkingDirectory"] == [vault]
     assert parsed["Description"] == [f"ai-employee: markdown task notes to finished work ({vault})"]
@@ -115,7 +121,7 @@ def test_systemd_analyze_verify_accepts_the_unit_for_my_vault_100(tmp_path: Path
     root = tmp_path / "My Vault 100%"
     init_vault(root, tmp_path / "apps")
     config = load_config(root, env={"AI_EMPLOYEE_CLAUDE_PATH": "/usr/bin/env"})
-    unit = render(config, "systemd", home=tmp_path)
+    unit = _unit(config, "systemd", home=tmp_path)
     path = tmp_path / "ai-employee.service"
     path.write_text(unit.text)
     runtime = tmp_path / "runtime"
@@ -170,7 +176,7 @@ def test_print_writes_only_the_unit_to_stdout(vault: Vault, tmp_path: Path) -> N
 @pytest.mark.parametrize("odd_vault", ODD_NAMES, indirect=True)
 def test_the_plist_is_made_by_plistlib_for_any_vault_path(odd_vault: Vault, tmp_path: Path) -> None:
     config = load_config(odd_vault.root, env={})
-    plist = plistlib.loads(render(config, "launchd", home=tmp_path).text.encode())
+    plist = plistlib.loads(_unit(config, "launchd", home=tmp_path).text.encode())
     log_file = str(tmp_path / "Library" / "Logs" / "ai-employee.log")
     assert plist["ProgramArguments"] == [
         sys.executable,
@@ -191,7 +197,7 @@ def test_the_plist_is_made_by_plistlib_for_any_vault_path(odd_vault: Vault, tmp_
     assert plist["StandardOutPath"] == plist["StandardErrorPath"] == log_file
     if shutil.which("plutil"):
         path = tmp_path / "agent.plist"
-        path.write_text(render(config, "launchd", home=tmp_path).text)
+        path.write_text(_unit(config, "launchd", home=tmp_path).text)
         subprocess.run(["plutil", "-lint", str(path)], check=True)
 
 
@@ -220,9 +226,9 @@ def test_claude_from_the_shell_is_written_into_the_unit_and_said_to_win(
     plan = plan_install(config, tmp_path, {"PATH": "/usr/bin"})
     assert plan.claude.in_unit and plan.claude.found
     assert "wins over claude_path" in plan.claude.why
-    unit = render(config, "systemd", home=tmp_path, environ={"PATH": "/usr/bin"})
+    unit = _unit(config, "systemd", home=tmp_path, environ={"PATH": "/usr/bin"})
     assert f"Environment=AI_EMPLOYEE_CLAUDE_PATH={claude}" in unit.text.splitlines()
-    plist = plistlib.loads(render(config, "launchd", home=tmp_path).text.encode())
+    plist = plistlib.loads(_unit(config, "launchd", home=tmp_path).text.encode())
     assert plist["EnvironmentVariables"]["AI_EMPLOYEE_CLAUDE_PATH"] == str(claude)
 
 
@@ -243,7 +249,7 @@ def test_claude_path_from_the_file_is_expanded_and_left_to_the_file(
     assert config.claude_path == str(want)
     plan = plan_install(config, home, {"PATH": "/usr/bin"})
     assert plan.claude.found and not plan.claude.in_unit
-    unit = render(config, "systemd", home=home, environ={"PATH": "/usr/bin"})
+    unit = _unit(config, "systemd", home=home, environ={"PATH": "/usr/bin"})
     assert "AI_EMPLOYEE_CLAUDE_PATH" not in unit.text  # a later edit of the file counts
 
 
@@ -417,7 +423,55 @@ def test_the_pinger_pings_a_third_of_the_watchdog_and_stops_for_a_stuck_loop(
 
 
 def test_a_documentation_link_that_exists(vault: Vault, tmp_path: Path) -> None:
-    unit = render(load_config(vault.root, env={}), "systemd", home=tmp_path)
+    unit = _unit(load_config(vault.root, env={}), "systemd", home=tmp_path)
     [doc] = [line.split("=", 1)[1] for line in unit.text.splitlines() if "Documentation=" in line]
     path = Path(unquote(urlparse(doc.replace("%%", "%")).path))
     assert path.name == "OPERATIONS.md" and path.is_file()
+
+
+def test_a_vault_path_no_unit_can_hold_is_one_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "ends with a backslash\\"
+    init_vault(root, tmp_path / "apps")
+    env = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    done = run_cli("--vault", str(root), "service", "install", "--print", env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"ai-employee: error: the vault path {str(root)!r} cannot be written into a systemd "
+        "unit (control characters, leading or trailing spaces, or a trailing backslash); "
+        "rename it or write the unit by hand\n"
+    )
+
+
+def test_a_shell_claude_that_names_nothing_leaves_the_file_to_decide(
+    vault: Vault, tmp_path: Path
+) -> None:
+    claude = _executable(vault.root / "tools" / "claude")
+    (vault.root / ".ai-employee.toml").write_text('claude_path = "tools/claude"\n')
+    environ = {"AI_EMPLOYEE_CLAUDE_PATH": "/nowhere/claude", "PATH": "/usr/bin"}
+    config = load_config(vault.root, env=environ)
+    plan = plan_install(config, tmp_path, environ)
+    assert plan.claude.path == str(claude) and plan.claude.found and not plan.claude.in_unit
+    assert plan.claude.why.startswith(
+        "AI_EMPLOYEE_CLAUDE_PATH='/nowhere/claude' in this shell names no program, so the unit "
+        "leaves it out; claude_path in "
+    )
+    assert "AI_EMPLOYEE_CLAUDE_PATH" not in _unit(config, "systemd", tmp_path, environ).text
+
+
+def test_folders_the_unit_must_write_exist_or_are_marked_optional(
+    vault: Vault, tmp_path: Path
+) -> None:
+    missing = tmp_path / "not yet"
+    (vault.root / ".ai-employee.toml").write_text(f'extra_roots = ["{missing}"]\n')
+    bin_dir = tmp_path / "bin"
+    _executable(bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    apps = vault.root.parent / "apps"
+    shutil.rmtree(apps)
+    env = {"HOME": str(tmp_path / "home"), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = run_cli("--vault", str(vault.root), "service", "install", env=env)
+    assert done.returncode == 0, done.stderr
+    assert apps.is_dir(), "the apps folder is made: a missing ReadWritePaths= entry fails the unit"
+    unit = (tmp_path / "home/.config/systemd/user/ai-employee.service").read_text()
+    [line] = [x for x in unit.splitlines() if x.startswith("ReadWritePaths=")]
+    assert f'"-{missing}"' in line
+    assert f"warning: extra_roots folder {missing} does not exist" in done.stderr
