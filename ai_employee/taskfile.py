@@ -347,8 +347,12 @@ def edit_note_text(
     head, body = content[: layout.body_start], content[layout.body_start :]
     if layout.fm_start is not None and layout.fm_end is not None:
         fm = content[layout.fm_start : layout.fm_end]
-        _, node = _load_yaml(fm) if fm.strip() else ({}, None)
+        data, node = _load_yaml(fm) if fm.strip() else ({}, None)
         new_fm = _edit_frontmatter(fm, node, changes, nl)
+        if any(v is None for v in changes.values()) and not _same_person_keys(data, new_fm):
+            # Taking a line out changed a person's value next to it (a `|+` or `>+` block keeps
+            # the blank lines that now follow it): our key stays, as null, instead.
+            new_fm = _edit_frontmatter(fm, node, changes, nl, remove_lines=False)
         head = content[: layout.fm_start] + new_fm + content[layout.fm_end : layout.body_start]
     else:
         additions = [f"{k}: {render_value(v)}{nl}" for k, v in _ordered(changes) if v is not None]
@@ -357,6 +361,18 @@ def edit_note_text(
     if result is not None:
         body = _replace_result(body, result, nl)
     return layout.bom + head + body
+
+
+def _same_person_keys(before: Mapping[str, Any], fm: str) -> bool:
+    """Whether the person's keys read the same in the edited front matter."""
+    try:
+        after, _ = _load_yaml(fm) if fm.strip() else ({}, None)
+    except (NoteRefused, yaml.YAMLError):
+        return False
+    mine = set(OWNED_KEYS)
+    return {k: v for k, v in before.items() if k not in mine} == {
+        k: v for k, v in after.items() if k not in mine
+    }
 
 
 def _ordered(changes: Mapping[str, object | None]) -> list[tuple[str, object | None]]:
@@ -374,8 +390,14 @@ def _line_end(text: str, index: int) -> int:
 
 
 def _edit_frontmatter(
-    fm: str, node: yaml.MappingNode | None, changes: Mapping[str, object | None], nl: str
+    fm: str,
+    node: yaml.MappingNode | None,
+    changes: Mapping[str, object | None],
+    nl: str,
+    remove_lines: bool = True,
 ) -> str:
+    """Splice `changes` into the front matter's text; a None removes the key's lines (or, with
+    `remove_lines` off, sets it to null where it stands)."""
     splices: list[tuple[int, int, str]] = []
     additions: list[tuple[str, str]] = []
     pairs = node.value if node is not None else []
@@ -389,14 +411,14 @@ def _edit_frontmatter(
         for k, v in found:
             k_start, v_end = k.start_mark.index, v.end_mark.index
             one_line = "\n" not in fm[k_start:v_end]
-            if value is None and not flow:
+            if value is None and not flow and remove_lines:
                 last = max(v_end - 1, k.end_mark.index)
                 splices.append((_line_start(fm, k_start), _line_end(fm, last), ""))
             elif one_line or flow:
                 rendered = "null" if value is None else render_value(value)
                 splices.append((k_start, v_end, f"{key}: {rendered}"))
             else:
-                rendered = render_value(value)
+                rendered = "null" if value is None else render_value(value)
                 splices.append(
                     (_line_start(fm, k_start), _line_end(fm, v_end - 1), f"{key}: {rendered}{nl}")
                 )

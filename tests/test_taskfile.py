@@ -313,3 +313,13 @@ def test_task_ids_are_short_and_distinct() -> None:
     ids = {new_task_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all((len(i) == 8 and i.isalnum() and i.islower()) or i.isdigit() for i in ids)
+
+
+@pytest.mark.parametrize("indicator", [">+", "|+"])
+def test_removing_our_key_after_a_kept_block_does_not_change_it(indicator: str) -> None:
+    """A `+` block keeps the blank lines after it: taking out our key's line would hand it the
+    blank line that followed ours. Found by the property test above; our key is nulled instead."""
+    before = f"---\ntask_id: a\nnotes: {indicator}\n  kept\nplan: '[[PLAN_x]]'\n\n---\nbody\n"
+    after = assert_only_owned_lines_changed(before, {"plan": None})
+    assert parse_note(after, "n.md").meta["notes"] == "kept\n"
+    assert "plan" not in parse_note(after, "n.md").owned()
