@@ -10,12 +10,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 from . import __version__, commands, fsops, inventory, service_units
+from .budget import DailyBudget
 from .config import Config, load_config
 from .doctor import run_checks
 from .envfile import read_env_file
@@ -27,7 +29,6 @@ from .logs import (
     ConsoleStyle,
     configure_logging,
     console_style,
-    cost_on,
     follow_entries,
     format_line,
     iter_log_entries,
@@ -168,111 +169,143 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(getattr(args, "vault", None), env=os.environ, flags=flags)
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One command as typed: its arguments, the configuration, the vault, the console."""
+
+    args: argparse.Namespace
+    config: Config
+    vault: Vault
+    console: TextIO | None
+    """`--log-file`'s stream, for the service commands (None: stderr)."""
+
+    @property
+    def console_style(self) -> ConsoleStyle | None:
+        return "plain" if self.console is not None else None
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     console = _service_io(args)
-    plain: ConsoleStyle | None = "plain" if console is not None else None
     config = _load(args)
     vault = Vault(config.vault)
-    if args.command == "init":
-        configure_logging(None)
-        created = init_vault(vault.root, config.apps_dir)
-        for path in created:
-            print(f"created {path}")
-        print(f"vault ready: {vault.root}" + ("" if created else " (nothing to create)"))
-        return 0
-    if args.command == "doctor":
-        configure_logging(None, console_level=logging.WARNING)
-        checks = run_checks(config, login_probe=not args.no_login_check)
-        for check in checks:
-            print(check.line())
-        failed = sum(1 for c in checks if c.level == "fail")
-        print(f"{failed} problem(s) block runs" if failed else "nothing blocks runs")
-        return 1 if failed else 0
-    vault.require()
-    if args.command == "service":
-        return _service(vault, config, args)
-    if args.command == "run":
-        configure_logging(vault.logs, console=console, style=plain, console_level=logging.INFO)
-        return Service(config).run()
-    if args.command == "once":
-        configure_logging(vault.logs, console=console, style=plain, console_level=logging.WARNING)
-        service = Service(config, once=True)
-        code = service.run()
-        tally = service.executor.tally
-        summary = {
-            "ran": tally.started,
-            "succeeded": tally.succeeded,
-            "failed": tally.failed,
-            "retry_later": tally.retrying,
-            "cancelled": tally.cancelled,
-            "interrupted": tally.interrupted,
-            "queued": len(service.scheduler.queued),
-        }
-        if args.json:
-            _print(summary)
-        else:
-            _print(
-                f"ran {tally.started}: {tally.succeeded} succeeded, {tally.failed} failed, "
-                f"{tally.retrying} to retry later, {tally.cancelled} cancelled"
-                + (f", {tally.interrupted} interrupted" if tally.interrupted else "")
-            )
-        # Whatever did not end done or cancelled, its note lost on the way included.
-        unsuccessful = tally.started - tally.succeeded - tally.cancelled
-        if code == 0 and unsuccessful:
-            raise RunsFailed(
-                f"{unsuccessful} of {tally.started} run(s) did not succeed "
-                "(`ai-employee status` lists them, `ai-employee logs` says why)"
-            )
-        return code
-    configure_logging(vault.logs, console_level=logging.WARNING)
-    if args.command == "status":
-        report = inventory.scan(vault, config.max_note_bytes)
-        spent, budget = cost_on(vault.logs, datetime.now(UTC)), config.daily_budget_usd
-        if args.json:
-            extra = {"cost_today_usd": spent, "daily_budget_usd": budget}
-            _print(report.as_json(vault.root) | extra)
-            return 0
-        line = f"cost today (UTC): ${spent:.4f}"
-        if budget > 0:
-            line += f" of ${budget:.2f}"
-            if spent >= budget:
-                line += " - budget reached: new runs wait"
-        _print(inventory.render_text(report, vault.root, line))
-        return 0
-    if args.command == "add":
-        body = sys.stdin.read() if args.body == "-" else (args.body or "")
-        added = commands.add_task(
-            vault,
-            config,
-            args.title,
-            task_type=args.task_type,
-            priority=args.priority,
-            body=body,
-            app=args.app,
-            language=args.language,
-            actor=os_user(),
+    if args.command not in ("init", "doctor"):
+        vault.require()
+    return HANDLERS[args.command](Invocation(args, config, vault, console))
+
+
+def _init(cmd: Invocation) -> int:
+    configure_logging(None)
+    created = init_vault(cmd.vault.root, cmd.config.apps_dir)
+    for path in created:
+        print(f"created {path}")
+    print(f"vault ready: {cmd.vault.root}" + ("" if created else " (nothing to create)"))
+    return 0
+
+
+def _doctor(cmd: Invocation) -> int:
+    configure_logging(None, console_level=logging.WARNING)
+    checks = run_checks(cmd.config, login_probe=not cmd.args.no_login_check)
+    for check in checks:
+        print(check.line())
+    failed = sum(1 for c in checks if c.level == "fail")
+    print(f"{failed} problem(s) block runs" if failed else "nothing blocks runs")
+    return 1 if failed else 0
+
+
+def _run(cmd: Invocation) -> int:
+    configure_logging(
+        cmd.vault.logs, console=cmd.console, style=cmd.console_style, console_level=logging.INFO
+    )
+    return Service(cmd.config).run()
+
+
+def _once(cmd: Invocation) -> int:
+    configure_logging(
+        cmd.vault.logs, console=cmd.console, style=cmd.console_style, console_level=logging.WARNING
+    )
+    service = Service(cmd.config, once=True)
+    code = service.run()
+    tally = service.runs.tally
+    if cmd.args.json:
+        _print(
+            {
+                "ran": tally.started,
+                "succeeded": tally.succeeded,
+                "failed": tally.failed,
+                "retry_later": tally.retrying,
+                "cancelled": tally.cancelled,
+                "interrupted": tally.interrupted,
+                "queued": service.runs.scheduler.waiting(),
+            }
         )
-        if args.json:
-            _print({"path": str(added.path), "task_id": added.task_id})
-        else:
-            _print(f"{added.path}\ntask_id: {added.task_id}")
-        return 0
-    if args.command in ("approve", "reject", "retry", "cancel"):
-        command = getattr(commands, args.command)
-        edited = command(vault, config, args.task, actor=os_user(), now=datetime.now(UTC))
-        rel = edited.path.relative_to(vault.root)
-        old = edited.old.value if edited.old else "new"
-        if args.json:
-            _print({"path": str(rel), "task_id": edited.task_id, "from": old, "to": edited.new})
-        else:
-            _print(f"{edited.task_id}: {old} -> {edited.new.value}  ({rel})")
-        return 0
-    if args.command == "logs":
-        return _logs(vault, args)
-    raise AssertionError(f"unhandled command {args.command!r}")
+    else:
+        _print(
+            f"ran {tally.started}: {tally.succeeded} succeeded, {tally.failed} failed, "
+            f"{tally.retrying} to retry later, {tally.cancelled} cancelled"
+            + (f", {tally.interrupted} interrupted" if tally.interrupted else "")
+        )
+    # Whatever did not end done or cancelled, its note lost on the way included.
+    unsuccessful = tally.started - tally.succeeded - tally.cancelled
+    if code == 0 and unsuccessful:
+        raise RunsFailed(
+            f"{unsuccessful} of {tally.started} run(s) did not succeed "
+            "(`ai-employee status` lists them, `ai-employee logs` says why)"
+        )
+    return code
 
 
-def _service(vault: Vault, config: Config, args: argparse.Namespace) -> int:
+def _status(cmd: Invocation) -> int:
+    configure_logging(cmd.vault.logs, console_level=logging.WARNING)
+    report = inventory.scan(cmd.vault, cmd.config.max_note_bytes)
+    now = datetime.now(UTC)
+    budget = DailyBudget.from_logs(cmd.vault.logs, cmd.config.daily_budget_usd, now)
+    if cmd.args.json:
+        extra = {"cost_today_usd": budget.spent_on(now), "daily_budget_usd": budget.limit_usd}
+        _print(report.as_json(cmd.vault.root) | extra)
+    else:
+        _print(inventory.render_text(report, cmd.vault.root, budget.status_line(now)))
+    return 0
+
+
+def _add(cmd: Invocation) -> int:
+    configure_logging(cmd.vault.logs, console_level=logging.WARNING)
+    args = cmd.args
+    body = sys.stdin.read() if args.body == "-" else (args.body or "")
+    added = commands.add_task(
+        cmd.vault,
+        cmd.config,
+        args.title,
+        task_type=args.task_type,
+        priority=args.priority,
+        body=body,
+        app=args.app,
+        language=args.language,
+        actor=os_user(),
+    )
+    if args.json:
+        _print({"path": str(added.path), "task_id": added.task_id})
+    else:
+        _print(f"{added.path}\ntask_id: {added.task_id}")
+    return 0
+
+
+def _edit(cmd: Invocation) -> int:
+    """approve, reject, retry, cancel: a person's act on one task, as a note edit or move."""
+    configure_logging(cmd.vault.logs, console_level=logging.WARNING)
+    command = getattr(commands, cmd.args.command)
+    edited = command(cmd.vault, cmd.config, cmd.args.task, actor=os_user(), now=datetime.now(UTC))
+    rel = edited.path.relative_to(cmd.vault.root)
+    old = edited.old.value if edited.old else "new"
+    if cmd.args.json:
+        _print({"path": str(rel), "task_id": edited.task_id, "from": old, "to": edited.new})
+    else:
+        _print(f"{edited.task_id}: {old} -> {edited.new.value}  ({rel})")
+    return 0
+
+
+def _service(cmd: Invocation) -> int:
+    configure_logging(cmd.vault.logs, console_level=logging.WARNING)
+    args, config, vault = cmd.args, cmd.config, cmd.vault
     manager = args.manager or service_units.default_manager()
     plan = service_units.plan_install(config, Path.home())
     unit = service_units.render(plan, manager, Path.home())
@@ -296,9 +329,11 @@ def _service(vault: Vault, config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _logs(vault: Vault, args: argparse.Namespace) -> int:
+def _logs(cmd: Invocation) -> int:
+    configure_logging(cmd.vault.logs, console_level=logging.WARNING)
+    args, logs_dir = cmd.args, cmd.vault.logs
     entries: Iterable[dict[str, Any]] = (
-        follow_entries(vault.logs) if args.follow else iter_log_entries(vault.logs)
+        follow_entries(logs_dir) if args.follow else iter_log_entries(logs_dir)
     )
     style: ConsoleStyle = "color" if console_style(sys.stdout, os.environ) == "color" else "plain"
     for entry in entries:
@@ -309,6 +344,24 @@ def _logs(vault: Vault, args: argparse.Namespace) -> int:
         )
         print(shown, flush=args.follow)
     return 0
+
+
+HANDLERS: dict[str, Callable[[Invocation], int]] = {
+    "init": _init,
+    "doctor": _doctor,
+    "run": _run,
+    "once": _once,
+    "status": _status,
+    "add": _add,
+    "approve": _edit,
+    "reject": _edit,
+    "retry": _edit,
+    "cancel": _edit,
+    "service": _service,
+    "logs": _logs,
+}
+"""One handler per command; each configures logging, calls the module that does the work,
+and prints what it did."""
 
 
 def _print(value: Any) -> None:

@@ -1,12 +1,20 @@
-"""Dashboard.md: what the service sees, for a person in Obsidian. Rendering is pure."""
+"""Dashboard.md: what the service sees, for a person in Obsidian.
+
+`render` is pure: a `DashboardState` in, the markdown out. `DashboardFile` is the main loop's
+model of the file: what changed, when to redraw, and the counts of Done/ and Failed/.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from . import fsops
+from .vault import Folder, Vault
 
 
 @dataclass(frozen=True)
@@ -69,3 +77,77 @@ def render(state: DashboardState) -> str:
 
 def _safe(text: str) -> str:
     return text.replace("|", "/").replace("]]", "] ]").replace("\n", " ")
+
+
+MIN_REDRAW_SECONDS = 1.0
+"""Dashboard.md is redrawn at most this often, and only after a change."""
+
+RECENT_LINES = 15
+"""How many finished runs the "Recent" list shows."""
+
+
+class DashboardFile:
+    """Dashboard.md as the main loop keeps it: what changed, when to redraw, the counts of the
+    folders nobody watches.
+
+    Done/ and Failed/ are counted when the service starts and at each safety sweep (a scan of
+    each), and a note the service itself puts there adds one; a person's changes there show at
+    the next sweep. So a redraw costs the same in a vault of ten notes or of a hundred thousand.
+    The file is written atomically, not fsynced (it is rebuilt from the notes), and only when
+    more than its time stamp changed. Used by the main loop only.
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.recent: deque[Line] = deque(maxlen=RECENT_LINES)
+        self.finished: dict[Folder, int] = {Folder.DONE: 0, Folder.FAILED: 0}
+        self._drawn_at = 0.0
+        self._drawn_version = -1
+        self.version = 0
+        """Bumped by every change worth a redraw (the owner counts its own changes too)."""
+
+    def count_finished(self) -> None:
+        """Count the notes in Done/ and Failed/ (at start and at each sweep)."""
+        for folder in self.finished:
+            self.finished[folder] = self.vault.count_notes(folder)
+        self.version += 1
+
+    def landed(self, path: Path) -> None:
+        """A note of ours arrived in a folder (Done/ and Failed/ are counted here)."""
+        folder = self.vault.folder_of(path)
+        if folder is Folder.DONE or folder is Folder.FAILED:
+            self.finished[folder] += 1
+            self.version += 1
+
+    def ran(self, line: Line) -> None:
+        self.recent.appendleft(line)
+        self.version += 1
+
+    def deadline(self, changes: int) -> float | None:
+        """When the next redraw is due (monotonic), or None if nothing changed."""
+        if changes + self.version == self._drawn_version:
+            return None
+        return self._drawn_at + MIN_REDRAW_SECONDS
+
+    def draw(self, changes: int, state: Callable[[], DashboardState], force: bool = False) -> None:
+        """Redraw if something changed (`changes`: the owner's own counter) and it is time."""
+        version = changes + self.version
+        now = time.monotonic()
+        if not force and (
+            version == self._drawn_version or now - self._drawn_at < MIN_REDRAW_SECONDS
+        ):
+            return
+        self._drawn_version, self._drawn_at = version, now
+        text = render(state())
+        try:
+            current = self.vault.dashboard.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = ""
+        if _without_timestamp(current) != _without_timestamp(text):
+            fsops.write_atomic(
+                self.vault.dashboard, text.encode("utf-8"), self.vault.tmp, durable=False
+            )
+
+
+def _without_timestamp(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("_Written by"))

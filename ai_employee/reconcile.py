@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -22,6 +22,7 @@ from . import fsops, planner
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
+from .messages import PlanWritten, Post
 from .notefile import (
     NoteGone,
     NoteStore,
@@ -31,10 +32,10 @@ from .notefile import (
     move_note,
     note_from_bytes,
     signature_of,
-    sync_now,
 )
 from .run_end import RetryPolicy, decide_interrupted
-from .taskfile import OWNED_KEYS, TaskNote, new_task_id, render_value
+from .scheduler import RunRequest
+from .taskfile import OWNED_KEYS, TaskNote, edit_note_text, new_task_id, render_value
 from .vault import TRIGGER_FOLDERS, Folder, Vault, workdir_for
 
 log = structlog.get_logger(__name__)
@@ -58,16 +59,23 @@ class Entry:
     wake_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class RunRequest:
-    """A planned task that may run now (the scheduler decides when)."""
+class Runs(Protocol):
+    """What a decision needs from the runs (the service's run coordinator, in the main loop)."""
 
-    path: Path
-    task_id: str
-    priority: str
-    task_type: str
-    planned_at: datetime | None
-    workdir: Path
+    def is_running(self, task_id: str) -> bool: ...
+
+    def claim_to_restore(self, task_id: str) -> Mapping[str, Any] | None:
+        """The claim to put back over a stale copy; None while unknown or being recorded."""
+
+    def offer(self, request: RunRequest) -> None:
+        """Queue a planned task that may run."""
+
+    def stop(self, task_id: str) -> None:
+        """A person ended a running task: stop its agent."""
+
+
+StepObserver = Callable[[Path, Step, str], None]
+"""Told of each step after it is done (path, step, task_id): tests and benchmarks watch."""
 
 
 @dataclass
@@ -76,17 +84,14 @@ class Reconciler:
     config: Config
     now: Callable[[], datetime]
     actor: str
-    on_run: Callable[[RunRequest], None] = lambda request: None
-    is_running: Callable[[str], bool] = lambda task_id: False
-    on_stop: Callable[[str], None] = lambda task_id: None
-    claim_of: Callable[[str], dict[str, Any]] = lambda task_id: {}
-    """The owned keys a live run's claim wrote (restored over a stale copy)."""
-    wake: Callable[[Path], None] = lambda path: None
-    """Asks the service to look at a path again (after a plan was written in the background)."""
+    runs: Runs
+    post: Post
+    """For the planner thread's word that a plan is written (planner = "claude")."""
+    sync_dir: SyncDir
+    """Makes an edit's swap durable; the service batches these (fsops.PendingSyncs)."""
     planning: set[Path] = field(default_factory=set)
     """Notes whose plan Claude is writing right now (planner = "claude")."""
-    on_step: Callable[[Path, Step, str], None] = lambda path, step, task_id: None
-    """Called after each step is done (the dashboard's recent list; benchmarks time it)."""
+    step_observers: list[StepObserver] = field(default_factory=list)
     entries: dict[Path, Entry] = field(default_factory=dict)
     refused: dict[Path, tuple[Signature, str]] = field(default_factory=dict)
     wakeups: dict[Path, datetime] = field(default_factory=dict)
@@ -95,11 +100,6 @@ class Reconciler:
     """task_id -> the path that holds it (a copy elsewhere gets a new id)."""
     changes: int = 0
     """Counts changes to the index, so the dashboard knows when to redraw."""
-    ours: dict[Path, tuple[Signature, Status | None]] = field(default_factory=dict)
-    """Notes a run thread is writing (claim, record): the file placed and the status it holds,
-    announced just before the swap, so the event of our own write costs an lstat, not a read."""
-    sync_dir: SyncDir = sync_now
-    """Makes an edit's swap durable; the service batches these (fsops.PendingSyncs)."""
     _placed: Placed | None = None
     """The last file this thread placed while acting on a note (its identity is the entry's)."""
     _fresh_plan: tuple[Path, str] | None = None
@@ -145,12 +145,7 @@ class Reconciler:
     def next_wakeup(self) -> datetime | None:
         return min(self.wakeups.values()) if self.wakeups else None
 
-    def announce(self, path: Path, placed: Placed, status: Status | None) -> None:
-        """Any thread: we are about to place this file at `path` (see `ours`)."""
-        self.ours[path] = (placed.signature, status)
-
     def forget(self, path: Path) -> None:
-        self.ours.pop(path, None)
         self.wakeups.pop(path, None)
         entry = self.entries.pop(path, None)
         if entry and entry.task_id and self.owners.get(entry.task_id) == path:
@@ -176,14 +171,6 @@ class Reconciler:
             and (entry.wake_at is None or entry.wake_at > self.now())
         ):
             return None  # unchanged since we last looked (or wrote): nothing new to decide
-        mine = self.ours.pop(path, None)
-        if not force and entry is not None and mine is not None and mine[0] == sig:
-            # A run thread's own write (its claim or its record), decided there: take it as seen.
-            entry.signature = sig
-            if mine[1] is not None:
-                entry.status = mine[1]
-            self.changes += 1
-            return None
         known_refusal = self.refused.get(path)
         if not force and known_refusal is not None and known_refusal[0] == sig:
             return None
@@ -249,9 +236,11 @@ class Reconciler:
         except (NoteGone, FileNotFoundError):
             self.forget(path)
             return None
-        except PlanPending:
-            self.entries.pop(path, None)  # so the wake-up is not taken for an unchanged note
-            return None  # Claude is writing the plan; its end wakes us
+        except LookLater:
+            # A message will bring this note back (its plan written, its run's claim known):
+            # no entry, so that look is not taken for an unchanged note.
+            self.entries.pop(path, None)
+            return None
         if acted is None:
             return None
         new_path = acted
@@ -280,7 +269,8 @@ class Reconciler:
         else:
             self.wakeups.pop(new_path, None)
         self.changes += 1
-        self.on_step(new_path, step, task_id)
+        for observer in self.step_observers:
+            observer(new_path, step, task_id)
         return step, new_path
 
     def _current(self, path: Path, placed: Placed | None) -> tuple[TaskNote, Signature]:
@@ -297,7 +287,7 @@ class Reconciler:
     def _facts(
         self, folder: Folder, note: TaskNote, task_type: str, path: Path, task_id: str
     ) -> Facts:
-        running = self.is_running(task_id)
+        running = self.runs.is_running(task_id)
         status = note.status
         planned = bool(note.meta.get("plan"))
         stale = False
@@ -361,14 +351,14 @@ class Reconciler:
             return path
         if action is Action.RUN:
             workdir = self._workdir(note, task_id)
-            self.on_run(
+            self.runs.offer(
                 RunRequest(
                     path, task_id, note.priority.value, task_type, note.when("planned_at"), workdir
                 )
             )
             return path
         if action is Action.STOP:
-            self.on_stop(task_id)
+            self.runs.stop(task_id)
             return path
         if action is Action.PLAN:
             runs_next = not (self.config.requires_approval(task_type) or note.requires_approval)
@@ -411,16 +401,7 @@ class Reconciler:
                 return self._move(path, counted.folder, task_id, "attempts spent")
             return path
         if action is Action.SET_STATUS and step.status is Status.EXECUTING:
-            restored = self.claim_of(task_id)  # a stale copy dropped our claim: put it back
-            if not restored:
-                return path  # the claim is being written right now: it decides
-            self._write(
-                path,
-                {**id_changes, **restored, "status": Status.EXECUTING},
-                task_id,
-                audit=("claim restored", {"result": "a stale copy wrote an old status"}),
-            )
-            return path
+            return self._restore_claim(path, task_id, id_changes)
         if action is Action.SET_STATUS and step.status is not None:
             self._write(path, {**id_changes, "status": step.status}, task_id)
             return path
@@ -435,6 +416,29 @@ class Reconciler:
                 self._write(path, id_changes, task_id)
             return self._move(path, step.place, task_id, "move finished")
         raise AssertionError(f"unhandled step {step}")
+
+    def _restore_claim(self, path: Path, task_id: str, id_changes: dict[str, Any]) -> Path:
+        """A stale copy dropped the claim of a running task: put it back. Decided inside the
+        edit: a run that begins recording its end meanwhile is never written over."""
+
+        def restore(text: str) -> str:
+            claim = self.runs.claim_to_restore(task_id)
+            if not claim:  # the claim is not known yet, or the run records its end: it decides
+                raise LookLater(path)
+            keys = {k: v for k, v in claim.items() if v is not None}
+            return edit_note_text(text, {**id_changes, **keys, "status": Status.EXECUTING})
+
+        placed = self.notes.rewrite(path, restore)
+        if placed is not None:
+            self._placed = placed
+        log.info(
+            "claim restored",
+            action_type="claim",
+            target=self._rel(path),
+            task_id=task_id,
+            result="a stale copy wrote an old status",
+        )
+        return path
 
     def _plan(
         self,
@@ -455,10 +459,10 @@ class Reconciler:
         plans = self.vault.folder(Folder.PLANS)
         if self.config.planner == "claude":
             if path in self.planning:
-                raise PlanPending
+                raise LookLater(path)
             if planner.plan_is_stale(plans, path, note):
                 self._plan_in_background(path, note, plan, workdir)
-                raise PlanPending
+                raise LookLater(path)
             # Claude's plan for this very body is on disk: record it on the note.
         else:
             planner.write_plan(plans, plan, self.vault.tmp)
@@ -491,8 +495,7 @@ class Reconciler:
             try:
                 planner.write_plan(self.vault.folder(Folder.PLANS), plan, self.vault.tmp)
             finally:
-                self.planning.discard(path)
-                self.wake(path)
+                self.post(PlanWritten(path))  # the main loop takes it off `planning`, looks
 
         threading.Thread(target=work, name=f"plan-{path.name}", daemon=True).start()
 
@@ -595,8 +598,9 @@ class Reconciler:
         self.look(note_path)
 
 
-class PlanPending(Exception):
-    """The plan is being written in the background: nothing to do on this note for now."""
+class LookLater(Exception):
+    """Nothing can be decided on this note until a message brings it back: its plan is being
+    written in the background, or its run's claim is not known yet."""
 
 
 def _with_id(note: TaskNote, task_id: str) -> TaskNote:

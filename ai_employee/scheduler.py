@@ -1,21 +1,34 @@
 """Which planned task runs next: a priority queue (high, normal, low, then oldest first).
 
-Pure bookkeeping: the service adds run requests, asks for the next one allowed to start, and
-tells it when a run ends. It never runs two tasks in one work dir, nor more than `max_parallel`.
+Pure bookkeeping, owned by the run coordinator: requests are added once per task (a newer one
+replaces the path), and `next_ready` takes the first whose work dir is not busy. How many run
+at once, and which work dirs are busy, is the coordinator's to say.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from .lifecycle import Priority
-from .reconcile import RunRequest
 
 _EPOCH = datetime.min.isoformat()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A planned task that may run now (the scheduler decides when)."""
+
+    path: Path
+    task_id: str
+    priority: str
+    task_type: str
+    planned_at: datetime | None
+    workdir: Path
 
 
 def _rank(priority: str) -> int:
@@ -27,18 +40,15 @@ def _rank(priority: str) -> int:
 
 @dataclass
 class Scheduler:
-    max_parallel: int
     _heap: list[tuple[int, str, int, str]] = field(default_factory=list)
     _queued: dict[str, RunRequest] = field(default_factory=dict)
-    _running: dict[str, Path] = field(default_factory=dict)  # task_id -> work dir
     _counter: itertools.count[int] = field(default_factory=itertools.count)
 
     def add(self, request: RunRequest) -> bool:
-        """Queue a request (once per task). False when it is already queued or running."""
+        """Queue a request (once per task). False when it was queued already (the newer
+        request's path is kept: the note may have moved)."""
         if request.task_id in self._queued:
-            self._queued[request.task_id] = request  # keep the newest path (after a move)
-            return False
-        if request.task_id in self._running:
+            self._queued[request.task_id] = request
             return False
         self._queued[request.task_id] = request
         age = request.planned_at.isoformat() if request.planned_at else _EPOCH
@@ -51,11 +61,8 @@ class Scheduler:
         """Forget a queued request (the note went away, was cancelled, needs approval...)."""
         self._queued.pop(task_id, None)
 
-    def next_ready(self) -> RunRequest | None:
-        """The highest-priority request that may start now, taken off the queue."""
-        if len(self._running) >= self.max_parallel:
-            return None
-        busy = set(self._running.values())
+    def next_ready(self, busy: Collection[Path] = ()) -> RunRequest | None:
+        """The highest-priority request whose work dir is not in `busy`, taken off the queue."""
         skipped = []
         found = None
         while self._heap:
@@ -73,18 +80,12 @@ class Scheduler:
             heapq.heappush(self._heap, item)
         return found
 
-    def started(self, task_id: str, workdir: Path) -> None:
-        self._running[task_id] = workdir
-
-    def finished(self, task_id: str) -> None:
-        self._running.pop(task_id, None)
-
     def waiting(self) -> int:
         """How many requests wait (cheap, unlike `queued`, which sorts them)."""
         return len(self._queued)
 
-    def is_running(self, task_id: str) -> bool:
-        return task_id in self._running
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._queued
 
     @property
     def queued(self) -> list[RunRequest]:
@@ -99,7 +100,3 @@ class Scheduler:
                 seen.add(item[3])
                 out.append(self._queued[item[3]])
         return out
-
-    @property
-    def running(self) -> dict[str, Path]:
-        return dict(self._running)

@@ -9,19 +9,16 @@ editor produces.
 
 from __future__ import annotations
 
-import heapq
 import os
 import stat
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .hints import Hint, Kind, relevant
+from .messages import FolderChanged, Overflowed, Post
 from .vault import TRIGGER_FOLDERS, Folder
 from .watchsources import EventSource, make_source
 
-__all__ = ["Hint", "Kind", "Settler", "VaultWatcher", "relevant"]
+__all__ = ["Hint", "Kind", "VaultWatcher", "relevant"]
 
 WATCHED_FOLDERS: tuple[Folder, ...] = (*TRIGGER_FOLDERS, Folder.DROP)
 """The folders whose files the service acts on: each gets its own watch, nothing below it."""
@@ -44,35 +41,33 @@ class VaultWatcher:
     """One watch per folder the service acts on (not the whole vault), kept in place.
 
     Logs/, Plans/, Done/, Failed/ and .ai-employee/ are where the service itself writes most;
-    watching them would only cost events we drop. A watched folder that is deleted or replaced
-    is watched again once it is back (`ensure`, called on a folder event at the root or in
-    Inbox/, and by the service's safety sweep).
+    watching them would only cost events we drop. The event source's thread posts a `Hint` for
+    each file event, a `FolderChanged` when a watched folder (or one that may hold one) comes or
+    goes, and `Overflowed` when the kernel dropped events. Everything else here is the main
+    loop's: a folder that went is told with `folder_changed`, and `ensure` watches it again once
+    it is back (called after a folder change and by the service's safety sweep).
     """
 
     def __init__(
         self,
         root: Path,
-        emit: Callable[[Hint], None],
-        on_overflow: Callable[[], None],
+        post: Post,
         *,
         polling: bool = False,
         polling_interval: float = 1.0,
-        on_layout: Callable[[], None] = lambda: None,
     ) -> None:
         self.root = root
         self.polling = polling
         self._source: EventSource = make_source(
             root,
-            emit,
-            self._folder_event,
-            on_overflow,
+            post,
+            lambda folder, went: post(FolderChanged(folder, went)),
+            lambda: post(Overflowed()),
             polling=polling,
             polling_interval=polling_interval,
         )
-        self._on_layout = on_layout
         self._gone: set[Path] = set()
         """Watched folders seen deleted or moved away (a new folder may reuse the inode)."""
-        self._gone_lock = threading.Lock()
         self._watches: dict[Path, tuple[object, int]] = {}
         """folder -> its watch and the folder's inode when watched (a new inode: watch again)."""
         for parent in LAYOUT_PARENTS:
@@ -86,15 +81,20 @@ class VaultWatcher:
         """Which event source runs: "inotify", or watchdog's observer."""
         return type(self._source).__name__
 
+    def folder_changed(self, folder: Path, went: bool) -> None:
+        """A `FolderChanged` taken off the queue: a folder that went is watched anew."""
+        if went:
+            self._gone.add(folder)
+            self._gone.update(p for p in self._watches if p.is_relative_to(folder))
+
     def ensure(self) -> list[Path]:
         """Watch every watched folder that exists and is not watched as it is now.
 
         Returns the folders that got a new watch (events there may have been missed: look at
-        them again). Safe to call from the service's loop while events are read.
+        them again).
         """
         fresh = []
-        with self._gone_lock:
-            gone, self._gone = self._gone, set()
+        gone, self._gone = self._gone, set()
         for folder in (self.root / f.value for f in WATCHED_FOLDERS):
             try:
                 st = os.stat(folder)
@@ -116,14 +116,6 @@ class VaultWatcher:
             fresh.append(folder)
         return fresh
 
-    def _folder_event(self, folder: Path, went: bool) -> None:
-        """From the reader's thread: a folder we watch (or Inbox/) came, went or moved."""
-        if went:
-            with self._gone_lock:
-                self._gone.add(folder)
-                self._gone.update(p for p in self._watches if p.is_relative_to(folder))
-        self._on_layout()
-
     @property
     def watched(self) -> list[Path]:
         return sorted(self._watches)
@@ -133,52 +125,3 @@ class VaultWatcher:
 
     def stop(self) -> None:
         self._source.stop()
-
-
-@dataclass
-class Settler:
-    """Paths written in place wait until quiet for `settle_seconds`; arrivals are due at once."""
-
-    settle_seconds: float
-    _due: dict[Path, float] = field(default_factory=dict)
-    _heap: list[tuple[float, str, Path]] = field(default_factory=list)
-    """(due time, path as text for a stable order, path)"""
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def activity(self, path: Path, now: float) -> None:
-        self._set(path, now + self.settle_seconds)
-
-    def arrived(self, path: Path, now: float) -> None:
-        self._set(path, now)
-
-    def forget(self, path: Path) -> None:
-        with self._lock:
-            self._due.pop(path, None)
-
-    def _set(self, path: Path, when: float) -> None:
-        with self._lock:
-            self._due[path] = when
-            heapq.heappush(self._heap, (when, str(path), path))
-
-    def pop_due(self, now: float, limit: int = 1_000_000) -> list[Path]:
-        """Paths whose quiet time has passed, each once (at most `limit` of them)."""
-        ready: list[Path] = []
-        with self._lock:
-            while self._heap and self._heap[0][0] <= now and len(ready) < limit:
-                when, _, path = heapq.heappop(self._heap)
-                if self._due.get(path) == when:
-                    del self._due[path]
-                    ready.append(path)
-        return ready
-
-    def next_deadline(self) -> float | None:
-        with self._lock:
-            while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
-                heapq.heappop(self._heap)
-            return self._heap[0][0] if self._heap else None
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-    def __contains__(self, path: object) -> bool:
-        return path in self._due

@@ -16,14 +16,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from common import pct, service_in_thread, temp_vault  # noqa: E402
+from common import Arrivals, pct, service_in_thread, temp_vault  # noqa: E402
 
 from ai_employee.agents.base import RunSpec  # noqa: E402
 from ai_employee.agents.claude import ClaudeAgent  # noqa: E402
@@ -69,15 +68,8 @@ def main() -> None:
             staging.mkdir()
             config = load_config(root, env={"AI_EMPLOYEE_CLAUDE_PATH": str(CLAUDE)})
             agent = ClaudeAgent(config)
-            done = threading.Event()
-            with service_in_thread(root, agent="claude", claude_path=str(CLAUDE)) as service:
-                original = service._run_finished
-
-                def finished(item: object) -> None:
-                    original(item)  # type: ignore[arg-type]
-                    done.set()
-
-                service._run_finished = finished  # type: ignore[method-assign]
+            done = Arrivals(root / "Done")
+            with service_in_thread(root, agent="claude", claude_path=str(CLAUDE)):
                 for i in range(args.pairs):
                     # bare claude -p, the argv the service would build for this task
                     work = Path(tmp) / f"bare{i}"
@@ -113,12 +105,10 @@ def main() -> None:
                     script(fake)
                     staged = staging / f"o{i}.md"
                     staged.write_text(NOTE.format(i=i))
-                    done.clear()
-                    t0 = time.monotonic()
+                    t0 = time.monotonic_ns()
                     os.rename(staged, root / "Needs_Action" / f"o{i}.md")
-                    if not done.wait(120):
-                        raise RuntimeError("service run did not finish")
-                    service_ms.append((time.monotonic() - t0) * 1000)
+                    arrived = done.wait(f"o{i}.md", 120)
+                    service_ms.append((arrived - t0) / 1e6)
                     if not (root / "Done" / f"o{i}.md").exists():
                         raise RuntimeError(f"note {i} not in Done/")
     fake.stop()

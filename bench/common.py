@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import inspect
 import os
 import statistics
+import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ai_employee import fsops
 from ai_employee.config import load_config
@@ -102,3 +105,65 @@ def service_in_thread(root: Path, **env: str) -> Iterator[Service]:
 
 def note_text(i: int, task_type: str = "claude_app") -> str:
     return f"---\ntitle: Bench {i}\ntype: {task_type}\npriority: normal\n---\nDo thing {i}.\n"
+
+
+def watch_steps(service: Service, observer: Callable[[Path, object, str], None]) -> None:
+    """Be told of every lifecycle step the service takes (path, step, task_id)."""
+    reconciler: Any = service.reconciler
+    if hasattr(reconciler, "step_observers"):
+        reconciler.step_observers.append(observer)
+    else:  # trees before the run coordinator (bench/ab.sh measures them too)
+        reconciler.on_step = observer
+
+
+_IN_CREATE, _IN_MOVED_TO = 0x100, 0x80
+_EVENT = struct.Struct("iIII")
+
+
+class Arrivals:
+    """Names arriving in one folder (renamed or created there), with the monotonic ns of each,
+    from an inotify watch of the benchmark's own: how long a note takes to reach Done/ is
+    measured from the outside, the same way on any tree."""
+
+    def __init__(self, folder: Path) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._fd = libc.inotify_init1(os.O_CLOEXEC)
+        if (
+            self._fd < 0
+            or libc.inotify_add_watch(self._fd, str(folder).encode(), _IN_CREATE | _IN_MOVED_TO) < 0
+        ):
+            raise OSError(ctypes.get_errno(), f"cannot watch {folder}")
+        self.seen: dict[str, int] = {}
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True, name="bench-arrivals").start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self._fd, 1 << 16)
+            except OSError:
+                return
+            at = time.monotonic_ns()
+            offset = 0
+            with self._changed:
+                while offset < len(data):
+                    _, _, _, size = _EVENT.unpack_from(data, offset)
+                    name = data[offset + 16 : offset + 16 + size].rstrip(b"\0").decode()
+                    self.seen.setdefault(name, at)
+                    offset += 16 + size
+                self._changed.notify_all()
+
+    def wait(self, name: str, timeout: float) -> int:
+        """When `name` arrived (monotonic ns); raises after `timeout` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: name in self.seen, timeout):
+                raise RuntimeError(f"{name} did not arrive in {timeout} s")
+            return self.seen[name]
+
+    def wait_count(self, n: int, timeout: float) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.seen) >= n, timeout):
+                raise RuntimeError(f"only {len(self.seen)} of {n} arrived in {timeout} s")
+
+    def close(self) -> None:
+        os.close(self._fd)

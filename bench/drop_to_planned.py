@@ -27,7 +27,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import note_text, pct, service_in_thread, summary, temp_vault
+from common import note_text, pct, service_in_thread, summary, temp_vault, watch_steps
 
 
 def fsync_write(path: Path, data: bytes) -> None:
@@ -106,7 +106,7 @@ def main() -> None:
                     stamps[path.name] = time.perf_counter_ns()
                     planned.set()
 
-            service.reconciler.on_step = on_step
+            watch_steps(service, on_step)
             ours, theirs = [], []
             for i in range(args.n):
                 for target_root, latencies in ((root, ours), (ref_root, theirs)):

@@ -4,7 +4,8 @@
 
 1. planned -> agent started: the plan step's time in the service vs the agent's own clock
    reading (both CLOCK_MONOTONIC), one note at a time.
-2. drop -> Done: a note renamed into Needs_Action until it is recorded and moved to Done/.
+2. drop -> Done: a note renamed into Needs_Action until it arrives in Done/ (seen by an inotify
+   watch of the benchmark's own).
 3. burst: `--burst` notes renamed into Needs_Action at once, max_parallel 4, fsync on; every
    note must end in Done/ and the agent must have run exactly once per task.
 """
@@ -18,7 +19,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     BENCH_DIR,
+    Arrivals,
     create_cost_us,
     journal_commits,
     note_text,
@@ -34,6 +35,7 @@ from common import (
     service_in_thread,
     summary,
     temp_vault,
+    watch_steps,
 )
 from drop_to_planned import fsync_cost_ms
 
@@ -58,7 +60,7 @@ def sequential(agent: Path, n: int) -> tuple[list[float], list[float]]:
         staging = root.parent / "staging"
         staging.mkdir()
         planned_at: dict[str, int] = {}
-        done = threading.Event()
+        done = Arrivals(root / "Done")
         with service_in_thread(
             root, agent="command", agent_command=f"{agent} {{task_id}}", settle_seconds="0.2"
         ) as service:
@@ -67,31 +69,21 @@ def sequential(agent: Path, n: int) -> tuple[list[float], list[float]]:
                 if getattr(step, "action", None) == "plan":
                     planned_at[task_id] = time.monotonic_ns()
 
-            original = service._run_finished
-
-            def finished(item: object) -> None:
-                original(item)  # type: ignore[arg-type]
-                done.set()
-
-            service.reconciler.on_step = on_step
-            service._run_finished = finished  # type: ignore[method-assign]
+            watch_steps(service, on_step)
             to_start, to_done = [], []
             for i in range(n):
                 staged = staging / f"s{i}.md"
                 staged.write_text(note_text(i))
-                done.clear()
                 t0 = time.monotonic_ns()
                 os.rename(staged, root / "Needs_Action" / f"s{i}.md")
-                if not done.wait(20):
-                    raise RuntimeError(f"note {i} did not finish")
-                if not (root / "Done" / f"s{i}.md").exists():
-                    raise RuntimeError(f"note {i} is not in Done/")
-                to_done.append((time.monotonic_ns() - t0) / 1e6)
+                arrived = done.wait(f"s{i}.md", 20)
+                to_done.append((arrived - t0) / 1e6)
             starts = {}
             for line in ledger.read_text().splitlines():
                 task_id, ns = line.split()
                 starts[task_id] = int(ns)
             to_start = [(starts[t] - planned_at[t]) / 1e6 for t in planned_at]
+        done.close()
     return to_start, to_done
 
 
@@ -128,16 +120,14 @@ def burst(agent: Path, n: int) -> None:
             create_us = create_cost_us(root / ".ai-employee" / "tmp")
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
             commits0 = journal_commits(root)
+            done = Arrivals(root / "Done")
             t0 = time.monotonic()
             for staged, target in moves:
                 os.rename(staged, target)
             renamed = time.monotonic() - t0
-            deadline = time.monotonic() + 300
-            while service.executor.tally.succeeded < n:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"only {service.executor.tally.succeeded} of {n} done")
-                time.sleep(0.01)  # the benchmark's own progress check, not the service's
+            done.wait_count(n, 300)
             drained = time.monotonic() - t0
+            done.close()
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             commits1 = journal_commits(root)
             stats = service.stats

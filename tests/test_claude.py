@@ -375,7 +375,7 @@ def test_daily_budget_makes_new_runs_wait_and_says_so(
         wait_status(second, "planned", 10)
         wait_for(lambda: "Daily budget reached" in vault.dashboard.read_text(), 10, "the notice")
         assert note(second).meta["status"] == "planned"
-        assert service.executor.tally.started == 1
+        assert service.runs.tally.started == 1
     status = subprocess.run(
         [sys.executable, "-m", "ai_employee", "status", "--vault", str(vault.root)],
         env={**os.environ, "AI_EMPLOYEE_DAILY_BUDGET_USD": "0.0001"},
@@ -398,10 +398,12 @@ def test_a_run_that_spends_the_budget_keeps_the_queued_one_from_starting(
             drop(vault, tmp_path, f"{name}.md", APP.format(title=name, app=name, body="x"))
             for name in ("One", "Two")
         ]
-        wait_for(lambda: service.scheduler.waiting() == 1, 30, "one run queued behind the other")
-        wait_for(lambda: service.executor.tally.succeeded == 1, 60, "the first run recorded")
+        wait_for(
+            lambda: service.runs.scheduler.waiting() == 1, 30, "one run queued behind the other"
+        )
+        wait_for(lambda: service.runs.tally.succeeded == 1, 60, "the first run recorded")
         wait_for(lambda: "Daily budget reached" in vault.dashboard.read_text(), 10, "the notice")
-        assert service.executor.tally.started == 1 and not service.executor.live
+        assert service.runs.tally.started == 1 and not service.runs.running
         waiting = [p for p in notes if p.exists()]
         assert len(waiting) == 1 and note(waiting[0]).meta["status"] == "planned"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -21,10 +22,16 @@ import pytest
 
 from ai_employee import agentproc, fsops
 from ai_employee.agents import CommandAgent
+from ai_employee.budget import DailyBudget
 from ai_employee.config import Config
+from ai_employee.coordinator import RunCoordinator
+from ai_employee.executor import RunContext
+from ai_employee.messages import AgentGone, Claimed, Message, RunEnded
 from ai_employee.notefile import LOCK_STRIPES
 from ai_employee.run_end import retry_delay
-from ai_employee.service import Service
+from ai_employee.runrecords import RunJournal
+from ai_employee.scheduler import RunRequest
+from ai_employee.service import Service, make_agent
 from ai_employee.taskfile import edit_note_text
 from ai_employee.vault import Folder, Vault
 
@@ -183,26 +190,51 @@ def test_a_slot_is_free_once_the_agent_exits_while_its_end_is_still_recorded(
 def test_a_late_word_that_an_agent_is_gone_frees_only_the_slot_of_its_own_run(
     vault: Vault, ledger: Path
 ) -> None:
-    """The loop, driven step by step: the word of the first run's agent gone comes only after
-    the task's second run started; it must not free the second run's slot."""
-    service = Service(agent_config(vault, ledger, max_parallel=1))
+    """The runs driven message by message (real run threads, real agents): the word of the
+    first run's agent gone is taken only after the task's second run started; it must not free
+    the second run's slot."""
+    config = agent_config(vault, ledger, max_parallel=1)
+    inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    context = RunContext(
+        vault, config, make_agent(config), RunJournal(vault.run_journal), now, inbox.put
+    )
+    runs = RunCoordinator.for_service(context, 1, DailyBudget(0))
     path = vault.folder(Folder.NEEDS_ACTION) / "again.md"
-    path.write_text(task("again", behave="fail-once"))
-    service.reconciler.look(path)  # planned and queued
-    service._start_runs()
-    (task_id, first_run), *_ = service.executor.live.items()
-    late = service.agents_gone.get(timeout=30)  # held back: it arrives late below
-    assert late is first_run
-    wait_for(lambda: not service.ended.empty(), 30, "the first attempt recorded")
-    service._start_runs()  # a transient failure, due again at once: queued, then started
-    assert service.executor.live[task_id] is not first_run
-    assert service.scheduler.is_running(task_id)
-    service.agents_gone.put(late)
-    service._start_runs()
-    assert service.scheduler.is_running(task_id), "the second run's slot was freed"
-    wait_for(lambda: not service.ended.empty(), 30, "the second attempt recorded")
-    service._take_ended()
-    assert service.executor.tally.succeeded == 1 and not service.executor.live
+    path.write_text(
+        "---\ntitle: again\ntype: claude_app\ntask_id: again1\nstatus: planned\n---\n"
+        "behave: fail-once\n"
+    )
+    request = RunRequest(path, "again1", "normal", "claude_app", None, vault.root / "work")
+
+    def next_message() -> Message:
+        return inbox.get(timeout=30)
+
+    runs.offer(request)
+    [first_run] = runs.start_ready(lambda task_id: None)
+    task_id = first_run.task_id
+    claimed = next_message()
+    assert isinstance(claimed, Claimed) and runs.claimed(claimed)
+    late = next_message()  # held back: it is taken late below
+    assert isinstance(late, AgentGone) and late.run_id == first_run.run_id
+    first_end = next_message()  # the first attempt recorded: a transient failure
+    assert isinstance(first_end, RunEnded) and runs.ended(first_end)
+    runs.offer(request)  # due again at once: queued, then started
+    assert len(runs.start_ready(lambda task_id: None)) == 1  # the second run
+    assert runs.running[task_id].run is not first_run
+    assert runs.is_running(task_id) and runs.live_agents == 1
+    runs.agent_gone(late)
+    assert runs.live_agents == 1, "the second run's slot was freed"
+    assert runs.start_ready(lambda task_id: None) == []
+    while True:
+        message = next_message()
+        if isinstance(message, Claimed):
+            runs.claimed(message)
+        elif isinstance(message, AgentGone):
+            runs.agent_gone(message)
+        elif isinstance(message, RunEnded) and runs.ended(message):
+            break
+    assert runs.tally.succeeded == 1 and not runs.running
     assert sum(starts(ledger).values()) == 2 and _max_overlap(ledger) == 1
 
 
@@ -211,21 +243,21 @@ def test_an_agent_starts_only_after_its_plan_is_durable(
 ) -> None:
     """The loop's edits share their folder syncs, but no agent starts on an unsynced plan."""
     seen: list[tuple[str, str]] = []
-    real_sync, real_run = fsops.fsync_dir, agentproc.Run._run
+    real_sync, real_run = fsops.fsync_dir, agentproc.AgentProcess.run
 
     def sync(folder: Path) -> None:
         real_sync(folder)
         seen.append(("sync", folder.name))
 
-    def run(self: agentproc.Run, transcript: agentproc.Transcript) -> Any:
-        seen.append(("agent", self.task_id))
-        return real_run(self, transcript)
+    def run(self: agentproc.AgentProcess) -> Any:
+        seen.append(("agent", self.spec.task_id))
+        return real_run(self)
 
     monkeypatch.setattr(fsops, "fsync_dir", sync)
-    monkeypatch.setattr(agentproc.Run, "_run", run)
+    monkeypatch.setattr(agentproc.AgentProcess, "run", run)
     with running_service(agent_config(vault, ledger, max_parallel=2)) as service:
-        service.reconciler.on_step = lambda path, step, task_id: seen.append(
-            (step.action.value, task_id)
+        service.reconciler.step_observers.append(
+            lambda path, step, task_id: seen.append((step.action.value, task_id))
         )
         for i in range(5):
             drop(vault, tmp_path, f"d{i}.md", task(f"d{i}"))
@@ -256,10 +288,10 @@ def test_a_lone_plan_is_synced_in_its_step_and_a_burst_hands_its_sync_to_the_cla
     def arrive(*names: str) -> None:
         for name in names:
             (folder / name).write_text(task(name))
-            service.settler.arrived(folder / name, time.monotonic() - 10)
+            service.settling.arrived(folder / name, time.monotonic() - 10)
 
     def drain() -> None:  # take ended runs (starting queued ones) until none is live
-        wait_for(lambda: service._start_runs() or not service.executor.live, 30, "the runs")
+        wait_for(lambda: service._start_runs() or not service.runs.running, 30, "the runs")
 
     arrive("lone.md")
     service._work()  # planned and started
@@ -278,7 +310,7 @@ def test_a_lone_plan_is_synced_in_its_step_and_a_burst_hands_its_sync_to_the_cla
     service.syncs.flush()  # what the loop does before it waits for the next event
     assert (loop, "Needs_Action") in synced and not service.syncs.owed
     drain()
-    assert service.executor.tally.succeeded == 6 and not service.executor.live
+    assert service.runs.tally.succeeded == 6 and not service.runs.running
 
 
 def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
@@ -393,7 +425,7 @@ def test_a_stale_buffer_written_over_an_executing_note_starts_no_second_run(
         assert note(path).meta["attempts"] == 1
         gate.touch()
         done_note(vault, "stale.md")
-        assert service.executor.tally.started == 1
+        assert service.runs.tally.started == 1
     assert starts(ledger) == {running.task_id: 1}
 
 
@@ -529,12 +561,8 @@ def test_retry_delay_is_exponential_with_jitter_and_capped() -> None:
 def test_a_cancel_that_lands_during_the_claim_wins(
     vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The claim is a compare-and-set: if a person cancels after the executor read the note but
-    before its claim is in place, nothing is written and nothing starts."""
-    from ai_employee import fsops
-    from ai_employee.executor import Executor
-    from ai_employee.reconcile import RunRequest
-
+    """The claim is a compare-and-set: if a person cancels after the run's thread read the note
+    but before its claim is in place, nothing is written and nothing starts."""
     path = vault.folder(Folder.NEEDS_ACTION) / "race.md"
     path.write_text("---\ntitle: race\ntask_id: r1\nstatus: planned\n---\nx\n")
     cancelled = "---\ntitle: race\ntask_id: r1\nstatus: cancelled\n---\nx\n"
@@ -550,14 +578,21 @@ def test_a_cancel_that_lands_during_the_claim_wins(
         return real_write_temp(*args, **kwargs)
 
     monkeypatch.setattr(fsops, "write_temp", person_saves_then_write_temp)
-    executor = Executor(
-        vault, config, CommandAgent("true"), lambda: datetime.now(UTC), lambda finished: None
-    )
+    inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    journal = RunJournal(vault.run_journal)
+    context = RunContext(vault, config, CommandAgent("true"), journal, now, inbox.put)
+    runs = RunCoordinator.for_service(context, 1, DailyBudget(0))
     request = RunRequest(path, "r1", "normal", "claude_app", None, tmp_path / "work")
-    assert executor._claim(request, path) is None
+    runs.offer(request)
+    assert len(runs.start_ready(lambda task_id: None)) == 1
+    ended = inbox.get(timeout=30)  # the only word: no Claimed, no agent
+    assert isinstance(ended, RunEnded) and ended.outcome.kind.value == "skipped"
+    assert runs.claim_to_restore("r1") is None
+    assert runs.ended(ended) and inbox.empty()
     assert saves == [1]
     assert path.read_text() == cancelled
-    assert executor.tally.started == 0 and "r1" not in executor.claims
+    assert runs.tally.started == 0 and not runs.running
 
 
 def test_run_records_name_only_live_agents_and_survive_a_torn_line(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_in_place_write_in_chunks_is_read_only_after_close_and_quiet(
         with path.open("w") as handle:
             handle.write("---\ntitle: Chunks\n")  # an unclosed fence: refused if read now
             handle.flush()
-            wait_for(lambda: path in service.settler, what="the service to see the write")
+            wait_for(lambda: path in service.settling, what="the service to see the write")
             handle.write("type: claude_app\n---\nBody in a second chunk.\n")
         planned = wait_planned(path)
     assert planned.body == "Body in a second chunk.\n"
@@ -84,7 +84,7 @@ def test_vim_style_save_of_a_planned_note_is_not_planned_again(
             handle.write(text)
         backup.unlink()
         wait_for(lambda: service.stats.looks > looks, what="the service to look again")
-        wait_for(lambda: not service.settler, what="settling to finish")
+        wait_for(lambda: not service.settling, what="settling to finish")
     assert note(path).meta["planned_at"] == planned.meta["planned_at"]
     assert len(events(vault, "planned", planned.task_id)) == 1
 
@@ -135,13 +135,13 @@ def test_duplicate_and_reordered_events_plan_once(vault: Vault, tmp_path: Path) 
     with running_service(svc_config(vault)) as service:
         path = drop(vault, tmp_path, "dup.md", TASK.format(title="Dup"))
         for kind in [Kind.ARRIVED, Kind.WRITTEN, Kind.GONE, Kind.ARRIVED, Kind.ARRIVED]:
-            service.hints.put(Hint(path, kind))
+            service.inbox.put(Hint(path, kind))
         planned = wait_planned(path)
         for kind in [Kind.WRITTEN, Kind.ARRIVED, Kind.GONE, Kind.ARRIVED]:
-            service.hints.put(Hint(path, kind))
+            service.inbox.put(Hint(path, kind))
         looks = service.stats.looks
         wait_for(lambda: service.stats.looks >= looks + 1, what="the extra events handled")
-        wait_for(lambda: not service.settler, what="settling to finish")
+        wait_for(lambda: not service.settling, what="settling to finish")
     assert len(events(vault, "planned", planned.task_id)) == 1
     assert len(events(vault, "queued", planned.task_id)) == 1
 
@@ -265,7 +265,7 @@ def test_saves_in_place_wait_for_quiet_before_the_note_is_read(
         path = drop(vault, tmp_path, "typing.md", "---\nstatus: draft\n---\nBuild a sh")
         wait_for(lambda: path in service.reconciler.entries, what="the draft looked at")
         path.write_text("---\ntype: claude_app\n---\nBuild a shop page with a cart.\n")
-        wait_for(lambda: path in service.settler, what="the save to be settling")
+        wait_for(lambda: path in service.settling, what="the save to be settling")
         assert "planned_at" not in note(path).meta, "read before it was quiet"
         planned = wait_planned(path)
     assert planned.body == "Build a shop page with a cart.\n"
@@ -320,7 +320,7 @@ def test_a_replaced_watched_folder_is_watched_again(vault: Vault, tmp_path: Path
         # The new folder's own events are seen: a note renamed in afterwards is planned too.
         later = drop(vault, tmp_path, "later.md", TASK.format(title="later"))
         wait_planned(later)
-        assert needs_action in service._watcher.watched  # type: ignore[union-attr]
+        assert service.watcher is not None and needs_action in service.watcher.watched
         drop_folder = vault.folder(Folder.DROP)
         drop_folder.rmdir()
         drop_folder.mkdir()
@@ -352,13 +352,13 @@ def test_the_service_writes_no_events_for_itself_outside_the_watched_folders(
     in Needs_Action/ (the arrival, and our own swaps of the note)."""
     seen: list[Hint] = []
     with running_service(svc_config(vault)) as service:
-        original = service._take_hint
+        original = service.settling.take
 
-        def spy(hint: Hint) -> None:
+        def spy(hint: Hint, now: float) -> bool:
             seen.append(hint)
-            original(hint)
+            return original(hint, now)
 
-        service._take_hint = spy  # type: ignore[method-assign]
+        service.settling.take = spy  # type: ignore[method-assign]
         path = drop(vault, tmp_path, "quiet.md", TASK.format(title="quiet"))
         wait_planned(path)
         wait_for(lambda: len(seen) >= 3, what="the swap's events")
@@ -371,8 +371,8 @@ def test_on_linux_events_come_straight_from_inotify_not_through_observer_threads
     vault: Vault,
 ) -> None:
     with running_service(svc_config(vault)) as service:
-        assert service._watcher is not None
-        assert service._watcher.source == "InotifySource"
+        assert service.watcher is not None
+        assert service.watcher.source == "InotifySource"
         # watchdog's observer would add an emitter thread per watch and a dispatcher thread.
         observers = [t for t in threading.enumerate() if isinstance(t, EventEmitter | BaseObserver)]
         assert observers == []

@@ -1,0 +1,194 @@
+"""The runs: which planned task starts next, what is running, and what each run's thread said.
+
+Owned by the main loop, and changed only there. It queues the run requests that decisions make,
+starts runs within `max_parallel` (which counts live agents), one per work dir and within the
+daily budget, and takes the messages run threads post (`Claimed`, `AgentGone`, `RunEnded`).
+"Running" is held here and only here: a task runs from the moment its run is handed to a
+thread until the main loop takes the run's `RunEnded`; its slot and work dir are free from its
+`AgentGone` on, while the thread still records the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from .agents.base import OutcomeKind
+from .budget import DailyBudget
+from .executor import RunContext, RunThread
+from .messages import AgentGone, Claimed, RunEnded
+from .scheduler import RunRequest, Scheduler
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Tally:
+    """What happened to runs since the service started (for `once` and the log)."""
+
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retrying: int = 0
+    cancelled: int = 0
+    interrupted: int = 0
+
+
+_TALLIED: Mapping[OutcomeKind, str] = {
+    OutcomeKind.SUCCESS: "succeeded",
+    OutcomeKind.PERMANENT: "failed",
+    OutcomeKind.TRANSIENT: "retrying",
+    OutcomeKind.CANCELLED: "cancelled",
+}
+
+
+@dataclass
+class Running:
+    """A task whose run was handed to a thread, as the main loop knows it."""
+
+    run: RunThread
+    workdir: Path
+    claim: Mapping[str, Any] | None = None
+    """The keys its claim wrote, once `Claimed` was taken (None before)."""
+    agent_gone: bool = False
+    """`AgentGone` was taken: its slot and work dir are free; it is recording its end."""
+
+
+Starter = Callable[[int, RunRequest, Path], RunThread]
+"""Makes the thread of a run (the service's: executor.RunThread with its context)."""
+
+
+@dataclass
+class RunCoordinator:
+    max_parallel: int
+    budget: DailyBudget
+    now: Callable[[], datetime]
+    starter: Starter
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    running: dict[str, Running] = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
+    _run_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @classmethod
+    def for_service(cls, ctx: RunContext, max_parallel: int, budget: DailyBudget) -> RunCoordinator:
+        """Runs started as executor.RunThread with the service's context."""
+        return cls(
+            max_parallel,
+            budget,
+            ctx.now,
+            lambda run_id, request, path: RunThread(run_id, request, path, ctx),
+        )
+
+    # --- what decisions ask -----------------------------------------------------------------
+
+    def is_running(self, task_id: str) -> bool:
+        return task_id in self.running
+
+    def claim_to_restore(self, task_id: str) -> Mapping[str, Any] | None:
+        """The claim to put back over a stale copy of a running task's note; None while it is
+        not known yet or the run is recording its end (the run then decides). Read inside the
+        restoring edit, so a run that begins recording meanwhile is seen."""
+        running = self.running.get(task_id)
+        if running is None or running.claim is None or running.run.recording.is_set():
+            return None
+        return running.claim
+
+    def offer(self, request: RunRequest) -> None:
+        """Queue a planned task that may run (once; not while it runs)."""
+        if request.task_id in self.running:
+            return
+        if self.scheduler.add(request):
+            log.info(
+                "queued",
+                action_type="queue",
+                target=request.path.name,
+                task_id=request.task_id,
+                parameters={"priority": request.priority},
+            )
+
+    def stop(self, task_id: str) -> None:
+        """A person ended a running task: stop its agent (a run recording its end has none)."""
+        running = self.running.get(task_id)
+        if running is not None and not running.agent_gone:
+            log.info(
+                "stopping run", action_type="cancel", task_id=task_id, result="a person ended it"
+            )
+            running.run.stop()
+
+    def interrupt_all(self) -> None:
+        """Shutdown: every live agent is stopped; its note stays `executing` (retried later)."""
+        for running in self.running.values():
+            running.run.stop(interrupt=True)
+
+    # --- starting runs ----------------------------------------------------------------------
+
+    @property
+    def live_agents(self) -> int:
+        return sum(1 for r in self.running.values() if not r.agent_gone)
+
+    def start_ready(self, where: Callable[[str], Path | None]) -> list[RunThread]:
+        """Start what may start now: priority order, max_parallel, one per work dir, budget.
+        `where` says where a task's note is now (it may have moved since it was queued)."""
+        started = []
+        while self.live_agents < self.max_parallel and not self.budget.reached(self.now()):
+            busy = {r.workdir for r in self.running.values() if not r.agent_gone}
+            request = self.scheduler.next_ready(busy)
+            if request is None:
+                break
+            if request.task_id in self.running:  # recording the end of its previous run
+                continue  # re-offered when that run's end is taken
+            path = where(request.task_id) or request.path
+            run = self.starter(next(self._run_ids), request, path)
+            self.running[request.task_id] = Running(run, request.workdir)
+            run.start()
+            started.append(run)
+        return started
+
+    # --- what run threads say ---------------------------------------------------------------
+
+    def claimed(self, message: Claimed) -> bool:
+        """The claim is on the note. False for a word from a run that is no longer ours."""
+        running = self._of(message.task_id, message.run_id)
+        if running is None:
+            return False
+        running.claim = message.claim
+        self.tally.started += 1
+        return True
+
+    def agent_gone(self, message: AgentGone) -> None:
+        """The agent is gone: its cost counts, its slot and work dir are free."""
+        running = self._of(message.task_id, message.run_id)
+        if running is None:  # a late word from an earlier run of this task: frees nothing
+            return
+        self.budget.count(message.cost_usd, self.now())
+        running.agent_gone = True
+
+    def ended(self, message: RunEnded) -> bool:
+        """The run is over: it no longer counts as running. False for a stray word."""
+        if self._of(message.task_id, message.run_id) is None:
+            return False
+        del self.running[message.task_id]
+        kind = message.outcome.kind
+        if kind is OutcomeKind.INTERRUPTED:
+            self.tally.interrupted += 1
+        elif message.end is not None and message.end.kind in _TALLIED:
+            name = _TALLIED[message.end.kind]
+            setattr(self.tally, name, getattr(self.tally, name) + 1)
+        return True
+
+    def _of(self, task_id: str, run_id: int) -> Running | None:
+        running = self.running.get(task_id)
+        return running if running is not None and running.run.run_id == run_id else None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs and nothing queued can start now (`once` is done)."""
+        if self.running:
+            return False
+        return not self.scheduler.waiting() or self.budget.reached(self.now())

@@ -1,0 +1,92 @@
+"""What other threads tell the service's main loop: typed messages on its one queue.
+
+The watcher's reader thread posts hints, folder changes and overflows; a run's thread posts the
+steps of its run; a planner thread that its plan is written; a signal handler or `stop()` that
+the service must stop. Only the main loop takes messages off the queue, and only the main loop
+changes the state they concern (the note index, what is running, the tally, the budget). One
+run's messages arrive in the order its thread posted them: Claimed, then AgentGone, then
+RunEnded (a run that could not claim its note posts RunEnded alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agents.base import Outcome
+from .hints import Hint
+from .run_end import RunEnd
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A run wrote its claim on the note: from now on its agent may start."""
+
+    run_id: int
+    task_id: str
+    path: Path
+    claim: Mapping[str, Any]
+    """The owned keys the claim wrote (put back over a stale copy that dropped them)."""
+
+
+@dataclass(frozen=True)
+class AgentGone:
+    """A run's agent and its process group are gone; the run now records its end."""
+
+    run_id: int
+    task_id: str
+    cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """A run is over: recorded on its note, or never begun (its note changed first)."""
+
+    run_id: int
+    task_id: str
+    outcome: Outcome
+    end: RunEnd | None
+    """How it ended on the note; None when nothing was recorded (skipped, the note gone)."""
+    before: Path | None
+    """Where the note was when the run began (None: it never did)."""
+    after: Path | None
+    """Where the note is now (None: it went away)."""
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class PlanWritten:
+    """planner = "claude": the plan for this note is on disk (or the template, if not)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class FolderChanged:
+    """A watched folder (or a folder that may hold one) came, went or was replaced."""
+
+    folder: Path
+    went: bool
+
+
+@dataclass(frozen=True)
+class Overflowed:
+    """The kernel dropped events: every active folder must be looked at again."""
+
+
+@dataclass(frozen=True)
+class StopRequested:
+    """SIGTERM, SIGINT or `Service.stop()`: a second one during the grace stops runs at once."""
+
+    signal: int | None = None
+
+
+Message = (
+    Hint | Claimed | AgentGone | RunEnded | PlanWritten | FolderChanged | Overflowed | StopRequested
+)
+
+Post = Callable[[Message], None]
+"""How a thread hands a message to the main loop (`queue.SimpleQueue.put`: thread- and
+signal-safe)."""

@@ -1,0 +1,54 @@
+"""The prompt file: what an agent is asked, written for one attempt after its claim.
+
+`.ai-employee/prompts/<task_id>.md` holds the task (title, body), its plan and the work dir;
+for an agent that wants it (the command agent), the Company Handbook first (the claude agent
+gets the handbook with `--append-system-prompt` instead). Written by the run's own thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import fsops
+from .agents.base import Agent, RunSpec
+from .planner import plan_name
+from .taskfile import TaskNote
+from .vault import Folder, Vault
+
+
+def prompt_path(vault: Vault, task_id: str) -> Path:
+    return vault.machinery / "prompts" / f"{task_id}.md"
+
+
+def read_handbook(vault: Vault) -> str:
+    """Company_Handbook.md, or nothing when it is missing or unreadable."""
+    try:
+        return vault.handbook.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def prompt_text(vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote) -> str:
+    plan_path = vault.folder(Folder.PLANS) / plan_name(spec.note_path)
+    try:
+        plan = plan_path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        plan = "(no plan file)"
+    header = agent.prompt_header(spec).strip()
+    parts = [header] if header else []
+    parts += [
+        f"# Task: {note.title}",
+        f"Task id: {spec.task_id}. Type: {spec.task_type}. Attempt {spec.attempt}.",
+        f"Work in this directory and nowhere else: {spec.workdir}",
+        "## What was asked",
+        note.body_without_result.strip() or "(the note has no body; the title is the task)",
+        "## The plan",
+        plan.strip(),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_prompt(vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote) -> None:
+    """Write the prompt file atomically (not fsynced: a crash retries and writes it again)."""
+    text = prompt_text(vault, agent, spec, note)
+    fsops.write_atomic(spec.prompt_file, text.encode("utf-8"), vault.tmp, durable=False)
