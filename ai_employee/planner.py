@@ -12,12 +12,19 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import structlog
+
 from . import fsops
+from .messages import PlanWritten
 from .taskfile import TaskNote, render_value
+
+log = structlog.get_logger(__name__)
 
 PLAN_PREFIX = "PLAN_"
 _CHECKLIST = re.compile(r"^\s*[-*+]\s+\[[ xX]\]\s+(.+?)\s*$", re.MULTILINE)
@@ -193,3 +200,64 @@ def plan_is_stale(plans_dir: Path, note_path: Path, note: TaskNote) -> bool:
         return True
     found = _BODY_HASH.search(text)
     return found is None or found.group(1) != body_hash(note)
+
+
+class Plans:
+    """Where plans go: `Plans/`, the template's at once, or Claude's from a thread of its own
+    (planner = "claude"), which posts `PlanWritten` when the file is there (the template's if
+    Claude cannot). `planning` is the main loop's: the notes whose plan is being written."""
+
+    def __init__(
+        self,
+        plans_dir: Path,
+        tmp_dir: Path,
+        use_claude: bool,
+        claude_path: str,
+        post: Callable[[PlanWritten], None],
+    ) -> None:
+        self.plans_dir = plans_dir
+        self.tmp_dir = tmp_dir
+        self.use_claude = use_claude
+        self.claude_path = claude_path
+        self.post = post
+        self.planning: set[Path] = set()
+
+    def write(self, path: Path, note: TaskNote, template: Plan, workdir: Path) -> bool:
+        """Make sure the note's plan is on disk; False while it is being written (the
+        PlanWritten that follows brings the note back)."""
+        if not self.use_claude:
+            write_plan(self.plans_dir, template, self.tmp_dir)
+            return True
+        if path in self.planning:
+            return False
+        if not plan_is_stale(self.plans_dir, path, note):
+            return True  # Claude's plan for this very body is on disk
+        self.planning.add(path)
+        threading.Thread(
+            target=self._write_with_claude,
+            args=(path, note, template, workdir),
+            name=f"plan-{path.name}",
+            daemon=True,
+        ).start()
+        return False
+
+    def written(self, path: Path) -> None:
+        """The main loop took the PlanWritten of `path`."""
+        self.planning.discard(path)
+
+    def _write_with_claude(self, path: Path, note: TaskNote, template: Plan, workdir: Path) -> None:
+        """In the planner's thread: Claude's plan, or the template if Claude cannot."""
+        try:
+            plan = claude_plan(template, note, self.claude_path, workdir)
+        except PlannerUnavailable as err:
+            log.warning(
+                "planner fell back to the template",
+                action_type="plan",
+                target=str(path.relative_to(self.plans_dir.parent)),
+                error=str(err),
+            )
+            plan = template
+        try:
+            write_plan(self.plans_dir, plan, self.tmp_dir)
+        finally:
+            self.post(PlanWritten(path))

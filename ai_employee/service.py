@@ -40,6 +40,7 @@ from .coordinator import RunCoordinator
 from .errors import LockHeld
 from .executor import RunContext
 from .hints import Hint, Kind
+from .index import NoteIndex
 from .lifecycle import Status
 from .logs import os_user, remove_old_logs
 from .messages import (
@@ -52,6 +53,7 @@ from .messages import (
     RunEnded,
     StopRequested,
 )
+from .planner import Plans
 from .reconcile import Reconciler
 from .runrecords import RunJournal, stop_leftovers
 from .sdnotify import Notifier, WatchdogPinger
@@ -139,13 +141,22 @@ class Service:
         which makes the plan under it durable too; the folder is handed over to it."""
         self._batched = False
         """Whether the loop's edits now owe their folder sync (see `syncs`) or make it at once."""
+        self.index = NoteIndex()
+        self.plans = Plans(
+            self.vault.folder(Folder.PLANS),
+            self.vault.tmp,
+            config.planner == "claude",
+            config.claude_path,
+            self.inbox.put,
+        )
         self.reconciler = Reconciler(
             self.vault,
             config,
             now=now,
             actor=os_user(),
             runs=self.runs,
-            post=self.inbox.put,
+            index=self.index,
+            plans=self.plans,
             sync_dir=self._sync_dir,
         )
         self.dashboard = dashboard_md.DashboardFile(self.vault)
@@ -294,7 +305,7 @@ class Service:
         self._beat()
         if isinstance(message, Hint):
             if self.settling.take(message, time.monotonic()):
-                self.reconciler.forget(message.path)
+                self.index.forget(message.path)
         elif isinstance(message, Claimed):
             if self.runs.claimed(message):
                 # A stale copy seen before the claim was known waits for this: look again.
@@ -305,7 +316,7 @@ class Service:
             if self.runs.ended(message):
                 self._after_run(message)
         elif isinstance(message, PlanWritten):
-            self.reconciler.planning.discard(message.path)
+            self.plans.written(message.path)
             self.settling.arrived(message.path, time.monotonic())
         elif isinstance(message, FolderChanged):
             if self.watcher is not None:
@@ -394,7 +405,7 @@ class Service:
             for path in due:
                 self._look(path)
                 self._start_runs()  # a note planned just now starts at once if a slot is free
-        for path in self.reconciler.due_wakeups(self.now()):
+        for path in self.index.due_wakeups(self.now()):
             self._look(path)
         if time.monotonic() >= self._next_sweep:
             self.stats.sweeps += 1
@@ -425,10 +436,10 @@ class Service:
         settle = self.settling.next_deadline()
         if settle is not None:
             deadlines.append(settle)
-        wake = self.reconciler.next_wakeup()
+        wake = self.index.next_wakeup()
         if wake is not None:
             deadlines.append(now + max(0.0, (wake - self.now()).total_seconds()))
-        redraw = self.dashboard.deadline(self.reconciler.changes)
+        redraw = self.dashboard.deadline(self.index.changes)
         if redraw is not None:
             deadlines.append(redraw)
         return max(0.0, min(deadlines) - now)
@@ -441,21 +452,21 @@ class Service:
         self._take_waiting()
         if self._stopping:
             return
-        for run in self.runs.start_ready(self.reconciler.owners.get):
+        for run in self.runs.start_ready(self.index.owners.get):
             self.syncs.hand_over(run.path.parent)  # the claim syncs it, whatever it decides
 
     def _after_run(self, ended: RunEnded) -> None:
         """A run is over. Whatever happened while recording, the note is decided again from
         the disk: a note left `executing` with no live run is an interrupted attempt, never
         stuck. Not after our own shutdown (an interrupted run is retried on the next start)."""
-        old = self.reconciler.owners.get(ended.task_id, ended.before)
+        old = self.index.owners.get(ended.task_id, ended.before)
         new = ended.after or old
         kind = ended.outcome.kind
         if kind is not OutcomeKind.INTERRUPTED:
             if old is not None and old != new:
-                self.reconciler.forget(old)
+                self.index.forget(old)
             if new is not None and self.vault.folder_of(new) in (Folder.DONE, Folder.FAILED):
-                self.reconciler.forget(new)  # not watched
+                self.index.forget(new)  # not watched
                 self.dashboard.landed(new)
             elif new is not None and new.exists():
                 self.reconciler.look(new, force=True)
@@ -513,15 +524,15 @@ class Service:
     # --- Dashboard.md -----------------------------------------------------------------------
 
     def _draw_dashboard(self, force: bool = False) -> None:
-        self.dashboard.draw(self.reconciler.changes, self._dashboard_state, force)
+        self.dashboard.draw(self.index.changes, self._dashboard_state, force)
 
     def _dashboard_state(self) -> dashboard_md.DashboardState:
         root = self.vault.root
         counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
-        entries = self.reconciler.entries
+        entries = self.index.entries
         for entry in entries.values():
             counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
-        for path in self.reconciler.refused:
+        for path in self.index.refused:
             folder = self.vault.folder_of(path)
             if folder is not None and folder.value in counts:
                 counts[folder.value]["refused"] += 1
@@ -543,12 +554,12 @@ class Service:
         ]
         attention = [
             dashboard_md.Line(dashboard_md.link_for(root, p), p.name, reason)
-            for p, (_, reason) in sorted(self.reconciler.refused.items())
+            for p, (_, reason) in sorted(self.index.refused.items())
         ]
         notice = self.budget.notice(self.now())
         running = []
         for task_id in sorted(self.runs.running):
-            where = self.reconciler.owners.get(task_id)
+            where = self.index.owners.get(task_id)
             seen = entries.get(where) if where else None
             link = dashboard_md.link_for(root, where) if where else task_id
             running.append(dashboard_md.Line(link, seen.title if seen else task_id, task_id))

@@ -111,7 +111,7 @@ def test_empty_untitled_then_rename_and_type(vault: Vault, tmp_path: Path) -> No
     with running_service(svc_config(vault)) as service:
         untitled = vault.folder(Folder.NEEDS_ACTION) / "Untitled.md"
         untitled.touch()  # Obsidian's "New note"
-        wait_for(lambda: untitled in service.reconciler.entries, what="the empty note looked at")
+        wait_for(lambda: untitled in service.index.entries, what="the empty note looked at")
         assert untitled.read_bytes() == b"", "an empty note is waited on, never written"
         real = untitled.with_name("Shop page.md")
         untitled.rename(real)  # the person types a title
@@ -167,7 +167,7 @@ def test_refused_note_is_listed_and_the_service_keeps_going(vault: Vault, tmp_pa
         bad = drop(vault, tmp_path, "bad.md", "---\ntitle: [oops\n---\n")
         good = drop(vault, tmp_path, "good.md", TASK.format(title="Good"))
         wait_planned(good)
-        wait_for(lambda: bad in service.reconciler.refused, what="the refusal")
+        wait_for(lambda: bad in service.index.refused, what="the refusal")
         wait_for(lambda: "bad.md" in vault.dashboard.read_text(), what="the dashboard")
     assert bad.read_text() == "---\ntitle: [oops\n---\n"
     (entry,) = events(vault, "note refused")
@@ -263,7 +263,7 @@ def test_saves_in_place_wait_for_quiet_before_the_note_is_read(
     note quiet for settle_seconds is read (a rename, by contrast, is read at once)."""
     with running_service(svc_config(vault, settle_seconds=1.0)) as service:
         path = drop(vault, tmp_path, "typing.md", "---\nstatus: draft\n---\nBuild a sh")
-        wait_for(lambda: path in service.reconciler.entries, what="the draft looked at")
+        wait_for(lambda: path in service.index.entries, what="the draft looked at")
         path.write_text("---\ntype: claude_app\n---\nBuild a shop page with a cart.\n")
         wait_for(lambda: path in service.settling, what="the save to be settling")
         assert "planned_at" not in note(path).meta, "read before it was quiet"

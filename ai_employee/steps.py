@@ -1,0 +1,296 @@
+"""The lifecycle's steps: what the service does to a note once `lifecycle.decide` has spoken.
+
+One small function per action (`STEPS`), each given the note as it was read and the decision,
+each returning where the note is now and the last file it placed there (`Stepped`). They run
+in the main loop; their writes are edits of our keys (notefile) and moves. Running a task is
+not a write here: the step offers it to the runs, whose thread claims it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from . import planner
+from .config import Config
+from .lifecycle import Action, Status, Step
+from .notefile import NoteStore, Placed, move_note
+from .run_end import RetryPolicy, decide_interrupted
+from .scheduler import RunRequest
+from .taskfile import TaskNote, edit_note_text
+from .vault import Folder, Vault, workdir_for
+
+log = structlog.get_logger(__name__)
+
+
+class Runs(Protocol):
+    """What a step (and a decision) needs from the runs: the service's run coordinator."""
+
+    def is_running(self, task_id: str) -> bool: ...
+
+    def claim_to_restore(self, task_id: str) -> Mapping[str, Any] | None:
+        """The claim to put back over a stale copy; None while unknown or being recorded."""
+
+    def offer(self, request: RunRequest) -> None:
+        """Queue a planned task that may run."""
+
+    def stop(self, task_id: str) -> None:
+        """A person ended a running task: stop its agent."""
+
+
+class LookLater(Exception):
+    """Nothing can be decided on this note until a message brings it back: its plan is being
+    written in the background, or its run's claim is not known yet."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every step needs, for one look."""
+
+    vault: Vault
+    config: Config
+    notes: NoteStore
+    runs: Runs
+    plans: planner.Plans
+    actor: str
+    now: datetime
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.vault.root))
+        except ValueError:
+            return str(path)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A note and what was decided for it."""
+
+    path: Path
+    note: TaskNote
+    step: Step
+    task_type: str
+    task_id: str
+    id_changes: Mapping[str, Any]
+    """Our keys that identify the task anew (a first task_id; a copy's new one)."""
+
+
+@dataclass(frozen=True)
+class Stepped:
+    """Where the note is after a step, and the last file the step placed there (its identity
+    is the index's for that path; None when the step wrote nothing)."""
+
+    path: Path
+    placed: Placed | None = None
+    planned: tuple[Path, str] | None = None
+    """(note, body hash) of a plan this step wrote: the next step need not read it back."""
+
+
+StepFn = Callable[[StepContext, Decided], Stepped]
+
+
+def _write(
+    ctx: StepContext,
+    path: Path,
+    changes: Mapping[str, Any],
+    task_id: str,
+    audit: tuple[str, dict[str, Any]] | None = None,
+) -> Placed | None:
+    placed = ctx.notes.update(path, changes)
+    if audit is not None:
+        event, fields = audit
+        log.info(
+            event, action_type=event.split()[0], target=ctx.rel(path), task_id=task_id, **fields
+        )
+    return placed
+
+
+def _move(ctx: StepContext, path: Path, folder: Folder, task_id: str, why: str) -> Path:
+    new = move_note(path, ctx.vault.folder(folder))
+    log.info(
+        "moved",
+        action_type="move",
+        target=ctx.rel(new),
+        task_id=task_id,
+        parameters={"from": ctx.rel(path)},
+        result=why,
+    )
+    return new
+
+
+def workdir_of(config: Config, note: TaskNote, task_id: str) -> Path:
+    """apps/<language>/<app>/ for this note, checked to stay inside the allowed roots."""
+    return workdir_for(
+        config.apps_dir,
+        config.allowed_roots,
+        task_id,
+        note.meta.get("language"),
+        note.meta.get("app"),
+    )
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def leave(ctx: StepContext, d: Decided) -> Stepped:
+    """NOTHING, WAIT, REFUSE: the note stays as it is."""
+    return Stepped(d.path)
+
+
+def hold_copy(ctx: StepContext, d: Decided) -> Stepped:
+    """A copy of another task's note: a new task, straight to a person."""
+    placed = _write(ctx, d.path, d.id_changes, d.task_id)
+    return Stepped(_move(ctx, d.path, Folder.PENDING_APPROVAL, d.task_id, "copy held"), placed)
+
+
+def run(ctx: StepContext, d: Decided) -> Stepped:
+    """RUN: offer the task to the runs (their thread claims it)."""
+    ctx.runs.offer(
+        RunRequest(
+            d.path,
+            d.task_id,
+            d.note.priority.value,
+            d.task_type,
+            d.note.when("planned_at"),
+            workdir_of(ctx.config, d.note, d.task_id),
+        )
+    )
+    return Stepped(d.path)
+
+
+def stop(ctx: StepContext, d: Decided) -> Stepped:
+    """STOP: a person ended a running task; its run's end moves the note."""
+    ctx.runs.stop(d.task_id)
+    return Stepped(d.path)
+
+
+def plan(ctx: StepContext, d: Decided, extra: Mapping[str, Any] | None = None) -> Stepped:
+    """PLAN: write the plan, then `status: planned` with the plan's link."""
+    note = d.note if d.note.task_id == d.task_id else _with_id(d.note, d.task_id)
+    workdir = workdir_of(ctx.config, note, d.task_id)
+    made = planner.template_plan(note, d.path, d.task_type, workdir, ctx.now)
+    if not ctx.plans.write(d.path, note, made, workdir):
+        raise LookLater(d.path)  # Claude is writing it; PlanWritten brings the note back
+    changes = {
+        **(d.id_changes if extra is None else extra),
+        "status": Status.PLANNED,
+        "plan": planner.plan_link(d.path),
+        "planned_at": ctx.now,
+    }
+    audit = ("planned", {"parameters": {"plan": made.name, "planner": ctx.config.planner}})
+    placed = _write(ctx, d.path, changes, d.task_id, audit)
+    return Stepped(d.path, placed, (d.path, planner.body_hash(d.note)))
+
+
+def approve(ctx: StepContext, d: Decided) -> Stepped:
+    """APPROVE: a person's approval, recorded; planned first if it never was; then back to
+    Needs_Action as planned."""
+    changes: dict[str, Any] = {
+        **d.id_changes,
+        "approved_at": ctx.now,
+        "approved_by": ctx.actor,
+        "next_attempt_at": None,
+    }
+    plans_dir = ctx.vault.folder(Folder.PLANS)
+    planned = bool(d.note.meta.get("plan")) and not planner.plan_is_stale(plans_dir, d.path, d.note)
+    placed = None
+    if not planned:
+        placed = plan(ctx, d, extra=changes).placed
+        changes = {}
+    audit = ("approved", {"approval_status": "approved", "approved_by": ctx.actor})
+    placed = _write(ctx, d.path, {**changes, "status": Status.PLANNED}, d.task_id, audit) or placed
+    return Stepped(_move(ctx, d.path, Folder.NEEDS_ACTION, d.task_id, "approved"), placed)
+
+
+def interrupted(ctx: StepContext, d: Decided) -> Stepped:
+    """INTERRUPTED: an attempt that died with a service counts (run_end's attempts rule)."""
+    counted = decide_interrupted(d.note.attempts, RetryPolicy.of(ctx.config), ctx.now)
+    fields: dict[str, Any] = {"result": counted.summary}
+    if counted.error:
+        fields["error"] = counted.error
+    changes = {**d.id_changes, **counted.changes}
+    placed = _write(ctx, d.path, changes, d.task_id, ("interrupted attempt", fields))
+    if counted.folder is None:
+        return Stepped(d.path, placed)
+    return Stepped(_move(ctx, d.path, counted.folder, d.task_id, "attempts spent"), placed)
+
+
+def restore_claim(ctx: StepContext, d: Decided) -> Stepped:
+    """SET_STATUS executing: a stale copy dropped the claim of a running task; put it back.
+    Decided inside the edit: a run that begins recording its end meanwhile is never written
+    over (and a claim not known yet waits for the run's Claimed)."""
+
+    def restore(text: str) -> str:
+        claim = ctx.runs.claim_to_restore(d.task_id)
+        if not claim:
+            raise LookLater(d.path)
+        keys = {k: v for k, v in claim.items() if v is not None}
+        return edit_note_text(text, {**d.id_changes, **keys, "status": Status.EXECUTING})
+
+    placed = ctx.notes.rewrite(d.path, restore)
+    log.info(
+        "claim restored",
+        action_type="claim",
+        target=ctx.rel(d.path),
+        task_id=d.task_id,
+        result="a stale copy wrote an old status",
+    )
+    return Stepped(d.path, placed)
+
+
+def set_status(ctx: StepContext, d: Decided) -> Stepped:
+    """SET_STATUS: the status the rule names (executing: see restore_claim)."""
+    if d.step.status is Status.EXECUTING:
+        return restore_claim(ctx, d)
+    assert d.step.status is not None, d.step
+    return Stepped(
+        d.path, _write(ctx, d.path, {**d.id_changes, "status": d.step.status}, d.task_id)
+    )
+
+
+def hold(ctx: StepContext, d: Decided) -> Stepped:
+    """HOLD: `pending_approval`, in Pending_Approval/."""
+    placed = None
+    if d.id_changes or d.note.status is not Status.PENDING_APPROVAL:
+        changes = {**d.id_changes, "status": Status.PENDING_APPROVAL}
+        placed = _write(ctx, d.path, changes, d.task_id)
+    if d.step.place is not None and ctx.vault.folder_of(d.path) is not d.step.place:
+        return Stepped(_move(ctx, d.path, d.step.place, d.task_id, "waits for approval"), placed)
+    return Stepped(d.path, placed)
+
+
+def move(ctx: StepContext, d: Decided) -> Stepped:
+    """MOVE: to the folder of its status (finishes a move a crash interrupted)."""
+    assert d.step.place is not None, d.step
+    placed = _write(ctx, d.path, d.id_changes, d.task_id) if d.id_changes else None
+    return Stepped(_move(ctx, d.path, d.step.place, d.task_id, "move finished"), placed)
+
+
+STEPS: Mapping[Action, StepFn] = {
+    Action.NOTHING: leave,
+    Action.WAIT: leave,
+    Action.REFUSE: leave,
+    Action.RUN: run,
+    Action.STOP: stop,
+    Action.PLAN: plan,
+    Action.APPROVE: approve,
+    Action.INTERRUPTED: interrupted,
+    Action.SET_STATUS: set_status,
+    Action.HOLD: hold,
+    Action.MOVE: move,
+}
+"""The step for each action of lifecycle.decide (every action has one: tested)."""
+
+CONTINUES: frozenset[Action] = frozenset(
+    {Action.PLAN, Action.SET_STATUS, Action.INTERRUPTED, Action.APPROVE, Action.MOVE, Action.HOLD}
+)
+"""After these, the note is decided again in the same look (plan, then run or hold, ...)."""
+
+
+def _with_id(note: TaskNote, task_id: str) -> TaskNote:
+    return TaskNote(note.name, {**note.meta, "task_id": task_id}, note.body, note.empty)
