@@ -11,11 +11,12 @@ thread until the main loop takes the run's `RunEnded`; its slot and work dir are
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -48,11 +49,32 @@ _TALLIED: Mapping[OutcomeKind, str] = {
 }
 
 
+class RunHandle(Protocol):
+    """What the coordinator needs of a run (executor.RunThread is one)."""
+
+    @property
+    def run_id(self) -> int: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def recording(self) -> threading.Event:
+        """Set by the run's thread when it begins recording its end."""
+
+    def start(self) -> None: ...
+
+    def stop(self, interrupt: bool = False) -> None: ...
+
+
 @dataclass
 class Running:
     """A task whose run was handed to a thread, as the main loop knows it."""
 
-    run: RunThread
+    run: RunHandle
     workdir: Path
     claim: Mapping[str, Any] | None = None
     """The keys its claim wrote, once `Claimed` was taken (None before)."""
@@ -60,7 +82,7 @@ class Running:
     """`AgentGone` was taken: its slot and work dir are free; it is recording its end."""
 
 
-Starter = Callable[[int, RunRequest, Path], RunThread]
+Starter = Callable[[int, RunRequest, Path], RunHandle]
 """Makes the thread of a run (the service's: executor.RunThread with its context)."""
 
 
@@ -132,7 +154,7 @@ class RunCoordinator:
     def live_agents(self) -> int:
         return sum(1 for r in self.running.values() if not r.agent_gone)
 
-    def start_ready(self, where: Callable[[str], Path | None]) -> list[RunThread]:
+    def start_ready(self, where: Callable[[str], Path | None]) -> list[RunHandle]:
         """Start what may start now: priority order, max_parallel, one per work dir, budget.
         `where` says where a task's note is now (it may have moved since it was queued)."""
         started = []

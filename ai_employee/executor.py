@@ -12,7 +12,6 @@ the note could no longer be claimed). The thread never touches another thread's 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 import time
@@ -63,8 +62,6 @@ def claim_note(
 
     The note is read once, inside the edit: the claim is decided on the very text it replaces,
     so a person who cancelled or changed the note a moment ago wins and nothing is written.
-    The note's folder is synced whatever is decided: the main loop may have handed the sync of
-    its own last edit (the plan) to this claim.
     """
     claimed: list[Claim] = []
 
@@ -88,15 +85,10 @@ def claim_note(
         claimed.append(Claim(current, keys, resume))
         return edit_note_text(text, keys)
 
-    placed = None
     try:
-        placed = notes.rewrite(path, claim_if_still_planned)
+        notes.rewrite(path, claim_if_still_planned)  # durable before it returns
     except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
         return None
-    finally:
-        if placed is None:  # no swap, so no sync of ours: make the one handed over
-            with contextlib.suppress(OSError):
-                fsops.fsync_dir(path.parent)
     return claimed[-1]
 
 

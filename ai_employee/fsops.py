@@ -41,43 +41,6 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-class PendingSyncs:
-    """Folder syncs owed by one thread's edits, made together by `flush` (a group commit).
-
-    The service's main loop edits many notes in a burst; each edit's data is synced before its
-    swap, and the folder once per batch: by the claim of a run started from it (`hand_over`),
-    or by `flush` before the loop waits for the next event. Not thread-safe: one owner.
-    """
-
-    def __init__(self) -> None:
-        self._folders: set[Path] = set()
-
-    @property
-    def owed(self) -> frozenset[Path]:
-        return frozenset(self._folders)
-
-    def add(self, folder: Path) -> None:
-        self._folders.add(folder)
-
-    def hand_over(self, folder: Path) -> None:
-        """Someone else now syncs `folder` after every edit made in it so far (a run's claim):
-        it is no longer owed here."""
-        self._folders.discard(folder)
-
-    def flush(self) -> None:
-        """Sync every folder owed; a folder that fails does not keep the others from their
-        sync (the first error is raised after them; the folder is not retried)."""
-        folders, self._folders = self._folders, set()
-        failed: OSError | None = None
-        for folder in folders:
-            try:
-                fsync_dir(folder)
-            except OSError as err:
-                failed = failed or err
-        if failed is not None:
-            raise failed
-
-
 _temp_names = itertools.count()
 _temp_tag = secrets.token_hex(3)
 """Temp names are this process's tag, its pid and a counter: unique without a random read per

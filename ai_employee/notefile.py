@@ -170,14 +170,9 @@ class Placed:
         return (self.inode, self.size, self.mtime_ns)
 
 
-Announce = Callable[[Placed], None]
 SyncDir = Callable[[Path], None]
-"""Makes a rename inside a folder durable (`sync_now`, or a batcher that does it later)."""
-
-
-def sync_now(folder: Path) -> None:
-    """The default SyncDir: fsync the folder at once."""
-    fsops.fsync_dir(folder)
+"""Makes a rename inside a folder durable: at once (fsops.fsync_dir), or later, with the move
+that follows (rewrite_and_move)."""
 
 
 def update_note(
@@ -188,8 +183,6 @@ def update_note(
     vault_root: Path,
     max_bytes: int,
     result: str | None = None,
-    announce: Announce | None = None,
-    sync_dir: SyncDir = sync_now,
 ) -> Placed | None:
     """Set our keys (None removes one) and maybe our Result section. None: nothing to change."""
     return rewrite_note(
@@ -198,8 +191,6 @@ def update_note(
         tmp_dir=tmp_dir,
         vault_root=vault_root,
         max_bytes=max_bytes,
-        announce=announce,
-        sync_dir=sync_dir,
     )
 
 
@@ -210,20 +201,15 @@ def rewrite_note(
     tmp_dir: Path,
     vault_root: Path,
     max_bytes: int,
-    announce: Announce | None = None,
-    sync_dir: SyncDir = sync_now,
 ) -> Placed | None:
     """Apply `transform` to the note's text without ever losing a concurrent write.
 
-    Returns what was put in place, or None when the transform changed nothing. `announce` is
-    told what is about to be placed just before the swap, so the watcher's event for our own
-    write can be recognised however soon it is handled. `sync_dir` makes the swap durable: at
-    once by default; a caller that batches (the service's main loop) syncs before anything
-    depends on the edit.
+    Returns what was put in place (durable: the folder is synced before this returns), or None
+    when the transform changed nothing.
     """
     check_path(path, vault_root)
     with _writer_lock(tmp_dir.parent, path.name):
-        return _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, sync_dir)
+        return _rewrite_locked(path, transform, tmp_dir, max_bytes, fsops.fsync_dir)
 
 
 def rewrite_and_move(
@@ -234,7 +220,6 @@ def rewrite_and_move(
     tmp_dir: Path,
     vault_root: Path,
     max_bytes: int,
-    announce: Announce | None = None,
 ) -> tuple[Placed | None, Path | None]:
     """`rewrite_note`, then move the note into the folder `destination()` names (None: stay).
 
@@ -249,7 +234,7 @@ def rewrite_and_move(
     check_path(path, vault_root)
     with _writer_lock(tmp_dir.parent, path.name):
         for _ in range(MAX_ROUNDS):
-            placed = _rewrite_locked(path, transform, tmp_dir, max_bytes, announce, _later)
+            placed = _rewrite_locked(path, transform, tmp_dir, max_bytes, _later)
             folder = destination()
             if folder is None or folder == path.parent:
                 fsops.fsync_dir(path.parent)
@@ -283,15 +268,10 @@ def _later(folder: Path) -> None:
 
 
 def _rewrite_locked(
-    path: Path,
-    transform: Transform,
-    tmp_dir: Path,
-    max_bytes: int,
-    announce: Announce | None,
-    sync_dir: SyncDir,
+    path: Path, transform: Transform, tmp_dir: Path, max_bytes: int, sync_dir: SyncDir
 ) -> Placed | None:
     for _ in range(MAX_ROUNDS):
-        outcome = _rewrite_once(path, transform, tmp_dir, max_bytes, announce, sync_dir)
+        outcome = _rewrite_once(path, transform, tmp_dir, max_bytes, sync_dir)
         if not isinstance(outcome, _Again):
             return outcome
     raise WriteConflict(f"{path}: the note kept changing; our edit was not applied")
@@ -333,12 +313,7 @@ _AGAIN = _Again()
 
 
 def _rewrite_once(
-    path: Path,
-    transform: Transform,
-    tmp_dir: Path,
-    max_bytes: int,
-    announce: Announce | None,
-    sync_dir: SyncDir,
+    path: Path, transform: Transform, tmp_dir: Path, max_bytes: int, sync_dir: SyncDir
 ) -> Placed | _Again | None:
     """One attempt: what we placed, None (nothing to change), or _AGAIN. `sync_dir` makes the
     swap durable (the caller may do it later, once, with a move)."""
@@ -359,8 +334,6 @@ def _rewrite_once(
             tmp = fsops.write_temp(tmp_dir, new, base.mode)
             st = os.lstat(tmp)  # ours alone until the swap: what we are about to place
             placed = Placed(st.st_ino, st.st_size, st.st_mtime_ns, new)
-            if announce is not None:
-                announce(placed)
             try:
                 swapped = fsops.exchange(tmp, path)
             except FileNotFoundError as err:
@@ -486,18 +459,12 @@ class NoteStore:
     vault_root: Path
     tmp_dir: Path
     max_bytes: int
-    sync_dir: SyncDir = sync_now
-    """How an edit's swap is made durable (see rewrite_note)."""
 
     def read(self, path: Path) -> tuple[TaskNote, Snapshot]:
         return read_note(path, self.vault_root, self.max_bytes)
 
     def update(
-        self,
-        path: Path,
-        changes: Mapping[str, object | None],
-        result: str | None = None,
-        announce: Announce | None = None,
+        self, path: Path, changes: Mapping[str, object | None], result: str | None = None
     ) -> Placed | None:
         return update_note(
             path,
@@ -506,29 +473,19 @@ class NoteStore:
             vault_root=self.vault_root,
             max_bytes=self.max_bytes,
             result=result,
-            announce=announce,
-            sync_dir=self.sync_dir,
         )
 
-    def rewrite(
-        self, path: Path, transform: Transform, announce: Announce | None = None
-    ) -> Placed | None:
+    def rewrite(self, path: Path, transform: Transform) -> Placed | None:
         return rewrite_note(
             path,
             transform,
             tmp_dir=self.tmp_dir,
             vault_root=self.vault_root,
             max_bytes=self.max_bytes,
-            announce=announce,
-            sync_dir=self.sync_dir,
         )
 
     def rewrite_and_move(
-        self,
-        path: Path,
-        transform: Transform,
-        destination: Callable[[], Path | None],
-        announce: Announce | None = None,
+        self, path: Path, transform: Transform, destination: Callable[[], Path | None]
     ) -> tuple[Placed | None, Path | None]:
         return rewrite_and_move(
             path,
@@ -537,7 +494,6 @@ class NoteStore:
             tmp_dir=self.tmp_dir,
             vault_root=self.vault_root,
             max_bytes=self.max_bytes,
-            announce=announce,
         )
 
 

@@ -30,7 +30,6 @@ from .notefile import (
     NoteStore,
     Placed,
     Signature,
-    SyncDir,
     note_from_bytes,
     signature_of,
 )
@@ -56,13 +55,11 @@ class Reconciler:
     runs: Runs
     index: NoteIndex
     plans: planner.Plans
-    sync_dir: SyncDir
-    """Makes an edit's swap durable (the service batches these: fsops.PendingSyncs)."""
     step_observers: list[StepObserver] = field(default_factory=list)
 
     @property
     def notes(self) -> NoteStore:
-        return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes, self.sync_dir)
+        return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
 
     # --- scanning ---------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from types import FrameType
 
 import structlog
 
-from . import dashboard_md, fsops
+from . import dashboard_md
 from .agents import Agent, CommandAgent, OutcomeKind
 from .agents.claude import ClaudeAgent
 from .budget import DailyBudget
@@ -134,13 +134,6 @@ class Service:
         self.runs = RunCoordinator.for_service(context, config.max_parallel, self.budget)
         self.journal = context.journal
         self.settling = Settling(config.settle_seconds)
-        self.syncs = fsops.PendingSyncs()
-        """Folder syncs owed by the loop's own edits in a batch (a burst's arrivals, a full
-        reconcile), made before the loop waits, so the batch shares them. A run needs none of
-        them: its claim syncs the note's folder before the agent starts (whatever it decides),
-        which makes the plan under it durable too; the folder is handed over to it."""
-        self._batched = False
-        """Whether the loop's edits now owe their folder sync (see `syncs`) or make it at once."""
         self.index = NoteIndex()
         self.plans = Plans(
             self.vault.folder(Folder.PLANS),
@@ -157,7 +150,6 @@ class Service:
             runs=self.runs,
             index=self.index,
             plans=self.plans,
-            sync_dir=self._sync_dir,
         )
         self.dashboard = dashboard_md.DashboardFile(self.vault)
         self.notifier = Notifier()
@@ -204,8 +196,7 @@ class Service:
         return 0
 
     def _serve(self, temp_files_removed: int) -> None:
-        with self._batch():
-            seen = self.reconciler.reconcile_all()
+        seen = self.reconciler.reconcile_all()
         self.dashboard.count_finished()
         self._draw_dashboard(force=True)
         self.stats.ready_seconds = time.monotonic() - self.stats.started
@@ -227,16 +218,10 @@ class Service:
             self.pinger.start()
         if self.on_ready is not None:
             self.on_ready()
-        try:
-            self._loop()
-        finally:
-            with self._survive("sync"):
-                self.syncs.flush()
+        self._loop()
         self.notifier.stopping()
         with self._waiting():  # for the runs' ends, bounded by the grace
             self._finish_runs()
-        with self._survive("sync"):
-            self.syncs.flush()  # what the last runs' ends made the loop write
 
     def stop(self) -> None:
         """Ask the loop to finish what is in hand and return (any thread; a second call during
@@ -269,8 +254,6 @@ class Service:
 
     def _turn(self) -> None:
         """One turn: wait for a message or a deadline, take what came, act, start runs."""
-        with self._survive("sync"):
-            self.syncs.flush()  # every edit of ours is durable before we wait
         timeout = self._next_timeout()
         try:
             with self._waiting():
@@ -356,28 +339,12 @@ class Service:
         with self.pinger.waiting():
             yield
 
-    def _sync_dir(self, folder: Path) -> None:
-        """How the loop's own edits are made durable: at once, or owed within a batch."""
-        if self._batched:
-            self.syncs.add(folder)
-        else:
-            fsops.fsync_dir(folder)
-
-    @contextlib.contextmanager
-    def _batch(self, batched: bool = True) -> Iterator[None]:
-        self._batched = batched
-        try:
-            yield
-        finally:
-            self._batched = False
-
     def _work(self) -> None:
         if self._relayout:
             self._relayout = False
             rewatched = self.watcher.ensure() if self.watcher else []
             if rewatched:
-                with self._batch():
-                    count = self.reconciler.reconcile_all()
+                count = self.reconciler.reconcile_all()
                 log.warning(
                     "folders watched again",
                     action_type="rescan",
@@ -388,8 +355,7 @@ class Service:
         if self._rescan:
             self._rescan = False
             self.stats.rescans += 1
-            with self._batch():
-                count = self.reconciler.reconcile_all()
+            count = self.reconciler.reconcile_all()
             log.warning(
                 "rescan after event-queue overflow",
                 action_type="rescan",
@@ -398,21 +364,17 @@ class Service:
                 parameters={"overflows": self.stats.overflows},
             )
         # A burst of arrivals is planned a slice at a time, so finished runs are followed by the
-        # next ones at once instead of waiting for the whole backlog to be planned. The slice's
-        # edits share their folder sync; a lone arrival's plan is synced within its step.
-        due = self.settling.due(time.monotonic(), limit=LOOKS_PER_TURN)
-        with self._batch(len(due) > 1):
-            for path in due:
-                self._look(path)
-                self._start_runs()  # a note planned just now starts at once if a slot is free
+        # next ones at once instead of waiting for the whole backlog to be planned.
+        for path in self.settling.due(time.monotonic(), limit=LOOKS_PER_TURN):
+            self._look(path)
+            self._start_runs()  # a note planned just now starts at once if a slot is free
         for path in self.index.due_wakeups(self.now()):
             self._look(path)
         if time.monotonic() >= self._next_sweep:
             self.stats.sweeps += 1
             if self.watcher is not None:
                 self.watcher.ensure()  # a folder replaced with no event seen: watch it again
-            with self._batch():
-                self.reconciler.reconcile_all()
+            self.reconciler.reconcile_all()
             self.dashboard.count_finished()
             self._next_sweep = time.monotonic() + self.config.sweep_seconds
         self._draw_dashboard()
@@ -452,8 +414,7 @@ class Service:
         self._take_waiting()
         if self._stopping:
             return
-        for run in self.runs.start_ready(self.index.owners.get):
-            self.syncs.hand_over(run.path.parent)  # the claim syncs it, whatever it decides
+        self.runs.start_ready(self.index.owners.get)
 
     def _after_run(self, ended: RunEnded) -> None:
         """A run is over. Whatever happened while recording, the note is decided again from

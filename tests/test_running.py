@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from collections import Counter
@@ -31,7 +30,7 @@ from ai_employee.notefile import LOCK_STRIPES
 from ai_employee.run_end import retry_delay
 from ai_employee.runrecords import RunJournal
 from ai_employee.scheduler import RunRequest
-from ai_employee.service import Service, make_agent
+from ai_employee.service import make_agent
 from ai_employee.taskfile import edit_note_text
 from ai_employee.vault import Folder, Vault
 
@@ -241,7 +240,7 @@ def test_a_late_word_that_an_agent_is_gone_frees_only_the_slot_of_its_own_run(
 def test_an_agent_starts_only_after_its_plan_is_durable(
     vault: Vault, tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The loop's edits share their folder syncs, but no agent starts on an unsynced plan."""
+    """No agent starts on a plan that is not durable: its folder is synced in between."""
     seen: list[tuple[str, str]] = []
     real_sync, real_run = fsops.fsync_dir, agentproc.AgentProcess.run
 
@@ -266,51 +265,6 @@ def test_an_agent_starts_only_after_its_plan_is_durable(
         planned = seen.index(("plan", done.task_id))
         started = seen.index(("agent", done.task_id))
         assert ("sync", "Needs_Action") in seen[planned:started], seen[planned : started + 1]
-
-
-def test_a_lone_plan_is_synced_in_its_step_and_a_burst_hands_its_sync_to_the_claim(
-    vault: Vault, ledger: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The loop driven step by step: one arrival's plan syncs its folder at once; a slice of
-    arrivals owes one sync, which the claim of the run started from it makes."""
-    synced: list[tuple[str, str]] = []  # (thread, folder)
-    real_sync = fsops.fsync_dir
-
-    def sync(folder: Path) -> None:
-        real_sync(folder)
-        synced.append((threading.current_thread().name, folder.name))
-
-    monkeypatch.setattr(fsops, "fsync_dir", sync)
-    loop = threading.current_thread().name
-    service = Service(agent_config(vault, ledger, max_parallel=2))
-    folder = vault.folder(Folder.NEEDS_ACTION)
-
-    def arrive(*names: str) -> None:
-        for name in names:
-            (folder / name).write_text(task(name))
-            service.settling.arrived(folder / name, time.monotonic() - 10)
-
-    def drain() -> None:  # take ended runs (starting queued ones) until none is live
-        wait_for(lambda: service._start_runs() or not service.runs.running, 30, "the runs")
-
-    arrive("lone.md")
-    service._work()  # planned and started
-    assert (loop, "Needs_Action") in synced, "a lone plan syncs its folder within its step"
-    drain()
-    synced.clear()
-    arrive("b1.md", "b2.md")
-    service._work()  # two plans, each followed by its run's start
-    assert (loop, "Needs_Action") not in synced, "the slice's folder sync was made in the loop"
-    assert not service.syncs.owed, "each plan's sync is handed over to its run's claim"
-    drain()
-    assert synced and all(thread.startswith("run-") for thread, _ in synced)
-    arrive("c1.md", "c2.md", "c3.md")
-    service._work()  # three plans; two runs start, the third plan still owes its sync
-    assert service.syncs.owed == {folder}
-    service.syncs.flush()  # what the loop does before it waits for the next event
-    assert (loop, "Needs_Action") in synced and not service.syncs.owed
-    drain()
-    assert service.runs.tally.succeeded == 6 and not service.runs.running
 
 
 def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
@@ -512,6 +466,30 @@ def test_sigterm_with_a_run_in_progress_leaves_it_interrupted_for_the_next_start
     finally:
         _close(again)
     assert finished.meta["attempts"] == 2
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_second_stop_during_the_grace_stops_the_runs_at_once(
+    vault: Vault, tmp_path: Path, ledger: Path, sig: signal.Signals
+) -> None:
+    """The first signal is a warm stop (the runs get shutdown_grace_seconds, here 120 s); a
+    second one is cold: the runs are stopped now and left interrupted for the next start."""
+    proc = service_process(vault, _env(ledger, AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS="120"))
+    try:
+        path = drop(vault, tmp_path, "cold.md", task("cold", behave="sleep 300"))
+        wait_status(path, "executing")
+        wait_for(lambda: starts(ledger), what="the agent to start")
+        proc.send_signal(sig)
+        wait_for(lambda: events(vault, "waiting for runs"), what="the warm stop waiting")
+        assert proc.poll() is None, "the first signal waits for the run"
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0, "the second signal ends the wait well inside the grace"
+    finally:
+        _close(proc)
+    assert note(path).meta["status"] == "executing", "left interrupted for the next start"
+    assert [e for _, e, _, _ in ledger_events(ledger)] == ["start", "end"]
+    [cold] = events(vault, "stopping runs now")
+    assert cold["result"] == "a second stop: left executing, retried on the next start"
 
 
 def test_once_runs_what_is_ready_and_summarises(vault: Vault, ledger: Path) -> None:

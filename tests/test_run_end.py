@@ -1,0 +1,138 @@
+"""How a run ends on its note (run_end.py): pure, tested over every outcome, status and count."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ai_employee.agents.base import Outcome, OutcomeKind
+from ai_employee.errors import InvalidTransition
+from ai_employee.lifecycle import TRANSITIONS, Status
+from ai_employee.run_end import RetryPolicy, RunEnd, decide_end, decide_interrupted
+from ai_employee.vault import Folder
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+ENDING = [k for k in OutcomeKind if k is not OutcomeKind.SKIPPED]
+
+
+def end(kind: OutcomeKind, status: Status | None, attempts: int, policy: RetryPolicy) -> RunEnd:
+    outcome = Outcome(kind, error="it broke" if kind is not OutcomeKind.SUCCESS else "")
+    return decide_end(
+        task_id="t1",
+        status=status,
+        attempts=attempts,
+        outcome=outcome,
+        duration_s=1.5,
+        policy=policy,
+        now=NOW,
+    )
+
+
+policies = st.builds(
+    RetryPolicy,
+    max_attempts=st.integers(1, 6),
+    initial_s=st.sampled_from([0.0, 1.0, 30.0]),
+    max_s=st.sampled_from([0.0, 10.0, 900.0]),
+)
+
+
+@given(
+    kind=st.sampled_from(ENDING),
+    status=st.sampled_from([None, *Status]),
+    attempts=st.integers(0, 8),
+    policy=policies,
+)
+def test_every_end_is_a_transition_the_table_allows(
+    kind: OutcomeKind, status: Status | None, attempts: int, policy: RetryPolicy
+) -> None:
+    try:
+        decided = end(kind, status, attempts, policy)
+    except InvalidTransition as err:  # the status it would write is not allowed from this one
+        assert err.new not in TRANSITIONS[status] and err.new is not status
+        return
+    if kind is OutcomeKind.INTERRUPTED:
+        assert decided.changes == {}  # nothing is written
+        return
+    assert decided.changes["status"] is decided.status
+    if status is not None:  # a note whose status a person took out takes the run's end
+        assert decided.status is status or decided.status in TRANSITIONS[status]
+
+
+@given(
+    kind=st.sampled_from(ENDING),
+    status=st.sampled_from([Status.EXECUTING, Status.CANCELLED, Status.REJECTED]),
+    attempts=st.integers(1, 8),
+    policy=policies,
+)
+def test_how_each_outcome_ends(
+    kind: OutcomeKind, status: Status, attempts: int, policy: RetryPolicy
+) -> None:
+    decided = decide_end(
+        task_id="t1",
+        status=status,
+        attempts=attempts,
+        outcome=Outcome(kind, error="it broke", exit_code=3, cost_usd=0.25, session_id="s1"),
+        duration_s=1.5,
+        policy=policy,
+        now=NOW,
+    )
+    if kind is OutcomeKind.INTERRUPTED:  # our own shutdown: the next start counts it
+        assert decided.changes == {} and decided.folder is None and decided.result is None
+        return
+    assert decided.changes["duration_s"] == 1.5 and decided.changes["cost_usd"] == 0.25
+    if status in (Status.CANCELLED, Status.REJECTED) or kind is OutcomeKind.CANCELLED:
+        # a person's end wins over the agent's (a cancel also stops the agent: CANCELLED)
+        assert decided.kind is OutcomeKind.CANCELLED
+        assert decided.status is (
+            Status.REJECTED if status is Status.REJECTED else Status.CANCELLED
+        )
+        assert decided.folder is (Folder.REJECTED if status is Status.REJECTED else Folder.DONE)
+        assert decided.changes["completed_at"] == NOW
+    elif kind is OutcomeKind.SUCCESS:
+        assert decided.status is Status.DONE and decided.folder is Folder.DONE
+        assert decided.changes["error"] is None and decided.changes["completed_at"] == NOW
+    elif kind is OutcomeKind.TRANSIENT and attempts < policy.max_attempts:
+        assert decided.status is Status.PLANNED and decided.folder is None
+        assert decided.changes["session_id"] is None, "a fresh attempt starts a new session"
+        wait = (decided.changes["next_attempt_at"] - NOW).total_seconds()
+        low = min(policy.initial_s * 2 ** (attempts - 1), policy.max_s)
+        assert low - 1e-6 <= wait <= min(low + policy.initial_s, policy.max_s) + 1e-6
+    elif kind is OutcomeKind.TRANSIENT:  # the last attempt: attempts are spent
+        assert decided.kind is OutcomeKind.PERMANENT and decided.status is Status.FAILED
+        assert decided.error == (
+            f"it broke (attempt {attempts} of {policy.max_attempts}; "
+            "`ai-employee retry` to try again)"
+        )
+    else:
+        assert decided.status is Status.FAILED and decided.folder is Folder.FAILED
+        assert decided.error == "it broke"
+    assert decided.result is not None and decided.result.startswith(f"**{decided.kind.value}**")
+    assert decided.result.endswith("Transcript: `Logs/tasks/t1.jsonl`")
+
+
+def test_a_skipped_run_has_no_end() -> None:
+    with pytest.raises(ValueError, match="no end to record"):
+        end(OutcomeKind.SKIPPED, Status.PLANNED, 1, RetryPolicy(3, 1, 10))
+
+
+@given(attempts=st.integers(0, 8), policy=policies)
+def test_an_interrupted_attempt_counts_by_the_same_rule(attempts: int, policy: RetryPolicy) -> None:
+    counted = decide_interrupted(attempts, policy, NOW)
+    if policy.spent(attempts):
+        assert counted.folder is Folder.FAILED and counted.changes["status"] is Status.FAILED
+        assert counted.error.startswith(f"interrupted on attempt {attempts} of ")
+    else:
+        assert counted.folder is None and counted.changes == {"status": Status.PLANNED}
+    # the same boundary as a transient failure at the end of a run
+    last = end(OutcomeKind.TRANSIENT, Status.EXECUTING, max(attempts, 1), policy)
+    assert (last.kind is OutcomeKind.PERMANENT) == policy.spent(max(attempts, 1))
+
+
+def test_the_backoff_doubles_with_jitter_and_stops_at_the_cap() -> None:
+    policy = RetryPolicy(10, 30, 900)
+    for attempt, low, high in [(1, 30, 60), (2, 60, 90), (3, 120, 150), (10, 900, 900)]:
+        assert low <= policy.delay(attempt) <= high
+    assert timedelta(seconds=policy.delay(1)) >= timedelta(seconds=30)
