@@ -1,4 +1,4 @@
-"""The service: one per vault (a lock), a main loop fed by one queue of messages, timers.
+"""The service: one per vault (a lock), its main loop (mainloop.py), and the threads around it.
 
 Threads, and what each may change:
 - the main loop (the thread that calls `run`): every decision; the note index; what is
@@ -9,8 +9,7 @@ Threads, and what each may change:
   agent process and transcript, its lines in the run journal; posts what happened;
 - a planner thread per Claude plan (planner = "claude"): the plan file; posts when written;
 - the watchdog pinger (sdnotify.py): WATCHDOG=1 datagrams.
-Nothing sleeps on a fixed interval: the loop blocks on its queue until the next message or the
-next deadline (a settling note, a retry time, the safety sweep, a dashboard redraw).
+Every thread's word reaches the main loop as a message on its one queue (messages.py).
 """
 
 from __future__ import annotations
@@ -22,49 +21,33 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 
 import structlog
 
-from . import dashboard_md
-from .agents import Agent, CommandAgent, OutcomeKind
+from .agents import Agent, CommandAgent
 from .agents.claude import ClaudeAgent
 from .budget import DailyBudget
 from .config import Config
 from .coordinator import RunCoordinator
+from .dashboard_md import DashboardFile
 from .errors import LockHeld
 from .executor import RunContext
-from .hints import Hint, Kind
 from .index import NoteIndex
-from .lifecycle import Status
 from .logs import os_user, remove_old_logs
-from .messages import (
-    AgentGone,
-    Claimed,
-    FolderChanged,
-    Message,
-    Overflowed,
-    PlanWritten,
-    RunEnded,
-    StopRequested,
-)
+from .mainloop import MainLoop
+from .messages import Message, StopRequested
 from .planner import Plans
 from .reconcile import Reconciler
 from .runrecords import RunJournal, stop_leftovers
 from .sdnotify import Notifier, WatchdogPinger
 from .settle import Settling
-from .vault import TASK_FOLDERS, Folder, Vault
+from .vault import Folder, Vault
 from .watcher import VaultWatcher
 
 log = structlog.get_logger(__name__)
-
-LOOKS_PER_TURN = 16
-"""Settled paths looked at per turn of the loop before finished runs are handled again."""
 
 
 @contextlib.contextmanager
@@ -90,20 +73,9 @@ def service_lock(vault: Vault) -> Iterator[None]:
         os.close(fd)
 
 
-@dataclass
-class Stats:
-    """Counters a person (and the benchmarks) can read: in the log at exit and on the dashboard."""
-
-    looks: int = 0
-    overflows: int = 0
-    rescans: int = 0
-    sweeps: int = 0
-    started: float = field(default_factory=time.monotonic)
-    ready_seconds: float | None = None
-
-
 class Service:
-    """`ai-employee run`: watch the vault and keep every note in line with the lifecycle."""
+    """`ai-employee run`: one per vault. The process's life around the main loop: the lock,
+    signals, the recovery of leftover agents, the watcher, systemd's notifications."""
 
     def __init__(
         self,
@@ -118,22 +90,14 @@ class Service:
         self.vault = Vault(config.vault)
         self.now = now
         self.on_ready = on_ready
-        self.once = once
         self.inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         """The main loop's one queue: every other thread's word comes through it."""
-        self.stats = Stats()
         self.budget = DailyBudget(config.daily_budget_usd)
+        self.journal = RunJournal(self.vault.run_journal)
         context = RunContext(
-            self.vault,
-            config,
-            agent or make_agent(config),
-            RunJournal(self.vault.run_journal),
-            now,
-            self.inbox.put,
+            self.vault, config, agent or make_agent(config), self.journal, now, self.inbox.put
         )
         self.runs = RunCoordinator.for_service(context, config.max_parallel, self.budget)
-        self.journal = context.journal
-        self.settling = Settling(config.settle_seconds)
         self.index = NoteIndex()
         self.plans = Plans(
             self.vault.folder(Folder.PLANS),
@@ -151,18 +115,24 @@ class Service:
             index=self.index,
             plans=self.plans,
         )
-        self.dashboard = dashboard_md.DashboardFile(self.vault)
+        self.settling = Settling(config.settle_seconds)
+        self.loop = MainLoop(
+            config=config,
+            vault=self.vault,
+            now=now,
+            inbox=self.inbox,
+            index=self.index,
+            reconciler=self.reconciler,
+            runs=self.runs,
+            settling=self.settling,
+            dashboard=DashboardFile(self.vault),
+            budget=self.budget,
+            plans=self.plans,
+            once=once,
+        )
+        self.stats = self.loop.stats
         self.notifier = Notifier()
-        self.pinger: WatchdogPinger | None = None
-        """Sends systemd's WATCHDOG=1 from its own thread while this loop is alive."""
-        self._stopping = False
-        self._cold = False
-        self._rescan = False
-        self._relayout = False
-        self._next_sweep = 0.0
         self.watcher: VaultWatcher | None = None
-
-    # --- life cycle of the process ----------------------------------------------------------
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or `stop()`); returns the exit status."""
@@ -176,15 +146,16 @@ class Service:
             self.watcher = VaultWatcher(
                 self.vault.root, self.inbox.put, polling=self.config.polling
             )
+            self.loop.watcher = self.watcher
             self.watcher.start()  # before the first reconcile: nothing falls between the two
             try:
                 self._serve(removed)
             finally:
-                if self.pinger is not None:
-                    self.pinger.stop()
+                if self.loop.pinger is not None:
+                    self.loop.pinger.stop()
                 self.watcher.stop()
                 self.journal.close()
-            self._draw_dashboard(force=True)
+            self.loop.draw_dashboard(force=True)
             log.info(
                 "service stopped",
                 action_type="stop",
@@ -196,9 +167,7 @@ class Service:
         return 0
 
     def _serve(self, temp_files_removed: int) -> None:
-        seen = self.reconciler.reconcile_all()
-        self.dashboard.count_finished()
-        self._draw_dashboard(force=True)
+        seen = self.loop.first_reconcile()
         self.stats.ready_seconds = time.monotonic() - self.stats.started
         log.info(
             "service ready",
@@ -211,17 +180,16 @@ class Service:
             },
             result=f"first reconcile in {self.stats.ready_seconds * 1000:.0f} ms",
         )
-        self._next_sweep = time.monotonic() + self.config.sweep_seconds
         self.notifier.ready(f"watching {self.vault.root}")
         if self.notifier.watchdog_seconds is not None:  # systemd watches from now on
-            self.pinger = WatchdogPinger(self.notifier, self.notifier.watchdog_seconds)
-            self.pinger.start()
+            self.loop.pinger = WatchdogPinger(self.notifier, self.notifier.watchdog_seconds)
+            self.loop.pinger.start()
         if self.on_ready is not None:
             self.on_ready()
-        self._loop()
+        self.loop.run()
         self.notifier.stopping()
-        with self._waiting():  # for the runs' ends, bounded by the grace
-            self._finish_runs()
+        with self.loop.waiting():  # for the runs' ends, bounded by the grace
+            self.loop.finish_runs()
 
     def stop(self) -> None:
         """Ask the loop to finish what is in hand and return (any thread; a second call during
@@ -243,303 +211,6 @@ class Service:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-
-    # --- the loop ---------------------------------------------------------------------------
-
-    def _loop(self) -> None:
-        while not self._stopping:
-            self._turn()
-            if self.once and self._once_done():
-                break
-
-    def _turn(self) -> None:
-        """One turn: wait for a message or a deadline, take what came, act, start runs."""
-        timeout = self._next_timeout()
-        try:
-            with self._waiting():
-                first = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
-        except queue.Empty:
-            first = None
-        self._take_waiting([] if first is None else [first])
-        with self._survive("start runs"):
-            self._start_runs()
-        with self._survive("work"):
-            self._work()
-        with self._survive("start runs"):
-            self._start_runs()
-
-    def _take_waiting(self, batch: list[Message] | None = None) -> None:
-        """Take every message waiting on the queue (after `batch`, already taken)."""
-        batch = batch or []
-        with contextlib.suppress(queue.Empty):
-            while len(batch) < 10_000:
-                batch.append(self.inbox.get_nowait())
-        # An edit of ours (an exchange) and a save by rename both read "gone, arrived":
-        # the arrival alone says it all.
-        arriving = {m.path for m in batch if isinstance(m, Hint) and m.kind is Kind.ARRIVED}
-        for message in batch:
-            if isinstance(message, Hint) and message.kind is Kind.GONE and message.path in arriving:
-                continue
-            with self._survive("message"):
-                self._take(message)
-
-    def _take(self, message: Message) -> None:
-        """One message, from whichever thread posted it."""
-        self._beat()
-        if isinstance(message, Hint):
-            if self.settling.take(message, time.monotonic()):
-                self.index.forget(message.path)
-        elif isinstance(message, Claimed):
-            if self.runs.claimed(message):
-                # A stale copy seen before the claim was known waits for this: look again.
-                self.reconciler.look(message.path)
-        elif isinstance(message, AgentGone):
-            self.runs.agent_gone(message)
-        elif isinstance(message, RunEnded):
-            if self.runs.ended(message):
-                self._after_run(message)
-        elif isinstance(message, PlanWritten):
-            self.plans.written(message.path)
-            self.settling.arrived(message.path, time.monotonic())
-        elif isinstance(message, FolderChanged):
-            if self.watcher is not None:
-                self.watcher.folder_changed(message.folder, message.went)
-            self._relayout = True
-        elif isinstance(message, Overflowed):
-            self.stats.overflows += 1
-            self._rescan = True
-        elif isinstance(message, StopRequested):
-            if self._stopping:
-                self._cold_stop()
-            self._stopping = True
-
-    @contextlib.contextmanager
-    def _survive(self, what: str) -> Iterator[None]:
-        """A bug or an OS error in one step is logged with its traceback; the service goes on."""
-        try:
-            yield
-        except Exception as err:
-            log.exception(
-                "internal error",
-                action_type="error",
-                target=what,
-                error=f"{type(err).__name__}: {err}",
-            )
-
-    def _beat(self) -> None:
-        """The loop made progress (the watchdog pinger's sign of life)."""
-        if self.pinger is not None:
-            self.pinger.beat()
-
-    @contextlib.contextmanager
-    def _waiting(self) -> Iterator[None]:
-        if self.pinger is None:
-            yield
-            return
-        with self.pinger.waiting():
-            yield
-
-    def _work(self) -> None:
-        if self._relayout:
-            self._relayout = False
-            rewatched = self.watcher.ensure() if self.watcher else []
-            if rewatched:
-                count = self.reconciler.reconcile_all()
-                log.warning(
-                    "folders watched again",
-                    action_type="rescan",
-                    target=str(self.vault.root),
-                    parameters={"folders": [self._rel(p) for p in rewatched]},
-                    result=f"a watched folder was replaced; {count} notes looked at",
-                )
-        if self._rescan:
-            self._rescan = False
-            self.stats.rescans += 1
-            count = self.reconciler.reconcile_all()
-            log.warning(
-                "rescan after event-queue overflow",
-                action_type="rescan",
-                target=str(self.vault.root),
-                result=f"{count} notes looked at",
-                parameters={"overflows": self.stats.overflows},
-            )
-        # A burst of arrivals is planned a slice at a time, so finished runs are followed by the
-        # next ones at once instead of waiting for the whole backlog to be planned.
-        for path in self.settling.due(time.monotonic(), limit=LOOKS_PER_TURN):
-            self._look(path)
-            self._start_runs()  # a note planned just now starts at once if a slot is free
-        for path in self.index.due_wakeups(self.now()):
-            self._look(path)
-        if time.monotonic() >= self._next_sweep:
-            self.stats.sweeps += 1
-            if self.watcher is not None:
-                self.watcher.ensure()  # a folder replaced with no event seen: watch it again
-            self.reconciler.reconcile_all()
-            self.dashboard.count_finished()
-            self._next_sweep = time.monotonic() + self.config.sweep_seconds
-        self._draw_dashboard()
-
-    def _look(self, path: Path) -> None:
-        self._beat()
-        self.stats.looks += 1
-        try:
-            self.reconciler.look(path)
-        except OSError as err:  # a full disk, a permission: say so, keep serving the rest
-            log.error(
-                "cannot process note",
-                action_type="error",
-                target=str(path),
-                error=f"{type(err).__name__}: {err}",
-            )
-
-    def _next_timeout(self) -> float:
-        now = time.monotonic()
-        deadlines = [self._next_sweep]
-        settle = self.settling.next_deadline()
-        if settle is not None:
-            deadlines.append(settle)
-        wake = self.index.next_wakeup()
-        if wake is not None:
-            deadlines.append(now + max(0.0, (wake - self.now()).total_seconds()))
-        redraw = self.dashboard.deadline(self.index.changes)
-        if redraw is not None:
-            deadlines.append(redraw)
-        return max(0.0, min(deadlines) - now)
-
-    # --- runs (the coordinator starts them; their threads' words come back as messages) ------
-
-    def _start_runs(self) -> None:
-        """Take what the runs said (a freed slot is used at once, even in the middle of a
-        burst), then start what may start."""
-        self._take_waiting()
-        if self._stopping:
-            return
-        self.runs.start_ready(self.index.owners.get)
-
-    def _after_run(self, ended: RunEnded) -> None:
-        """A run is over. Whatever happened while recording, the note is decided again from
-        the disk: a note left `executing` with no live run is an interrupted attempt, never
-        stuck. Not after our own shutdown (an interrupted run is retried on the next start)."""
-        old = self.index.owners.get(ended.task_id, ended.before)
-        new = ended.after or old
-        kind = ended.outcome.kind
-        if kind is not OutcomeKind.INTERRUPTED:
-            if old is not None and old != new:
-                self.index.forget(old)
-            if new is not None and self.vault.folder_of(new) in (Folder.DONE, Folder.FAILED):
-                self.index.forget(new)  # not watched
-                self.dashboard.landed(new)
-            elif new is not None and new.exists():
-                self.reconciler.look(new, force=True)
-        if kind is OutcomeKind.SKIPPED:
-            return
-        detail = f"{kind.value} {ended.outcome.error}".strip()
-        link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id
-        self.dashboard.ran(dashboard_md.Line(link, ended.task_id, detail))
-
-    def _finish_runs(self) -> None:
-        """Shutdown: running tasks get shutdown_grace_seconds, then are stopped (interrupted);
-        a second stop during the grace stops them at once (a cold stop)."""
-        if not self.runs.running:
-            return
-        log.info(
-            "waiting for runs",
-            action_type="shutdown",
-            parameters={
-                "running": sorted(self.runs.running),
-                "grace_s": self.config.shutdown_grace_seconds,
-            },
-        )
-        deadline = time.monotonic() + self.config.shutdown_grace_seconds
-        while self.runs.running:
-            left = deadline - time.monotonic()
-            if left <= 0 and not self._cold:
-                self._cold_stop(why="the grace is over")
-            try:
-                message = self.inbox.get(timeout=10 if self._cold else max(0.01, left))
-            except queue.Empty:
-                continue
-            if isinstance(message, AgentGone | Claimed | RunEnded | StopRequested):
-                with self._survive("shutdown"):
-                    self._take(message)
-
-    def _cold_stop(self, why: str = "a second stop") -> None:
-        if self._cold:
-            return
-        self._cold = True
-        if self.runs.running:
-            log.warning(
-                "stopping runs now",
-                action_type="shutdown",
-                parameters={"running": sorted(self.runs.running)},
-                result=f"{why}: left executing, retried on the next start",
-            )
-        self.runs.interrupt_all()
-
-    def _once_done(self) -> bool:
-        """`once`: nothing runs, nothing settles, nothing queued can start now."""
-        if len(self.settling) or self._rescan or self._relayout:
-            return False
-        return self.runs.idle
-
-    # --- Dashboard.md -----------------------------------------------------------------------
-
-    def _draw_dashboard(self, force: bool = False) -> None:
-        self.dashboard.draw(self.index.changes, self._dashboard_state, force)
-
-    def _dashboard_state(self) -> dashboard_md.DashboardState:
-        root = self.vault.root
-        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
-        entries = self.index.entries
-        for entry in entries.values():
-            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
-        for path in self.index.refused:
-            folder = self.vault.folder_of(path)
-            if folder is not None and folder.value in counts:
-                counts[folder.value]["refused"] += 1
-        for folder, notes in self.dashboard.finished.items():
-            counts[folder.value]["notes"] = notes
-        by_id = {e.task_id: e for e in entries.values() if e.task_id}
-        queued = [
-            dashboard_md.Line(
-                dashboard_md.link_for(root, r.path),
-                by_id[r.task_id].title if r.task_id in by_id else r.task_id,
-                r.priority,
-            )
-            for r in self.runs.scheduler.queued
-        ]
-        waiting = [
-            dashboard_md.Line(dashboard_md.link_for(root, p), e.title, e.task_type)
-            for p, e in entries.items()
-            if e.folder is Folder.PENDING_APPROVAL
-        ]
-        attention = [
-            dashboard_md.Line(dashboard_md.link_for(root, p), p.name, reason)
-            for p, (_, reason) in sorted(self.index.refused.items())
-        ]
-        notice = self.budget.notice(self.now())
-        running = []
-        for task_id in sorted(self.runs.running):
-            where = self.index.owners.get(task_id)
-            seen = entries.get(where) if where else None
-            link = dashboard_md.link_for(root, where) if where else task_id
-            running.append(dashboard_md.Line(link, seen.title if seen else task_id, task_id))
-        return dashboard_md.DashboardState(
-            notes=[notice] if notice else [],
-            updated=self.now(),
-            counts=counts,
-            running=running,
-            queued=queued,
-            waiting_approval=waiting,
-            recent=list(self.dashboard.recent),
-            attention=attention,
-        )
-
-    def _rel(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.vault.root))
-        except ValueError:
-            return str(path)
 
 
 def make_agent(config: Config) -> Agent:

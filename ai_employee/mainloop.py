@@ -1,0 +1,398 @@
+"""The main loop: one thread takes every message off the one queue, decides, and acts.
+
+Messages are hints (settled, then looked at), the runs' words (taken by the run coordinator,
+then the note looked at again), plans written, folder changes, overflows and stop requests.
+Between messages it looks at the paths whose time has come, starts the runs that may start,
+runs the safety sweep and redraws Dashboard.md. It blocks only on its queue, until the next
+message or the next deadline (a settling note, a retry time, the sweep, a redraw): nothing
+sleeps on a fixed interval. Everything it touches (the note index, the coordinator, settling,
+the dashboard, the budget) is changed by this thread alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from . import dashboard_md
+from .agents import OutcomeKind
+from .budget import DailyBudget
+from .config import Config
+from .coordinator import RunCoordinator
+from .hints import Hint, Kind
+from .index import NoteIndex
+from .lifecycle import Status
+from .messages import (
+    AgentGone,
+    Claimed,
+    FolderChanged,
+    Message,
+    Overflowed,
+    PlanWritten,
+    RunEnded,
+    StopRequested,
+)
+from .planner import Plans
+from .reconcile import Reconciler
+from .sdnotify import WatchdogPinger
+from .settle import Settling
+from .vault import TASK_FOLDERS, Folder, Vault
+from .watcher import VaultWatcher
+
+log = structlog.get_logger(__name__)
+
+LOOKS_PER_TURN = 16
+"""Settled paths looked at per turn of the loop before finished runs are handled again."""
+
+
+@dataclass
+class Stats:
+    """Counters a person (and the benchmarks) can read: in the log at exit and on the dashboard."""
+
+    looks: int = 0
+    overflows: int = 0
+    rescans: int = 0
+    sweeps: int = 0
+    started: float = field(default_factory=time.monotonic)
+    ready_seconds: float | None = None
+
+
+@dataclass
+class MainLoop:
+    """The service's main loop (see the module docstring): built by the Service, run in the
+    thread that calls `Service.run`."""
+
+    config: Config
+    vault: Vault
+    now: Callable[[], datetime]
+    inbox: queue.SimpleQueue[Message]
+    index: NoteIndex
+    reconciler: Reconciler
+    runs: RunCoordinator
+    settling: Settling
+    dashboard: dashboard_md.DashboardFile
+    budget: DailyBudget
+    plans: Plans
+    once: bool
+    stats: Stats = field(default_factory=Stats)
+    watcher: VaultWatcher | None = None
+    """Set once it runs (its reader thread posts to `inbox`)."""
+    pinger: WatchdogPinger | None = None
+    """Set when systemd watches: told of the loop's progress."""
+    stopping: bool = False
+    _cold: bool = False
+    _rescan: bool = False
+    _relayout: bool = False
+    _next_sweep: float = 0.0
+
+    def first_reconcile(self) -> int:
+        """Every active note at start; the sweep's clock starts now."""
+        seen = self.reconciler.reconcile_all()
+        self.dashboard.count_finished()
+        self.draw_dashboard(force=True)
+        self._next_sweep = time.monotonic() + self.config.sweep_seconds
+        return seen
+
+    def run(self) -> None:
+        """Turn until a stop is taken (or, for `once`, until nothing is left to do)."""
+        while not self.stopping:
+            self._turn()
+            if self.once and self._once_done():
+                break
+
+    def _turn(self) -> None:
+        """One turn: wait for a message or a deadline, take what came, act, start runs."""
+        timeout = self._next_timeout()
+        try:
+            with self.waiting():
+                first = self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()
+        except queue.Empty:
+            first = None
+        self._take_waiting([] if first is None else [first])
+        with self._survive("start runs"):
+            self._start_runs()
+        with self._survive("work"):
+            self._work()
+        with self._survive("start runs"):
+            self._start_runs()
+
+    def _take_waiting(self, batch: list[Message] | None = None) -> None:
+        """Take every message waiting on the queue (after `batch`, already taken)."""
+        batch = batch or []
+        with contextlib.suppress(queue.Empty):
+            while len(batch) < 10_000:
+                batch.append(self.inbox.get_nowait())
+        # An edit of ours (an exchange) and a save by rename both read "gone, arrived":
+        # the arrival alone says it all.
+        arriving = {m.path for m in batch if isinstance(m, Hint) and m.kind is Kind.ARRIVED}
+        for message in batch:
+            if isinstance(message, Hint) and message.kind is Kind.GONE and message.path in arriving:
+                continue
+            with self._survive("message"):
+                self._take(message)
+
+    def _take(self, message: Message) -> None:
+        """One message, from whichever thread posted it."""
+        self._beat()
+        if isinstance(message, Hint):
+            if self.settling.take(message, time.monotonic()):
+                self.index.forget(message.path)
+        elif isinstance(message, Claimed):
+            if self.runs.claimed(message):
+                # A stale copy seen before the claim was known waits for this: look again.
+                self.reconciler.look(message.path)
+        elif isinstance(message, AgentGone):
+            self.runs.agent_gone(message)
+        elif isinstance(message, RunEnded):
+            if self.runs.ended(message):
+                self._after_run(message)
+        elif isinstance(message, PlanWritten):
+            self.plans.written(message.path)
+            self.settling.arrived(message.path, time.monotonic())
+        elif isinstance(message, FolderChanged):
+            if self.watcher is not None:
+                self.watcher.folder_changed(message.folder, message.went)
+            self._relayout = True
+        elif isinstance(message, Overflowed):
+            self.stats.overflows += 1
+            self._rescan = True
+        elif isinstance(message, StopRequested):
+            if self.stopping:
+                self._cold_stop()
+            self.stopping = True
+
+    @contextlib.contextmanager
+    def _survive(self, what: str) -> Iterator[None]:
+        """A bug or an OS error in one step is logged with its traceback; the service goes on."""
+        try:
+            yield
+        except Exception as err:
+            log.exception(
+                "internal error",
+                action_type="error",
+                target=what,
+                error=f"{type(err).__name__}: {err}",
+            )
+
+    def _beat(self) -> None:
+        """The loop made progress (the watchdog pinger's sign of life)."""
+        if self.pinger is not None:
+            self.pinger.beat()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        if self.pinger is None:
+            yield
+            return
+        with self.pinger.waiting():
+            yield
+
+    def _work(self) -> None:
+        if self._relayout:
+            self._relayout = False
+            rewatched = self.watcher.ensure() if self.watcher else []
+            if rewatched:
+                count = self.reconciler.reconcile_all()
+                log.warning(
+                    "folders watched again",
+                    action_type="rescan",
+                    target=str(self.vault.root),
+                    parameters={"folders": [self._rel(p) for p in rewatched]},
+                    result=f"a watched folder was replaced; {count} notes looked at",
+                )
+        if self._rescan:
+            self._rescan = False
+            self.stats.rescans += 1
+            count = self.reconciler.reconcile_all()
+            log.warning(
+                "rescan after event-queue overflow",
+                action_type="rescan",
+                target=str(self.vault.root),
+                result=f"{count} notes looked at",
+                parameters={"overflows": self.stats.overflows},
+            )
+        # A burst of arrivals is planned a slice at a time, so finished runs are followed by the
+        # next ones at once instead of waiting for the whole backlog to be planned.
+        for path in self.settling.due(time.monotonic(), limit=LOOKS_PER_TURN):
+            self._look(path)
+            self._start_runs()  # a note planned just now starts at once if a slot is free
+        for path in self.index.due_wakeups(self.now()):
+            self._look(path)
+        if time.monotonic() >= self._next_sweep:
+            self.stats.sweeps += 1
+            if self.watcher is not None:
+                self.watcher.ensure()  # a folder replaced with no event seen: watch it again
+            self.reconciler.reconcile_all()
+            self.dashboard.count_finished()
+            self._next_sweep = time.monotonic() + self.config.sweep_seconds
+        self.draw_dashboard()
+
+    def _look(self, path: Path) -> None:
+        self._beat()
+        self.stats.looks += 1
+        try:
+            self.reconciler.look(path)
+        except OSError as err:  # a full disk, a permission: say so, keep serving the rest
+            log.error(
+                "cannot process note",
+                action_type="error",
+                target=str(path),
+                error=f"{type(err).__name__}: {err}",
+            )
+
+    def _next_timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [self._next_sweep]
+        settle = self.settling.next_deadline()
+        if settle is not None:
+            deadlines.append(settle)
+        wake = self.index.next_wakeup()
+        if wake is not None:
+            deadlines.append(now + max(0.0, (wake - self.now()).total_seconds()))
+        redraw = self.dashboard.deadline(self.index.changes)
+        if redraw is not None:
+            deadlines.append(redraw)
+        return max(0.0, min(deadlines) - now)
+
+    # --- runs (the coordinator starts them; their threads' words come back as messages) ------
+
+    def _start_runs(self) -> None:
+        """Take what the runs said (a freed slot is used at once, even in the middle of a
+        burst), then start what may start."""
+        self._take_waiting()
+        if self.stopping:
+            return
+        self.runs.start_ready(self.index.owners.get)
+
+    def _after_run(self, ended: RunEnded) -> None:
+        """A run is over. Whatever happened while recording, the note is decided again from
+        the disk: a note left `executing` with no live run is an interrupted attempt, never
+        stuck. Not after our own shutdown (an interrupted run is retried on the next start)."""
+        old = self.index.owners.get(ended.task_id, ended.before)
+        new = ended.after or old
+        kind = ended.outcome.kind
+        if kind is not OutcomeKind.INTERRUPTED:
+            if old is not None and old != new:
+                self.index.forget(old)
+            if new is not None and self.vault.folder_of(new) in (Folder.DONE, Folder.FAILED):
+                self.index.forget(new)  # not watched
+                self.dashboard.landed(new)
+            elif new is not None and new.exists():
+                self.reconciler.look(new, force=True)
+        if kind is OutcomeKind.SKIPPED:
+            return
+        detail = f"{kind.value} {ended.outcome.error}".strip()
+        link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id
+        self.dashboard.ran(dashboard_md.Line(link, ended.task_id, detail))
+
+    def finish_runs(self) -> None:
+        """Shutdown: running tasks get shutdown_grace_seconds, then are stopped (interrupted);
+        a second stop during the grace stops them at once (a cold stop)."""
+        if not self.runs.running:
+            return
+        log.info(
+            "waiting for runs",
+            action_type="shutdown",
+            parameters={
+                "running": sorted(self.runs.running),
+                "grace_s": self.config.shutdown_grace_seconds,
+            },
+        )
+        deadline = time.monotonic() + self.config.shutdown_grace_seconds
+        while self.runs.running:
+            left = deadline - time.monotonic()
+            if left <= 0 and not self._cold:
+                self._cold_stop(why="the grace is over")
+            try:
+                message = self.inbox.get(timeout=10 if self._cold else max(0.01, left))
+            except queue.Empty:
+                continue
+            if isinstance(message, AgentGone | Claimed | RunEnded | StopRequested):
+                with self._survive("shutdown"):
+                    self._take(message)
+
+    def _cold_stop(self, why: str = "a second stop") -> None:
+        if self._cold:
+            return
+        self._cold = True
+        if self.runs.running:
+            log.warning(
+                "stopping runs now",
+                action_type="shutdown",
+                parameters={"running": sorted(self.runs.running)},
+                result=f"{why}: left executing, retried on the next start",
+            )
+        self.runs.interrupt_all()
+
+    def _once_done(self) -> bool:
+        """`once`: nothing runs, nothing settles, nothing queued can start now."""
+        if len(self.settling) or self._rescan or self._relayout:
+            return False
+        return self.runs.idle
+
+    # --- Dashboard.md -----------------------------------------------------------------------
+
+    def draw_dashboard(self, force: bool = False) -> None:
+        self.dashboard.draw(self.index.changes, self._dashboard_state, force)
+
+    def _dashboard_state(self) -> dashboard_md.DashboardState:
+        root = self.vault.root
+        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
+        entries = self.index.entries
+        for entry in entries.values():
+            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
+        for path in self.index.refused:
+            folder = self.vault.folder_of(path)
+            if folder is not None and folder.value in counts:
+                counts[folder.value]["refused"] += 1
+        for folder, notes in self.dashboard.finished.items():
+            counts[folder.value]["notes"] = notes
+        by_id = {e.task_id: e for e in entries.values() if e.task_id}
+        queued = [
+            dashboard_md.Line(
+                dashboard_md.link_for(root, r.path),
+                by_id[r.task_id].title if r.task_id in by_id else r.task_id,
+                r.priority,
+            )
+            for r in self.runs.scheduler.queued
+        ]
+        waiting = [
+            dashboard_md.Line(dashboard_md.link_for(root, p), e.title, e.task_type)
+            for p, e in entries.items()
+            if e.folder is Folder.PENDING_APPROVAL
+        ]
+        attention = [
+            dashboard_md.Line(dashboard_md.link_for(root, p), p.name, reason)
+            for p, (_, reason) in sorted(self.index.refused.items())
+        ]
+        notice = self.budget.notice(self.now())
+        running = []
+        for task_id in sorted(self.runs.running):
+            where = self.index.owners.get(task_id)
+            seen = entries.get(where) if where else None
+            link = dashboard_md.link_for(root, where) if where else task_id
+            running.append(dashboard_md.Line(link, seen.title if seen else task_id, task_id))
+        return dashboard_md.DashboardState(
+            notes=[notice] if notice else [],
+            updated=self.now(),
+            counts=counts,
+            running=running,
+            queued=queued,
+            waiting_approval=waiting,
+            recent=list(self.dashboard.recent),
+            attention=attention,
+        )
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.vault.root))
+        except ValueError:
+            return str(path)
