@@ -14,7 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from . import fsops
-from .vault import Folder, Vault
+from .budget import DailyBudget
+from .index import NoteIndex
+from .lifecycle import Status
+from .scheduler import RunRequest
+from .vault import TASK_FOLDERS, Folder, Vault
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,60 @@ class DashboardFile:
     def ran(self, line: Line) -> None:
         self.recent.appendleft(line)
         self.version += 1
+
+    def state(
+        self,
+        index: NoteIndex,
+        queued: Sequence[RunRequest],
+        running: Sequence[str],
+        budget: DailyBudget,
+        now: datetime,
+    ) -> DashboardState:
+        """What Dashboard.md shows, from the main loop's index, its runs and the budget."""
+        root = self.vault.root
+        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
+        entries = index.entries
+        for entry in entries.values():
+            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
+        for path in index.refused:
+            folder = self.vault.folder_of(path)
+            if folder is not None and folder.value in counts:
+                counts[folder.value]["refused"] += 1
+        for folder, notes in self.finished.items():
+            counts[folder.value]["notes"] = notes
+        by_id = {e.task_id: e for e in entries.values() if e.task_id}
+        waiting = [
+            Line(link_for(root, p), e.title, e.task_type)
+            for p, e in entries.items()
+            if e.folder is Folder.PENDING_APPROVAL
+        ]
+        running_lines = []
+        for task_id in running:
+            where = index.owner_of(task_id)
+            seen = entries.get(where) if where else None
+            link = link_for(root, where) if where else task_id
+            running_lines.append(Line(link, seen.title if seen else task_id, task_id))
+        notice = budget.notice(now)
+        return DashboardState(
+            notes=[notice] if notice else [],
+            updated=now,
+            counts=counts,
+            running=running_lines,
+            queued=[
+                Line(
+                    link_for(root, r.path),
+                    by_id[r.task_id].title if r.task_id in by_id else r.task_id,
+                    r.priority,
+                )
+                for r in queued
+            ],
+            waiting_approval=waiting,
+            recent=list(self.recent),
+            attention=[
+                Line(link_for(root, p), p.name, reason)
+                for p, (_, reason) in sorted(index.refused.items())
+            ],
+        )
 
     def deadline(self, changes: int) -> float | None:
         """When the next redraw is due (monotonic), or None if nothing changed."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +28,6 @@ from .config import Config
 from .coordinator import RunCoordinator
 from .hints import Hint, Kind
 from .index import NoteIndex
-from .lifecycle import Status
 from .messages import (
     AgentGone,
     Claimed,
@@ -44,7 +42,7 @@ from .planner import Plans
 from .reconcile import Reconciler
 from .sdnotify import WatchdogPinger
 from .settle import Settling
-from .vault import TASK_FOLDERS, Folder, Vault
+from .vault import Folder, Vault
 from .watcher import VaultWatcher
 
 log = structlog.get_logger(__name__)
@@ -344,51 +342,9 @@ class MainLoop:
         self.dashboard.draw(self.index.changes, self._dashboard_state, force)
 
     def _dashboard_state(self) -> dashboard_md.DashboardState:
-        root = self.vault.root
-        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
-        entries = self.index.entries
-        for entry in entries.values():
-            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
-        for path in self.index.refused:
-            folder = self.vault.folder_of(path)
-            if folder is not None and folder.value in counts:
-                counts[folder.value]["refused"] += 1
-        for folder, notes in self.dashboard.finished.items():
-            counts[folder.value]["notes"] = notes
-        by_id = {e.task_id: e for e in entries.values() if e.task_id}
-        queued = [
-            dashboard_md.Line(
-                dashboard_md.link_for(root, r.path),
-                by_id[r.task_id].title if r.task_id in by_id else r.task_id,
-                r.priority,
-            )
-            for r in self.runs.scheduler.queued
-        ]
-        waiting = [
-            dashboard_md.Line(dashboard_md.link_for(root, p), e.title, e.task_type)
-            for p, e in entries.items()
-            if e.folder is Folder.PENDING_APPROVAL
-        ]
-        attention = [
-            dashboard_md.Line(dashboard_md.link_for(root, p), p.name, reason)
-            for p, (_, reason) in sorted(self.index.refused.items())
-        ]
-        notice = self.budget.notice(self.now())
-        running = []
-        for task_id in sorted(self.runs.running):
-            where = self.index.owners.get(task_id)
-            seen = entries.get(where) if where else None
-            link = dashboard_md.link_for(root, where) if where else task_id
-            running.append(dashboard_md.Line(link, seen.title if seen else task_id, task_id))
-        return dashboard_md.DashboardState(
-            notes=[notice] if notice else [],
-            updated=self.now(),
-            counts=counts,
-            running=running,
-            queued=queued,
-            waiting_approval=waiting,
-            recent=list(self.dashboard.recent),
-            attention=attention,
+        now = self.now()
+        return self.dashboard.state(
+            self.index, self.runs.scheduler.queued, sorted(self.runs.running), self.budget, now
         )
 
     def _rel(self, path: Path) -> str:
