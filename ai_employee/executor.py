@@ -291,7 +291,7 @@ def record_end(
         "run finished",
         action_type="run_end",
         task_id=task_id,
-        target=_rel(ctx.vault, moved_to),
+        target=ctx.vault.rel(moved_to),
         result=end.label,
         error=end.error or None,
         parameters={
@@ -304,10 +304,3 @@ def record_end(
         },
     )
     return moved_to, end
-
-
-def _rel(vault: Vault, path: Path) -> str:
-    try:
-        return str(path.relative_to(vault.root))
-    except ValueError:
-        return str(path)

@@ -43,9 +43,9 @@ def take_drop(vault: Vault, path: Path, st: os.stat_result) -> Path | None:
     log.info(
         "file dropped",
         action_type="file_drop",
-        target=str(note.relative_to(vault.root)),
+        target=vault.rel(note),
         task_id=task_id,
-        parameters={"file": str(kept.relative_to(vault.root))},
+        parameters={"file": vault.rel(kept)},
         result="task created",
     )
     return note

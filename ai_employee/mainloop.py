@@ -203,7 +203,7 @@ class MainLoop:
                     "folders watched again",
                     action_type="rescan",
                     target=str(self.vault.root),
-                    parameters={"folders": [self._rel(p) for p in rewatched]},
+                    parameters={"folders": [self.vault.rel(p) for p in rewatched]},
                     result=f"a watched folder was replaced; {count} notes looked at",
                 )
         if self._rescan:
@@ -346,9 +346,3 @@ class MainLoop:
         return self.dashboard.state(
             self.index, self.runs.scheduler.queued, sorted(self.runs.running), self.budget, now
         )
-
-    def _rel(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.vault.root))
-        except ValueError:
-            return str(path)

@@ -125,7 +125,7 @@ class Reconciler:
             self.index.forget(path)
             return None
         if self.index.accept(path):
-            log.info("note accepted", target=self._rel(path), result="refusal cleared")
+            log.info("note accepted", target=self.vault.rel(path), result="refusal cleared")
         task_type = note.task_type or self.config.default_type
         id_changes: dict[str, Any]
         if note.empty or note.status is Status.DRAFT:
@@ -235,9 +235,9 @@ class Reconciler:
         log.warning(
             "copy of a task note",
             action_type="copy",
-            target=self._rel(path),
+            target=self.vault.rel(path),
             task_id=fresh,
-            parameters={"copy_of": task_id, "original": self._rel(owner) if owner else None},
+            parameters={"copy_of": task_id, "original": self.vault.rel(owner) if owner else None},
             result="new task_id; it waits for a person's approval",
         )
         # A copy is a new task: it never inherits a run, an approval or a status past pending.
@@ -254,13 +254,7 @@ class Reconciler:
             log.error(
                 "note refused",
                 action_type="refuse",
-                target=self._rel(path),
+                target=self.vault.rel(path),
                 result="left untouched",
                 error=reason,
             )
-
-    def _rel(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.vault.root))
-        except ValueError:
-            return str(path)

@@ -60,12 +60,6 @@ class StepContext:
     actor: str
     now: datetime
 
-    def rel(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.vault.root))
-        except ValueError:
-            return str(path)
-
 
 @dataclass(frozen=True)
 class Decided:
@@ -105,7 +99,11 @@ def _write(
     if audit is not None:
         event, fields = audit
         log.info(
-            event, action_type=event.split()[0], target=ctx.rel(path), task_id=task_id, **fields
+            event,
+            action_type=event.split()[0],
+            target=ctx.vault.rel(path),
+            task_id=task_id,
+            **fields,
         )
     return placed
 
@@ -115,9 +113,9 @@ def _move(ctx: StepContext, path: Path, folder: Folder, task_id: str, why: str) 
     log.info(
         "moved",
         action_type="move",
-        target=ctx.rel(new),
+        target=ctx.vault.rel(new),
         task_id=task_id,
-        parameters={"from": ctx.rel(path)},
+        parameters={"from": ctx.vault.rel(path)},
         result=why,
     )
     return new
@@ -236,7 +234,7 @@ def restore_claim(ctx: StepContext, d: Decided) -> Stepped:
     log.info(
         "claim restored",
         action_type="claim",
-        target=ctx.rel(d.path),
+        target=ctx.vault.rel(d.path),
         task_id=d.task_id,
         result="a stale copy wrote an old status",
     )

@@ -123,6 +123,13 @@ class Vault:
                 f"`ai-employee init --vault {self.root}` (it never overwrites a file)"
             )
 
+    def rel(self, path: Path) -> str:
+        """A path as a person reads it in the log: inside the vault, relative to it."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
     def folder_of(self, path: Path) -> Folder | None:
         """The task folder a note path sits in directly, if any."""
         return _folders_of(self.root).get(path.parent)
