@@ -130,52 +130,68 @@ class AgentProcess:
         self.started = time.monotonic()
 
     def run(self) -> Outcome:
-        """Start the agent, follow it to its end, and say how it went (never raises for the
-        agent's sake: a bug becomes a transient failure, so no task stays executing)."""
+        """Start the agent, follow it to its end, and say how it went. Never raises: a failure
+        of ours (a bug, a full disk) becomes a transient failure, so no task stays executing;
+        an agent that cannot be started is judged by its backend (`Agent.not_found`)."""
         if self.spec.setup_error:
-            self.transcript.write("error", error=self.spec.setup_error)
+            self._note("error", error=self.spec.setup_error)
             return Outcome(OutcomeKind.TRANSIENT, error=self.spec.setup_error)
         try:
             proc = self._spawn()
-        except OSError as err:
-            self.transcript.write("error", error=str(err))
+        except OSError as err:  # the program is missing or cannot be executed
+            self._note("error", error=str(err))
             return self.agent.not_found(self.spec, err)
+        except Exception as err:
+            log.exception("cannot start the agent", task_id=self.spec.task_id)
+            return Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
+        recorded = False
         try:
+            self._started(proc)
+            recorded = True
             return self._follow(proc)
-        except Exception as err:  # a bug must not leave a task executing for ever
+        except Exception as err:  # the agent runs on while we cannot follow it: stop it
             log.exception("run crashed", task_id=self.spec.task_id)
-            stop_group(proc.pid, lambda t: _wait_child(proc, t))
+            self._stop_group(proc)
             return Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
         finally:
-            self.journal.ended(self.spec.task_id, proc.pid)
+            if proc.stdout is not None:
+                proc.stdout.close()
+            if recorded:
+                self.journal.ended(self.spec.task_id, proc.pid)
+
+    def _note(self, kind: str, **fields: Any) -> None:
+        """A transcript line that may fail (a full disk) without failing anything else."""
+        with contextlib.suppress(OSError):
+            self.transcript.write(kind, **fields)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        """The agent's process, in a group of its own (OSError: it cannot be started)."""
         spec = self.spec
-        argv = self.agent.argv(spec)
         stdin_path = self.agent.stdin(spec)
-        start = {
-            "attempt": spec.attempt,
-            "argv": argv,
-            "cwd": str(spec.workdir),
-            "session_id": spec.session_id,
-            "resume": spec.resume,
-        }
-        try:
-            with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=spec.workdir,
-                    stdin=stdin,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    env=agent_env(spec),
-                    start_new_session=True,  # its own process group: stopped as a whole
-                    close_fds=True,
-                )
-        except OSError:
-            self.transcript.write("start", **start)
-            raise
-        self.transcript.write("start", **start, pid=proc.pid)
+        with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
+            return subprocess.Popen(
+                self.agent.argv(spec),
+                cwd=spec.workdir,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=agent_env(spec),
+                start_new_session=True,  # its own process group: stopped as a whole
+                close_fds=True,
+            )
+
+    def _started(self, proc: subprocess.Popen[bytes]) -> None:
+        """The agent runs: its transcript's first line, the log, the run journal's record."""
+        spec = self.spec
+        self.transcript.write(
+            "start",
+            attempt=spec.attempt,
+            argv=self.agent.argv(spec),
+            cwd=str(spec.workdir),
+            session_id=spec.session_id,
+            resume=spec.resume,
+            pid=proc.pid,
+        )
         log.info(
             "run started",
             action_type="run",
@@ -201,7 +217,6 @@ class AgentProcess:
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
-        return proc
 
     def _follow(self, proc: subprocess.Popen[bytes]) -> Outcome:
         state = RunState()

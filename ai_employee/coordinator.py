@@ -121,18 +121,11 @@ class RunCoordinator:
             return None
         return running.claim
 
-    def offer(self, request: RunRequest) -> None:
-        """Queue a planned task that may run (once; not while it runs)."""
+    def offer(self, request: RunRequest) -> bool:
+        """Queue a planned task that may run (once; not while it runs). True if now queued."""
         if request.task_id in self.running:
-            return
-        if self.scheduler.add(request):
-            log.info(
-                "queued",
-                action_type="queue",
-                target=request.path.name,
-                task_id=request.task_id,
-                parameters={"priority": request.priority},
-            )
+            return False
+        return self.scheduler.add(request)
 
     def stop(self, task_id: str) -> None:
         """A person ended a running task: stop its agent (a run recording its end has none)."""
@@ -163,12 +156,16 @@ class RunCoordinator:
             request = self.scheduler.next_ready(busy)
             if request is None:
                 break
-            if request.task_id in self.running:  # recording the end of its previous run
-                continue  # re-offered when that run's end is taken
             path = where(request.task_id) or request.path
             run = self.starter(next(self._run_ids), request, path)
             self.running[request.task_id] = Running(run, request.workdir)
-            run.start()
+            try:
+                run.start()
+            except RuntimeError as err:  # no thread can be started now (a resource limit)
+                del self.running[request.task_id]
+                self.scheduler.add(request)
+                log.error("cannot start a run", task_id=request.task_id, error=str(err))
+                break
             started.append(run)
         return started
 

@@ -105,6 +105,8 @@ class DashboardFile:
         self.vault = vault
         self.recent: deque[Line] = deque(maxlen=RECENT_LINES)
         self.finished: dict[Folder, int] = {Folder.DONE: 0, Folder.FAILED: 0}
+        self._landed: set[Path] = set()
+        """Notes counted by `landed` since the last count (so none is counted twice)."""
         self._drawn_at = 0.0
         self._drawn_version = -1
         self.version = 0
@@ -114,12 +116,15 @@ class DashboardFile:
         """Count the notes in Done/ and Failed/ (at start and at each sweep)."""
         for folder in self.finished:
             self.finished[folder] = self.vault.count_notes(folder)
+        self._landed.clear()
         self.version += 1
 
     def landed(self, path: Path) -> None:
-        """A note of ours arrived in a folder (Done/ and Failed/ are counted here)."""
+        """A note of ours is at `path` now: one more in Done/ or Failed/ if it is there (each
+        path counts once until the next count)."""
         folder = self.vault.folder_of(path)
-        if folder is Folder.DONE or folder is Folder.FAILED:
+        if (folder is Folder.DONE or folder is Folder.FAILED) and path not in self._landed:
+            self._landed.add(path)
             self.finished[folder] += 1
             self.version += 1
 

@@ -12,11 +12,12 @@ the note could no longer be claimed). The thread never touches another thread's 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -144,38 +145,39 @@ class RunThread:
     def _main(self) -> None:
         try:
             spec, claim = self._claim()
-        except Exception as err:
+        except Exception as err:  # a bug, or the disk: the next safety sweep tries again
             log.exception("cannot claim the task", task_id=self.task_id)
-            spec, claim = None, None
-            why = f"internal error while claiming: {err}"
-        else:
-            why = "the note changed before it could be claimed"
+            self._skipped(f"internal error while claiming: {err}", claim_error=True)
+            return
         if spec is None or claim is None:
-            self._stop.close()
-            skipped = Outcome(OutcomeKind.SKIPPED, why)
-            ended = RunEnded(self.run_id, self.task_id, skipped, None, self.path, None, 0.0)
-            self.ctx.post(ended)
+            self._skipped("the note changed before it could be claimed", claim_error=False)
             return
         self.ctx.post(Claimed(self.run_id, self.task_id, self.path, claim.keys))
         started = time.monotonic()
         transcript = Transcript(self.ctx.vault.transcripts / f"{self.task_id}.jsonl")
         config = self.ctx.config
         limits = Limits(config.timeout_for(self.request.task_type), config.stall_seconds)
-        outcome = AgentProcess(
-            spec, self.ctx.agent, limits, self.ctx.journal, transcript, self._stop
-        ).run()
-        self._stop.close()
+        try:
+            outcome = AgentProcess(
+                spec, self.ctx.agent, limits, self.ctx.journal, transcript, self._stop
+            ).run()
+        except Exception as err:  # it says it never raises; a run must end whatever happens
+            log.exception("run crashed", task_id=self.task_id)
+            outcome = Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
+        finally:
+            self._stop.close()
         duration = time.monotonic() - started
         # The slot is free now (max_parallel counts agents); the cost counts before the next
         # start is decided.
         self.ctx.post(AgentGone(self.run_id, self.task_id, outcome.cost_usd))
-        transcript.write(
-            "end",
-            outcome=outcome.kind.value,
-            exit_code=outcome.exit_code,
-            error=outcome.error or None,
-            duration_s=round(duration, 3),
-        )
+        with contextlib.suppress(OSError):
+            transcript.write(
+                "end",
+                outcome=outcome.kind.value,
+                exit_code=outcome.exit_code,
+                error=outcome.error or None,
+                duration_s=round(duration, 3),
+            )
         transcript.close()
         self.recording.set()
         try:
@@ -185,12 +187,19 @@ class RunThread:
             after, end = self.path, None
         self.ctx.post(RunEnded(self.run_id, self.task_id, outcome, end, self.path, after, duration))
 
+    def _skipped(self, why: str, claim_error: bool) -> None:
+        self._stop.close()
+        outcome = Outcome(OutcomeKind.SKIPPED, why)
+        self.ctx.post(
+            RunEnded(self.run_id, self.task_id, outcome, None, self.path, None, 0.0, claim_error)
+        )
+
     def _claim(self) -> tuple[RunSpec | None, Claim | None]:
-        """The claim, then the prompt. A crash in between leaves an interrupted attempt, which
-        is retried (and writes the prompt again); a prompt that cannot be written (a full disk)
-        ends this attempt as a transient failure, recorded like any other."""
+        """The claim, then the work dir and the prompt. A crash in between leaves an
+        interrupted attempt, which is retried; a work dir or prompt that cannot be made (a
+        full disk, a permission) ends this attempt as a transient failure, recorded like any
+        other (so it is counted, and retried after a backoff)."""
         ctx, request = self.ctx, self.request
-        fsops.ensure_dir(request.workdir)
         claim = claim_note(
             ctx.notes, self.path, request, ctx.now(), getattr(ctx.agent, "uses_sessions", False)
         )
@@ -208,6 +217,11 @@ class RunThread:
             resume=claim.resume,
             handbook=read_handbook(ctx.vault) if ctx.agent.reads_prompt else "",
         )
+        try:
+            fsops.ensure_dir(request.workdir)
+        except OSError as err:
+            error = f"cannot make the work dir {request.workdir}: {err}"
+            return dataclasses.replace(spec, setup_error=error), claim
         if ctx.agent.reads_prompt:
             try:
                 write_prompt(ctx.vault, ctx.agent, spec, claim.note)
@@ -228,9 +242,13 @@ class RunThread:
                 result="left executing; retried on the next start",
             )
             return self.path, None
-        return record_end(
-            self.ctx, self.path, self.task_id, outcome, duration, claim.keys["attempts"]
-        )
+        return record_end(self.ctx, self.path, self.task_id, outcome, duration, claim.keys)
+
+
+BEFORE_THE_CLAIM: frozenset[Status | None] = frozenset(
+    {None, Status.NEW, Status.PLANNED, Status.APPROVED, Status.PENDING_APPROVAL}
+)
+"""Statuses a stale copy of a running task's note can bring back (an editor's older buffer)."""
 
 
 def record_end(
@@ -239,25 +257,34 @@ def record_end(
     task_id: str,
     outcome: Outcome,
     duration: float,
-    claimed_attempts: int,
+    claim: Mapping[str, Any],
 ) -> tuple[Path | None, RunEnd | None]:
     """The end of a run on its note, decided on the text it replaces (a cancel saved a moment
-    ago is seen), then the move to its folder: one durable step (notefile.rewrite_and_move)."""
+    ago is seen), then the move to its folder: one durable step (notefile.rewrite_and_move).
+
+    A stale copy saved over the note while the run recorded (an older buffer, without the
+    claim) is this run's note all the same: the claim and the end are written onto it, as the
+    restore of the claim would have, so the run is recorded once and never started again.
+    """
     ends: list[RunEnd] = []
 
     def conclude(text: str) -> str:
         note = parse_note(text, path.name)
+        status, attempts, restored = note.status, note.attempts, {}
+        if note.task_id == task_id and status in BEFORE_THE_CLAIM:
+            restored = {k: v for k, v in claim.items() if k != "status" and v is not None}
+            status, attempts = Status.EXECUTING, int(claim.get("attempts") or 1)
         end = decide_end(
             task_id=task_id,
-            status=note.status,
-            attempts=int(note.attempts or claimed_attempts or 1),
+            status=status,
+            attempts=int(attempts or claim.get("attempts") or 1),
             outcome=outcome,
             duration_s=duration,
             policy=RetryPolicy.of(ctx.config),
             now=ctx.now(),
         )
         ends.append(end)
-        return edit_note_text(text, end.changes, end.result)
+        return edit_note_text(text, {**restored, **end.changes}, end.result)
 
     def destination() -> Path | None:
         folder = ends[-1].folder

@@ -48,11 +48,15 @@ file (O_EXCL still refuses a name left by a crashed process; the next number is 
 
 
 def ensure_dir(folder: Path) -> None:
-    """Make `folder` (and its parents) if missing: one mkdir call when it is already there."""
+    """Make `folder` (and its parents) if missing: one mkdir call when it is already there.
+    Something else by that name (a file) is an error, not a folder."""
     try:
         os.mkdir(folder)
     except FileExistsError:
-        return
+        if not os.path.isdir(folder):
+            raise NotADirectoryError(
+                errno.ENOTDIR, "exists and is not a folder", str(folder)
+            ) from None
     except FileNotFoundError:
         folder.mkdir(parents=True, exist_ok=True)
 

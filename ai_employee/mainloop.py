@@ -50,6 +50,10 @@ log = structlog.get_logger(__name__)
 LOOKS_PER_TURN = 16
 """Settled paths looked at per turn of the loop before finished runs are handled again."""
 
+COLD_STOP_SECONDS = 30.0
+"""After a cold stop, how long the loop waits for the runs' ends before it exits anyway (a run
+stops its agent's group within two seconds; this bounds a run that cannot record)."""
+
 
 @dataclass
 class Stats:
@@ -87,9 +91,17 @@ class MainLoop:
     """Set when systemd watches: told of the loop's progress."""
     stopping: bool = False
     _cold: bool = False
+    _cold_deadline: float = 0.0
     _rescan: bool = False
     _relayout: bool = False
     _next_sweep: float = 0.0
+
+    def __post_init__(self) -> None:
+        # A note the loop itself moves into Done/ or Failed/ (a crash's move finished, attempts
+        # spent) counts there at once, as a run's end does.
+        self.reconciler.step_observers.append(
+            lambda path, step, task_id: self.dashboard.landed(path)
+        )
 
     def first_reconcile(self) -> int:
         """Every active note at start; the sweep's clock starts now."""
@@ -273,11 +285,21 @@ class MainLoop:
     def _after_run(self, ended: RunEnded) -> None:
         """A run is over. Whatever happened while recording, the note is decided again from
         the disk: a note left `executing` with no live run is an interrupted attempt, never
-        stuck. Not after our own shutdown (an interrupted run is retried on the next start)."""
+        stuck. Not after our own shutdown (an interrupted run is retried on the next start),
+        and not at once after a claim that failed on our side (the safety sweep tries again:
+        a failure must not spin)."""
         old = self.index.owners.get(ended.task_id, ended.before)
         new = ended.after or old
         kind = ended.outcome.kind
-        if kind is not OutcomeKind.INTERRUPTED:
+        if ended.claim_error:
+            log.warning(
+                "run not started",
+                action_type="run",
+                task_id=ended.task_id,
+                error=ended.outcome.error,
+                result="tried again at the next safety sweep",
+            )
+        elif kind is not OutcomeKind.INTERRUPTED:
             if old is not None and old != new:
                 self.index.forget(old)
             if new is not None and self.vault.folder_of(new) in (Folder.DONE, Folder.FAILED):
@@ -306,11 +328,20 @@ class MainLoop:
         )
         deadline = time.monotonic() + self.config.shutdown_grace_seconds
         while self.runs.running:
-            left = deadline - time.monotonic()
-            if left <= 0 and not self._cold:
+            now = time.monotonic()
+            if now >= deadline and not self._cold:
                 self._cold_stop(why="the grace is over")
+            if self._cold and now >= self._cold_deadline:
+                log.error(
+                    "runs did not end",
+                    action_type="shutdown",
+                    parameters={"running": sorted(self.runs.running)},
+                    result="left executing; their agents are stopped at the next start",
+                )
+                return
+            timeout = self._cold_deadline - now if self._cold else deadline - now
             try:
-                message = self.inbox.get(timeout=10 if self._cold else max(0.01, left))
+                message = self.inbox.get(timeout=max(0.01, timeout))
             except queue.Empty:
                 continue
             if isinstance(message, AgentGone | Claimed | RunEnded | StopRequested):
@@ -321,6 +352,7 @@ class MainLoop:
         if self._cold:
             return
         self._cold = True
+        self._cold_deadline = time.monotonic() + COLD_STOP_SECONDS
         if self.runs.running:
             log.warning(
                 "stopping runs now",

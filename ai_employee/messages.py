@@ -49,11 +49,14 @@ class RunEnded:
     outcome: Outcome
     end: RunEnd | None
     """How it ended on the note; None when nothing was recorded (skipped, the note gone)."""
-    before: Path | None
-    """Where the note was when the run began (None: it never did)."""
+    before: Path
+    """Where the note was when the run was handed to its thread."""
     after: Path | None
-    """Where the note is now (None: it went away)."""
+    """Where the note is now (None: it went away, or the run never began)."""
     duration_s: float
+    claim_error: bool = False
+    """The claim failed on our side (a bug, the disk), not because the note changed: the note
+    is not looked at again at once (the safety sweep does), so a failure cannot spin."""
 
 
 @dataclass(frozen=True)

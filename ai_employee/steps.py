@@ -36,8 +36,8 @@ class Runs(Protocol):
     def claim_to_restore(self, task_id: str) -> Mapping[str, Any] | None:
         """The claim to put back over a stale copy; None while unknown or being recorded."""
 
-    def offer(self, request: RunRequest) -> None:
-        """Queue a planned task that may run."""
+    def offer(self, request: RunRequest) -> bool:
+        """Queue a planned task that may run; True when it was not queued before."""
 
     def stop(self, task_id: str) -> None:
         """A person ended a running task: stop its agent."""
@@ -148,7 +148,7 @@ def hold_copy(ctx: StepContext, d: Decided) -> Stepped:
 
 def run(ctx: StepContext, d: Decided) -> Stepped:
     """RUN: offer the task to the runs (their thread claims it)."""
-    ctx.runs.offer(
+    queued = ctx.runs.offer(
         RunRequest(
             d.path,
             d.task_id,
@@ -158,6 +158,14 @@ def run(ctx: StepContext, d: Decided) -> Stepped:
             workdir_of(ctx.config, d.note, d.task_id),
         )
     )
+    if queued:
+        log.info(
+            "queued",
+            action_type="queue",
+            target=ctx.vault.rel(d.path),
+            task_id=d.task_id,
+            parameters={"priority": d.note.priority.value},
+        )
     return Stepped(d.path)
 
 

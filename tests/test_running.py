@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections import Counter
@@ -240,31 +241,38 @@ def test_a_late_word_that_an_agent_is_gone_frees_only_the_slot_of_its_own_run(
 def test_an_agent_starts_only_after_its_plan_is_durable(
     vault: Vault, tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No agent starts on a plan that is not durable: its folder is synced in between."""
-    seen: list[tuple[str, str]] = []
+    """Every edit of the main loop is durable in its own step: the plan's note edit syncs its
+    folder in the loop's thread before the step is done, so before any claim or agent."""
+    seen: list[tuple[str, str, str]] = []  # (what, name, thread)
     real_sync, real_run = fsops.fsync_dir, agentproc.AgentProcess.run
 
     def sync(folder: Path) -> None:
         real_sync(folder)
-        seen.append(("sync", folder.name))
+        seen.append(("sync", folder.name, threading.current_thread().name))
 
     def run(self: agentproc.AgentProcess) -> Any:
-        seen.append(("agent", self.spec.task_id))
+        seen.append(("agent", self.spec.task_id, threading.current_thread().name))
         return real_run(self)
 
     monkeypatch.setattr(fsops, "fsync_dir", sync)
     monkeypatch.setattr(agentproc.AgentProcess, "run", run)
     with running_service(agent_config(vault, ledger, max_parallel=2)) as service:
+        loop = "service"  # the harness's name for the thread that runs the service
         service.reconciler.step_observers.append(
-            lambda path, step, task_id: seen.append((step.action.value, task_id))
+            lambda path, step, task_id: seen.append(
+                (step.action.value, task_id, threading.current_thread().name)
+            )
         )
         for i in range(5):
             drop(vault, tmp_path, f"d{i}.md", task(f"d{i}"))
         finished = [note(done_note(vault, f"d{i}.md")) for i in range(5)]
     for done in finished:
-        planned = seen.index(("plan", done.task_id))
-        started = seen.index(("agent", done.task_id))
-        assert ("sync", "Needs_Action") in seen[planned:started], seen[planned : started + 1]
+        planned = seen.index(("plan", done.task_id, loop))
+        started = next(i for i, e in enumerate(seen) if e[:2] == ("agent", done.task_id))
+        assert planned < started
+        # the loop's last act before the plan step was done: syncing the note's folder
+        before = [e for e in seen[:planned] if e[2] == loop]
+        assert before[-1] == ("sync", "Needs_Action", loop), before[-3:]
 
 
 def test_one_run_per_work_dir(vault: Vault, tmp_path: Path, ledger: Path) -> None:
@@ -566,7 +574,6 @@ def test_a_cancel_that_lands_during_the_claim_wins(
     assert len(runs.start_ready(lambda task_id: None)) == 1
     ended = inbox.get(timeout=30)  # the only word: no Claimed, no agent
     assert isinstance(ended, RunEnded) and ended.outcome.kind.value == "skipped"
-    assert runs.claim_to_restore("r1") is None
     assert runs.ended(ended) and inbox.empty()
     assert saves == [1]
     assert path.read_text() == cancelled

@@ -1,0 +1,68 @@
+"""Dashboard.md's model (dashboard_md.DashboardFile): what it counts, and when it redraws."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ai_employee import dashboard_md
+from ai_employee.budget import DailyBudget
+from ai_employee.dashboard_md import DashboardFile, Line
+from ai_employee.index import NoteIndex
+from ai_employee.vault import Folder, Vault
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def _notes(folder: Path, n: int) -> None:
+    for i in range(n):
+        (folder / f"old {i}.md").write_text("---\nstatus: done\n---\n")
+
+
+def test_done_and_failed_are_counted_at_start_and_sweep_not_at_each_redraw(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _notes(vault.folder(Folder.DONE), 5)
+    _notes(vault.folder(Folder.FAILED), 2)
+    dashboard = DashboardFile(vault)
+    dashboard.count_finished()  # the service's start
+    assert dashboard.finished == {Folder.DONE: 5, Folder.FAILED: 2}
+    scans: list[Folder] = []
+    real = Vault.count_notes
+    monkeypatch.setattr(Vault, "count_notes", lambda self, f: scans.append(f) or real(self, f))
+    index = NoteIndex()
+    for changes in range(3):  # three changes, three redraws
+        dashboard.draw(changes, lambda: dashboard.state(index, [], [], DailyBudget(0), NOW), True)
+    assert scans == [], "a redraw scans no folder"
+    assert "| Done | 5 notes |" in vault.dashboard.read_text()
+    dashboard.landed(vault.folder(Folder.DONE) / "new.md")  # a note the service moved there
+    dashboard.landed(vault.folder(Folder.NEEDS_ACTION) / "retry.md")  # not a counted folder
+    assert dashboard.finished == {Folder.DONE: 6, Folder.FAILED: 2}
+    _notes(vault.folder(Folder.FAILED), 4)  # a person's changes: seen at the next sweep
+    dashboard.count_finished()
+    assert dashboard.finished == {Folder.DONE: 5, Folder.FAILED: 4}
+
+
+def test_a_redraw_is_due_only_after_a_change_and_at_most_once_a_second(vault: Vault) -> None:
+    dashboard = DashboardFile(vault)
+    state = lambda: dashboard.state(NoteIndex(), [], [], DailyBudget(0), NOW)  # noqa: E731
+    dashboard.draw(0, state, force=True)
+    assert dashboard.deadline(0) is None, "nothing changed"
+    dashboard.ran(Line("Done/x", "x", "success"))
+    due = dashboard.deadline(0)
+    assert due is not None and due >= 1.0
+    before = vault.dashboard.read_text()
+    dashboard.draw(0, state)  # too soon after the last redraw: not written
+    assert vault.dashboard.read_text() == before
+    dashboard.draw(0, state, force=True)
+    assert "- [[Done/x|x]] - success" in vault.dashboard.read_text()
+
+
+def test_rendering_keeps_a_hostile_title_inside_its_link() -> None:
+    state = dashboard_md.DashboardState(
+        NOW, {"Done": Counter()}, recent=[Line("Done/x", "a|b]]\nc", "ok")]
+    )
+    assert "- [[Done/x|a/b] ] c]] - ok" in dashboard_md.render(state)
