@@ -63,7 +63,7 @@ def render(state: DashboardState) -> str:
         out.append(f"| {folder} | {detail} |")
     out.append("")
     for heading, lines, empty in (
-        ("Needs attention", state.attention, "Nothing: every note could be read."),
+        ("Needs attention", state.attention, "Nothing: every note could be read, none is held."),
         ("Running", state.running, "Nothing runs."),
         ("Queue", state.queued, "Empty."),
         ("Waiting for approval", state.waiting_approval, "None."),
@@ -181,8 +181,15 @@ class DashboardFile:
             waiting_approval=waiting,
             recent=list(self.recent),
             attention=[
-                Line(link_for(root, p), p.name, reason)
-                for p, (_, reason) in sorted(index.refused.items())
+                *(
+                    Line(link_for(root, p), p.name, reason)
+                    for p, (_, reason) in sorted(index.refused.items())
+                ),
+                *(
+                    Line(link_for(root, p), e.title, e.attention)
+                    for p, e in sorted(entries.items())
+                    if e.attention
+                ),
             ],
         )
 

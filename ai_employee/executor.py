@@ -224,7 +224,7 @@ class RunThread:
             return dataclasses.replace(spec, setup_error=error), claim
         if ctx.agent.reads_prompt:
             try:
-                write_prompt(ctx.vault, ctx.agent, spec, claim.note)
+                write_prompt(ctx.vault, ctx.agent, spec, claim.note, request.plan)
             except OSError as err:
                 error = f"cannot write the prompt file {spec.prompt_file}: {err}"
                 spec = dataclasses.replace(spec, setup_error=error)

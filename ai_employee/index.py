@@ -33,6 +33,8 @@ class Entry:
     task_type: str = ""
     priority: str = "normal"
     wake_at: datetime | None = None
+    attention: str | None = None
+    """Why it waits for a person beyond an approval (a copy of another task), for Dashboard.md."""
 
 
 @dataclass

@@ -104,7 +104,9 @@ class MainLoop:
         )
 
     def first_reconcile(self) -> int:
-        """Every active note at start; the sweep's clock starts now."""
+        """What the plans record of every task, then every active note; the sweep's clock
+        starts now."""
+        self.reconciler.records.load()
         seen = self.reconciler.reconcile_all()
         self.dashboard.count_finished()
         self.draw_dashboard(force=True)
@@ -300,6 +302,8 @@ class MainLoop:
                 result="tried again at the next safety sweep",
             )
         elif kind is not OutcomeKind.INTERRUPTED:
+            if new is not None and ended.end is not None:  # the task's record follows its note
+                self.reconciler.records.moved(ended.task_id, new, ended.end.status)
             if old is not None and old != new:
                 self.index.forget(old)
             if new is not None and self.vault.folder_of(new) in (Folder.DONE, Folder.FAILED):

@@ -497,6 +497,38 @@ class NoteStore:
         )
 
 
+def remove_if_unchanged(path: Path, seen: Snapshot, tmp_dir: Path) -> bool:
+    """Remove a note only if it is still exactly the version `seen` (its text is kept
+    elsewhere by the caller). It is first renamed aside, atomically, and checked there under a
+    read lease: a save made since (by rename or in place) is put back, never deleted. True when
+    it is gone."""
+    try:
+        fd, _ = _open_regular(path)
+    except (FileNotFoundError, NoteRefused):
+        return False
+    aside = tmp_dir / f"removing-{path.name}"
+    try:
+        with fsops.read_lease(fd):
+            try:
+                fsops.rename_noreplace(path, aside)
+            except FileNotFoundError:
+                return False
+            st = os.lstat(aside)
+            same = (st.st_dev, st.st_ino) == seen.identity and (st.st_size, st.st_mtime_ns) == (
+                len(seen.data),
+                seen.mtime_ns,
+            )
+            if same:
+                aside.unlink()
+    finally:
+        os.close(fd)
+    if not same:  # saved again meanwhile: it goes back (beside the note if its name is taken)
+        fsops.move_noreplace(aside, path.parent, path.name)
+        return False
+    fsops.fsync_dir(path.parent)
+    return True
+
+
 def move_note(path: Path, folder: Path) -> Path:
     """Move a note into `folder` with one rename, never overwriting; returns where it went."""
     try:

@@ -6,7 +6,6 @@ planned (and before it runs) is planned again (`plan_is_stale`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,8 +20,9 @@ from pathlib import Path
 import structlog
 
 from . import fsops
+from .lifecycle import Status
 from .messages import PlanWritten
-from .taskfile import TaskNote, render_value
+from .taskfile import TaskNote, render_value, text_hash
 
 log = structlog.get_logger(__name__)
 
@@ -51,19 +51,61 @@ _GENERIC_STEPS = (
 )
 
 
-def plan_name(note_path: Path) -> str:
-    """PLAN_<note file name without .md>.md"""
-    return f"{PLAN_PREFIX}{note_path.name.removesuffix('.md')}.md"
+def plan_name(note_path: Path, task_id: str) -> str:
+    """`PLAN_<note file name without .md> (<task_id>).md`: the note's name for a person to
+    find it, the task_id so that no other task's plan can ever take it (two notes of one name,
+    in two folders or a week apart, each have their own)."""
+    return f"{PLAN_PREFIX}{note_path.name.removesuffix('.md')} ({task_id}).md"
 
 
-def plan_link(note_path: Path) -> str:
-    return f"[[{plan_name(note_path).removesuffix('.md')}]]"
+def plan_link(plan: Path | str) -> str:
+    """The wikilink a note's `plan` key holds: `[[PLAN_x (k3x9p2ma)]]`."""
+    name = plan.name if isinstance(plan, Path) else plan
+    return f"[[{name.removesuffix('.md')}]]"
+
+
+def plan_head(
+    task_id: str, title: str, note_name: str, asked_hash: str, where: str, status: Status
+) -> list[str]:
+    """The record a plan heads its text with (records.py reads it back): JSON strings, which
+    YAML reads as double-quoted scalars, so every name comes back exactly."""
+    fields = {"title": title, "note": note_name, "where": where}
+    return [
+        f"task_id: {task_id}",
+        *(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items()),
+        f"body_sha256: {asked_hash}",
+        f"status: {status.value}",
+    ]
+
+
+_HEAD_FIELD = re.compile(r"^(where|status): .*$", re.MULTILINE)
+
+
+def update_plan_head(plan_path: Path, tmp_dir: Path, where: str, status: Status | None) -> bool:
+    """Its note moved (or its status changed): the plan's `where` and `status` follow. Atomic,
+    not fsynced (a plan that misses this is corrected the next time the note is found by its
+    name). False when there is no such plan."""
+    try:
+        text = plan_path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
+    head, sep, rest = text.partition("\n---\n")
+    values = {"where": json.dumps(where, ensure_ascii=False)}
+    if status is not None:
+        values["status"] = status.value
+    new_head = _HEAD_FIELD.sub(
+        lambda m: f"{m[1]}: {values.get(m[1], m[0].split(': ', 1)[1])}", head
+    )
+    if new_head != head:
+        fsops.write_atomic(
+            plan_path, (new_head + sep + rest).encode("utf-8"), tmp_dir, durable=False
+        )
+    return True
 
 
 def body_hash(note: TaskNote) -> str:
     """What a plan was made from: the person's body (not our Result section) and title."""
-    source = f"{note.title}\n{note.body_without_result.strip()}"
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:32]
+    return text_hash(note.asked)
 
 
 @dataclass(frozen=True)
@@ -79,16 +121,17 @@ def template_plan(
     """A plan from the note alone: its checklist as steps, or sensible defaults for its type."""
     checklist = tuple(item.strip() for item in _CHECKLIST.findall(note.body_without_result))
     steps = checklist or DEFAULT_STEPS.get(task_type, _GENERIC_STEPS)
+    task_id = note.task_id or ""
     note_link = f"[[{note_path.name.removesuffix('.md')}]]"
     body = note.body_without_result.strip()
     objective = note.title if not body else f"{note.title}: {_first_paragraph(body)}"
+    where = f"{note_path.parent.name}/{note_path.name}"
     lines = [
         "---",
+        *plan_head(task_id, note.title, note_path.name, body_hash(note), where, Status.PLANNED),
         f"task: {render_value(note_link)}",
-        f"task_id: {render_value(note.task_id or '')}",
         f"type: {render_value(task_type)}",
         f"created: {render_value(now)}",
-        f"body_sha256: {body_hash(note)}",
         "---",
         f"# Plan: {note.title}",
         "",
@@ -112,7 +155,7 @@ def template_plan(
         f"`{workdir}`",
         "",
     ]
-    return Plan(plan_name(note_path), "\n".join(lines), steps)
+    return Plan(plan_name(note_path, task_id), "\n".join(lines), steps)
 
 
 def claude_plan(
@@ -192,10 +235,10 @@ def write_plan(plans_dir: Path, plan: Plan, tmp_dir: Path) -> Path:
     return path
 
 
-def plan_is_stale(plans_dir: Path, note_path: Path, note: TaskNote) -> bool:
+def plan_is_stale(plan_path: Path, note: TaskNote) -> bool:
     """True when the plan is missing or was made from a different body."""
     try:
-        text = (plans_dir / plan_name(note_path)).read_text(encoding="utf-8", errors="replace")
+        text = plan_path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, IsADirectoryError):
         return True
     found = _BODY_HASH.search(text)
@@ -230,7 +273,7 @@ class Plans:
             return True
         if path in self.planning:
             return False
-        if not plan_is_stale(self.plans_dir, path, note):
+        if not plan_is_stale(self.plans_dir / template.name, note):
             return True  # Claude's plan for this very body is on disk
         self.planning.add(path)
         threading.Thread(

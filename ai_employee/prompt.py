@@ -11,9 +11,8 @@ from pathlib import Path
 
 from . import fsops
 from .agents.base import Agent, RunSpec
-from .planner import plan_name
 from .taskfile import TaskNote
-from .vault import Folder, Vault
+from .vault import Vault
 
 
 def prompt_path(vault: Vault, task_id: str) -> Path:
@@ -28,10 +27,11 @@ def read_handbook(vault: Vault) -> str:
         return ""
 
 
-def prompt_text(vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote) -> str:
-    plan_path = vault.folder(Folder.PLANS) / plan_name(spec.note_path)
+def prompt_text(
+    vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote, plan_path: Path | None
+) -> str:
     try:
-        plan = plan_path.read_text(encoding="utf-8")
+        plan = plan_path.read_text(encoding="utf-8") if plan_path else "(no plan file)"
     except (FileNotFoundError, UnicodeDecodeError):
         plan = "(no plan file)"
     header = agent.prompt_header(spec).strip()
@@ -48,7 +48,9 @@ def prompt_text(vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote) -> st
     return "\n\n".join(parts) + "\n"
 
 
-def write_prompt(vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote) -> None:
+def write_prompt(
+    vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote, plan_path: Path | None
+) -> None:
     """Write the prompt file atomically (not fsynced: a crash retries and writes it again)."""
-    text = prompt_text(vault, agent, spec, note)
+    text = prompt_text(vault, agent, spec, note, plan_path)
     fsops.write_atomic(spec.prompt_file, text.encode("utf-8"), vault.tmp, durable=False)

@@ -22,6 +22,7 @@ import structlog
 from . import planner
 from .config import Config
 from .errors import NoteRefused
+from .identity import EditOf, Known, Own, Seen, conflict_base, identify
 from .index import Entry, NoteIndex
 from .intake import drop_candidates, take_drop
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
@@ -33,7 +34,18 @@ from .notefile import (
     note_from_bytes,
     signature_of,
 )
-from .steps import CONTINUES, STEPS, Decided, LookLater, Runs, StepContext, Stepped, hold_copy
+from .records import TaskRecords
+from .steps import (
+    CONTINUES,
+    STEPS,
+    Decided,
+    LookLater,
+    Runs,
+    StepContext,
+    Stepped,
+    fold_edit,
+    hold_copy,
+)
 from .taskfile import OWNED_KEYS, TaskNote, new_task_id
 from .vault import TRIGGER_FOLDERS, Folder, Vault
 
@@ -55,6 +67,7 @@ class Reconciler:
     runs: Runs
     index: NoteIndex
     plans: planner.Plans
+    records: TaskRecords
     step_observers: list[StepObserver] = field(default_factory=list)
 
     @property
@@ -128,15 +141,16 @@ class Reconciler:
             log.info("note accepted", target=self.vault.rel(path), result="refusal cleared")
         task_type = note.task_type or self.config.default_type
         id_changes: dict[str, Any]
+        edit: EditOf | None = None
         if note.empty or note.status is Status.DRAFT:
             task_id, id_changes = note.task_id or "", {}  # never touched: no id written
         else:
-            task_id, id_changes = self._identity(path, note)
+            task_id, id_changes, edit = self._identity(path, note, folder)
         facts = self._facts(folder, note, task_type, path, task_id, planned)
         step = decide(facts)
         decided = Decided(path, note, step, task_type, task_id, id_changes)
         try:
-            stepped = self._step(decided)
+            stepped = self._step(decided, edit)
         except NoteRefused as err:
             self._refuse(path, err.reason)
             return None
@@ -167,17 +181,27 @@ class Reconciler:
                 task_type,
                 note.priority.value,
                 wake,
+                _held(note, stepped),
             ),
         )
         for observer in self.step_observers:
             observer(stepped.path, step, task_id)
         return step, stepped
 
-    def _step(self, d: Decided) -> Stepped:
+    def _step(self, d: Decided, edit: EditOf | None) -> Stepped:
         ctx = StepContext(
-            self.vault, self.config, self.notes, self.runs, self.plans, self.actor, self.now()
+            self.vault,
+            self.config,
+            self.notes,
+            self.runs,
+            self.plans,
+            self.records,
+            self.actor,
+            self.now(),
         )
-        if d.id_changes.get("status") == "pending_approval":  # a copy: straight to a person
+        if edit is not None and edit.original.where is not None:  # one waiting task, its text
+            return fold_edit(ctx, d, edit.original.where, edit.reason)
+        if d.id_changes.get("held_because"):  # a copy: straight to a person
             return hold_copy(ctx, d)
         placed = None
         if d.id_changes and d.step.action in (Action.NOTHING, Action.WAIT, Action.RUN):
@@ -210,7 +234,10 @@ class Reconciler:
         stale = False
         if planned and not running and status in (Status.PLANNED, Status.APPROVED):
             fresh = planned_plan == (path, planner.body_hash(note))
-            stale = not fresh and planner.plan_is_stale(self.vault.folder(Folder.PLANS), path, note)
+            plan = self.records.plan_of(task_id) or self.vault.folder(Folder.PLANS) / (
+                planner.plan_name(path, task_id)
+            )
+            stale = not fresh and planner.plan_is_stale(plan, note)
         return Facts(
             place=folder,
             status=status,
@@ -223,27 +250,79 @@ class Reconciler:
             empty=note.empty,
         )
 
-    def _identity(self, path: Path, note: TaskNote) -> tuple[str, dict[str, Any]]:
-        """The note's task_id, or a new one when it has none or is a copy of another note."""
+    def _identity(
+        self, path: Path, note: TaskNote, folder: Folder
+    ) -> tuple[str, dict[str, Any], EditOf | None]:
+        """The note's task_id and the keys to write for it; or, for a later edit of a task
+        that waits for approval, that task (identity.py decides, from the vault's records)."""
         task_id = note.task_id
-        owner = self.index.owner_of(task_id) if task_id else None
-        if task_id and (owner is None or owner == path or not owner.exists()):
-            return task_id, {}
+        if folder is Folder.REJECTED:  # a person's rejection: whatever it was, it ends here
+            return self._own(path, task_id)
+        seen = Seen(path, task_id, planner.body_hash(note), note.asked)
+        by_id = self._known_by_id(path, task_id) if task_id else None
+        candidates = [] if task_id else self._candidates(seen)
+        decided = identify(seen, by_id, candidates)
+        if isinstance(decided, Own):
+            if decided.restore is not None:
+                log.info(
+                    "keys restored",
+                    action_type="restore",
+                    target=self.vault.rel(path),
+                    task_id=decided.restore,
+                    result="an older buffer dropped them; the note is its task's own",
+                )
+                return decided.restore, {"task_id": decided.restore}, None
+            return self._own(path, task_id)
+        if isinstance(decided, EditOf) and folder is not Folder.APPROVED:
+            return decided.original.task_id, {}, decided
         fresh = new_task_id()
-        if task_id is None:
-            return fresh, {"task_id": fresh}
         log.warning(
             "copy of a task note",
             action_type="copy",
             target=self.vault.rel(path),
             task_id=fresh,
-            parameters={"copy_of": task_id, "original": self.vault.rel(owner) if owner else None},
+            parameters={"copy_of": decided.original.task_id},
             result="new task_id; it waits for a person's approval",
+            error=decided.reason,
         )
-        # A copy is a new task: it never inherits a run, an approval or a status past pending.
-        kept = ("task_id", "status", "plan", "planned_at", "attempts")
-        cleared: dict[str, Any] = dict.fromkeys(k for k in OWNED_KEYS if k not in kept)
-        return fresh, {**cleared, "task_id": fresh, "attempts": 0, "status": "pending_approval"}
+        # A copy is a new task: it never inherits a run, a plan, an approval or a status past
+        # pending. A person who moved it into Approved/ approved it: it runs as its own task.
+        cleared: dict[str, Any] = dict.fromkeys(k for k in OWNED_KEYS if k != "task_id")
+        copy = {"task_id": fresh, "attempts": 0, "copy_of": decided.original.task_id}
+        if folder is Folder.APPROVED:
+            return fresh, {**cleared, **copy}, None
+        held = {"status": "pending_approval", "held_because": decided.reason}
+        return fresh, {**cleared, **copy, **held}, None
+
+    def _own(self, path: Path, task_id: str | None) -> tuple[str, dict[str, Any], None]:
+        """Its own task_id, or a new one when it has none or a live note here holds it."""
+        owner = self.index.owner_of(task_id) if task_id else None
+        if task_id and (owner is None or owner == path or not owner.exists()):
+            return task_id, {}, None
+        fresh = new_task_id()
+        return fresh, {"task_id": fresh}, None
+
+    def _known_by_id(self, path: Path, task_id: str) -> Known | None:
+        """The task a task_id names: as the vault records it, or, for a task not planned yet,
+        the note this service holds it in."""
+        known = self.records.known(task_id, read_body=True, not_at=path)
+        if known is not None:
+            return known
+        owner = self.index.owner_of(task_id)
+        if owner is None or owner == path or not owner.exists():
+            return None
+        entry = self.index.entries.get(owner)
+        title, status = (entry.title, entry.status) if entry else ("", None)
+        return Known(task_id, title, owner.name, "", owner, status)
+
+    def _candidates(self, seen: Seen) -> list[Known]:
+        """Tasks a note without a task_id may be a copy of: by name, conflict base, body."""
+        base, _ = conflict_base(seen.name)
+        ids = self.records.named(seen.name, base) + self.records.with_hash(seen.body_hash)
+        found = (
+            self.records.known(t, read_body=True, not_at=seen.path) for t in dict.fromkeys(ids)
+        )
+        return [known for known in found if known is not None]
 
     def _refuse(self, path: Path, reason: str) -> None:
         try:
@@ -258,3 +337,11 @@ class Reconciler:
                 result="left untouched",
                 error=reason,
             )
+
+
+def _held(note: TaskNote, stepped: Stepped) -> str | None:
+    """Why a note waits for a person beyond an approval (it is a copy of another task)."""
+    reason = (
+        stepped.held_because if stepped.held_because is not None else note.meta.get("held_because")
+    )
+    return str(reason) if reason else None

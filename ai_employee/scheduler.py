@@ -29,6 +29,8 @@ class RunRequest:
     task_type: str
     planned_at: datetime | None
     workdir: Path
+    plan: Path | None = None
+    """The task's plan file (for its prompt)."""
 
 
 def _rank(priority: str) -> int:

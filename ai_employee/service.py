@@ -39,8 +39,10 @@ from .index import NoteIndex
 from .logs import os_user, remove_old_logs
 from .mainloop import MainLoop
 from .messages import Message, StopRequested
+from .notefile import NoteStore
 from .planner import Plans
 from .reconcile import Reconciler
+from .records import TaskRecords
 from .runrecords import RunJournal, stop_leftovers
 from .sdnotify import Notifier, WatchdogPinger
 from .settle import Settling
@@ -106,6 +108,9 @@ class Service:
             config.claude_path,
             self.inbox.put,
         )
+        self.records = TaskRecords(
+            self.vault, NoteStore(self.vault.root, self.vault.tmp, config.max_note_bytes)
+        )
         self.reconciler = Reconciler(
             self.vault,
             config,
@@ -114,6 +119,7 @@ class Service:
             runs=self.runs,
             index=self.index,
             plans=self.plans,
+            records=self.records,
         )
         self.settling = Settling(config.settle_seconds)
         self.loop = MainLoop(

@@ -19,10 +19,11 @@ import structlog
 from . import planner
 from .config import Config
 from .lifecycle import Action, Status, Step
-from .notefile import NoteStore, Placed, move_note
+from .notefile import NoteStore, Placed, move_note, remove_if_unchanged
+from .records import Record, TaskRecords
 from .run_end import RetryPolicy, decide_interrupted
 from .scheduler import RunRequest
-from .taskfile import TaskNote, edit_note_text
+from .taskfile import OWNED_KEYS, TaskNote, edit_note_text, parse_note
 from .vault import Folder, Vault, workdir_for
 
 log = structlog.get_logger(__name__)
@@ -57,8 +58,14 @@ class StepContext:
     notes: NoteStore
     runs: Runs
     plans: planner.Plans
+    records: TaskRecords
     actor: str
     now: datetime
+
+    def plan_path(self, note_path: Path, task_id: str) -> Path:
+        """The task's plan: the one its record names, else the one it would get now."""
+        recorded = self.records.plan_of(task_id)
+        return recorded or self.vault.folder(Folder.PLANS) / planner.plan_name(note_path, task_id)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ class Stepped:
     placed: Placed | None = None
     planned: tuple[Path, str] | None = None
     """(note, body hash) of a plan this step wrote: the next step need not read it back."""
+    held_because: str | None = None
+    """Why the step held the note for a person (a copy): the index's attention line."""
 
 
 StepFn = Callable[[StepContext, Decided], Stepped]
@@ -108,8 +117,17 @@ def _write(
     return placed
 
 
-def _move(ctx: StepContext, path: Path, folder: Folder, task_id: str, why: str) -> Path:
+def _move(
+    ctx: StepContext,
+    path: Path,
+    folder: Folder,
+    task_id: str,
+    why: str,
+    status: Status | None = None,
+) -> Path:
+    """Move the note, and its task's record with it (the plan's `where`)."""
     new = move_note(path, ctx.vault.folder(folder))
+    ctx.records.moved(task_id, new, status)
     log.info(
         "moved",
         action_type="move",
@@ -141,9 +159,51 @@ def leave(ctx: StepContext, d: Decided) -> Stepped:
 
 
 def hold_copy(ctx: StepContext, d: Decided) -> Stepped:
-    """A copy of another task's note: a new task, straight to a person."""
+    """A copy of another task's note: a new task, straight to a person (its reason on it)."""
     placed = _write(ctx, d.path, d.id_changes, d.task_id)
-    return Stepped(_move(ctx, d.path, Folder.PENDING_APPROVAL, d.task_id, "copy held"), placed)
+    log.warning(
+        "copy held",
+        action_type="copy",
+        target=ctx.vault.rel(d.path),
+        task_id=d.task_id,
+        parameters={"copy_of": d.id_changes.get("copy_of")},
+        result="waits for a person's approval",
+        error=d.id_changes.get("held_because"),
+    )
+    why = d.id_changes.get("held_because")
+    if ctx.vault.folder_of(d.path) is Folder.PENDING_APPROVAL:
+        return Stepped(d.path, placed, held_because=why)
+    held = _move(ctx, d.path, Folder.PENDING_APPROVAL, d.task_id, "copy held")
+    return Stepped(held, placed, held_because=why)
+
+
+def fold_edit(ctx: StepContext, d: Decided, waiting: Path, why: str) -> Stepped:
+    """A later version of a task that waits for approval (pulled, synced, a stale buffer saved
+    after the move): its text becomes that task's note, with the task's keys; then it goes.
+    Decided on the waiting note as it is when written: if a person changed it meanwhile, the
+    two are looked at again, nothing is lost."""
+    _, snap = ctx.notes.read(d.path)
+    text = snap.data.decode("utf-8")
+    original, _ = ctx.notes.read(waiting)
+
+    def take_their_text(current: str) -> str:
+        now_there = parse_note(current, waiting.name)
+        if now_there.asked != original.asked or now_there.owned() != original.owned():
+            raise LookLater(waiting)  # the waiting note changed too: decide again
+        keys = {k: original.meta.get(k) for k in OWNED_KEYS}
+        return edit_note_text(text, keys)
+
+    placed = ctx.notes.rewrite(waiting, take_their_text)
+    removed = remove_if_unchanged(d.path, snap, ctx.vault.tmp)
+    log.info(
+        "edit of a waiting task",
+        action_type="edit",
+        target=ctx.vault.rel(waiting),
+        task_id=d.task_id,
+        parameters={"from": ctx.vault.rel(d.path), "removed": removed},
+        result=why,
+    )
+    return Stepped(waiting, placed)
 
 
 def run(ctx: StepContext, d: Decided) -> Stepped:
@@ -156,6 +216,7 @@ def run(ctx: StepContext, d: Decided) -> Stepped:
             d.task_type,
             d.note.when("planned_at"),
             workdir_of(ctx.config, d.note, d.task_id),
+            ctx.plan_path(d.path, d.task_id),
         )
     )
     if queued:
@@ -181,11 +242,27 @@ def plan(ctx: StepContext, d: Decided, extra: Mapping[str, Any] | None = None) -
     workdir = workdir_of(ctx.config, note, d.task_id)
     made = planner.template_plan(note, d.path, d.task_type, workdir, ctx.now)
     if not ctx.plans.write(d.path, note, made, workdir):
-        raise LookLater(d.path)  # Claude is writing it; PlanWritten brings the note back
+        # Claude is writing it; PlanWritten brings the note back. The task_id goes on the note
+        # first: the plan is named after it, and the next look must find the same task.
+        if d.id_changes.get("task_id"):
+            _write(ctx, d.path, {"task_id": d.id_changes["task_id"]}, d.task_id)
+        raise LookLater(d.path)
+    plan_path = ctx.vault.folder(Folder.PLANS) / made.name
+    ctx.records.add(
+        Record(
+            d.task_id,
+            plan_path,
+            note.title,
+            d.path.name,
+            planner.body_hash(note),
+            ctx.vault.rel(d.path),
+            Status.PLANNED,
+        )
+    )
     changes = {
         **(d.id_changes if extra is None else extra),
         "status": Status.PLANNED,
-        "plan": planner.plan_link(d.path),
+        "plan": planner.plan_link(plan_path),
         "planned_at": ctx.now,
     }
     audit = ("planned", {"parameters": {"plan": made.name, "planner": ctx.config.planner}})
@@ -201,16 +278,18 @@ def approve(ctx: StepContext, d: Decided) -> Stepped:
         "approved_at": ctx.now,
         "approved_by": ctx.actor,
         "next_attempt_at": None,
+        "held_because": None,  # a copy a person approved runs as a task of its own
     }
-    plans_dir = ctx.vault.folder(Folder.PLANS)
-    planned = bool(d.note.meta.get("plan")) and not planner.plan_is_stale(plans_dir, d.path, d.note)
+    plan_path = ctx.plan_path(d.path, d.task_id)
+    planned = bool(d.note.meta.get("plan")) and not planner.plan_is_stale(plan_path, d.note)
     placed = None
     if not planned:
         placed = plan(ctx, d, extra=changes).placed
         changes = {}
     audit = ("approved", {"approval_status": "approved", "approved_by": ctx.actor})
     placed = _write(ctx, d.path, {**changes, "status": Status.PLANNED}, d.task_id, audit) or placed
-    return Stepped(_move(ctx, d.path, Folder.NEEDS_ACTION, d.task_id, "approved"), placed)
+    moved = _move(ctx, d.path, Folder.NEEDS_ACTION, d.task_id, "approved", Status.PLANNED)
+    return Stepped(moved, placed)
 
 
 def interrupted(ctx: StepContext, d: Decided) -> Stepped:
@@ -223,7 +302,8 @@ def interrupted(ctx: StepContext, d: Decided) -> Stepped:
     placed = _write(ctx, d.path, changes, d.task_id, ("interrupted attempt", fields))
     if counted.folder is None:
         return Stepped(d.path, placed)
-    return Stepped(_move(ctx, d.path, counted.folder, d.task_id, "attempts spent"), placed)
+    moved = _move(ctx, d.path, counted.folder, d.task_id, "attempts spent", Status.FAILED)
+    return Stepped(moved, placed)
 
 
 def restore_claim(ctx: StepContext, d: Decided) -> Stepped:
@@ -266,7 +346,9 @@ def hold(ctx: StepContext, d: Decided) -> Stepped:
         changes = {**d.id_changes, "status": Status.PENDING_APPROVAL}
         placed = _write(ctx, d.path, changes, d.task_id)
     if d.step.place is not None and ctx.vault.folder_of(d.path) is not d.step.place:
-        return Stepped(_move(ctx, d.path, d.step.place, d.task_id, "waits for approval"), placed)
+        why = "waits for approval"
+        moved = _move(ctx, d.path, d.step.place, d.task_id, why, Status.PENDING_APPROVAL)
+        return Stepped(moved, placed)
     return Stepped(d.path, placed)
 
 
@@ -274,7 +356,8 @@ def move(ctx: StepContext, d: Decided) -> Stepped:
     """MOVE: to the folder of its status (finishes a move a crash interrupted)."""
     assert d.step.place is not None, d.step
     placed = _write(ctx, d.path, d.id_changes, d.task_id) if d.id_changes else None
-    return Stepped(_move(ctx, d.path, d.step.place, d.task_id, "move finished"), placed)
+    moved = _move(ctx, d.path, d.step.place, d.task_id, "move finished", d.note.status)
+    return Stepped(moved, placed)
 
 
 STEPS: Mapping[Action, StepFn] = {

@@ -9,6 +9,7 @@ Reading from and writing to disk lives in `notefile`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import secrets
@@ -39,8 +40,11 @@ OWNED_KEYS: tuple[str, ...] = (
     "duration_s",
     "exit_code",
     "error",
+    "copy_of",
+    "held_because",
 )
-"""The closed list of frontmatter keys the service writes. Every other key is the person's."""
+"""The closed list of frontmatter keys the service writes. Every other key is the person's.
+`copy_of` and `held_because` mark a note held as a copy of another task (identity.py)."""
 
 RESULT_HEADING = "## Result"
 """Our body section, always the last one in a note; replaced on a re-run."""
@@ -134,10 +138,21 @@ class TaskNote:
         return {key: self.meta[key] for key in OWNED_KEYS if self.meta.get(key) is not None}
 
     @property
+    def asked(self) -> str:
+        """What was asked: the title and the person's text (not our Result). A plan is made
+        from it, and a task is known by its hash (`text_hash`)."""
+        return f"{self.title}\n{self.body_without_result.strip()}"
+
+    @property
     def body_without_result(self) -> str:
         """The person's body, without our `## Result` section (what a plan is made from)."""
         start = _result_start(self.body)
         return self.body if start is None else self.body[:start]
+
+
+def text_hash(text: str) -> str:
+    """A short hash of a task's text (TaskNote.asked), as plans record it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def new_task_id() -> str:

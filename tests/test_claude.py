@@ -417,9 +417,9 @@ def test_planner_claude_writes_the_plan_then_the_task_runs(
     with running_service(claude_config(vault, claude_bin, planner="claude")):
         drop(vault, tmp_path, "Planned.md", APP.format(title="Planned", app="pl", body="x"))
         done = wait_status(vault.folder(Folder.DONE) / "Planned.md", "done", 60)
-    plan = (vault.folder(Folder.PLANS) / "PLAN_Planned.md").read_text()
+    plan = (vault.folder(Folder.PLANS) / f"PLAN_Planned ({done.task_id}).md").read_text()
     assert "## Steps (written by Claude)\n\n1. Sketch the page" in plan
-    assert done.meta["plan"] == "[[PLAN_Planned]]"
+    assert done.meta["plan"] == f"[[PLAN_Planned ({done.task_id})]]"
     first = claude_env.main_requests()[0]
     assert "Do not do the task; only plan it." in json.dumps(first["body"]["messages"])
 
@@ -435,8 +435,10 @@ def test_planner_claude_falls_back_to_the_template(
     config = claude_config(vault, claude_bin, planner="claude", auto_execute_types="none")
     with running_service(config):
         drop(vault, tmp_path, "Fallback.md", APP.format(title="Fallback", app="fb", body="x"))
-        wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Fallback.md", "pending_approval", 60)
-    plan = (vault.folder(Folder.PLANS) / "PLAN_Fallback.md").read_text()
+        held = wait_status(
+            vault.folder(Folder.PENDING_APPROVAL) / "Fallback.md", "pending_approval", 60
+        )
+    plan = (vault.folder(Folder.PLANS) / f"PLAN_Fallback ({held.task_id}).md").read_text()
     assert "## Steps\n\n1. Read the task" in plan
     (warning,) = events(vault, "planner fell back to the template")
     assert warning["error"] == "claude could not plan: Not logged in · Please run /login"

@@ -37,8 +37,8 @@ def test_drop_by_rename_is_planned_with_a_plan_linked_both_ways(
     with running_service(svc_config(vault)):
         path = drop(vault, tmp_path, "Bakery.md", TASK.format(title="Bakery"))
         planned = wait_planned(path)
-    plan = vault.folder(Folder.PLANS) / "PLAN_Bakery.md"
-    assert planned.meta["plan"] == "[[PLAN_Bakery]]"
+    plan = vault.folder(Folder.PLANS) / f"PLAN_Bakery ({planned.task_id}).md"
+    assert planned.meta["plan"] == f"[[PLAN_Bakery ({planned.task_id})]]"
     assert "Task: [[Bakery]]" in plan.read_text()
     assert "1. first\n2. second" in plan.read_text()
     assert planned.task_id and planned.meta["planned_at"]
@@ -100,7 +100,7 @@ def test_a_body_edited_before_the_run_is_planned_again(vault: Vault, tmp_path: P
         moved.write_text(text)  # the person edits the note, then approves it by moving it
         moved.rename(vault.folder(Folder.APPROVED) / "edit.md")
         wait_for(lambda: len(events(vault, "planned", first.task_id)) == 2, what="a new plan")
-    plan = (vault.folder(Folder.PLANS) / "PLAN_edit.md").read_text()
+    plan = (vault.folder(Folder.PLANS) / f"PLAN_edit ({first.task_id}).md").read_text()
     assert "3. third" in plan
     approved = note(path)  # back in Needs_Action, approved by the person's move
     assert approved.meta["approved_by"] and approved.meta["status"] in ("planned", "executing")
