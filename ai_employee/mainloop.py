@@ -261,6 +261,8 @@ class MainLoop:
             )
 
     def _next_timeout(self) -> float:
+        if self._relayout or self._rescan:  # taken with the runs' messages after _work looked
+            return 0.0
         now = time.monotonic()
         deadlines = [self._next_sweep]
         settle = self.settling.next_deadline()
