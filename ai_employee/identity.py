@@ -19,8 +19,9 @@ So next week's `Untitled.md` or another `Report.md` with other content is a new 
 An N without a task_id, at the very place and under the very name T's record gives T's note,
 while T's note is nowhere else, is T's own note whose keys an editor's older buffer dropped: it
 gets T's task_id back (`Own.restore`). Any other such N never runs on its own: if T waits for
-approval and its note is unchanged since it was planned (or holds N's very text), N is a later
-edit of it (`EditOf`): one waiting task holding N's text. Otherwise N is held for a person as a
+approval and its note is unchanged since it was planned (or holds N's very text), and N is not
+a conflict copy (the version the tool set aside, with or without a task_id), N is a later edit
+of it (`EditOf`): one waiting task holding N's text. Otherwise N is held for a person as a
 copy of T (`CopyOf`), with a reason naming T and what differs.
 """
 
@@ -38,6 +39,7 @@ from .vault import Folder
 
 SIMILAR = 0.6
 """Bodies this similar (difflib's ratio over their words) are one task's versions."""
+CONFLICT_COPY = "a sync tool's conflict copy of"
 
 MAX_WORDS = 2000
 """Words compared at most (the start of each body): similarity stays cheap for long notes."""
@@ -138,16 +140,18 @@ def identify(seen: Seen, by_id: Known | None, candidates: Iterable[Known]) -> Id
     """Whose note `seen` is. `by_id`: the task its task_id names (None: no id, or an id the
     vault does not know); `candidates`: the tasks whose name or body it shares (the caller
     finds them by name, by conflict base name and by body hash)."""
+    base, sure = conflict_base(seen.name)
     if seen.task_id is not None:
         if by_id is None or by_id.where is None or by_id.where == seen.path:
             return Own()
+        if sure and by_id.name == base:
+            return _taken_for(seen, by_id, CONFLICT_COPY)
         return _taken_for(seen, by_id, "it carries the task_id of")
-    base, sure = conflict_base(seen.name)
     for known in candidates:
         if known.where == seen.path:
             continue
         if sure and known.name == base:
-            return _taken_for(seen, known, "a sync tool's conflict copy of")
+            return _taken_for(seen, known, CONFLICT_COPY)
         same_text = known.body_hash == seen.body_hash
         named_alike = known.name in (seen.name, base)
         similar = (
@@ -169,7 +173,8 @@ def _taken_for(seen: Seen, known: Known, how: str) -> Identity:
     status = known.status.value if known.status else "unknown status"
     what = f"{how} {known.task_id} {known.title!r} ({where}, {status})"
     reason = f"{what}: {difference(seen.body, known.body)}"
-    if known.waiting and (known.unchanged or known.body == seen.body):
+    # A conflict copy is the version the sync tool set aside: never folded over the one it kept.
+    if how != CONFLICT_COPY and known.waiting and (known.unchanged or known.body == seen.body):
         return EditOf(known, reason)
     return CopyOf(known, reason)
 

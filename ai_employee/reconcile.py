@@ -145,7 +145,11 @@ class Reconciler:
         if note.empty or note.status is Status.DRAFT:
             task_id, id_changes = note.task_id or "", {}  # never touched: no id written
         else:
-            task_id, id_changes, edit = self._identity(path, note, folder)
+            try:
+                task_id, id_changes, edit = self._identity(path, note, folder, seen)
+            except NoteGone:  # moved since we read it: decided at its new place, by its event
+                self.index.forget(path)
+                return None
         facts = self._facts(folder, note, task_type, path, task_id, planned)
         step = decide(facts)
         decided = Decided(path, note, step, task_type, task_id, id_changes)
@@ -251,10 +255,11 @@ class Reconciler:
         )
 
     def _identity(
-        self, path: Path, note: TaskNote, folder: Folder
+        self, path: Path, note: TaskNote, folder: Folder, signature: Signature
     ) -> tuple[str, dict[str, Any], EditOf | None]:
         """The note's task_id and the keys to write for it; or, for a later edit of a task
-        that waits for approval, that task (identity.py decides, from the vault's records)."""
+        that waits for approval, that task (identity.py decides, from the vault's records).
+        `signature`: the file the note was read from."""
         task_id = note.task_id
         if folder is Folder.REJECTED:  # a person's rejection: whatever it was, it ends here
             return self._own(path, task_id)
@@ -273,6 +278,8 @@ class Reconciler:
                 )
                 return decided.restore, {"task_id": decided.restore}, None
             return self._own(path, task_id)
+        if _moved_there(path, signature, decided.original.where):
+            raise NoteGone(str(path))  # the other note is this one, moved since we read it
         if isinstance(decided, EditOf) and folder is not Folder.APPROVED:
             return decided.original.task_id, {}, decided
         fresh = new_task_id()
@@ -337,6 +344,22 @@ class Reconciler:
                 result="left untouched",
                 error=reason,
             )
+
+
+def _moved_there(path: Path, signature: Signature, other: Path | None) -> bool:
+    """The file read at `path` is now at `other` and no longer at `path` (a run's end or a
+    person moved it between our read and our search; a hard link stays at both)."""
+    if other is None:
+        return False
+    try:
+        there = os.lstat(other).st_ino
+    except FileNotFoundError:
+        return False
+    try:
+        here = os.lstat(path).st_ino
+    except FileNotFoundError:
+        here = None
+    return there == signature[0] and here != signature[0]
 
 
 def _held(note: TaskNote, stepped: Stepped) -> str | None:

@@ -120,6 +120,28 @@ def test_a_sure_conflict_copy_is_a_copy_whatever_its_text() -> None:
     assert isinstance(decided, CopyOf) and "a sync tool's conflict copy of t1" in decided.reason
 
 
+@pytest.mark.parametrize("task_id", [None, "t1"], ids=["without keys", "with its task_id"])
+@pytest.mark.parametrize("text", [PAY, PAY.replace("4711", "4712")], ids=["same", "edited"])
+def test_a_conflict_copy_of_a_waiting_task_is_never_folded_into_it(
+    task_id: str | None, text: str
+) -> None:
+    """The tool kept one version and set this one aside: it waits beside it, for a person,
+    even when the kept one is unchanged since it was planned (an edit would be folded)."""
+    waiting = known("Pending_Approval/Pay.md", status=Status.PENDING_APPROVAL)
+    name = "Pay.sync-conflict-20261201-101010-ABC1234.md"
+    copy = seen(f"Pending_Approval/{name}", text, task_id)
+    decided = identify(copy, waiting if task_id else None, [] if task_id else [waiting])
+    assert isinstance(decided, CopyOf)
+    assert decided.reason.startswith("a sync tool's conflict copy of t1 ")
+
+
+def test_a_task_id_in_a_note_named_like_a_conflict_copy_of_another_name_is_just_carried() -> None:
+    waiting = known("Pending_Approval/Pay.md", status=Status.PENDING_APPROVAL)
+    other = seen("Needs_Action/Rent.sync-conflict-20261201-101010-ABC1234.md", PAY, "t1")
+    decided = identify(other, waiting, [])
+    assert isinstance(decided, EditOf) and decided.reason.startswith("it carries the task_id")
+
+
 def test_an_icloud_numbered_copy_counts_only_when_its_text_is_alike() -> None:
     alike = PAY.replace("4711", "4712")
     assert isinstance(

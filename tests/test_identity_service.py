@@ -9,9 +9,14 @@ a restart, since the vault, not memory, says what a task was.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
+import pytest
+
 from ai_employee.config import Config
+from ai_employee.identity import Known
+from ai_employee.records import TaskRecords
 from ai_employee.taskfile import TaskNote, edit_note_text
 from ai_employee.vault import Folder, Vault
 
@@ -102,7 +107,8 @@ def test_a_finished_note_that_comes_back_edited_waits_as_a_copy(
         assert again.task_id == held.task_id and "held_because" not in again.meta
         assert again.meta["plan"] != done.meta["plan"]
         assert ran(vault) == [done.task_id, held.task_id]
-        assert service.runs.tally.succeeded == 2
+        # The tally counts a run once its end is recorded, just after the note's status.
+        wait_for(lambda: service.runs.tally.succeeded == 2, what="two runs counted")
 
 
 def test_rejecting_a_copy_ends_it(vault: Vault, tmp_path: Path) -> None:
@@ -218,3 +224,36 @@ def test_a_keyless_stale_buffer_over_a_running_note_gets_its_keys_and_claim_back
         wait_status(vault.folder(Folder.DONE) / "Build.md", "done")
         assert service.runs.tally.started == 1
     assert events(vault, "keys restored")
+
+
+def test_a_note_moved_between_our_read_and_our_search_is_not_its_own_copy(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person edits a waiting note and approves it at once: the move lands after the
+    service read the edit and before it looked for the task's note, which it then finds in
+    Approved/. That note is the very file it read, moved: no copy, one task, one run."""
+    waiting = vault.folder(Folder.PENDING_APPROVAL) / "Pay.md"
+    approved = vault.folder(Folder.APPROVED) / "Pay.md"
+    armed = threading.Event()
+    real_known = TaskRecords.known
+
+    def known(
+        self: TaskRecords, task_id: str, read_body: bool, not_at: Path | None = None
+    ) -> Known | None:
+        if not_at == waiting and armed.is_set():
+            armed.clear()
+            os.rename(waiting, approved)  # the approval, between the read and the search
+        return real_known(self, task_id, read_body, not_at)
+
+    monkeypatch.setattr(TaskRecords, "known", known)
+    with running_service(config(vault)):
+        drop(vault, tmp_path, "Pay.md", PAY_A)
+        task = wait_status(waiting, "pending_approval")
+        armed.set()
+        waiting.write_text(waiting.read_text().replace("invoice 4711", "invoice 4711, today"))
+        done = wait_status(vault.folder(Folder.DONE) / "Pay.md", "done")
+    assert not armed.is_set()  # the move happened where it was meant to
+    assert done.task_id == task.task_id and "copy_of" not in done.meta
+    assert "today" in done.body
+    assert not events(vault, "copy of a task note")
+    assert ran(vault) == [task.task_id]
