@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The programs the tests drive for real, from Debian's packages, installed when missing:
 # systemd (systemd-analyze, and `systemd --test` to read a unit back as systemd parses it),
-# util-linux (setpriv, to run that as an unprivileged user when the tests run as root).
+# util-linux (setpriv, to run that as an unprivileged user when the tests run as root), and
+# the tools vaults live in (tests/test_sync_tools.py): git, syncthing, vim.
 set -euo pipefail
 
 need=()
 command -v systemd-analyze >/dev/null 2>&1 && [ -x /lib/systemd/systemd ] || need+=(systemd)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v syncthing >/dev/null 2>&1 || need+=(syncthing)
+command -v vim >/dev/null 2>&1 || need+=(vim)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
