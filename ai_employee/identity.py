@@ -13,16 +13,21 @@ restart or another machine reaches the same answer. Pure: the caller looks thing
    a. N's name is a sync tool's conflict copy of T's note's name (Syncthing's
       `.sync-conflict-...`, Dropbox's `(conflicted copy ...)`, our own `(conflict)`), or
    b. N's body (title and text, our `## Result` left out) is exactly T's, or
-   c. N has T's note's name, or is iCloud's numbered copy of it (`x 2.md`), and the bodies are
-      similar: at least `SIMILAR` of their words in common, in order (difflib's ratio).
-So next week's `Untitled.md` or another `Report.md` with other content is a new task.
+   c. N has T's note's name, or is iCloud's numbered copy of it (`x 2.md`), and what their
+      authors wrote is similar: at least `SIMILAR` of its words in common, in order (difflib's
+      ratio), leaving out the lines of the vault's templates (with the file's name as a line:
+      a title that only repeats it says nothing) and a heading that repeats the title.
+So next week's `Untitled.md` or another `Report.md` with other content is a new task, also when
+both were made from one template.
 An N without a task_id, at the very place and under the very name T's record gives T's note,
-while T's note is nowhere else, is T's own note whose keys an editor's older buffer dropped: it
-gets T's task_id back (`Own.restore`). Any other such N never runs on its own: if T waits for
-approval and its note is unchanged since it was planned (or holds N's very text), and N is not
-a conflict copy (the version the tool set aside, with or without a task_id), N is a later edit
-of it (`EditOf`): one waiting task holding N's text. Otherwise N is held for a person as a
-copy of T (`CopyOf`), with a reason naming T and what differs.
+with the very text T was planned from, while T's note is nowhere else, is T's own note whose
+keys an editor's older buffer dropped: it gets T's task_id back (`Own.restore`). Other text
+there is a new task (a person deleted T's note and wrote another).
+Any other such N never runs on its own: if T waits for approval and its note is unchanged since
+it was planned (or holds N's very text), and N is not a conflict copy (the version the tool set
+aside, with or without a task_id), N is a later edit of it (`EditOf`): one waiting task holding
+N's text. Otherwise N is held for a person as a copy of T (`CopyOf`), with a reason naming T
+and what differs.
 """
 
 from __future__ import annotations
@@ -75,6 +80,10 @@ class Seen:
     body: str
     """What was asked: its title and text, our Result left out (TaskNote.asked, what the
     body hash is made of)."""
+    boilerplate: frozenset[str] = frozenset()
+    """Lines left out when bodies are compared: the vault's templates' (Templates/), so two
+    notes made from one template are alike only in what their authors wrote, and the notes'
+    names (a title `Untitled` from `Untitled.md` says nothing)."""
 
     @property
     def name(self) -> str:
@@ -155,11 +164,14 @@ def identify(seen: Seen, by_id: Known | None, candidates: Iterable[Known]) -> Id
         same_text = known.body_hash == seen.body_hash
         named_alike = known.name in (seen.name, base)
         similar = (
-            named_alike and known.body is not None and similarity(seen.body, known.body) >= SIMILAR
+            named_alike
+            and known.body is not None
+            and alike(seen.body, known.body, seen.boilerplate)
         )
-        # T's note is nowhere, and this one is at T's very place under T's name: it is T's
-        # note, whose keys an editor's older buffer dropped.
-        if known.where is None and known.recorded == seen.path and known.name == seen.name:
+        # T's note is nowhere, and this one is at T's very place under T's name, with the text
+        # T was planned from: it is T's note, whose keys an editor's older buffer dropped.
+        at_its_place = known.where is None and known.recorded == seen.path
+        if at_its_place and known.name == seen.name and same_text:
             return Own(restore=known.task_id)
         if same_text:
             return _taken_for(seen, known, "the same text as")
@@ -179,16 +191,39 @@ def _taken_for(seen: Seen, known: Known, how: str) -> Identity:
     return CopyOf(known, reason)
 
 
-def _words(text: str) -> list[str]:
-    return text.split()[:MAX_WORDS]
+def _written(text: str, boilerplate: frozenset[str]) -> list[str]:
+    """The words of a body (TaskNote.asked: the title, then the text) that its author wrote:
+    not the lines of a template, not a heading that repeats the title, and not a title that
+    is only the file's name (`Untitled`: the names were compared already; see `alike`)."""
+    lines = text.splitlines() or [""]
+    title = lines[0].strip()
+    kept = [title] if title not in boilerplate else []
+    for line in (raw.strip() for raw in lines[1:]):
+        if line and line not in boilerplate and line.lstrip("#").strip() != title:
+            kept.append(line)
+    return " ".join(kept).split()[:MAX_WORDS]
 
 
-def similarity(a: str, b: str) -> float:
-    """How much of two bodies is the same, 0 to 1 (difflib's ratio over their words)."""
-    left, right = _words(a), _words(b)
+def similarity(a: str, b: str, boilerplate: frozenset[str] = frozenset()) -> float:
+    """How much of what two bodies' authors wrote is the same, 0 to 1 (difflib's ratio over
+    their words, in order)."""
+    left, right = _written(a, boilerplate), _written(b, boilerplate)
     if not left and not right:
         return 1.0
     return difflib.SequenceMatcher(None, left, right, autojunk=False).ratio()
+
+
+def alike(a: str, b: str, boilerplate: frozenset[str] = frozenset()) -> bool:
+    """similarity >= SIMILAR, with difflib's cheap upper bounds first (most pairs differ)."""
+    left, right = _written(a, boilerplate), _written(b, boilerplate)
+    if not left and not right:
+        return True
+    matcher = difflib.SequenceMatcher(None, left, right, autojunk=False)
+    return (
+        matcher.real_quick_ratio() >= SIMILAR
+        and matcher.quick_ratio() >= SIMILAR
+        and matcher.ratio() >= SIMILAR
+    )
 
 
 def difference(a: str, b: str | None) -> str:

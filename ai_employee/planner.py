@@ -67,24 +67,27 @@ def plan_link(plan: Path | str) -> str:
 def plan_head(
     task_id: str, title: str, note_name: str, asked_hash: str, where: str, status: Status
 ) -> list[str]:
-    """The record a plan heads its text with (records.py reads it back): JSON strings, which
-    YAML reads as double-quoted scalars, so every name comes back exactly."""
-    fields = {"title": title, "note": note_name, "where": where}
+    """The record a plan heads its text with (records.py reads it back): names as JSON
+    strings, which YAML reads as double-quoted scalars, so every name comes back exactly; the
+    title, of any length, last."""
     return [
         f"task_id: {task_id}",
-        *(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items()),
+        f"note: {json.dumps(note_name, ensure_ascii=False)}",
+        f"where: {json.dumps(where, ensure_ascii=False)}",
         f"body_sha256: {asked_hash}",
         f"status: {status.value}",
+        f"title: {json.dumps(title, ensure_ascii=False)}",
     ]
 
 
 _HEAD_FIELD = re.compile(r"^(where|status): .*$", re.MULTILINE)
 
 
-def update_plan_head(plan_path: Path, tmp_dir: Path, where: str, status: Status | None) -> bool:
-    """Its note moved (or its status changed): the plan's `where` and `status` follow. Atomic,
-    not fsynced (a plan that misses this is corrected the next time the note is found by its
-    name). False when there is no such plan."""
+def update_plan_head(
+    plan_path: Path, tmp_dir: Path, where: str, status: Status | None, *, durable: bool = False
+) -> bool:
+    """Its note moved (or its status changed): the plan's `where` and `status` follow. Atomic;
+    fsynced when `durable`. False when there is no such plan."""
     try:
         text = plan_path.read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
@@ -98,7 +101,7 @@ def update_plan_head(plan_path: Path, tmp_dir: Path, where: str, status: Status 
     )
     if new_head != head:
         fsops.write_atomic(
-            plan_path, (new_head + sep + rest).encode("utf-8"), tmp_dir, durable=False
+            plan_path, (new_head + sep + rest).encode("utf-8"), tmp_dir, durable=durable
         )
     return True
 
@@ -116,9 +119,15 @@ class Plan:
 
 
 def template_plan(
-    note: TaskNote, note_path: Path, task_type: str, workdir: Path, now: datetime
+    note: TaskNote,
+    note_path: Path,
+    task_type: str,
+    workdir: Path,
+    now: datetime,
+    status: Status = Status.PLANNED,
 ) -> Plan:
-    """A plan from the note alone: its checklist as steps, or sensible defaults for its type."""
+    """A plan from the note alone: its checklist as steps, or sensible defaults for its type.
+    `status`: the task's, for the record at its head."""
     checklist = tuple(item.strip() for item in _CHECKLIST.findall(note.body_without_result))
     steps = checklist or DEFAULT_STEPS.get(task_type, _GENERIC_STEPS)
     task_id = note.task_id or ""
@@ -128,7 +137,7 @@ def template_plan(
     where = f"{note_path.parent.name}/{note_path.name}"
     lines = [
         "---",
-        *plan_head(task_id, note.title, note_path.name, body_hash(note), where, Status.PLANNED),
+        *plan_head(task_id, note.title, note_path.name, body_hash(note), where, status),
         f"task: {render_value(note_link)}",
         f"type: {render_value(task_type)}",
         f"created: {render_value(now)}",

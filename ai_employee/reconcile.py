@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -265,8 +265,14 @@ class Reconciler:
             return self._own(path, task_id)
         seen = Seen(path, task_id, planner.body_hash(note), note.asked)
         by_id = self._known_by_id(path, task_id) if task_id else None
-        candidates = [] if task_id else self._candidates(seen)
-        decided = identify(seen, by_id, candidates)
+        if not task_id:
+            candidates = self._candidates(seen)
+            if any(c.name in (seen.name, conflict_base(seen.name)[0]) for c in candidates):
+                stems = {seen.name.removesuffix(".md")} | {
+                    c.name.removesuffix(".md") for c in candidates
+                }
+                seen = replace(seen, boilerplate=template_lines(self.vault) | stems)
+        decided = identify(seen, by_id, [] if task_id else candidates)
         if isinstance(decided, Own):
             if decided.restore is not None:
                 log.info(
@@ -282,6 +288,9 @@ class Reconciler:
             raise NoteGone(str(path))  # the other note is this one, moved since we read it
         if isinstance(decided, EditOf) and folder is not Folder.APPROVED:
             return decided.original.task_id, {}, decided
+        # Copies wait for a person wherever they come back, Approved/ too (an approval saved on
+        # a laptop after the note moved on here must not run it a second time); a held copy a
+        # person approves carries its own task_id, and runs.
         fresh = new_task_id()
         log.warning(
             "copy of a task note",
@@ -293,11 +302,9 @@ class Reconciler:
             error=decided.reason,
         )
         # A copy is a new task: it never inherits a run, a plan, an approval or a status past
-        # pending. A person who moved it into Approved/ approved it: it runs as its own task.
+        # pending.
         cleared: dict[str, Any] = dict.fromkeys(k for k in OWNED_KEYS if k != "task_id")
         copy = {"task_id": fresh, "attempts": 0, "copy_of": decided.original.task_id}
-        if folder is Folder.APPROVED:
-            return fresh, {**cleared, **copy}, None
         held = {"status": "pending_approval", "held_because": decided.reason}
         return fresh, {**cleared, **copy, **held}, None
 
@@ -323,13 +330,38 @@ class Reconciler:
         return Known(task_id, title, owner.name, "", owner, status)
 
     def _candidates(self, seen: Seen) -> list[Known]:
-        """Tasks a note without a task_id may be a copy of: by name, conflict base, body."""
-        base, _ = conflict_base(seen.name)
+        """Tasks a note without a task_id may be a copy of: by name, conflict base, body; for
+        a sure conflict copy, also the note it was made of when that task has no record yet
+        (Claude is still writing its plan)."""
+        base, sure = conflict_base(seen.name)
         ids = self.records.named(seen.name, base) + self.records.with_hash(seen.body_hash)
         found = (
             self.records.known(t, read_body=True, not_at=seen.path) for t in dict.fromkeys(ids)
         )
-        return [known for known in found if known is not None]
+        known = [k for k in found if k is not None]
+        if sure and base is not None and not any(k.name == base for k in known):
+            unrecorded = self._unrecorded(seen.path.parent / base)
+            known += [unrecorded] if unrecorded is not None else []
+        return known
+
+    def _unrecorded(self, path: Path) -> Known | None:
+        """The task of the note at `path`, which has a task_id but no record (not planned)."""
+        try:
+            note, _ = self.notes.read(path)
+        except (FileNotFoundError, NotADirectoryError, NoteRefused, NoteGone):
+            return None
+        if not note.task_id:
+            return None
+        return Known(
+            note.task_id,
+            note.title,
+            path.name,
+            planner.body_hash(note),
+            path,
+            note.status,
+            note.asked,
+            path,
+        )
 
     def _refuse(self, path: Path, reason: str) -> None:
         try:
@@ -344,6 +376,30 @@ class Reconciler:
                 result="left untouched",
                 error=reason,
             )
+
+
+def template_lines(vault: Vault) -> frozenset[str]:
+    """Every line of the vault's templates (Templates/*.md), stripped: what notes made from
+    them share without their authors writing it (identity.Seen.boilerplate)."""
+    lines: set[str] = set()
+    try:
+        templates = sorted(vault.folder(Folder.TEMPLATES).glob("*.md"))
+    except OSError:
+        return frozenset()
+    for template in templates[:MAX_TEMPLATES]:
+        try:
+            if template.is_symlink() or template.stat().st_size > MAX_TEMPLATE_BYTES:
+                continue
+            text = template.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        lines.update(line.strip() for line in text.splitlines())
+    lines.discard("")
+    return frozenset(lines)
+
+
+MAX_TEMPLATES = 100
+MAX_TEMPLATE_BYTES = 64 * 1024
 
 
 def _moved_there(path: Path, signature: Signature, other: Path | None) -> bool:

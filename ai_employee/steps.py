@@ -194,6 +194,8 @@ def fold_edit(ctx: StepContext, d: Decided, waiting: Path, why: str) -> Stepped:
         return edit_note_text(text, keys)
 
     placed = ctx.notes.rewrite(waiting, take_their_text)
+    if placed is not None:  # the plan a person reads before approving is of their new text
+        _plan_again(ctx, waiting, parse_note(placed.data.decode("utf-8"), waiting.name))
     removed = remove_if_unchanged(d.path, snap, ctx.vault.tmp)
     log.info(
         "edit of a waiting task",
@@ -204,6 +206,19 @@ def fold_edit(ctx: StepContext, d: Decided, waiting: Path, why: str) -> Stepped:
         result=why,
     )
     return Stepped(waiting, placed)
+
+
+def _plan_again(ctx: StepContext, path: Path, note: TaskNote) -> None:
+    """A waiting task's text changed: its plan is made again (Claude's in the background), and
+    its record compares later notes with the new text."""
+    assert note.task_id is not None
+    task_type = note.task_type or ctx.config.default_type
+    workdir = workdir_of(ctx.config, note, note.task_id)
+    made = planner.template_plan(
+        note, path, task_type, workdir, ctx.now, status=note.status or Status.PENDING_APPROVAL
+    )
+    ctx.plans.write(path, note, made, workdir)
+    ctx.records.asked_now(note.task_id, note.title, planner.body_hash(note))
 
 
 def run(ctx: StepContext, d: Decided) -> Stepped:
@@ -251,7 +266,7 @@ def plan(ctx: StepContext, d: Decided, extra: Mapping[str, Any] | None = None) -
     ctx.records.add(
         Record(
             d.task_id,
-            plan_path,
+            plan_path.name,
             note.title,
             d.path.name,
             planner.body_hash(note),

@@ -59,6 +59,9 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _RESOLVER = yaml.resolver.Resolver()
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_\[(][A-Za-z0-9_ .,:/@+()'\[\]-]*$")
 _TASK_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+TASK_ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""A task_id a note may carry (ours are 8 of _TASK_ID_ALPHABET; a person's may be any such
+word): it names a plan, a work dir and a transcript, so never a path, a space or a newline."""
 _HEADING = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
 
@@ -232,6 +235,13 @@ def parse_note(text: str, name: str) -> TaskNote:
     ):
         raise NoteRefused(
             f"unknown status {status!r} (expected one of: {', '.join(s.value for s in Status)})"
+        )
+    task_id = meta.get("task_id")
+    if task_id not in (None, "") and not TASK_ID_SHAPE.fullmatch(str(task_id)):
+        shown = str(task_id) if len(str(task_id)) <= 40 else str(task_id)[:40] + "..."
+        raise NoteRefused(
+            f"task_id {shown!r} is not a plain id (letters, digits, '-' and '_', at most 64); "
+            "delete the line and the note gets a new one"
         )
     return TaskNote(name=name, meta=meta, body=body, layout=layout)
 

@@ -23,7 +23,7 @@ class Folder(StrEnum):
     NEEDS_ACTION = "Needs_Action"
     """New, planned and executing tasks (drop notes here)."""
     PLANS = "Plans"
-    """PLAN_<note>.md files, linked both ways with the note."""
+    """PLAN_<note> (<task_id>).md files, linked both ways with the note."""
     PENDING_APPROVAL = "Pending_Approval"
     """Tasks waiting for a person."""
     APPROVED = "Approved"

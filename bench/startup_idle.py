@@ -1,6 +1,10 @@
 """Start with 10,000 notes in Done/: time to ready; then idle: CPU time and RSS.
 
-    .venv/bin/python bench/startup_idle.py [--done 10000] [--idle 60]
+    .venv/bin/python bench/startup_idle.py [--done 10000] [--idle 60] [--plans]
+
+`--plans` gives each finished note its plan, headed by its task's record as the service writes
+it (`PLAN_<note> (<task_id>).md`): a vault that has lived with the service (the service reads
+every plan's head at start).
 
 Runs the real `ai-employee run` as a child process. "Ready" is the first reconcile finished (the
 "service ready" log line), timed from the process's start; CPU time and RSS are read from /proc.
@@ -38,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--done", type=int, default=10_000)
     parser.add_argument("--idle", type=float, default=60.0)
+    parser.add_argument("--plans", action="store_true", help="a plan for each finished note")
     args = parser.parse_args()
     with temp_vault() as root:
         done = root / "Done"
@@ -45,6 +50,13 @@ def main() -> None:
             (done / f"finished {i}.md").write_text(
                 f"---\ntitle: finished {i}\nstatus: done\ntask_id: d{i:07d}\n---\nDone.\n"
             )
+            if args.plans:
+                (root / "Plans" / f"PLAN_finished {i} (d{i:07d}).md").write_text(
+                    f'---\ntask_id: d{i:07d}\ntitle: "finished {i}"\nnote: "finished {i}.md"\n'
+                    f'where: "Done/finished {i}.md"\nbody_sha256: {i:032x}\nstatus: done\n'
+                    f'task: "[[finished {i}]]"\ntype: claude_app\n---\n# Plan: finished {i}\n\n'
+                    "## Steps\n- [ ] Build it\n- [ ] Test it\n"
+                )
         env = {**os.environ, "AI_EMPLOYEE_VAULT": str(root)}
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -66,7 +78,8 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
         proc.stderr.close()
-    print(f"vault with {args.done:,} notes in Done/")
+    plans = ", each with its plan" if args.plans else ""
+    print(f"vault with {args.done:,} notes in Done/{plans}")
     print(
         f"process start -> ready: {(ready_at - started) * 1000:.0f} ms "
         f"(first reconcile itself: {entry['result']})"

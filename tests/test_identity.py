@@ -13,6 +13,7 @@ from ai_employee.identity import (
     Known,
     Own,
     Seen,
+    alike,
     conflict_base,
     difference,
     identify,
@@ -173,11 +174,56 @@ def test_an_edit_of_a_task_that_was_edited_where_it_waits_too_is_held() -> None:
 
 def test_a_keyless_note_at_its_tasks_own_place_gets_its_task_id_back() -> None:
     place = known(None, recorded="Needs_Action/Pay.md", status=Status.PLANNED)
-    assert identify(seen("Needs_Action/Pay.md", "Pay\nanything"), None, [place]) == Own(
-        restore="t1"
-    )
+    assert identify(seen("Needs_Action/Pay.md", PAY), None, [place]) == Own(restore="t1")
     elsewhere = known(None, recorded="Done/Pay.md")
     assert identify(seen("Needs_Action/Pay.md", "Pay\nanything"), None, [elsewhere]) == Own()
+    assert isinstance(identify(seen("Needs_Action/Pay.md", PAY), None, [elsewhere]), CopyOf)
+
+
+def test_other_text_at_a_gone_tasks_place_is_a_new_task() -> None:
+    """A person deleted the waiting Pay.md and wrote another: it inherits nothing."""
+    place = known(None, recorded="Needs_Action/Pay.md", status=Status.PLANNED)
+    edited = PAY.replace("4711", "4712")
+    assert identify(seen("Needs_Action/Pay.md", edited), None, [place]) == Own()
+    assert identify(seen("Needs_Action/Pay.md", "Pay\nanything"), None, [place]) == Own()
+
+
+TEMPLATE = "## Client\n\n## Steps\n- [ ] Call the client\n- [ ] Send the offer\n- [ ] File it"
+BOILERPLATE = frozenset(line.strip() for line in TEMPLATE.splitlines()) | {"Untitled"}
+"""The template's lines and the note's name, as the reconciler gives them."""
+
+
+def _client(who: str) -> str:
+    return "Untitled\n# Untitled\n" + TEMPLATE.replace("## Client\n", f"## Client\n{who}\n")
+
+
+def test_two_notes_made_from_one_template_are_alike_only_in_what_was_written() -> None:
+    """Obsidian's `Untitled.md`, from the vault's template each week: the template's lines
+    (and a title that is only the file's name) do not make two notes one task."""
+    last_week = _client("ACME Corp, Alexanderplatz 1, Berlin: ask Ms Weber about the offer")
+    this_week = _client("Bolt Ltd, 4 Park Row, Leeds: ask Mr Hale about the invoice")
+    done = known("Done/Untitled.md", last_week, name="Untitled.md")
+    assert similarity(this_week, last_week) >= SIMILAR  # the template alone would say "alike"
+    new = Seen(V / "Needs_Action/Untitled.md", None, text_hash(this_week), this_week, BOILERPLATE)
+    assert identify(new, None, [done]) == Own()
+    fixed = last_week.replace("Weber", "Webber")  # the same note, a typo fixed
+    again = Seen(V / "Needs_Action/Untitled.md", None, text_hash(fixed), fixed, BOILERPLATE)
+    assert isinstance(identify(again, None, [done]), CopyOf)
+
+
+def test_what_a_template_and_a_title_leave_to_compare() -> None:
+    only_template = _client("")
+    assert similarity(only_template, _client("ACME"), BOILERPLATE) == 0.0
+    assert similarity(only_template, only_template, BOILERPLATE) == 1.0
+    titled = "Pay 170 EUR to A\n# Pay 170 EUR to A\nPay it."
+    assert similarity(titled, "Pay 170 EUR to A\nPay it.") == 1.0  # the heading repeats it
+
+
+@pytest.mark.parametrize("words", [1, 10, 2000])
+def test_alike_agrees_with_similarity(words: int) -> None:
+    base = " ".join(f"w{i % 37}" for i in range(words))
+    for other in [base, base.replace("w3", "x"), "y " * words, base[: len(base) // 2]]:
+        assert alike(other, base) == (similarity(other, base) >= SIMILAR)
 
 
 def test_the_note_itself_is_never_its_own_copy() -> None:

@@ -161,12 +161,26 @@ def test_an_edit_of_a_waiting_note_ends_as_one_waiting_task_with_the_latest_text
         newcomer = arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Pay.md", edited)
         wait_for(lambda: "due Friday" in waiting.read_text(), what="the edit folded in")
         wait_for(lambda: not newcomer.exists(), what="the newcomer gone")
+        # The plan a person reads before approving is of the text that waits now.
+        assert "due Friday" in plan_of(vault, note(waiting))
+        # A second edit of the same task, later: folded the same way, not held as a copy.
+        again = edited.replace("due Friday", "due Monday")
+        newcomer = arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Pay.md", again)
+        wait_for(lambda: "due Monday" in waiting.read_text(), what="the second edit folded in")
+        wait_for(lambda: not newcomer.exists(), what="the second newcomer gone")
     after = note(waiting)
     assert after.task_id == before.task_id and after.meta["status"] == "pending_approval"
     assert after.meta["plan"] == before.meta["plan"]
+    assert "due Monday" in plan_of(vault, after) and "due Friday" not in plan_of(vault, after)
     assert sorted(p.name for p in vault.folder(Folder.PENDING_APPROVAL).iterdir()) == ["Pay.md"]
     assert list(vault.folder(Folder.NEEDS_ACTION).iterdir()) == []
-    assert events(vault, "edit of a waiting task")
+    assert len(events(vault, "edit of a waiting task")) == 2
+    assert not events(vault, "copy held")
+    with running_service(config(vault)):  # a restart compares with the latest text too
+        third = again.replace("due Monday", "due Tuesday")
+        newcomer = arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Pay.md", third)
+        wait_for(lambda: not newcomer.exists(), what="the third newcomer gone")
+    assert "due Tuesday" in waiting.read_text() and not events(vault, "copy held")
 
 
 def test_a_sync_conflict_copy_is_held_whatever_its_text(vault: Vault, tmp_path: Path) -> None:
@@ -257,3 +271,78 @@ def test_a_note_moved_between_our_read_and_our_search_is_not_its_own_copy(
     assert "today" in done.body
     assert not events(vault, "copy of a task note")
     assert ran(vault) == [task.task_id]
+
+
+def test_a_finished_note_that_comes_back_into_approved_waits_as_a_copy(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """An approval saved elsewhere after the note ran here (Syncthing lets the edit beat the
+    move): with our keys, or without them, it never runs a second time on its own."""
+    with running_service(config(vault)):
+        done = _finished(vault, tmp_path)
+        keyed = (vault.folder(Folder.DONE) / "Build.md").read_text()
+        arrive(vault, tmp_path, Folder.APPROVED, "Build.md", keyed)
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Build.md", "pending_approval")
+        assert held.meta["copy_of"] == done.task_id and held.task_id != done.task_id
+        arrive(vault, tmp_path, Folder.APPROVED, "Build.md", BUILD)  # no keys
+        second = wait_status(
+            vault.folder(Folder.PENDING_APPROVAL) / "Build (2).md", "pending_approval"
+        )
+        assert second.meta["copy_of"] == done.task_id
+    assert ran(vault) == [done.task_id]
+
+
+def test_a_conflict_copy_of_a_note_not_recorded_yet_is_held(vault: Vault, tmp_path: Path) -> None:
+    """The note it was made of has a task_id but no plan (a draft here; a note Claude is
+    still planning is the same case): the conflict copy still names it, and waits."""
+    draft = "---\ntitle: Pay\ntask_id: mine1\nstatus: draft\ntype: claude_app\n---\nPay 10.\n"
+    with running_service(config(vault)):
+        arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Pay.md", draft)
+        name = "Pay.sync-conflict-20261201-101010-ABC1234.md"
+        arrive(vault, tmp_path, Folder.NEEDS_ACTION, name, draft.replace("status: draft\n", ""))
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / name, "pending_approval")
+    assert held.meta["copy_of"] == "mine1"
+    assert held.meta["held_because"].startswith("a sync tool's conflict copy of mine1 ")
+    assert not ran(vault)
+
+
+TEMPLATE = "## Client\n\n## Steps\n- [ ] Call the client\n- [ ] Send the offer\n- [ ] File it\n"
+
+
+def test_next_weeks_note_from_the_same_template_is_a_new_task(vault: Vault, tmp_path: Path) -> None:
+    """Obsidian names a new note `Untitled.md`; both weeks' notes come from Templates/."""
+    (vault.root / "Templates" / "Client.md").write_text(TEMPLATE)
+    week = "---\ntype: claude_app\n---\n# Untitled\n" + TEMPLATE
+    with running_service(config(vault)):
+        drop(
+            vault, tmp_path, "Untitled.md", week.replace("## Client\n", "## Client\nACME, Berlin\n")
+        )
+        first = wait_status(vault.folder(Folder.DONE) / "Untitled.md", "done")
+        drop(
+            vault, tmp_path, "Untitled.md", week.replace("## Client\n", "## Client\nBolt, Leeds\n")
+        )
+        second = wait_status(vault.folder(Folder.DONE) / "Untitled (2).md", "done")
+    assert ran(vault) == [first.task_id, second.task_id]
+    assert not events(vault, "copy of a task note")
+
+
+def test_a_copy_finds_a_finished_note_whose_record_missed_the_move(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """The service stopped between a run's move to `Done/Build (2).md` and the plan's update:
+    the plan still says Needs_Action. A stale copy that comes back is still held."""
+    with running_service(config(vault)):
+        (vault.folder(Folder.DONE) / "Build.md").write_text("---\ntitle: an older one\n---\nx\n")
+        drop(vault, tmp_path, "Build.md", BUILD)
+        done = wait_status(vault.folder(Folder.DONE) / "Build (2).md", "done")
+    plan = vault.folder(Folder.PLANS) / f"{str(done.meta['plan']).strip('[]')}.md"
+    lost = plan.read_text().replace('where: "Done/Build (2).md"', 'where: "Needs_Action/Build.md"')
+    assert lost != plan.read_text()
+    plan.write_text(lost.replace("status: done", "status: executing"))
+    with running_service(config(vault)):
+        arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Build.md", BUILD)  # the stale buffer
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Build.md", "pending_approval")
+    assert held.meta["copy_of"] == done.task_id
+    assert held.meta["held_because"].startswith(f"the same text as {done.task_id} ")
+    assert "(Done/Build (2).md, done)" in held.meta["held_because"]
+    assert ran(vault) == [done.task_id]

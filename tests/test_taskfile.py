@@ -218,11 +218,19 @@ def notes(draw: st.DrawFn) -> str:
 
 def _owned_changes() -> st.SearchStrategy[dict[str, object | None]]:
     return st.dictionaries(st.sampled_from(OWNED_KEYS), _owned_value, min_size=1, max_size=6).map(
-        lambda d: {
-            k: (v if k != "status" or v is None or v in Status._value2member_map_ else "planned")
-            for k, v in d.items()
-        }
+        lambda d: {k: _as_we_write(k, v) for k, v in d.items()}
     )
+
+
+def _as_we_write(key: str, value: object | None) -> object | None:
+    """A value of the kind the service writes for `key` (a known status, a plain task_id)."""
+    if value is None:
+        return None
+    if key == "status" and value not in Status._value2member_map_:
+        return "planned"
+    if key == "task_id":
+        return "t" + "".join(c for c in str(value) if c.isascii() and c.isalnum())[:30]
+    return value
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -277,6 +285,13 @@ REFUSALS = {
         "alias bomb",
     ),
     "control character": ("---\ntitle: a\x07b\n---\n", "not valid YAML"),
+    "task_id a path": ("---\ntask_id: a/b\n---\n", "task_id 'a/b' is not a plain id"),
+    "task_id with a newline": (
+        '---\ntask_id: "ab\\nstatus: done"\n---\n',
+        "task_id 'ab\\nstatus: done' is not a plain id",
+    ),
+    "task_id a list": ("---\ntask_id: [a, b]\n---\n", "task_id \"['a', 'b']\" is not a plain id"),
+    "task_id too long": ("---\ntask_id: " + "a" * 65 + "\n---\n", "is not a plain id"),
 }
 
 
