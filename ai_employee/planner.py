@@ -83,11 +83,10 @@ def plan_head(
 _HEAD_FIELD = re.compile(r"^(where|status): .*$", re.MULTILINE)
 
 
-def update_plan_head(
-    plan_path: Path, tmp_dir: Path, where: str, status: Status | None, *, durable: bool = False
-) -> bool:
-    """Its note moved (or its status changed): the plan's `where` and `status` follow. Atomic;
-    fsynced when `durable`. False when there is no such plan."""
+def update_plan_head(plan_path: Path, tmp_dir: Path, where: str, status: Status | None) -> bool:
+    """Its note moved (or its status changed): the plan's `where` and `status` follow. Atomic,
+    not fsynced (records.py finds a note whose plan missed this). False when there is no such
+    plan."""
     try:
         text = plan_path.read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
@@ -101,7 +100,7 @@ def update_plan_head(
     )
     if new_head != head:
         fsops.write_atomic(
-            plan_path, (new_head + sep + rest).encode("utf-8"), tmp_dir, durable=durable
+            plan_path, (new_head + sep + rest).encode("utf-8"), tmp_dir, durable=False
         )
     return True
 

@@ -318,7 +318,13 @@ class Reconciler:
 
     def _known_by_id(self, path: Path, task_id: str) -> Known | None:
         """The task a task_id names: as the vault records it, or, for a task not planned yet,
-        the note this service holds it in."""
+        the note this service holds it in. None for the task's own note as the service last
+        saw and recorded it (the look after our own edit, a claim, a run's end): no search."""
+        entry = self.index.entries.get(path)
+        record = self.records.by_id.get(task_id)
+        seen_here = entry is not None and entry.task_id == task_id
+        if seen_here and record is not None and record.where == self.vault.rel(path):
+            return None
         known = self.records.known(task_id, read_body=True, not_at=path)
         if known is not None:
             return known

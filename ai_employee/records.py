@@ -198,16 +198,11 @@ class TaskRecords:
         record.where = self.vault.rel(where)
         if status is not None:
             record.status = status
-        # Durable when the task finished: a copy that comes back after a power cut must find
-        # it (its note may be `Done/x (2).md`, a name no search by name finds).
-        finished = self.vault.folder_of(where) in FINISHED
+        # Not fsynced: a head that missed a move (a crash just after it) is corrected when the
+        # note is found, under its name or, in Done/ and Failed/, a numbered one (`x (2).md`).
         try:
             update_plan_head(
-                self.vault.folder(Folder.PLANS) / record.plan,
-                self.vault.tmp,
-                record.where,
-                status,
-                durable=finished,
+                self.vault.folder(Folder.PLANS) / record.plan, self.vault.tmp, record.where, status
             )
         except OSError as err:  # the plan is ours and rebuilt; the move stands
             log.warning(

@@ -263,8 +263,11 @@ def test_a_note_moved_between_our_read_and_our_search_is_not_its_own_copy(
     with running_service(config(vault)):
         drop(vault, tmp_path, "Pay.md", PAY_A)
         task = wait_status(waiting, "pending_approval")
-        armed.set()
-        waiting.write_text(waiting.read_text().replace("invoice 4711", "invoice 4711, today"))
+    # Edited while the service was stopped: the next start searches for the task's note (a
+    # note it saw a moment ago, where its record says, it takes for the task's own at once).
+    waiting.write_text(waiting.read_text().replace("invoice 4711", "invoice 4711, today"))
+    armed.set()
+    with running_service(config(vault)):
         done = wait_status(vault.folder(Folder.DONE) / "Pay.md", "done")
     assert not armed.is_set()  # the move happened where it was meant to
     assert done.task_id == task.task_id and "copy_of" not in done.meta
