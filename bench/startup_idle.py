@@ -52,9 +52,10 @@ def main() -> None:
             )
             if args.plans:
                 (root / "Plans" / f"PLAN_finished {i} (d{i:07d}).md").write_text(
-                    f'---\ntask_id: d{i:07d}\ntitle: "finished {i}"\nnote: "finished {i}.md"\n'
+                    f'---\ntask_id: d{i:07d}\nnote: "finished {i}.md"\n'
                     f'where: "Done/finished {i}.md"\nbody_sha256: {i:032x}\nstatus: done\n'
-                    f'task: "[[finished {i}]]"\ntype: claude_app\n---\n# Plan: finished {i}\n\n'
+                    f'title: "finished {i}"\ntask: "[[finished {i}]]"\ntype: claude_app\n---\n'
+                    f"# Plan: finished {i}\n\n"
                     "## Steps\n- [ ] Build it\n- [ ] Test it\n"
                 )
         env = {**os.environ, "AI_EMPLOYEE_VAULT": str(root)}
