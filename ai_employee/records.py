@@ -1,12 +1,13 @@
 """What the vault records of every task, read from its plans: the service's memory of tasks.
 
-Each plan (`Plans/PLAN_<note> (<task_id>).md`) heads its text with its task's task_id, title,
-note name, the hash of what was asked, and where its note is now (`where`, updated when the
-service moves the note). `TaskRecords` is those heads, read once at start (only the head of
-each plan) and kept up to date as the service plans and moves notes; it finds
-a task by task_id, by note name and by body hash, and checks on the disk where its note is. It
-is a cache of the vault, never the only copy: after a restart, or on another machine, the
-plans say the same. Owned by the main loop.
+Each plan (`Plans/PLAN_<note> (<task_id>).md`) heads its text with its task's task_id, note
+name, where its note is now (`where`, updated when the service moves the note), the hash of
+what was asked, its status and title. `TaskRecords` is those heads, read once at start (only
+the head of each plan) and kept up to date as the service plans, moves notes and folds edits
+in; a person's moves it learns when it finds the note. It finds a task by task_id, by note name
+and by body hash, and checks on the disk where its note is. It is a cache of the vault, never
+the only copy: after a restart, or on another machine, the plans say the same. Owned by the
+main loop (its one thread: no locks).
 """
 
 from __future__ import annotations
