@@ -33,6 +33,7 @@ from .errors import NoteRefused
 from .lifecycle import Status, check_transition
 from .messages import AgentGone, Claimed, Post, RunEnded
 from .notefile import NoteGone, NoteStore
+from .planner import update_plan_head
 from .prompt import prompt_path, read_handbook, write_prompt
 from .run_end import RetryPolicy, RunEnd, decide_end
 from .runrecords import RunJournal
@@ -185,7 +186,28 @@ class RunThread:
         except Exception:
             log.exception("cannot record the run", task_id=self.task_id)
             after, end = self.path, None
+        if after is not None and end is not None:
+            self._follow_in_plan(after, end.status)
         self.ctx.post(RunEnded(self.run_id, self.task_id, outcome, end, self.path, after, duration))
+
+    def _follow_in_plan(self, where: Path, status: Status) -> None:
+        """The plan's head follows the note to where its end put it. Here, not in the main
+        loop: only this run writes its task's plan now (a task is planned again only when it
+        does not run), and the main loop takes the next task meanwhile; it updates the
+        records in memory when it takes RunEnded."""
+        plan = self.request.plan
+        if plan is None:
+            return
+        try:
+            update_plan_head(plan, self.ctx.vault.tmp, self.ctx.vault.rel(where), status)
+        except OSError as err:  # the plan is ours and rebuilt; the record is found by name
+            log.warning(
+                "plan not updated",
+                action_type="plan",
+                task_id=self.task_id,
+                target=self.ctx.vault.rel(plan),
+                error=f"{type(err).__name__}: {err}",
+            )
 
     def _skipped(self, why: str, claim_error: bool) -> None:
         self._stop.close()

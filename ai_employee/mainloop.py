@@ -305,7 +305,9 @@ class MainLoop:
             )
         elif kind is not OutcomeKind.INTERRUPTED:
             if new is not None and ended.end is not None:  # the task's record follows its note
-                self.reconciler.records.moved(ended.task_id, new, ended.end.status)
+                self.reconciler.records.moved(
+                    ended.task_id, new, ended.end.status, head_written=True
+                )
             if old is not None and old != new:
                 self.index.forget(old)
             if new is not None and self.vault.folder_of(new) in (Folder.DONE, Folder.FAILED):

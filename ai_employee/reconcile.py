@@ -9,6 +9,7 @@ leads on (plan, then run or hold). Runs in the main loop only.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -263,6 +264,8 @@ class Reconciler:
         task_id = note.task_id
         if folder is Folder.REJECTED:  # a person's rejection: whatever it was, it ends here
             return self._own(path, task_id)
+        if task_id and self._seen_here(path, task_id):
+            return self._own(path, task_id)
         seen = Seen(path, task_id, planner.body_hash(note), note.asked)
         by_id = self._known_by_id(path, task_id) if task_id else None
         if not task_id:
@@ -318,13 +321,7 @@ class Reconciler:
 
     def _known_by_id(self, path: Path, task_id: str) -> Known | None:
         """The task a task_id names: as the vault records it, or, for a task not planned yet,
-        the note this service holds it in. None for the task's own note as the service last
-        saw and recorded it (the look after our own edit, a claim, a run's end): no search."""
-        entry = self.index.entries.get(path)
-        record = self.records.by_id.get(task_id)
-        seen_here = entry is not None and entry.task_id == task_id
-        if seen_here and record is not None and record.where == self.vault.rel(path):
-            return None
+        the note this service holds it in."""
         known = self.records.known(task_id, read_body=True, not_at=path)
         if known is not None:
             return known
@@ -334,6 +331,21 @@ class Reconciler:
         entry = self.index.entries.get(owner)
         title, status = (entry.title, entry.status) if entry else ("", None)
         return Known(task_id, title, owner.name, "", owner, status)
+
+    def _seen_here(self, path: Path, task_id: str) -> bool:
+        """The note is its task's own as the main loop last saw it and the record has it (the
+        look after our own edit, a claim, a run's end): no search needed."""
+        entry = self.index.entries.get(path)
+        if entry is None or entry.task_id != task_id:
+            return False
+        record = self.records.by_id.get(task_id)
+        root = self._root_prefix
+        text = str(path)
+        return record is not None and text.startswith(root) and record.where == text[len(root) :]
+
+    @functools.cached_property
+    def _root_prefix(self) -> str:
+        return f"{self.vault.root}{os.sep}"
 
     def _candidates(self, seen: Seen) -> list[Known]:
         """Tasks a note without a task_id may be a copy of: by name, conflict base, body; for

@@ -190,15 +190,20 @@ class TaskRecords:
         record = self.by_id.get(task_id)
         return self.vault.folder(Folder.PLANS) / record.plan if record is not None else None
 
-    def moved(self, task_id: str, where: Path, status: Status | None) -> None:
+    def moved(
+        self, task_id: str, where: Path, status: Status | None, *, head_written: bool = False
+    ) -> None:
         """The service moved a task's note (or changed its status): the record follows, in
-        memory and in the plan's head (what a restart or another machine will read)."""
+        memory and in the plan's head (what a restart or another machine will read), unless
+        `head_written` (a run's thread wrote it at the run's end)."""
         record = self.by_id.get(task_id)
         if record is None:
             return
         record.where = self.vault.rel(where)
         if status is not None:
             record.status = status
+        if head_written:
+            return
         # Not fsynced: a head that missed a move (a crash just after it) is corrected when the
         # note is found, under its name or, in Done/ and Failed/, a numbered one (`x (2).md`).
         try:
