@@ -23,7 +23,7 @@ import structlog
 from . import planner
 from .config import Config
 from .errors import NoteRefused
-from .identity import EditOf, Known, Own, Seen, conflict_base, identify
+from .identity import CopyOf, EditOf, Known, Own, Seen, conflict_base, identify
 from .index import Entry, NoteIndex
 from .intake import drop_candidates, take_drop
 from .lifecycle import Action, Facts, Status, Step, decide, is_due
@@ -47,7 +47,7 @@ from .steps import (
     fold_edit,
     hold_copy,
 )
-from .taskfile import OWNED_KEYS, TaskNote, new_task_id
+from .taskfile import HELD_AS_COPY, OWNED_KEYS, TaskNote, held_reason, new_task_id
 from .vault import TRIGGER_FOLDERS, Folder, Vault
 
 log = structlog.get_logger(__name__)
@@ -142,20 +142,21 @@ class Reconciler:
             log.info("note accepted", target=self.vault.rel(path), result="refusal cleared")
         task_type = note.task_type or self.config.default_type
         id_changes: dict[str, Any]
-        edit: EditOf | None = None
+        other: EditOf | CopyOf | None = None
         if note.empty or note.status is Status.DRAFT:
             task_id, id_changes = note.task_id or "", {}  # never touched: no id written
         else:
             try:
-                task_id, id_changes, edit = self._identity(path, note, folder, seen)
+                task_id, id_changes, other = self._identity(path, note, folder, seen)
             except NoteGone:  # moved since we read it: decided at its new place, by its event
                 self.index.forget(path)
                 return None
         facts = self._facts(folder, note, task_type, path, task_id, planned)
         step = decide(facts)
-        decided = Decided(path, note, step, task_type, task_id, id_changes)
+        copy = other if isinstance(other, CopyOf) else None
+        decided = Decided(path, note, step, task_type, task_id, id_changes, copy)
         try:
-            stepped = self._step(decided, edit)
+            stepped = self._step(decided, other if isinstance(other, EditOf) else None)
         except NoteRefused as err:
             self._refuse(path, err.reason)
             return None
@@ -206,7 +207,7 @@ class Reconciler:
         )
         if edit is not None and edit.original.where is not None:  # one waiting task, its text
             return fold_edit(ctx, d, edit.original.where, edit.reason)
-        if d.id_changes.get("held_because"):  # a copy: straight to a person
+        if d.copy is not None:  # a copy: straight to a person
             return hold_copy(ctx, d)
         placed = None
         if d.id_changes and d.step.action in (Action.NOTHING, Action.WAIT, Action.RUN):
@@ -257,10 +258,10 @@ class Reconciler:
 
     def _identity(
         self, path: Path, note: TaskNote, folder: Folder, signature: Signature
-    ) -> tuple[str, dict[str, Any], EditOf | None]:
-        """The note's task_id and the keys to write for it; or, for a later edit of a task
-        that waits for approval, that task (identity.py decides, from the vault's records).
-        `signature`: the file the note was read from."""
+    ) -> tuple[str, dict[str, Any], EditOf | CopyOf | None]:
+        """The note's task_id and the keys to write for it; and, for a later edit of a task
+        that waits for approval or a copy of a task, that task (identity.py decides, from the
+        vault's records). `signature`: the file the note was read from."""
         task_id = note.task_id
         if folder is Folder.REJECTED:  # a person's rejection: whatever it was, it ends here
             return self._own(path, task_id)
@@ -307,9 +308,13 @@ class Reconciler:
         # A copy is a new task: it never inherits a run, a plan, an approval or a status past
         # pending.
         cleared: dict[str, Any] = dict.fromkeys(k for k in OWNED_KEYS if k != "task_id")
-        copy = {"task_id": fresh, "attempts": 0, "copy_of": decided.original.task_id}
-        held = {"status": "pending_approval", "held_because": decided.reason}
-        return fresh, {**cleared, **copy, **held}, None
+        held = {
+            "task_id": fresh,
+            "attempts": 0,
+            "status": "pending_approval",
+            "error": HELD_AS_COPY + decided.reason,
+        }
+        return fresh, {**cleared, **held}, CopyOf(decided.original, decided.reason)
 
     def _own(self, path: Path, task_id: str | None) -> tuple[str, dict[str, Any], None]:
         """Its own task_id, or a new one when it has none or a live note here holds it."""
@@ -439,6 +444,8 @@ def _moved_there(path: Path, signature: Signature, other: Path | None) -> bool:
 def _held(note: TaskNote, stepped: Stepped) -> str | None:
     """Why a note waits for a person beyond an approval (it is a copy of another task)."""
     reason = (
-        stepped.held_because if stepped.held_because is not None else note.meta.get("held_because")
+        stepped.held_because
+        if stepped.held_because is not None
+        else held_reason(note.meta.get("error"))
     )
     return str(reason) if reason else None

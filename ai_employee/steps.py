@@ -18,12 +18,13 @@ import structlog
 
 from . import planner
 from .config import Config
+from .identity import CopyOf
 from .lifecycle import Action, Status, Step
 from .notefile import NoteStore, Placed, move_note, remove_if_unchanged
 from .records import Record, TaskRecords
 from .run_end import RetryPolicy, decide_interrupted
 from .scheduler import RunRequest
-from .taskfile import OWNED_KEYS, TaskNote, edit_note_text, parse_note
+from .taskfile import OWNED_KEYS, TaskNote, edit_note_text, held_reason, parse_note
 from .vault import Folder, Vault, workdir_for
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,8 @@ class Decided:
     task_id: str
     id_changes: Mapping[str, Any]
     """Our keys that identify the task anew (a first task_id; a copy's new one)."""
+    copy: CopyOf | None = None
+    """The task this note is a copy of (it is held for a person)."""
 
 
 @dataclass(frozen=True)
@@ -160,17 +163,18 @@ def leave(ctx: StepContext, d: Decided) -> Stepped:
 
 def hold_copy(ctx: StepContext, d: Decided) -> Stepped:
     """A copy of another task's note: a new task, straight to a person (its reason on it)."""
+    assert d.copy is not None
     placed = _write(ctx, d.path, d.id_changes, d.task_id)
+    why = d.copy.reason
     log.warning(
         "copy held",
         action_type="copy",
         target=ctx.vault.rel(d.path),
         task_id=d.task_id,
-        parameters={"copy_of": d.id_changes.get("copy_of")},
+        parameters={"copy_of": d.copy.original.task_id},
         result="waits for a person's approval",
-        error=d.id_changes.get("held_because"),
+        error=why,
     )
-    why = d.id_changes.get("held_because")
     if ctx.vault.folder_of(d.path) is Folder.PENDING_APPROVAL:
         return Stepped(d.path, placed, held_because=why)
     held = _move(ctx, d.path, Folder.PENDING_APPROVAL, d.task_id, "copy held")
@@ -293,8 +297,9 @@ def approve(ctx: StepContext, d: Decided) -> Stepped:
         "approved_at": ctx.now,
         "approved_by": ctx.actor,
         "next_attempt_at": None,
-        "held_because": None,  # a copy a person approved runs as a task of its own
     }
+    if held_reason(d.note.meta.get("error")):  # a copy a person approved: a task of its own
+        changes["error"] = None
     plan_path = ctx.plan_path(d.path, d.task_id)
     planned = bool(d.note.meta.get("plan")) and not planner.plan_is_stale(plan_path, d.note)
     placed = None

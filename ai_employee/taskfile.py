@@ -40,11 +40,20 @@ OWNED_KEYS: tuple[str, ...] = (
     "duration_s",
     "exit_code",
     "error",
-    "copy_of",
-    "held_because",
 )
-"""The closed list of frontmatter keys the service writes. Every other key is the person's.
-`copy_of` and `held_because` mark a note held as a copy of another task (identity.py)."""
+"""The closed list of frontmatter keys the service writes. Every other key is the person's."""
+
+HELD_AS_COPY = "held as a copy: "
+"""How `error` begins on a note held as a copy of another task (identity.py); the reason
+follows, naming the original, where it is and what differs."""
+
+
+def held_reason(error: object) -> str | None:
+    """Why a note is held as a copy (its `error` says), or None."""
+    if isinstance(error, str) and error.startswith(HELD_AS_COPY):
+        return error[len(HELD_AS_COPY) :]
+    return None
+
 
 RESULT_HEADING = "## Result"
 """Our body section, always the last one in a note; replaced on a re-run."""

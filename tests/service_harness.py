@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 from ai_employee.config import Config, load_config
 from ai_employee.logs import configure_logging
 from ai_employee.service import Service
-from ai_employee.taskfile import TaskNote, parse_note
+from ai_employee.taskfile import TaskNote, held_reason, parse_note
 from ai_employee.vault import Vault
 
 from .helpers import wait_for
@@ -146,3 +147,18 @@ def cancel(vault: Vault, task_id: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=30,
     )
+
+
+def held_as(task: TaskNote) -> str:
+    """Why a note is held as a copy of another task (its `error` says), or ""."""
+    return held_reason(task.meta.get("error")) or ""
+
+
+def copy_of(task: TaskNote) -> str | None:
+    """The task_id of the task a held copy's reason names."""
+    found = re.match(
+        r"(?:a version of|the same text as|it carries the task_id of"
+        r"|a sync tool's conflict copy of) (\S+) ",
+        held_as(task),
+    )
+    return found[1] if found else None

@@ -21,7 +21,16 @@ from ai_employee.taskfile import TaskNote, edit_note_text
 from ai_employee.vault import Folder, Vault
 
 from .helpers import wait_for
-from .service_harness import drop, events, note, running_service, svc_config, wait_status
+from .service_harness import (
+    copy_of,
+    drop,
+    events,
+    held_as,
+    note,
+    running_service,
+    svc_config,
+    wait_status,
+)
 
 PAY_A = "---\ntitle: Pay 170 EUR to A\ntype: payment\n---\nPay 170 EUR to A, invoice 4711.\n"
 PAY_B = "---\ntitle: Pay 999 EUR to B\ntype: payment\n---\nPay 999 EUR to B, invoice 8123.\n"
@@ -92,8 +101,8 @@ def test_a_finished_note_that_comes_back_edited_waits_as_a_copy(
         )
         assert not back.exists()
         assert ran(vault) == [done.task_id], "nothing ran twice"
-        assert held.task_id != done.task_id and held.meta["copy_of"] == done.task_id
-        assert held.meta["held_because"] == (
+        assert held.task_id != done.task_id and copy_of(held) == done.task_id
+        assert held_as(held) == (
             f"a version of {done.task_id} 'Build the page' (Done/Build.md, done): "
             "1 line differs: 'blue.' -> 'navy.'"
         )
@@ -104,7 +113,7 @@ def test_a_finished_note_that_comes_back_edited_waits_as_a_copy(
             vault.folder(Folder.APPROVED) / "Build.md"
         )
         again = wait_status(vault.folder(Folder.DONE) / "Build (2).md", "done")
-        assert again.task_id == held.task_id and "held_because" not in again.meta
+        assert again.task_id == held.task_id and not held_as(again)
         assert again.meta["plan"] != done.meta["plan"]
         assert ran(vault) == [done.task_id, held.task_id]
         # The tally counts a run once its end is recorded, just after the note's status.
@@ -116,7 +125,7 @@ def test_rejecting_a_copy_ends_it(vault: Vault, tmp_path: Path) -> None:
         done = _finished(vault, tmp_path)
         arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Build.md", BUILD)  # the very same text
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Build.md", "pending_approval")
-        assert held.meta["held_because"].startswith(f"the same text as {done.task_id}")
+        assert held_as(held).startswith(f"the same text as {done.task_id}")
         (vault.folder(Folder.PENDING_APPROVAL) / "Build.md").rename(
             vault.folder(Folder.REJECTED) / "Build.md"
         )
@@ -144,7 +153,7 @@ def test_a_stale_copy_with_our_keys_after_the_move_is_held_not_run(
         )
         arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Build.md", buffer)
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Build.md", "pending_approval")
-    assert held.meta["held_because"].startswith(f"it carries the task_id of {planned.task_id}")
+    assert held_as(held).startswith(f"it carries the task_id of {planned.task_id}")
     assert ran(vault) == [planned.task_id]
 
 
@@ -189,7 +198,7 @@ def test_a_sync_conflict_copy_is_held_whatever_its_text(vault: Vault, tmp_path: 
         name = "Build.sync-conflict-20261201-101010-ABC1234.md"
         arrive(vault, tmp_path, Folder.NEEDS_ACTION, name, BUILD.replace("hello", "goodbye"))
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / name, "pending_approval")
-    assert held.meta["held_because"].startswith(f"a sync tool's conflict copy of {done.task_id}")
+    assert held_as(held).startswith(f"a sync tool's conflict copy of {done.task_id}")
     assert ran(vault) == [done.task_id]
 
 
@@ -201,7 +210,7 @@ def test_another_note_that_reuses_a_common_name_is_a_new_task(vault: Vault, tmp_
         first = wait_status(vault.folder(Folder.DONE) / "Report.md", "done")
         drop(vault, tmp_path, "Report.md", later)
         second = wait_status(vault.folder(Folder.DONE) / "Report (2).md", "done")
-    assert second.task_id != first.task_id and "copy_of" not in second.meta
+    assert second.task_id != first.task_id and copy_of(second) is None
     assert ran(vault) == [first.task_id, second.task_id]
 
 
@@ -214,7 +223,7 @@ def test_the_same_outcome_when_the_service_restarts_between_the_move_and_the_ret
     os.replace(tmp_path / "back.md", vault.folder(Folder.NEEDS_ACTION) / "Build.md")
     with running_service(config(vault)):  # it finds the note at start
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Build.md", "pending_approval")
-    assert held.meta["copy_of"] == done.task_id
+    assert copy_of(held) == done.task_id
     assert ran(vault) == [done.task_id]
 
 
@@ -270,7 +279,7 @@ def test_a_note_moved_between_our_read_and_our_search_is_not_its_own_copy(
     with running_service(config(vault)):
         done = wait_status(vault.folder(Folder.DONE) / "Pay.md", "done")
     assert not armed.is_set()  # the move happened where it was meant to
-    assert done.task_id == task.task_id and "copy_of" not in done.meta
+    assert done.task_id == task.task_id and copy_of(done) is None
     assert "today" in done.body
     assert not events(vault, "copy of a task note")
     assert ran(vault) == [task.task_id]
@@ -286,12 +295,12 @@ def test_a_finished_note_that_comes_back_into_approved_waits_as_a_copy(
         keyed = (vault.folder(Folder.DONE) / "Build.md").read_text()
         arrive(vault, tmp_path, Folder.APPROVED, "Build.md", keyed)
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Build.md", "pending_approval")
-        assert held.meta["copy_of"] == done.task_id and held.task_id != done.task_id
+        assert copy_of(held) == done.task_id and held.task_id != done.task_id
         arrive(vault, tmp_path, Folder.APPROVED, "Build.md", BUILD)  # no keys
         second = wait_status(
             vault.folder(Folder.PENDING_APPROVAL) / "Build (2).md", "pending_approval"
         )
-        assert second.meta["copy_of"] == done.task_id
+        assert copy_of(second) == done.task_id
     assert ran(vault) == [done.task_id]
 
 
@@ -304,8 +313,8 @@ def test_a_conflict_copy_of_a_note_not_recorded_yet_is_held(vault: Vault, tmp_pa
         name = "Pay.sync-conflict-20261201-101010-ABC1234.md"
         arrive(vault, tmp_path, Folder.NEEDS_ACTION, name, draft.replace("status: draft\n", ""))
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / name, "pending_approval")
-    assert held.meta["copy_of"] == "mine1"
-    assert held.meta["held_because"].startswith("a sync tool's conflict copy of mine1 ")
+    assert copy_of(held) == "mine1"
+    assert held_as(held).startswith("a sync tool's conflict copy of mine1 ")
     assert not ran(vault)
 
 
@@ -345,7 +354,7 @@ def test_a_copy_finds_a_finished_note_whose_record_missed_the_move(
     with running_service(config(vault)):
         arrive(vault, tmp_path, Folder.NEEDS_ACTION, "Build.md", BUILD)  # the stale buffer
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Build.md", "pending_approval")
-    assert held.meta["copy_of"] == done.task_id
-    assert held.meta["held_because"].startswith(f"the same text as {done.task_id} ")
-    assert "(Done/Build (2).md, done)" in held.meta["held_because"]
+    assert copy_of(held) == done.task_id
+    assert held_as(held).startswith(f"the same text as {done.task_id} ")
+    assert "(Done/Build (2).md, done)" in held_as(held)
     assert ran(vault) == [done.task_id]

@@ -22,7 +22,15 @@ from ai_employee.taskfile import TaskNote
 from ai_employee.vault import TASK_FOLDERS, Folder, Vault
 
 from .helpers import wait_for
-from .service_harness import events, note, running_service, svc_config, wait_status
+from .service_harness import (
+    copy_of,
+    events,
+    held_as,
+    note,
+    running_service,
+    svc_config,
+    wait_status,
+)
 from .syncthing_harness import syncthing_pair
 
 BUILD = (
@@ -134,7 +142,7 @@ def test_git_a_second_clone_edits_a_finished_and_a_waiting_note(
         with running_service(config(vault)):
             settled(vault)
     copy = note(root / "Pending_Approval" / "Build.md")
-    assert copy.meta["copy_of"] == done.task_id
+    assert copy_of(copy) == done.task_id
     assert note(root / "Pending_Approval" / "Pay.md").task_id == pay.task_id
     mode = "restarted" if restart else "live"
     table = row(vault, ["build", "build-edited", "pay-edited"], 4, f"git ({mode})")
@@ -224,7 +232,7 @@ def test_syncthing_edits_from_a_peer_and_a_conflict_copy(
     def conflict_held() -> TaskNote:
         return note(
             wait_for(
-                lambda: next((p for p in conflicts() if note(p).meta.get("held_because")), None),
+                lambda: next((p for p in conflicts() if held_as(note(p))), None),
                 30,
                 "the conflict copy held",
             )
@@ -246,10 +254,10 @@ def test_syncthing_edits_from_a_peer_and_a_conflict_copy(
         with running_service(config(vault)):
             held = conflict_held()
     copy = note(vault.root / "Pending_Approval" / "Build.md")
-    assert copy.meta["copy_of"] == done.task_id
+    assert copy_of(copy) == done.task_id
     assert note(waiting_pay).task_id == pay.task_id
-    assert held.meta["copy_of"] == pay.task_id and held.task_id != pay.task_id
-    assert held.meta["held_because"].startswith(f"a sync tool's conflict copy of {pay.task_id} ")
+    assert copy_of(held) == pay.task_id and held.task_id != pay.task_id
+    assert held_as(held).startswith(f"a sync tool's conflict copy of {pay.task_id} ")
     mode = "restarted" if restart else "live"
     table = row(vault, ["build", "build-edited", "pay-edited"], 5, f"Syncthing ({mode})")
     assert (table.ran, table.held, table.folded, table.lost) == (1, 2, 1, 0)
@@ -297,7 +305,7 @@ def test_a_stale_vim_buffer_written_after_its_note_moved_is_held_not_run(
             vim.wait()
         vim.stdin.close()
         vim.stdout.close()
-    assert held.meta["copy_of"] == done.task_id
-    assert held.meta["held_because"].startswith(f"the same text as {done.task_id}")
+    assert copy_of(held) == done.task_id
+    assert held_as(held).startswith(f"the same text as {done.task_id}")
     table = row(vault, ["build"], 2, f"vim ({'restarted' if restart else 'live'})")
     assert (table.ran, table.held, table.lost) == (1, 1, 0)
