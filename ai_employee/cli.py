@@ -98,6 +98,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="use the polling observer (network folders, WSL)",
     )
+    run.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="also serve the web page (dashboard_host:dashboard_port) from this process",
+    )
+
+    dash = sub.add_parser(
+        "dashboard", parents=[common], help="serve the web page: board, tasks, approvals, log"
+    )
+    dash.add_argument("--host", help="address to bind (dashboard_host, default 127.0.0.1)")
+    dash.add_argument("--port", type=int, help="port (dashboard_port, default 8787; 0: any)")
 
     doctor = sub.add_parser("doctor", parents=[common], help="check claude, inotify, the vault")
     doctor.add_argument(
@@ -165,7 +176,11 @@ def _service_io(args: argparse.Namespace) -> TextIO | None:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    flags = {"polling": getattr(args, "polling", None)}
+    flags = {
+        "polling": getattr(args, "polling", None),
+        "dashboard_host": getattr(args, "host", None),
+        "dashboard_port": getattr(args, "port", None),
+    }
     return load_config(getattr(args, "vault", None), env=os.environ, flags=flags)
 
 
@@ -216,7 +231,36 @@ def _run(cmd: Invocation) -> int:
     configure_logging(
         cmd.vault.logs, console=cmd.console, style=cmd.console_style, console_level=logging.INFO
     )
-    return Service(cmd.config).run()
+    if not cmd.args.dashboard:
+        return Service(cmd.config).run()
+    from . import web  # the web parts load only when asked for
+
+    config = cmd.config
+    page = web.serve_in_thread(
+        config, config.dashboard_host, config.dashboard_port, print_line=_say(cmd)
+    )
+    try:
+        return Service(config).run()
+    finally:
+        page.stop()
+
+
+def _dashboard(cmd: Invocation) -> int:
+    configure_logging(cmd.vault.logs, console_level=logging.WARNING)
+    from . import web
+
+    config = cmd.config
+    return web.serve(config, config.dashboard_host, config.dashboard_port, print_line=_say(cmd))
+
+
+def _say(cmd: Invocation) -> Callable[[str], None]:
+    """A line for the person who started the page (its address), on the service's console."""
+    stream = cmd.console or sys.stderr
+
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    return say
 
 
 def _once(cmd: Invocation) -> int:
@@ -359,6 +403,7 @@ HANDLERS: dict[str, Callable[[Invocation], int]] = {
     "cancel": _edit,
     "service": _service,
     "logs": _logs,
+    "dashboard": _dashboard,
 }
 """One handler per command; each configures logging, calls the module that does the work,
 and prints what it did."""

@@ -39,6 +39,7 @@ class KeySpec:
     meaning: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
 
 
 KEYS: tuple[KeySpec, ...] = (
@@ -115,6 +116,20 @@ KEYS: tuple[KeySpec, ...] = (
         minimum=0,
     ),
     KeySpec("log_retention_days", "int", 90, "older daily logs are removed", minimum=1),
+    KeySpec(
+        "dashboard_host",
+        "str",
+        "127.0.0.1",
+        "the web page's address (any other than loopback needs the token)",
+    ),
+    KeySpec(
+        "dashboard_port",
+        "int",
+        8787,
+        "the web page's port (0: any free one)",
+        minimum=0,
+        maximum=65535,
+    ),
 )
 KEYS_BY_NAME: Mapping[str, KeySpec] = {spec.name: spec for spec in KEYS}
 
@@ -174,6 +189,8 @@ class Config:
     retry_max_seconds: float
     shutdown_grace_seconds: float
     log_retention_days: int
+    dashboard_host: str
+    dashboard_port: int
     types: Mapping[str, TypeConfig] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -284,6 +301,8 @@ def parse_value(spec: KeySpec, raw: Any, source: str, base: Path) -> Any:
             raise bad("expected a finite number")
         if spec.minimum is not None and value < spec.minimum:
             raise bad(f"must be at least {spec.minimum:g}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise bad(f"must be at most {spec.maximum:g}")
         return value
     if spec.kind == "list":
         if from_env or isinstance(raw, str):

@@ -86,5 +86,11 @@ class RunsFailed(AiEmployeeError):
     exit_code = 8
 
 
+class DashboardError(AiEmployeeError):
+    """The web page cannot be served as asked (the address is taken or cannot be bound)."""
+
+    exit_code = 9
+
+
 def _name(value: object) -> str:
     return str(getattr(value, "value", value))

@@ -128,6 +128,22 @@ def read_note(path: Path, vault_root: Path, max_bytes: int) -> tuple[TaskNote, S
     return note_from_bytes(path, snap.data, max_bytes), snap
 
 
+def peek_note(path: Path, vault_root: Path, max_bytes: int) -> tuple[TaskNote, Snapshot]:
+    """Read and parse a note without waiting for its writers and without a lease, for readers
+    that only show it (the web page): a writer is never held up, and a note caught half
+    written is read again at the event its writer's close brings. Raises as `read_note`."""
+    try:
+        check_path(path, vault_root)
+        fd, st = _open_regular(path)
+        try:
+            snap = _snapshot(fd, st, max_bytes, wait=False)
+        finally:
+            os.close(fd)
+    except NoteRefused as err:
+        raise NoteRefused(err.reason, str(path)) from err
+    return note_from_bytes(path, snap.data, max_bytes), snap
+
+
 def note_from_bytes(path: Path, data: bytes, max_bytes: int) -> TaskNote:
     """Parse a note's bytes (as read, or as we just placed them). Raises NoteRefused."""
     try:

@@ -1,0 +1,105 @@
+// ai-employee's page: live updates over server-sent events. No build step, no framework, and
+// nothing from the internet. Everything it inserts is HTML the server drew (and escaped).
+"use strict";
+
+(function () {
+  const body = document.body;
+  const page = body.dataset.page;
+  const task = body.dataset.task || "";
+  const ref = body.dataset.ref || "";
+  let offset = parseInt(body.dataset.offset || "0", 10) || 0;
+  let source = null;
+
+  function refetch(url, targetId) {
+    const target = document.getElementById(targetId);
+    if (!target) return;
+    if (target.dataset.busy === "1") { target.dataset.again = "1"; return; }
+    target.dataset.busy = "1";
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((html) => { target.innerHTML = html; })
+      .catch(() => {})
+      .finally(() => {
+        target.dataset.busy = "0";
+        if (target.dataset.again === "1") { target.dataset.again = "0"; refetch(url, targetId); }
+      });
+  }
+
+  function setBadge(count) {
+    const badge = document.getElementById("badge");
+    if (!badge) return;
+    const n = parseInt(count, 10) || 0;
+    badge.textContent = n + (n === 1 ? " needs you" : " need you");
+    badge.classList.toggle("quiet", n === 0);
+    document.title = document.title.replace(/^\(\d+\) /, "");
+    if (n > 0) document.title = "(" + n + ") " + document.title;
+  }
+
+  function refreshStatus() {
+    fetch("/status", { credentials: "same-origin" })
+      .then((r) => r.json())
+      .then((s) => {
+        const el = document.getElementById("service");
+        if (el) {
+          let words = s.words;
+          if (s.last_event) words += " · last: " + s.last_event;
+          el.textContent = words;
+          el.classList.toggle("up", s.running);
+          el.classList.toggle("down", !s.running);
+        }
+        setBadge(s.needs_you);
+      })
+      .catch(() => {});
+  }
+
+  function addTurns(html) {
+    const list = document.getElementById("turns");
+    if (!list) return;
+    const empty = document.getElementById("no-turns");
+    if (empty) empty.remove();
+    const near = window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
+    list.insertAdjacentHTML("beforeend", html);
+    if (near) window.scrollTo(0, document.body.scrollHeight);
+  }
+
+  function setLive(words) {
+    const el = document.getElementById("live-state");
+    if (el) el.textContent = words;
+  }
+
+  function connect() {
+    let url = "/events";
+    if (task) url += "?task=" + encodeURIComponent(task) + "&offset=" + offset;
+    source = new EventSource(url);
+    source.addEventListener("open", () => setLive("· live"));
+    source.addEventListener("board", (e) => {
+      setBadge(e.data);
+      if (page === "board") refetch("/board" + window.location.search, "board-live");
+    });
+    source.addEventListener("task", () => {
+      if (page === "task") refetch("/task/" + encodeURIComponent(ref) + "?fragment=1", "task-live");
+    });
+    source.addEventListener("turns", (e) => {
+      const turns = JSON.parse(e.data);
+      offset = turns.offset;
+      addTurns(turns.html);
+    });
+    source.addEventListener("status", refreshStatus);
+    source.addEventListener("reload", () => window.location.reload());
+    source.addEventListener("bye", () => { setLive("· the page's server stopped"); again(); });
+    source.onerror = () => { setLive("· reconnecting"); again(); };
+  }
+
+  function again() {
+    if (source) source.close();
+    source = null;
+    window.setTimeout(() => { if (!source) connect(); }, 2000);
+  }
+
+  // The board's filters apply as soon as a choice changes.
+  const filters = document.getElementById("filters");
+  if (filters) {
+    filters.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => filters.submit()));
+  }
+  if (window.EventSource) connect();
+})();

@@ -1,0 +1,141 @@
+"""A run's transcript (`Logs/tasks/<task_id>.jsonl`) as turns a person reads.
+
+`turns_of` is pure: one transcript line in, the turns it shows out. A claude run's output lines
+are stream-json messages (text, tool calls, their results, the result); any other agent's lines
+are shown as they are. `read_from` reads the complete lines after an offset, so a page that
+follows a live run asks only for what is new.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_TURN_CHARS = 20_000
+"""A turn's text is cut here (a tool result can be a whole file)."""
+
+MAX_READ_BYTES = 4 * 1024 * 1024
+"""At most this much of a transcript is read per look; the rest comes at the next."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One thing that happened in a run, as the task page shows it."""
+
+    kind: str
+    """start, text, tool, result (a tool's), final (the run's result), end, error, output."""
+    text: str
+    label: str = ""
+    ts: str = ""
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_TURN_CHARS:
+        return text
+    return text[:MAX_TURN_CHARS] + f"\n… ({len(text) - MAX_TURN_CHARS:,} more characters)"
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            str(block.get("text", "")) if isinstance(block, dict) else str(block)
+            for block in content
+        ]
+        return "\n".join(p for p in parts if p)
+    return "" if content is None else json.dumps(content, ensure_ascii=False)
+
+
+def _stream_turns(message: dict[str, Any], ts: str) -> list[Turn]:
+    kind = message.get("type")
+    if kind == "system":
+        if message.get("subtype") == "init":
+            model = message.get("model") or ""
+            return [Turn("start", f"session {message.get('session_id', '')}", str(model), ts)]
+        return []
+    if kind in ("assistant", "user"):
+        body = message.get("message")
+        content = body.get("content") if isinstance(body, dict) else None
+        if isinstance(content, str):
+            return [Turn("text", _cut(content), "", ts)] if kind == "assistant" else []
+        turns = []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            btype = block.get("type")
+            if btype == "text" and block.get("text"):
+                turns.append(Turn("text", _cut(str(block["text"])), "", ts))
+            elif btype == "tool_use":
+                args = json.dumps(block.get("input", {}), ensure_ascii=False, indent=1)
+                turns.append(Turn("tool", _cut(args), str(block.get("name", "tool")), ts))
+            elif btype == "tool_result":
+                label = "error" if block.get("is_error") else "result"
+                turns.append(Turn("result", _cut(_content_text(block.get("content"))), label, ts))
+        return turns
+    if kind == "result":
+        cost = message.get("total_cost_usd")
+        label = str(message.get("subtype") or "")
+        if isinstance(cost, int | float):
+            label = f"{label} · ${cost:.4f}".strip(" ·")
+        text = message.get("result")
+        return [Turn("final", _cut(str(text) if text is not None else ""), label, ts)]
+    return []
+
+
+def turns_of(record: dict[str, Any]) -> list[Turn]:
+    """The turns one transcript line shows (none for stream-json bookkeeping)."""
+    kind = record.get("kind")
+    ts = str(record.get("ts") or "")
+    if kind == "start":
+        attempt = record.get("attempt")
+        resumed = " (resumed)" if record.get("resume") else ""
+        return [Turn("start", f"attempt {attempt}{resumed}", "run started", ts)]
+    if kind == "end":
+        outcome = str(record.get("outcome") or "")
+        parts = [outcome]
+        if record.get("exit_code") is not None:
+            parts.append(f"exit {record['exit_code']}")
+        if isinstance(record.get("duration_s"), int | float):
+            parts.append(f"{record['duration_s']:.1f} s")
+        text = str(record.get("error") or "")
+        return [Turn("end", _cut(text), " · ".join(p for p in parts if p), ts)]
+    if kind == "error":
+        return [Turn("error", _cut(str(record.get("error") or "")), "error", ts)]
+    if kind == "out":
+        line = str(record.get("line") or "")
+        if line.startswith("{"):
+            try:
+                message = json.loads(line)
+            except ValueError:
+                message = None
+            if isinstance(message, dict) and "type" in message:
+                return _stream_turns(message, ts)
+        return [Turn("output", _cut(line), "", ts)] if line.strip() else []
+    return []
+
+
+def read_from(path: Path, offset: int) -> tuple[list[Turn], int]:
+    """The turns of the complete lines after `offset`, and the offset after them. A file
+    shorter than `offset` was started again (a new attempt): it is read from its start."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            if size < offset:
+                offset = 0
+            handle.seek(offset)
+            chunk = handle.read(MAX_READ_BYTES)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    turns: list[Turn] = []
+    for raw in chunk[:end].splitlines():
+        try:
+            record = json.loads(raw.decode("utf-8", errors="replace"))
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            turns.extend(turns_of(record))
+    return turns, offset + end
