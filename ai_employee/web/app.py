@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -389,7 +388,21 @@ async def task_page(site: Site, request: Request) -> Response:
 # -- acts ------------------------------------------------------------------------------------
 
 
-def _back(form: FormData, fallback: str = "/") -> str:
+Form = dict[str, str]
+
+
+async def _form(request: Request, limit: int) -> Form | None:
+    """An urlencoded form (all the page sends), or None when it is larger than `limit`."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            return None
+    pairs = parse_qsl(data.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return dict(pairs)
+
+
+def _back(form: Form, fallback: str = "/") -> str:
     """Where to return after an act: a path on this site only."""
     back = str(form.get("back") or fallback)
     return (
@@ -406,7 +419,9 @@ def _with(url: str, **params: str) -> str:
 
 async def act(site: Site, request: Request) -> Response:
     action = request.path_params["action"]
-    form = await request.form()
+    form = await _form(request, 64 * 1024)
+    if form is None:
+        return PlainTextResponse("refused: the request is too large\n", 413)
     if not site.guard.csrf_ok(_csrf(request, form)):
         return PlainTextResponse("refused: the page is stale; reload it and try again\n", 403)
     if action not in ACTIONS:
@@ -431,9 +446,8 @@ async def act(site: Site, request: Request) -> Response:
     return RedirectResponse(_with(back, notice=notice), 303)
 
 
-def _csrf(request: Request, form: FormData) -> str | None:
-    value = form.get(CSRF_FIELD)
-    return str(value) if isinstance(value, str) else request.headers.get(CSRF_HEADER)
+def _csrf(request: Request, form: Form) -> str | None:
+    return form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
 
 
 def _actor() -> str:
@@ -450,7 +464,9 @@ async def new_page(site: Site, request: Request) -> Response:
     types = sorted(set(site.config.auto_execute_types) | {site.config.default_type})
     if request.method == "GET":
         return _render(site, request, "new.html", form={}, errors=[], types=types)
-    form = await request.form()
+    form = await _form(request, site.config.max_note_bytes + 64 * 1024)
+    if form is None:
+        return PlainTextResponse("refused: the note would be over max_note_bytes\n", 413)
     if not site.guard.csrf_ok(_csrf(request, form)):
         return PlainTextResponse("refused: the page is stale; reload it and try again\n", 403)
     values = {

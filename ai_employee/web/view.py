@@ -291,8 +291,9 @@ def work_files(root: Path, limit: int = 200) -> tuple[list[tuple[str, int]], boo
     if not root.is_dir() or root.is_symlink():
         return found, False
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in skip)
-        for name in sorted(filenames):
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if d not in skip and d not in links)
+        for name in sorted([*filenames, *links]):  # a link to a folder is listed, not entered
             path = Path(dirpath) / name
             try:
                 st = path.lstat()

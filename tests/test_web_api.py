@@ -1,0 +1,316 @@
+"""The web page's HTTP API through Starlette's test client, on a real vault (real files, the
+real watcher behind the view): pages, acts, the new-task form, and the guard."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from ai_employee.config import Config
+from ai_employee.vault import Folder, Vault
+from ai_employee.web.app import create_app
+from ai_employee.web.security import Guard
+
+from .helpers import wait_for
+from .service_harness import note
+
+BASE = "http://127.0.0.1:8787"
+ORIGIN = {"origin": BASE}
+
+
+def write(vault: Vault, folder: Folder, name: str, text: str) -> Path:
+    path = vault.folder(folder) / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def task_text(title: str, task_id: str, status: str, **keys: Any) -> str:
+    extra = "".join(f"{k}: {v}\n" for k, v in keys.items())
+    return f"---\ntitle: {title}\ntask_id: {task_id}\nstatus: {status}\n{extra}---\nDo it.\n"
+
+
+@pytest.fixture
+def client(config: Config) -> Iterator[TestClient]:
+    app = create_app(config, Guard("127.0.0.1", 8787, None))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def csrf(client: TestClient) -> str:
+    match = re.search(r'name="csrf-token" content="([0-9a-f]+)"', client.get("/").text)
+    assert match
+    return match.group(1)
+
+
+def board(client: TestClient, query: str = "") -> dict[str, Any]:
+    response = client.get(f"/api/board{query}")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def in_column(client: TestClient, column: str, query: str = "") -> list[str]:
+    return [c["title"] for c in board(client, query)["columns"][column]["cards"]]
+
+
+def test_the_board_shows_each_status_in_its_column(vault: Vault, client: TestClient) -> None:
+    write(vault, Folder.NEEDS_ACTION, "A.md", "---\ntitle: A new one\n---\n")
+    write(vault, Folder.NEEDS_ACTION, "B.md", task_text("B", "bbbbbbbb", "planned"))
+    write(vault, Folder.NEEDS_ACTION, "C.md", task_text("C", "cccccccc", "executing"))
+    write(vault, Folder.PENDING_APPROVAL, "D.md", task_text("D", "dddddddd", "pending_approval"))
+    write(vault, Folder.DONE, "E.md", task_text("E", "eeeeeeee", "done", cost_usd=0.5))
+    write(vault, Folder.FAILED, "F.md", task_text("F", "ffffffff", "failed", error="boom"))
+    write(vault, Folder.DONE, "G.md", task_text("G", "gggggggg", "cancelled"))
+    write(vault, Folder.REJECTED, "H.md", task_text("H", "hhhhhhhh", "rejected"))
+    write(vault, Folder.NEEDS_ACTION, "I.md", "---\ntitle: [broken\n---\n")
+    expected = {
+        "new": ["A new one"],
+        "planned": ["B"],
+        "running": ["C"],
+        "waiting": ["D"],
+        "done": ["E"],
+        "failed": ["F"],
+        "cancelled": ["G"],
+    }
+
+    def settled() -> bool:
+        data = board(client)
+        return data["total"] == 9 and all(
+            [c["title"] for c in data["columns"][k]["cards"]] == v for k, v in expected.items()
+        )
+
+    wait_for(settled, what="every note in its column")
+    data = board(client)
+    assert sorted(c["title"] for c in data["columns"]["refused"]["cards"]) == ["H", "I"]
+    assert data["needs_you"] == 3  # waiting, failed, the broken note (not the rejected one)
+    page = client.get("/").text
+    assert "3 need you" in page and "<title>(3) ai-employee</title>" in page
+
+
+def test_the_board_filters_by_type_priority_and_text(vault: Vault, client: TestClient) -> None:
+    write(vault, Folder.DONE, "A.md", task_text("Alpha", "a1", "done", type="web", priority="high"))
+    write(vault, Folder.DONE, "B.md", task_text("Beta", "b1", "done", type="cli", priority="high"))
+    write(vault, Folder.DONE, "C.md", task_text("Gamma", "c1", "done", type="web", priority="low"))
+    wait_for(lambda: board(client)["total"] == 3, what="three cards")
+    assert sorted(in_column(client, "done", "?type=web")) == ["Alpha", "Gamma"]
+    assert in_column(client, "done", "?type=web&priority=high") == ["Alpha"]
+    assert in_column(client, "done", "?q=gAmM") == ["Gamma"]
+    html = client.get("/?type=cli").text
+    assert "Beta" in html and "Alpha" not in html and '<option value="cli" selected>' in html
+
+
+def test_a_hostile_note_is_shown_as_text(vault: Vault, client: TestClient) -> None:
+    write(
+        vault,
+        Folder.NEEDS_ACTION,
+        "X.md",
+        "---\ntitle: <script>alert(1)</script>\ntask_id: xxxxxxxx\nstatus: planned\n"
+        "cost_usd: abc\nplan: '[[../../../../etc/passwd]]'\n---\n"
+        "<script>alert(2)</script>\n\n[click](javascript:alert(3))\n\n<img src=x onerror=alert(4)>\n",
+    )
+    wait_for(lambda: board(client)["total"] == 1, what="the card")
+    for url in ("/", "/board", "/task/xxxxxxxx"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "<script>alert" not in response.text and "<img" not in response.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+    page = client.get("/task/xxxxxxxx").text
+    assert 'href="javascript' not in page and "[click](javascript:alert(3))" in page
+    assert "root:" not in page  # the plan link names no file outside Plans/
+
+
+def test_the_task_page_shows_note_plan_result_figures_and_files(
+    vault: Vault, client: TestClient, config: Config
+) -> None:
+    write(vault, Folder.PLANS, "PLAN_Build (bbbbbbbb).md", "---\ntask_id: bbbbbbbb\n---\n## Steps\n1. Write main.py\n")
+    write(
+        vault,
+        Folder.DONE,
+        "Build.md",
+        "---\ntitle: Build\ntask_id: bbbbbbbb\nstatus: done\napp: demo\nlanguage: python\n"
+        "plan: '[[PLAN_Build (bbbbbbbb)]]'\ncost_usd: 0.125\nduration_s: 12.5\nattempts: 1\n---\n"
+        "Make **it**.\n\n## Result\n\nBuilt `main.py`.\n",
+    )  # fmt: skip
+    work = config.apps_dir / "python" / "demo"
+    work.mkdir(parents=True)
+    (work / "main.py").write_text("print('hi')\n")
+    (vault.transcripts / "bbbbbbbb.jsonl").write_text(
+        '{"ts": "2026-12-02T10:00:00.000+00:00", "kind": "out", "line": "hello from the agent"}\n'
+    )
+    wait_for(lambda: client.get("/task/bbbbbbbb").status_code == 200, what="the task page")
+    page = client.get("/task/bbbbbbbb").text
+    assert "<strong>it</strong>" in page and "Write main.py" in page and "task_id: bbbbbbbb" not in page
+    assert "Built <code>main.py</code>" in page and "$0.12" in page and "12.5 s" in page
+    assert "<code>main.py</code> <span" in page and str(work) in page
+    assert "hello from the agent" in page
+    assert client.get("/task/Done/Build.md").status_code == 200  # by path too
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["nope", "..%2F..%2Fetc%2Fpasswd", "Plans/x.md", "%2Fetc%2Fpasswd", "Done/../../etc/passwd"],
+)
+def test_a_task_the_board_does_not_know_is_404(client: TestClient, ref: str) -> None:
+    response = client.get(f"/task/{ref}")
+    assert response.status_code == 404 and "root:" not in response.text
+
+
+def test_the_new_task_form_writes_a_note_into_needs_action(vault: Vault, client: TestClient) -> None:
+    token = csrf(client)
+    form = {
+        "csrf": token,
+        "title": "Make a CLI",
+        "type": "claude_app",
+        "priority": "high",
+        "app": "greeter",
+        "language": "python",
+        "body": "Print hello.\r\nThen exit.",
+    }
+    response = client.post("/new", data=form, headers=ORIGIN)
+    assert response.status_code == 303
+    task_id = response.headers["location"].removeprefix("/task/")
+    path = vault.folder(Folder.NEEDS_ACTION) / "Make a CLI.md"
+    written = note(path)
+    assert written.task_id == task_id and written.meta["type"] == "claude_app"
+    assert written.meta["priority"] == "high" and written.meta["app"] == "greeter"
+    assert written.body.strip() == "Print hello.\nThen exit."
+    wait_for(lambda: client.get(f"/task/{task_id}").status_code == 200, what="its page")
+    assert list(vault.tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("title", "   ", "a title is needed"),
+        ("app", "../../etc", "not a plain folder name"),
+        ("priority", "urgent", "not one of high, normal, low"),
+        ("title", "x" * 201, "over 200 characters"),
+    ],
+)
+def test_bad_input_on_the_form_is_one_error_and_nothing_is_written(
+    vault: Vault, client: TestClient, field: str, value: str, words: str
+) -> None:
+    form = {"csrf": csrf(client), "title": "Kept title", "body": "kept body", field: value}
+    response = client.post("/new", data=form, headers=ORIGIN)
+    assert response.status_code == 400 and words in response.text
+    assert "kept body" in response.text  # what was typed is still there
+    assert list(vault.notes_in(Folder.NEEDS_ACTION)) == []
+
+
+def act(client: TestClient, action: str, ref: str, **extra: str) -> Any:
+    data = {"csrf": csrf(client), "ref": ref, "back": "/"} | extra
+    return client.post(f"/act/{action}", data=data, headers=ORIGIN)
+
+
+def test_approve_reject_retry_and_cancel_are_the_cli_s_edits(
+    vault: Vault, client: TestClient
+) -> None:
+    write(vault, Folder.PENDING_APPROVAL, "P.md", task_text("P", "pppppppp", "pending_approval"))
+    write(vault, Folder.PENDING_APPROVAL, "Q.md", task_text("Q", "qqqqqqqq", "pending_approval"))
+    write(vault, Folder.FAILED, "F.md", task_text("F", "ffffffff", "failed", attempts=3, error="x"))
+    write(vault, Folder.NEEDS_ACTION, "N.md", task_text("N", "nnnnnnnn", "planned"))
+    wait_for(lambda: board(client)["total"] == 4, what="four cards")
+
+    response = act(client, "approve", "pppppppp")
+    assert response.status_code == 303 and "pending_approval+-%3E+approved" in response.headers["location"]
+    approved = note(vault.folder(Folder.NEEDS_ACTION) / "P.md")
+    assert approved.meta["status"] == "approved" and approved.meta["approved_by"].endswith("(web)")
+
+    act(client, "reject", "qqqqqqqq")
+    assert note(vault.folder(Folder.REJECTED) / "Q.md").meta["status"] == "rejected"
+
+    act(client, "retry", "ffffffff")
+    retried = note(vault.folder(Folder.NEEDS_ACTION) / "F.md")
+    assert retried.meta["status"] == "planned" and retried.attempts == 0
+
+    act(client, "cancel", "nnnnnnnn")
+    assert note(vault.folder(Folder.DONE) / "N.md").meta["status"] == "cancelled"
+    wait_for(lambda: in_column(client, "cancelled") == ["N"], what="the board to follow")
+
+
+def test_an_act_the_lifecycle_refuses_is_an_error_and_changes_nothing(
+    vault: Vault, client: TestClient
+) -> None:
+    path = write(vault, Folder.DONE, "D.md", task_text("D", "dddddddd", "done"))
+    before = path.read_bytes()
+    wait_for(lambda: board(client)["total"] == 1, what="the card")
+    response = act(client, "approve", "dddddddd", back="/task/dddddddd")
+    location = response.headers["location"]
+    assert location.startswith("/task/dddddddd?error=") and "cannot+go+from+done" in location
+    assert path.read_bytes() == before
+    assert act(client, "approve", "nothing-here").headers["location"].startswith("/?error=")
+    assert act(client, "explode", "dddddddd").status_code == 404
+    assert act(client, "cancel", "dddddddd", back="//evil.example/").headers["location"][0] == "/"
+    assert not act(client, "cancel", "dddddddd", back="//evil.example/").headers[
+        "location"
+    ].startswith("//")
+
+
+def test_writes_need_the_page_s_origin_and_its_csrf_token(vault: Vault, client: TestClient) -> None:
+    path = write(vault, Folder.PENDING_APPROVAL, "P.md", task_text("P", "pppppppp", "pending_approval"))
+    wait_for(lambda: board(client)["total"] == 1, what="the card")
+    token = csrf(client)
+    data = {"csrf": token, "ref": "pppppppp"}
+    assert client.post("/act/approve", data=data).status_code == 403  # no Origin, no Referer
+    evil = {"origin": "http://evil.example"}
+    assert client.post("/act/approve", data=data, headers=evil).status_code == 403
+    wrong = {"csrf": "0" * 64, "ref": "pppppppp"}
+    assert client.post("/act/approve", data=wrong, headers=ORIGIN).status_code == 403
+    assert client.post("/new", data={"title": "x"}, headers=ORIGIN).status_code == 403
+    assert path.exists() and note(path).meta["status"] == "pending_approval"
+    referer = {"referer": f"{BASE}/task/pppppppp"}
+    assert client.post("/act/approve", data=data, headers=referer).status_code == 303
+
+
+def test_a_foreign_host_name_is_refused(client: TestClient) -> None:
+    assert client.get("/", headers={"host": "evil.example:8787"}).status_code == 421
+    assert client.get("/", headers={"host": "localhost:8787"}).status_code == 200
+
+
+def test_off_loopback_every_request_needs_the_token(config: Config) -> None:
+    token = "s3cr3t-" + "x" * 40
+    app = create_app(config, Guard("0.0.0.0", 8787, token))  # noqa: S104
+    with TestClient(app, base_url="http://192.168.7.7:8787", follow_redirects=False) as c:
+        for url in ("/", "/api/board", "/events", "/static/app.js", "/task/x"):
+            assert c.get(url).status_code == 401, url
+        assert c.get("/", headers={"authorization": f"Bearer {token}"}).status_code == 200
+        assert c.get("/?token=wrong").status_code == 401
+        login = c.get(f"/?type=web&token={token}")
+        assert login.status_code == 303 and login.headers["location"] == "/?type=web"
+        assert "httponly" in login.headers["set-cookie"].lower()
+        assert c.get("/api/board").status_code == 200  # the cookie from now on
+
+
+def test_the_log_page_filters(vault: Vault, client: TestClient) -> None:
+    (vault.logs / "2026-12-02.jsonl").write_text(
+        '{"timestamp": "2026-12-02T10:00:00Z", "level": "info", "event": "run started", '
+        '"action_type": "run", "task_id": "t1"}\n'
+        '{"timestamp": "2026-12-02T10:01:00Z", "level": "error", "event": "<b>run failed</b>", '
+        '"action_type": "run", "task_id": "t2"}\n'
+    )
+
+    def entries(query: str = "") -> str:
+        page = client.get(f"/log{query}").text
+        return page[page.index('<ol class="log"') :]
+
+    assert "run started" in entries() and "&lt;b&gt;run failed&lt;/b&gt;" in entries()
+    assert "run started" in entries("?task=t1") and "run failed" not in entries("?task=t1")
+    assert "run failed" in entries("?level=error") and "run started" not in entries("?level=error")
+    assert "run failed" in entries("?action=run&level=warning")
+
+
+def test_status_says_whether_the_service_runs(client: TestClient) -> None:
+    data = client.get("/status").json()
+    assert data["running"] is False and data["words"] == "service not running"
+
+
+def test_static_files_are_ours_and_nothing_is_loaded_from_elsewhere(client: TestClient) -> None:
+    page = client.get("/").text
+    for url in re.findall(r'(?:src|href)="([^"#]+)"', page):
+        assert url.startswith("/"), url
+    assert "EventSource" in client.get("/static/app.js").text
+    assert client.get("/static/../app.py").status_code == 404
