@@ -95,6 +95,14 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, live: LiveVault) -> None:
         super().__init__(config)
         self.live = live
+        self.ready = threading.Event()
+        """Set once it listens (or failed to start: then `started` stays False)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -168,8 +176,7 @@ def serve_in_thread(
 ) -> Running:
     """`run --dashboard`: the page in a thread of its own (its event loop owns the view)."""
     sock, guard, address = prepare(config, host, port)
-    started = threading.Event()
-    app = create_app(config, guard, on_started=started.set)
+    app = create_app(config, guard)
     server = _Server(_uvicorn(app), app.state.live)
 
     def main() -> None:
@@ -179,11 +186,11 @@ def serve_in_thread(
             log.exception("the dashboard stopped", action_type="dashboard")
         finally:
             sock.close()
-            started.set()
+            server.ready.set()
 
     thread = threading.Thread(target=main, name="dashboard", daemon=True)
     thread.start()
-    started.wait(60)
+    server.ready.wait(60)
     if not server.started:
         thread.join(5)
         raise DashboardError(f"dashboard: could not start on {host}:{port} (see the log)")

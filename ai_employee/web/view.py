@@ -92,7 +92,8 @@ class Card:
 
     @property
     def needs_you(self) -> bool:
-        return self.column in NEEDS_YOU and self.status != Status.REJECTED
+        rejected = self.status == Status.REJECTED or self.folder == Folder.REJECTED.value
+        return self.column in NEEDS_YOU and not rejected
 
     def matches(self, filters: Filters) -> bool:
         if filters.task_type and (self.task_type or "") != filters.task_type:
@@ -128,8 +129,10 @@ def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
     status = note.status.value if note.status else Status.NEW.value
     error = str(meta["error"]) if meta.get("error") not in (None, "") else None
     column = COLUMN_OF.get(status, "new")
-    if held_reason(error) is not None:
-        column = "refused"
+    if folder is Folder.REJECTED or held_reason(error) is not None:
+        column = "refused"  # a person's rejection stands before the service has seen it
+    elif folder is Folder.APPROVED:
+        column = "new"
     task_id = note.task_id if note.task_id and TASK_ID_SHAPE.fullmatch(note.task_id) else None
     return Card(
         rel=rel,
