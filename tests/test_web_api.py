@@ -110,7 +110,8 @@ def test_a_hostile_note_is_shown_as_text(vault: Vault, client: TestClient) -> No
         "X.md",
         "---\ntitle: <script>alert(1)</script>\ntask_id: xxxxxxxx\nstatus: planned\n"
         "cost_usd: abc\nplan: '[[../../../../etc/passwd]]'\n---\n"
-        "<script>alert(2)</script>\n\n[click](javascript:alert(3))\n\n<img src=x onerror=alert(4)>\n",
+        "<script>alert(2)</script>\n\n[click](javascript:alert(3))\n\n"
+        "<img src=x onerror=alert(4)>\n",
     )
     wait_for(lambda: board(client)["total"] == 1, what="the card")
     for url in ("/", "/board", "/task/xxxxxxxx"):
@@ -126,7 +127,12 @@ def test_a_hostile_note_is_shown_as_text(vault: Vault, client: TestClient) -> No
 def test_the_task_page_shows_note_plan_result_figures_and_files(
     vault: Vault, client: TestClient, config: Config
 ) -> None:
-    write(vault, Folder.PLANS, "PLAN_Build (bbbbbbbb).md", "---\ntask_id: bbbbbbbb\n---\n## Steps\n1. Write main.py\n")
+    write(
+        vault,
+        Folder.PLANS,
+        "PLAN_Build (bbbbbbbb).md",
+        "---\ntask_id: bbbbbbbb\n---\n## Steps\n1. Write main.py\n",
+    )
     write(
         vault,
         Folder.DONE,
@@ -143,7 +149,11 @@ def test_the_task_page_shows_note_plan_result_figures_and_files(
     )
     wait_for(lambda: client.get("/task/bbbbbbbb").status_code == 200, what="the task page")
     page = client.get("/task/bbbbbbbb").text
-    assert "<strong>it</strong>" in page and "Write main.py" in page and "task_id: bbbbbbbb" not in page
+    assert (
+        "<strong>it</strong>" in page
+        and "Write main.py" in page
+        and "task_id: bbbbbbbb" not in page
+    )
     assert "Built <code>main.py</code>" in page and "$0.12" in page and "12.5 s" in page
     assert "<code>main.py</code> <span" in page and str(work) in page
     assert "hello from the agent" in page
@@ -159,7 +169,9 @@ def test_a_task_the_board_does_not_know_is_404(client: TestClient, ref: str) -> 
     assert response.status_code == 404 and "root:" not in response.text
 
 
-def test_the_new_task_form_writes_a_note_into_needs_action(vault: Vault, client: TestClient) -> None:
+def test_the_new_task_form_writes_a_note_into_needs_action(
+    vault: Vault, client: TestClient
+) -> None:
     token = csrf(client)
     form = {
         "csrf": token,
@@ -216,7 +228,10 @@ def test_approve_reject_retry_and_cancel_are_the_cli_s_edits(
     wait_for(lambda: board(client)["total"] == 4, what="four cards")
 
     response = act(client, "approve", "pppppppp")
-    assert response.status_code == 303 and "pending_approval+-%3E+approved" in response.headers["location"]
+    assert (
+        response.status_code == 303
+        and "pending_approval+-%3E+approved" in response.headers["location"]
+    )
     approved = note(vault.folder(Folder.NEEDS_ACTION) / "P.md")
     assert approved.meta["status"] == "approved" and approved.meta["approved_by"].endswith("(web)")
 
@@ -245,13 +260,17 @@ def test_an_act_the_lifecycle_refuses_is_an_error_and_changes_nothing(
     assert act(client, "approve", "nothing-here").headers["location"].startswith("/?error=")
     assert act(client, "explode", "dddddddd").status_code == 404
     assert act(client, "cancel", "dddddddd", back="//evil.example/").headers["location"][0] == "/"
-    assert not act(client, "cancel", "dddddddd", back="//evil.example/").headers[
-        "location"
-    ].startswith("//")
+    assert (
+        not act(client, "cancel", "dddddddd", back="//evil.example/")
+        .headers["location"]
+        .startswith("//")
+    )
 
 
 def test_writes_need_the_page_s_origin_and_its_csrf_token(vault: Vault, client: TestClient) -> None:
-    path = write(vault, Folder.PENDING_APPROVAL, "P.md", task_text("P", "pppppppp", "pending_approval"))
+    path = write(
+        vault, Folder.PENDING_APPROVAL, "P.md", task_text("P", "pppppppp", "pending_approval")
+    )
     wait_for(lambda: board(client)["total"] == 1, what="the card")
     token = csrf(client)
     data = {"csrf": token, "ref": "pppppppp"}
@@ -273,7 +292,7 @@ def test_a_foreign_host_name_is_refused(client: TestClient) -> None:
 
 def test_off_loopback_every_request_needs_the_token(config: Config) -> None:
     token = "s3cr3t-" + "x" * 40
-    app = create_app(config, Guard("0.0.0.0", 8787, token))  # noqa: S104
+    app = create_app(config, Guard("0.0.0.0", 8787, token))
     with TestClient(app, base_url="http://192.168.7.7:8787", follow_redirects=False) as c:
         for url in ("/", "/api/board", "/events", "/static/app.js", "/task/x"):
             assert c.get(url).status_code == 401, url

@@ -248,8 +248,13 @@ def test_run_dashboard_serves_the_page_from_the_service_and_stops_with_it(
         )
         assert created.status_code == 303
         wait_for(
-            lambda: [c["title"] for c in httpx2.get(f"{base}/api/board").json()["columns"]["done"]["cards"]]
-            == ["From the page"],
+            lambda: (
+                [
+                    c["title"]
+                    for c in httpx2.get(f"{base}/api/board").json()["columns"]["done"]["cards"]
+                ]
+                == ["From the page"]
+            ),
             timeout=30,
             what="the task done",
         )

@@ -1,0 +1,164 @@
+"""The page in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright),
+against the real service and a real agent process: create a task and watch it reach Done with
+its output appearing live, approve a waiting one, filter the board, and a `<script>` note
+that must not run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from ai_employee.config import Config
+from ai_employee.vault import Folder, Vault
+from ai_employee.web import Running, serve_in_thread
+
+from .helpers import wait_for
+from .service_harness import running_service, svc_config
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""The issue's flags, and those that keep Chromium from calling out of a closed network."""
+
+AGENT = (
+    "sh -c 'echo first-line; while [ ! -e {workdir}/go ]; do sleep 0.02; done; echo second-line'"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "scripts/system-packages.sh installs Debian's chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def served(vault: Vault) -> Iterator[tuple[Config, Running]]:
+    config = svc_config(vault, agent_command=AGENT, auto_execute_types="claude_task")
+    with running_service(config):
+        running = serve_in_thread(config, "127.0.0.1", 0, print_line=lambda line: None)
+        try:
+            yield config, running
+        finally:
+            running.stop()
+
+
+def base(running: Running) -> str:
+    return f"http://127.0.0.1:{running.address.port}"
+
+
+def test_create_a_task_and_watch_it_run_live_to_done(
+    page: Page, served: tuple[Config, Running]
+) -> None:
+    config, running = served
+    page.goto(base(running) + "/new")
+    page.fill("input[name=title]", "Browser task")
+    page.fill("textarea[name=body]", "Say two lines.")
+    page.click("#create")
+    page.wait_for_url("**/task/*")
+    task_id = page.url.rsplit("/", 1)[1]
+    turns = page.locator("#turns")
+    expect(turns).to_contain_text("first-line")  # live: the run is still going
+    expect(page.locator("#task-status")).to_have_text("executing")
+    assert "second-line" not in turns.inner_text()
+    (config.apps_dir / "tasks" / task_id / "go").touch()
+    expect(turns).to_contain_text("second-line")
+    expect(page.locator("#task-status")).to_have_text("done")
+    assert turns.inner_text().count("first-line") == 1  # each line once
+    page.goto(base(running) + "/")
+    expect(page.locator("[data-column=done] .card")).to_have_count(1)
+    expect(page.locator("[data-column=done] .card .title")).to_have_text("Browser task")
+
+
+def test_approve_a_waiting_task_from_its_card(
+    page: Page, served: tuple[Config, Running], vault: Vault
+) -> None:
+    config, running = served
+    page.goto(base(running) + "/")
+    note = vault.folder(Folder.NEEDS_ACTION) / "Deploy.md"
+    note.write_text("---\ntitle: Deploy it\ntype: deploy\n---\nShip.\n")
+    waiting = page.locator("[data-column=waiting] .card")
+    expect(waiting).to_have_count(1)  # the service held it; the page heard it
+    expect(page.locator("#badge")).to_have_text("1 needs you")
+    waiting.locator("button[data-act=approve]").click()
+    expect(page.locator(".flash.notice")).to_contain_text("pending_approval -> ")
+    expect(page.locator("[data-column=waiting] .card")).to_have_count(0)
+    expect(page.locator("[data-column=running] .card")).to_have_count(1)
+    moved = vault.folder(Folder.NEEDS_ACTION) / "Deploy.md"
+    wait_for(lambda: moved.exists() and "approved_by" in moved.read_text(), what="the approval")
+    task_id = next(
+        line.split(": ", 1)[1]
+        for line in moved.read_text().splitlines()
+        if line.startswith("task_id")
+    )
+    (config.apps_dir / "tasks" / task_id / "go").touch()
+    expect(page.locator("[data-column=done] .card .title")).to_have_text("Deploy it")
+    expect(page.locator("#badge")).to_have_text("0 need you")
+
+
+def test_filter_the_board(page: Page, served: tuple[Config, Running], vault: Vault) -> None:
+    _, running = served
+    for name, kind, prio in (
+        ("Alpha", "web", "high"),
+        ("Beta", "cli", "low"),
+        ("Gamma", "web", "low"),
+    ):
+        (vault.folder(Folder.DONE) / f"{name}.md").write_text(
+            f"---\ntitle: {name}\ntype: {kind}\npriority: {prio}\nstatus: done\n---\n"
+        )
+    page.goto(base(running) + "/")
+    cards = page.locator("[data-column=done] .card .title")
+    expect(cards).to_have_count(3)
+    page.select_option("select[name=type]", "web")  # applies at once
+    expect(cards).to_have_count(2)
+    page.select_option("select[name=priority]", "low")
+    expect(cards).to_have_text(["Gamma"])
+    page.fill("input[name=q]", "alp")
+    page.select_option("select[name=priority]", "")
+    expect(cards).to_have_text(["Alpha"])
+    assert "type=web" in page.url and "q=alp" in page.url
+
+
+def test_a_script_in_a_note_does_not_run(
+    page: Page, served: tuple[Config, Running], vault: Vault
+) -> None:
+    _, running = served
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    (vault.folder(Folder.DONE) / "Evil.md").write_text(
+        "---\ntitle: <script>window.pwned = 1; alert('title')</script>\ntask_id: evilevil\n"
+        "status: done\n---\n<script>window.pwned = 2; alert('body')</script>\n\n"
+        "<img src=x onerror=\"window.pwned = 3; alert('img')\">\n\n"
+        "[click me](javascript:window.pwned=4)\n"
+    )
+    page.goto(base(running) + "/")
+    expect(page.locator("[data-column=done] .card .title")).to_contain_text("<script>")
+    page.goto(base(running) + "/task/evilevil")
+    expect(page.locator("#note-body")).to_contain_text("<script>window.pwned = 2")
+    page.get_by_text("[click me](javascript:window.pwned=4)").click()
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert page.locator("#note-body a[href^=javascript]").count() == 0
+    assert page.locator("script").count() == 1  # ours: /static/app.js
+    assert dialogs == []
