@@ -17,7 +17,7 @@ from ai_employee.web import auditlog, charts, transcript
 from ai_employee.web.render import markdown, safe_link
 from ai_employee.web.security import Guard, is_loopback, load_or_create_token
 from ai_employee.web.servicestate import read_state
-from ai_employee.web.view import Card, Filters, VaultView, card_of, money, work_files
+from ai_employee.web.view import COLUMNS, Filters, VaultView, card_of, money, work_files
 
 # -- markdown ----------------------------------------------------------------------------------
 
@@ -148,31 +148,34 @@ def test_read_from_takes_only_complete_lines_and_restarts_a_shorter_file(tmp_pat
 # -- the chart ---------------------------------------------------------------------------------
 
 
-def _card(**fields: object) -> Card:
-    base: dict[str, object] = {
-        "rel": "Done/x.md",
-        "folder": "Done",
-        "column": "done",
-        "status": "done",
-        "title": "x",
-    }
-    return Card(**(base | fields))  # type: ignore[arg-type]
+def test_days_sum_cost_and_count_done_by_local_day(vault: Vault) -> None:
+    noon = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    today = noon.astimezone().date()
 
+    def finished(name: str, folder: Folder, status: str, cost: object, when: datetime) -> Path:
+        return _write(
+            vault,
+            folder,
+            name,
+            f"---\ntitle: {name}\nstatus: {status}\ncost_usd: {cost}\n"
+            f"completed_at: {when.isoformat()}\n---\n",
+        )
 
-def test_days_sum_cost_and_count_done_by_local_day() -> None:
-    today = date(2026, 12, 2)
-    noon = datetime(2026, 12, 2, 12, tzinfo=UTC).astimezone()
-    cards = [
-        _card(cost_usd=0.5, completed=noon),
-        _card(cost_usd=0.25, completed=noon - timedelta(days=1)),
-        _card(status="failed", cost_usd=1.0, completed=noon),
-        _card(cost_usd=9.0, completed=noon - timedelta(days=40)),  # outside the window
-        _card(cost_usd=None, completed=None),
-    ]
-    figures = charts.days(cards, today, 3)
-    assert [d.day for d in figures] == [date(2026, 11, 30), date(2026, 12, 1), today]
-    assert [d.done for d in figures] == [0, 1, 1]
+    finished("a.md", Folder.DONE, "done", 0.5, noon)
+    finished("b.md", Folder.DONE, "done", 0.25, noon - timedelta(days=1))
+    failed = finished("c.md", Folder.FAILED, "failed", 1.0, noon)
+    finished("d.md", Folder.DONE, "done", 9.0, noon - timedelta(days=40))  # outside the window
+    finished("e.md", Folder.DONE, "done", "abc", noon)  # counted, its cost not
+    _write(vault, Folder.NEEDS_ACTION, "f.md", "---\ntitle: f\ncost_usd: 5\n---\n")  # not finished
+    view = VaultView(vault, 1 << 20)
+    view.load()
+    figures = charts.days(view.per_day, today, 3)
+    assert [d.day for d in figures] == [today - timedelta(days=2), today - timedelta(days=1), today]
+    assert [d.done for d in figures] == [0, 1, 2]
     assert figures[-1].cost_usd == pytest.approx(1.5)
+    failed.unlink()
+    view.refresh(failed)
+    assert charts.days(view.per_day, today, 1)[0].cost_usd == pytest.approx(0.5)
 
 
 def test_the_chart_draws_the_budget_and_survives_odd_figures() -> None:
@@ -271,6 +274,68 @@ def test_the_board_filters_counts_and_caps_columns(vault: Vault) -> None:
     (vault.folder(Folder.DONE) / "T3.md").unlink()
     assert view.refresh(vault.folder(Folder.DONE) / "T3.md") is None
     assert view.find("id3") is None
+
+
+_EDITS = st.lists(
+    st.tuples(
+        st.integers(0, 5),  # which note
+        st.sampled_from([*Folder.__members__.values()][:8]),
+        st.sampled_from(["new", "planned", "executing", "pending_approval", "done", "failed",
+                         "cancelled", "rejected", "BROKEN", "GONE"]),
+        st.sampled_from(["a", "b", ""]),  # type
+        st.integers(0, 3),  # cost in quarters, completed day offset
+    ),
+    max_size=25,
+)  # fmt: skip
+
+
+@given(_EDITS)
+def test_the_kept_indexes_always_equal_a_fresh_count(
+    edits: list[tuple[int, Folder, str, str, int]],
+) -> None:
+    """Whatever notes come, change, move and go, the board drawn from the kept indexes is the
+    board counted afresh from the cards."""
+    import tempfile
+
+    from ai_employee.vault import init_vault
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vault = Vault(Path(tmp) / "v")
+        init_vault(vault.root)
+        view = VaultView(vault, 1 << 20)
+        where: dict[int, Path] = {}
+        for i, (n, folder, status, kind, k) in enumerate(edits):
+            if n in where:
+                where[n].unlink(missing_ok=True)
+                view.refresh(where.pop(n))
+            if status == "GONE":
+                continue
+            path = vault.folder(folder) / f"n{n}.md"
+            text = (
+                "---\ntitle: [broken\n---\n"
+                if status == "BROKEN"
+                else f"---\ntitle: t{n}\ntask_id: id{n}\nstatus: {status}\ntype: {kind}\n"
+                f"cost_usd: {k / 4}\ncompleted_at: 2026-12-0{k + 1}T10:00:00Z\n---\n"
+            )
+            if folder.value in ("Needs_Action", "Pending_Approval", "Approved", "Rejected",
+                                "Done", "Failed"):  # fmt: skip
+                path.write_text(text)
+                os.utime(path, (1000 + i, 1000 + i))
+                where[n] = path
+            view.refresh(path)
+        board = view.board(Filters())
+        cards = list(view.cards.values())
+        for cv in board.columns:
+            mine = [c for c in cards if c.column == cv.column.key]
+            assert cv.count == len(mine)
+            assert cv.cards == sorted(mine, key=lambda c: (c.changed, c.rel), reverse=True)[:50]
+        assert board.needs_you == sum(c.needs_you for c in cards)
+        assert board.types == sorted({c.task_type for c in cards if c.task_type})
+        for day, total in view.per_day.items():
+            done = [c for c in cards if c.completed_day == day and c.folder in ("Done", "Failed")]
+            assert total.done == sum(c.status == "done" for c in done)
+            assert total.cost_micro == sum(round((c.cost_usd or 0) * 1e6) for c in done)
+        assert {c.key for c in COLUMNS} == {cv.column.key for cv in board.columns}
 
 
 def test_filters_from_a_query_drop_what_is_not_a_choice() -> None:

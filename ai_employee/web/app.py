@@ -225,7 +225,7 @@ async def board_page(site: Site, request: Request) -> Response:
     filters = Filters.from_query(request.query_params)
     board = site.view.board(filters)
     today = charts.today_local(datetime.now(UTC))
-    figures = charts.days(site.view.finished(), today)
+    figures = charts.days(site.view.per_day, today)
     chart = charts.cost_chart(figures, site.config.daily_budget_usd)
     return _render(
         site,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +64,29 @@ def newest(logs_dir: Path, filters: LogFilters, limit: int = MAX_ENTRIES) -> lis
     return lines
 
 
+TAIL_BYTES = 64 * 1024
+
+
 def last_entry(logs_dir: Path) -> dict[str, Any] | None:
-    """The newest entry of the log (the service's last word), if any."""
-    return next(_backwards(logs_dir), None)
+    """The newest entry of the log (the service's last word), if any: read from the end of
+    the newest day's file, whatever its size."""
+    try:
+        files = sorted(logs_dir.glob("????-??-??.jsonl"), reverse=True)
+    except OSError:
+        return None
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - TAIL_BYTES))
+                tail = handle.read()
+        except OSError:
+            continue
+        for raw in reversed(tail.splitlines()):
+            entry = _parse(raw)
+            if entry is not None:
+                return entry
+    return None
 
 
 def actions(logs_dir: Path, scan: int = 2000) -> list[str]:
@@ -90,9 +111,14 @@ def _backwards(logs_dir: Path) -> Iterator[dict[str, Any]]:
         except OSError:
             continue
         for raw in reversed(data.splitlines()):
-            try:
-                entry = json.loads(raw.decode("utf-8", errors="replace"))
-            except ValueError:
-                continue
-            if isinstance(entry, dict):
+            entry = _parse(raw)
+            if entry is not None:
                 yield entry
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None

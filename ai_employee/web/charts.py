@@ -1,19 +1,19 @@
 """Cost and tasks done per day, drawn on the server as SVG (no script, nothing to download).
 
-`days` sums the finished cards by local day; `cost_chart` draws them beside the daily budget.
-Both are pure.
+`days` takes the view's totals per local day (view.py keeps them as notes come and go) for the
+chart's days; `cost_chart` draws them beside the daily budget. Both are pure.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from .view import Card
+from .view import DayTotal
 
 CHART_DAYS = 14
 
@@ -25,22 +25,14 @@ class Day:
     done: int
 
 
-def days(cards: Iterable[Card], today: date, n: int = CHART_DAYS) -> list[Day]:
-    """The last `n` days up to `today`: each day's cost and tasks done (by completed_at)."""
-    first = today - timedelta(days=n - 1)
-    cost = dict.fromkeys((first + timedelta(days=i) for i in range(n)), 0.0)
-    done = dict.fromkeys(cost, 0)
-    for card in cards:
-        if card.completed is None:
-            continue
-        day = card.completed.astimezone().date()
-        if day not in cost:
-            continue
-        if card.cost_usd is not None:
-            cost[day] += card.cost_usd
-        if card.status == "done":
-            done[day] += 1
-    return [Day(d, cost[d], done[d]) for d in cost]
+def days(per_day: Mapping[date, DayTotal], today: date, n: int = CHART_DAYS) -> list[Day]:
+    """The last `n` days up to `today`, each with its cost and tasks done (by completed_at)."""
+    figures = []
+    for i in range(n - 1, -1, -1):
+        day = today - timedelta(days=i)
+        total = per_day.get(day, DayTotal())
+        figures.append(Day(day, total.cost_micro / 1e6, total.done))
+    return figures
 
 
 def _finite(value: float) -> float:

@@ -8,12 +8,13 @@ server's event-loop thread: the watcher thread never touches it, it only asks th
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import os
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ class Card:
     error: str | None = None
     created: datetime | None = None
     completed: datetime | None = None
+    completed_day: date | None = None
+    """`completed` as a local date (the chart's day), worked out once."""
     changed: float = 0.0
     """The file's mtime (seconds): the board's order within a column, newest first."""
 
@@ -133,6 +136,7 @@ def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
         column = "refused"  # a person's rejection stands before the service has seen it
     elif folder is Folder.APPROVED:
         column = "new"
+    completed = note.when("completed_at")
     task_id = note.task_id if note.task_id and TASK_ID_SHAPE.fullmatch(note.task_id) else None
     return Card(
         rel=rel,
@@ -148,7 +152,8 @@ def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
         duration_s=money(meta.get("duration_s")),
         error=error,
         created=note.when("created") or note.when("planned_at"),
-        completed=note.when("completed_at"),
+        completed=completed,
+        completed_day=completed.astimezone().date() if completed else None,
         changed=changed,
     )
 
@@ -196,19 +201,41 @@ class Board:
     filters: Filters = field(default_factory=Filters)
 
 
+@dataclass
+class DayTotal:
+    """What the finished cards of one local day add up to (cost in micro-dollars: exact)."""
+
+    cost_micro: int = 0
+    done: int = 0
+
+
+def _finished(card: Card) -> bool:
+    return (
+        card.folder in (Folder.DONE.value, Folder.FAILED.value) and card.completed_day is not None
+    )
+
+
 class VaultView:
-    """Every task note's card, by its path in the vault. One thread only (see module doc)."""
+    """Every task note's card, by its path in the vault, and the indexes the board reads, kept
+    as cards come and go: each column's cards in order, the counts, the types, the day totals.
+    Drawing the board then costs the same whatever Done/ holds (filters aside: they look at
+    every card). One thread only (see the module docstring)."""
 
     def __init__(self, vault: Vault, max_note_bytes: int) -> None:
         self.vault = vault
         self.max_note_bytes = max_note_bytes
         self.cards: dict[str, Card] = {}
         self._by_task: dict[str, str] = {}
+        self._order: dict[str, list[tuple[float, str]]] = {c.key: [] for c in COLUMNS}
+        """Each column's (changed, rel), oldest first."""
+        self._types: Counter[str] = Counter()
+        self._needs_you = 0
+        self.per_day: dict[date, DayTotal] = {}
 
     def load(self) -> int:
         """Read every note of the task folders; returns how many cards there are."""
-        self.cards.clear()
-        self._by_task.clear()
+        for card in list(self.cards.values()):
+            self._remove(card)
         for folder in TASK_FOLDERS:
             for path in self.vault.notes_in(folder):
                 self.refresh(path)
@@ -216,16 +243,42 @@ class VaultView:
 
     def refresh(self, path: Path) -> Card | None:
         """Read one path again (it changed, arrived or left); its card now, or None."""
-        rel = self.vault.rel(path)
-        old = self.cards.pop(rel, None)
-        if old is not None and old.task_id and self._by_task.get(old.task_id) == rel:
-            del self._by_task[old.task_id]
+        old = self.cards.get(self.vault.rel(path))
+        if old is not None:
+            self._remove(old)
         card = card_of(self.vault, path, self.max_note_bytes)
         if card is not None:
-            self.cards[rel] = card
-            if card.task_id:
-                self._by_task[card.task_id] = rel
+            self._add(card)
         return card
+
+    def _add(self, card: Card) -> None:
+        self.cards[card.rel] = card
+        if card.task_id:
+            self._by_task[card.task_id] = card.rel
+        bisect.insort(self._order[card.column], (card.changed, card.rel))
+        if card.task_type:
+            self._types[card.task_type] += 1
+        self._needs_you += card.needs_you
+        if _finished(card):
+            total = self.per_day.setdefault(card.completed_day, DayTotal())  # type: ignore[arg-type]
+            total.cost_micro += round((card.cost_usd or 0.0) * 1e6)
+            total.done += card.status == Status.DONE
+
+    def _remove(self, card: Card) -> None:
+        del self.cards[card.rel]
+        if card.task_id and self._by_task.get(card.task_id) == card.rel:
+            del self._by_task[card.task_id]
+        order = self._order[card.column]
+        del order[bisect.bisect_left(order, (card.changed, card.rel))]
+        if card.task_type:
+            self._types[card.task_type] -= 1
+            if not self._types[card.task_type]:
+                del self._types[card.task_type]
+        self._needs_you -= card.needs_you
+        if _finished(card):
+            total = self.per_day[card.completed_day]  # type: ignore[index]
+            total.cost_micro -= round((card.cost_usd or 0.0) * 1e6)
+            total.done -= card.status == Status.DONE
 
     def find(self, ref: str) -> Card | None:
         """A card by task_id or by its path in the vault; nothing else reaches a file."""
@@ -239,33 +292,26 @@ class VaultView:
 
     def board(self, filters: Filters, per_column: int = CARDS_PER_COLUMN) -> Board:
         """The columns with their newest matching cards, and the counts."""
-        chosen: dict[str, list[Card]] = {c.key: [] for c in COLUMNS}
-        types: set[str] = set()
-        needs_you = 0
-        for card in self.cards.values():
-            if card.task_type:
-                types.add(card.task_type)
-            if card.needs_you:
-                needs_you += 1
-            if card.matches(filters):
-                chosen[card.column].append(card)
-        columns = [
-            ColumnView(c, _newest(chosen[c.key], per_column), len(chosen[c.key])) for c in COLUMNS
-        ]
-        return Board(columns, len(self.cards), sorted(types), needs_you, filters)
+        columns = []
+        if not filters.active:
+            for column in COLUMNS:
+                order = self._order[column.key]
+                newest = [self.cards[rel] for _, rel in reversed(order[-per_column:])]
+                columns.append(ColumnView(column, newest, len(order)))
+        else:
+            chosen: dict[str, list[Card]] = {c.key: [] for c in COLUMNS}
+            for card in self.cards.values():
+                if card.matches(filters):
+                    chosen[card.column].append(card)
+            for column in COLUMNS:
+                matching = chosen[column.key]
+                newest = heapq.nlargest(per_column, matching, key=lambda c: (c.changed, c.rel))
+                columns.append(ColumnView(column, newest, len(matching)))
+        return Board(columns, len(self.cards), sorted(self._types), self._needs_you, filters)
 
     def needs_you(self) -> int:
-        return sum(1 for card in self.cards.values() if card.needs_you)
-
-    def finished(self) -> Iterator[Card]:
-        """Cards in Done/ and Failed/ (the chart's figures)."""
-        for card in self.cards.values():
-            if card.folder in (Folder.DONE.value, Folder.FAILED.value):
-                yield card
-
-
-def _newest(cards: list[Card], n: int) -> list[Card]:
-    return heapq.nlargest(n, cards, key=lambda c: (c.changed, c.rel))
+        """How many cards wait for a person (the page's badge)."""
+        return self._needs_you
 
 
 def age(card: Card, now: datetime) -> str:
