@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ONE command for a fresh machine: sets everything up, then runs the service on the repo's vault/ (Ctrl-C stops it).
+# ONE command for a fresh machine: sets everything up, then runs the service on the repo's vault/, with its web page on http://127.0.0.1:8787/ (Ctrl-C stops both).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -9,4 +9,4 @@ if ! command -v claude >/dev/null 2>&1 && [ -x .cache/claude-code/node_modules/.
   export AI_EMPLOYEE_CLAUDE_PATH="${AI_EMPLOYEE_CLAUDE_PATH:-$PWD/.cache/claude-code/node_modules/.bin/claude}"
 fi
 .venv/bin/ai-employee init
-exec .venv/bin/ai-employee run "$@"
+exec .venv/bin/ai-employee run --dashboard "$@"

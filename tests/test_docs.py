@@ -67,6 +67,7 @@ def test_the_docs_show_the_main_commands() -> None:
         "doctor",
         "service install",
         "once",
+        "dashboard",
     ]:
         pattern = rf"ai-employee (?:--vault \S+ )?{command}\b"
         assert re.search(pattern, text), f"no doc shows `ai-employee {command}`"
