@@ -18,7 +18,8 @@ wheel=$(ls "$dist"/ai_employee-*.whl)
 import sys
 from importlib.metadata import version
 floors = dict(line.strip().split("==") for line in open(sys.argv[1]) if "==" in line)
-runtime = ["watchdog", "python-frontmatter", "pyyaml", "structlog", "tenacity"]
+runtime = ["watchdog", "python-frontmatter", "pyyaml", "structlog", "tenacity", "starlette", "uvicorn",
+           "jinja2", "markupsafe", "markdown-it-py"]
 got = {name: version(name) for name in runtime}
 print("floors run with: " + ", ".join(f"{n} {v}" for n, v in got.items()), file=sys.stderr)
 def release(v):  # 1.1 and 1.1.0 are one release
