@@ -67,18 +67,23 @@
     if (el) el.textContent = words;
   }
 
+  function redrawBoard() {
+    if (page === "board") refetch("/board" + window.location.search, "board-live");
+  }
+
+  function redrawTask() {
+    if (page === "task") refetch("/task/" + encodeURIComponent(ref) + "?fragment=1", "task-live");
+  }
+
   function connect() {
     let url = "/events";
     if (task) url += "?task=" + encodeURIComponent(task) + "&offset=" + offset;
     source = new EventSource(url);
-    source.addEventListener("open", () => setLive("· live"));
-    source.addEventListener("board", (e) => {
-      setBadge(e.data);
-      if (page === "board") refetch("/board" + window.location.search, "board-live");
-    });
-    source.addEventListener("task", () => {
-      if (page === "task") refetch("/task/" + encodeURIComponent(ref) + "?fragment=1", "task-live");
-    });
+    // What changed between the page's drawing (or the last stream) and this stream's start
+    // was not heard: draw the changing parts once more as it opens.
+    source.addEventListener("open", () => { setLive("· live"); redrawBoard(); redrawTask(); refreshStatus(); });
+    source.addEventListener("board", (e) => { setBadge(e.data); redrawBoard(); });
+    source.addEventListener("task", redrawTask);
     source.addEventListener("turns", (e) => {
       const turns = JSON.parse(e.data);
       offset = turns.offset;
