@@ -439,8 +439,7 @@ async def act(site: Site, request: Request) -> Response:
         )
     except AiEmployeeError as err:
         return RedirectResponse(_with(back, error=f"{action}: {err}"), 303)
-    site.live.changed(path)
-    site.live.changed(edited.path)
+    site.live.changed_now(path, edited.path)
     old = edited.old.value if edited.old else "new"
     notice = f"{edited.task_id}: {old} -> {edited.new.value}"
     return RedirectResponse(_with(back, notice=notice), 303)
@@ -497,7 +496,7 @@ async def new_page(site: Site, request: Request) -> Response:
         except AiEmployeeError as err:
             errors.append(str(err))
         else:
-            site.live.changed(added.path)
+            site.live.changed_now(added.path)
             return RedirectResponse(f"/task/{quote(added.task_id)}", 303)
     return _render(site, request, "new.html", 400, form=values, errors=errors, types=types)
 

@@ -123,6 +123,14 @@ class LiveVault:
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._take)
 
+    def changed_now(self, *paths: Path) -> None:
+        """Paths the page itself just wrote: taken at once, so that the page it answers with
+        (a redirect to the new task, the board after an act) already shows them."""
+        self._dirty.update(paths)
+        if self._flush is not None:
+            self._flush.cancel()
+        self._take()
+
     def _take(self) -> None:
         self._flush = None
         paths, self._dirty = self._dirty, set()
