@@ -8,7 +8,8 @@ its note's name and body hash, and where its note is now), never from memory alo
 restart or another machine reaches the same answer. Pure: the caller looks things up.
 
 "The same task", precisely. A note N is taken for task T when T's note is not N itself and:
-1. N carries T's task_id; or
+1. N carries T's task_id (when N's name is a conflict copy of T's note's name, also while
+   T's note is away: the tool renames ours aside before it writes the version it kept); or
 2. N has no task_id and
    a. N's name is a sync tool's conflict copy of T's note's name (Syncthing's
       `.sync-conflict-...`, Dropbox's `(conflicted copy ...)`, our own `(conflict)`), or
@@ -151,10 +152,13 @@ def identify(seen: Seen, by_id: Known | None, candidates: Iterable[Known]) -> Id
     finds them by name, by conflict base name and by body hash)."""
     base, sure = conflict_base(seen.name)
     if seen.task_id is not None:
+        # A conflict copy of the task's own note is the version the tool set aside, also
+        # while the version it kept is not back yet (Syncthing renames ours aside first, then
+        # writes the peer's under the name): never the task's own note.
+        if sure and by_id is not None and by_id.name == base:
+            return _taken_for(seen, by_id, CONFLICT_COPY)
         if by_id is None or by_id.where is None or by_id.where == seen.path:
             return Own()
-        if sure and by_id.name == base:
-            return _taken_for(seen, by_id, CONFLICT_COPY)
         return _taken_for(seen, by_id, "it carries the task_id of")
     for known in candidates:
         if known.where == seen.path:
