@@ -63,7 +63,11 @@ def render(state: DashboardState) -> str:
         out.append(f"| {folder} | {detail} |")
     out.append("")
     for heading, lines, empty in (
-        ("Needs attention", state.attention, "Nothing: every note could be read, none is held."),
+        (
+            "Needs attention",
+            state.attention,
+            "Nothing: every note could be read, none is held, none failed.",
+        ),
         ("Running", state.running, "Nothing runs."),
         ("Queue", state.queued, "Empty."),
         ("Waiting for approval", state.waiting_approval, "None."),
@@ -105,6 +109,8 @@ class DashboardFile:
         self.vault = vault
         self.recent: deque[Line] = deque(maxlen=RECENT_LINES)
         self.finished: dict[Folder, int] = {Folder.DONE: 0, Folder.FAILED: 0}
+        self.failures: deque[Line] = deque(maxlen=RECENT_LINES)
+        """The newest notes in Failed/, with why (they need a person: "Needs attention")."""
         self._landed: set[Path] = set()
         """Notes counted by `landed` since the last count (so none is counted twice)."""
         self._drawn_at = 0.0
@@ -113,19 +119,46 @@ class DashboardFile:
         """Bumped by every change worth a redraw (the owner counts its own changes too)."""
 
     def count_finished(self) -> None:
-        """Count the notes in Done/ and Failed/ (at start and at each sweep)."""
+        """Count the notes in Done/ and Failed/ (at start and at each sweep); failures whose
+        note left Failed/ (retried, deleted) leave "Needs attention". At start, the newest
+        notes already in Failed/ are listed there (by name; their run ended before)."""
         for folder in self.finished:
             self.finished[folder] = self.vault.count_notes(folder)
         self._landed.clear()
+        root = self.vault.root
+        kept = [line for line in self.failures if (root / f"{line.link}.md").exists()]
+        if not kept and self.version == 0:
+            kept = [Line(link_for(root, p), p.stem, "failed") for p in self._newest_failed()]
+        self.failures = deque(kept, maxlen=RECENT_LINES)
         self.version += 1
 
-    def landed(self, path: Path) -> None:
+    def _newest_failed(self) -> list[Path]:
+        notes = list(self.vault.notes_in(Folder.FAILED))
+        if len(notes) > 1000:  # a name order is enough there: no stat of every note
+            return notes[-RECENT_LINES:][::-1]
+
+        def mtime(path: Path) -> float:
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        return sorted(notes, key=mtime, reverse=True)[:RECENT_LINES]
+
+    def landed(self, path: Path, why: str = "") -> None:
         """A note of ours is at `path` now: one more in Done/ or Failed/ if it is there (each
-        path counts once until the next count)."""
+        path counts once until the next count); in Failed/, it needs attention (`why`)."""
         folder = self.vault.folder_of(path)
         if (folder is Folder.DONE or folder is Folder.FAILED) and path not in self._landed:
             self._landed.add(path)
             self.finished[folder] += 1
+            if folder is Folder.FAILED:
+                link = link_for(self.vault.root, path)
+                rest = [line for line in self.failures if line.link != link]
+                self.failures = deque(rest, maxlen=RECENT_LINES)
+                self.failures.appendleft(
+                    Line(link, path.stem, f"failed: {why}" if why else "failed")
+                )
             self.version += 1
 
     def ran(self, line: Line) -> None:
@@ -190,6 +223,7 @@ class DashboardFile:
                     for p, e in sorted(entries.items())
                     if e.attention
                 ),
+                *self.failures,
             ],
         )
 

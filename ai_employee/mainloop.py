@@ -312,7 +312,7 @@ class MainLoop:
                 self.index.forget(old)
             if new is not None and self.vault.folder_of(new) in (Folder.DONE, Folder.FAILED):
                 self.index.forget(new)  # not watched
-                self.dashboard.landed(new)
+                self.dashboard.landed(new, ended.outcome.error)
             elif new is not None and new.exists():
                 self.reconciler.look(new, force=True)
         if kind is OutcomeKind.SKIPPED:

@@ -66,3 +66,46 @@ def test_rendering_keeps_a_hostile_title_inside_its_link() -> None:
         NOW, {"Done": Counter()}, recent=[Line("Done/x", "a|b]]\nc", "ok")]
     )
     assert "- [[Done/x|a/b] ] c]] - ok" in dashboard_md.render(state)
+
+
+def test_failed_tasks_need_attention_until_they_leave_failed(vault: Vault) -> None:
+    _notes(vault.folder(Folder.FAILED), 2)  # from before the service started
+    dashboard = DashboardFile(vault)
+    dashboard.count_finished()
+    index = NoteIndex()
+
+    def attention() -> list[Line]:
+        return list(dashboard.state(index, [], [], DailyBudget(0), NOW).attention)
+
+    assert sorted(line.link for line in attention()) == ["Failed/old 0", "Failed/old 1"]
+    failed = vault.folder(Folder.FAILED) / "Build.md"
+    failed.write_text("---\nstatus: failed\n---\n")
+    dashboard.landed(failed, "agent exited 1")
+    first = attention()[0]
+    assert (first.link, first.detail) == ("Failed/Build", "failed: agent exited 1")
+    dashboard.landed(vault.folder(Folder.DONE) / "ok.md")  # done: needs nobody
+    assert len(attention()) == 3
+    failed.rename(vault.folder(Folder.NEEDS_ACTION) / "Build.md")  # `ai-employee retry`
+    dashboard.count_finished()  # the next sweep
+    assert sorted(line.link for line in attention()) == ["Failed/old 0", "Failed/old 1"]
+    assert "## Needs attention" in dashboard_md.render(
+        dashboard.state(index, [], [], DailyBudget(0), NOW)
+    )
+
+
+def test_a_task_that_fails_is_listed_under_needs_attention(vault: Vault) -> None:
+    from .helpers import wait_for
+    from .service_harness import running_service, svc_config
+
+    config = svc_config(vault, agent_command="sh -c 'echo broken >&2; exit 3'", max_attempts=1)
+    with running_service(config):
+        (vault.folder(Folder.NEEDS_ACTION) / "Fails.md").write_text("---\ntitle: Fails\n---\nx\n")
+        failed = vault.folder(Folder.FAILED) / "Fails.md"
+        wait_for(failed.exists, 30, "the note in Failed/")
+
+        def listed() -> bool:
+            text = vault.dashboard.read_text()
+            section = text.split("## Needs attention", 1)[1].split("\n## ", 1)[0]
+            return "[[Failed/Fails|" in section and "failed:" in section
+
+        wait_for(listed, 15, "Dashboard.md to list the failed task under Needs attention")
