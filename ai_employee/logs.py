@@ -289,7 +289,10 @@ def _local_time(timestamp: object) -> str:
         return text
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S}"
+    try:
+        return f"{moment.astimezone():%Y-%m-%d %H:%M:%S}"
+    except (OverflowError, ValueError):  # year 1 or 9999 moved into the local zone
+        return text
 
 
 def _figures(entry: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@ real watcher behind the view): pages, acts, the new-task form, and the guard."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -333,3 +334,46 @@ def test_static_files_are_ours_and_nothing_is_loaded_from_elsewhere(client: Test
         assert url.startswith("/"), url
     assert "EventSource" in client.get("/static/app.js").text
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_odd_values_and_files_in_the_vault_never_break_a_page(
+    vault: Vault, client: TestClient
+) -> None:
+    """From a review: each of these once made a page 500, hung the server or lost a card."""
+    write(vault, Folder.DONE, "Y1.md", task_text("Year one", "y1", "done",
+          completed_at="0001-01-01T00:00:00+14:00"))  # fmt: skip
+    write(vault, Folder.DONE, "Big.md", task_text("Big", "big1", "done", cost_usd="1.0e+308",
+          completed_at="2026-12-01T10:00:00Z"))  # fmt: skip
+    write(vault, Folder.DONE, "Nul.md", task_text("Nul", "nul1", "done", plan='"a\\0b"'))
+    (
+        vault.folder(Folder.NEEDS_ACTION)
+        / "\udcff.md".encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+    ).write_bytes(b"---\ntitle: x\n---\n")
+    (vault.logs / "2025-01-01.jsonl").write_text(
+        '{"timestamp": "0001-01-01T00:00:00+14:00", "event": "x"}\n'
+    )
+    os.mkfifo(vault.logs / "2099-01-01.jsonl")  # the newest day: a FIFO must not be read
+    os.mkfifo(vault.transcripts / "nul1.jsonl")
+    outside = vault.root.parent / "outside.jsonl"
+    outside.write_text('{"kind": "out", "line": "OUTSIDE"}\n')
+    (vault.transcripts / "big1.jsonl").symlink_to(outside)
+    wait_for(lambda: board(client)["total"] == 4, what="four cards")
+    for url in ("/", "/board", "/api/board", "/log", "/task/y1", "/task/big1", "/task/nul1"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+    assert "OUTSIDE" not in client.get("/task/big1").text
+    cards = {c["title"]: c for c in board(client)["columns"]["done"]["cards"]}
+    assert cards["Big"]["cost_usd"] is None and "Year one" in cards
+    refused = board(client)["columns"]["refused"]["cards"]
+    assert [c["error"] for c in refused] == ["its file name is not UTF-8; rename it"]
+
+
+def test_a_token_or_csrf_value_that_is_not_ascii_is_refused_not_an_error(config: Config) -> None:
+    app = create_app(config, Guard("0.0.0.0", 8787, "t" * 43))
+    with TestClient(app, base_url="http://10.0.0.9:8787", follow_redirects=False) as c:
+        assert c.get("/?token=%C3%A9").status_code == 401
+        assert c.get("/", headers={"authorization": b"Bearer \xc3\xa9"}).status_code == 401
+        login = c.get("//evil.example/?token=" + "t" * 43)
+        assert login.status_code == 303 and not login.headers["location"].startswith("//")
+        ok = {"authorization": "Bearer " + "t" * 43, "origin": "http://10.0.0.9:8787"}
+        assert c.post("/act/cancel", data={"csrf": "é", "ref": "x"}, headers=ok).status_code == 403

@@ -444,3 +444,14 @@ def test_service_state_without_and_with_a_lock_holder(vault: Vault) -> None:
         assert "pid 4242" in state.words
     finally:
         os.close(fd)
+
+
+def test_a_line_longer_than_a_whole_read_is_left_out_and_the_rest_follows(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    huge = json.dumps({"kind": "out", "line": "x" * (transcript.MAX_READ_BYTES + 10)})
+    path.write_text(huge + "\n" + json.dumps({"kind": "out", "line": "after"}) + "\n")
+    offset, seen = 0, []
+    for _ in range(4):
+        turns, offset = transcript.read_from(path, offset)
+        seen += turns
+    assert "left out" in seen[0].text and seen[-1].text == "after"

@@ -59,7 +59,7 @@ from .security import (
     Guard,
 )
 from .servicestate import read_state
-from .view import Card, Filters, VaultView, age, local, work_files
+from .view import Card, Filters, VaultView, age, displayable, local, work_files
 
 log = structlog.get_logger(__name__)
 
@@ -177,7 +177,9 @@ class GuardMiddleware:
             given = request.query_params.get("token")
             if given is not None and self.guard.token_ok(given):
                 rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+                path = request.url.path if request.url.path.startswith("/") else "/"
+                path = "/" if path.startswith("//") or "\\" in path else path
+                target = path + (f"?{urlencode(rest)}" if rest else "")
                 response = RedirectResponse(target, 303)
                 response.set_cookie(
                     TOKEN_COOKIE, given, httponly=True, samesite="strict", max_age=30 * 86400
@@ -247,7 +249,7 @@ async def board_fragment(site: Site, request: Request) -> Response:
 
 def _card_json(card: Card) -> dict[str, Any]:
     return {
-        "path": card.rel,
+        "path": displayable(card.rel),
         "task_id": card.task_id,
         "title": card.title,
         "status": card.status,
@@ -310,7 +312,7 @@ def _plan_text(site: Site, note: TaskNote) -> str:
     path = site.vault.folder(Folder.PLANS) / (name if name.endswith(".md") else name + ".md")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the link
         return ""
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
@@ -547,7 +549,9 @@ async def events(site: Site, request: Request) -> Response:
         try:
             yield b"retry: 2000\n\n"
             if sub.task_id:  # what was written between the page's drawing and this stream
-                turns, offset = transcript.read_from(_transcript(site, sub), offset)
+                turns, offset = await run_in_threadpool(
+                    transcript.read_from, _transcript(site, sub), offset
+                )
                 if turns:
                     yield _turns_event(turns, offset)
             while True:
@@ -563,7 +567,9 @@ async def events(site: Site, request: Request) -> Response:
                     yield _sse("reload", "")
                     return
                 if event.kind == "turns":
-                    turns, offset = transcript.read_from(_transcript(site, sub), offset)
+                    turns, offset = await run_in_threadpool(
+                        transcript.read_from, _transcript(site, sub), offset
+                    )
                     if turns:
                         yield _turns_event(turns, offset)
                 else:

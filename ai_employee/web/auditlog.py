@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,36 @@ def newest(logs_dir: Path, filters: LogFilters, limit: int = MAX_ENTRIES) -> lis
 
 
 TAIL_BYTES = 64 * 1024
+MAX_DAY_BYTES = 64 * 1024 * 1024
+"""The log page reads at most this much of one day's file (its end)."""
+
+
+def read_regular(path: Path, limit: int, from_end: bool = False) -> bytes:
+    """Up to `limit` bytes of a regular file (its last ones with `from_end`), never through a
+    symlink, never blocking on a FIFO; b"" for anything else or an error."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return b""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return b""
+        if from_end and st.st_size > limit:
+            os.lseek(fd, st.st_size - limit, os.SEEK_SET)
+        chunks = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def last_entry(logs_dir: Path) -> dict[str, Any] | None:
@@ -75,13 +106,7 @@ def last_entry(logs_dir: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     for path in files:
-        try:
-            with path.open("rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                handle.seek(max(0, size - TAIL_BYTES))
-                tail = handle.read()
-        except OSError:
-            continue
+        tail = read_regular(path, TAIL_BYTES, from_end=True)
         for raw in reversed(tail.splitlines()):
             entry = _parse(raw)
             if entry is not None:
@@ -106,10 +131,7 @@ def _backwards(logs_dir: Path) -> Iterator[dict[str, Any]]:
     except OSError:
         return
     for path in files:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
+        data = read_regular(path, MAX_DAY_BYTES, from_end=True)
         for raw in reversed(data.splitlines()):
             entry = _parse(raw)
             if entry is not None:

@@ -137,7 +137,12 @@ class LiveVault:
         board = False
         events: dict[tuple[str, str | None], Event] = {}
         for path in paths:
-            for event in self._events_for(path):
+            try:
+                found = self._events_for(path)
+            except Exception:  # one odd file must not cost the others their update
+                log.exception("dashboard: cannot take a changed path", target=str(path))
+                continue
+            for event in found:
                 if event.kind == "board":
                     board = True
                 else:

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import fsops
+from ..errors import DashboardError
 
 TOKEN_FILE = "dashboard-token"  # noqa: S105 - a file name, not a secret
 TOKEN_COOKIE = "ai_employee_token"  # noqa: S105 - a cookie name
@@ -43,12 +44,14 @@ def is_loopback(host: str) -> bool:
 def load_or_create_token(machinery: Path, tmp: Path) -> tuple[str, bool]:
     """The page's access token, and whether it was just made (then it is printed once)."""
     path = machinery / TOKEN_FILE
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise DashboardError(f"dashboard: {str(path)!r} is not a plain file; remove it")
     try:
-        token = path.read_text().strip()
+        token = path.read_bytes().decode("ascii").strip()
         if len(token) >= 32:
-            os.chmod(path, 0o600)
+            os.chmod(path, 0o600, follow_symlinks=False)
             return token, False
-    except FileNotFoundError:
+    except (FileNotFoundError, UnicodeDecodeError):
         pass
     token = secrets.token_urlsafe(32)
     machinery.mkdir(parents=True, exist_ok=True)
@@ -87,13 +90,17 @@ class Guard:
     def token_ok(self, presented: str | None) -> bool:
         if self.token is None:
             return True
-        return presented is not None and hmac.compare_digest(presented, self.token)
+        return presented is not None and hmac.compare_digest(
+            presented.encode("utf-8", "surrogateescape"), self.token.encode()
+        )
 
     def csrf_token(self) -> str:
         return hmac.new(self.secret, b"csrf", hashlib.sha256).hexdigest()
 
     def csrf_ok(self, presented: str | None) -> bool:
-        return presented is not None and hmac.compare_digest(presented, self.csrf_token())
+        return presented is not None and hmac.compare_digest(
+            presented.encode("utf-8", "surrogateescape"), self.csrf_token().encode()
+        )
 
     @staticmethod
     def same_origin(origin: str | None, referer: str | None, host_header: str) -> bool:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..vault import Vault
-from .auditlog import last_entry
+from .auditlog import last_entry, read_regular
+from .view import local
 
 _HOLDER = re.compile(r"pid (\d+) since (\S+)")
 PROC_LOCKS = Path("/proc/locks")
@@ -33,7 +34,7 @@ class ServiceState:
     def words(self) -> str:
         if not self.running:
             return "service not running"
-        since = f" since {self.since.astimezone():%Y-%m-%d %H:%M}" if self.since else ""
+        since = f" since {local(self.since)}" if self.since else ""
         return f"service running (pid {self.pid}){since}"
 
 
@@ -60,10 +61,7 @@ def _alive(pid: int) -> bool:
 
 
 def read_state(vault: Vault) -> ServiceState:
-    try:
-        holder = vault.lock_file.read_text(errors="replace")
-    except OSError:
-        holder = ""
+    holder = read_regular(vault.lock_file, 200).decode("utf-8", "replace")
     match = _HOLDER.search(holder)
     pid = int(match.group(1)) if match else None
     since = _parse_time(match.group(2)) if match else None

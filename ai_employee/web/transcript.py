@@ -9,6 +9,8 @@ follows a live run asks only for what is new.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,17 +121,28 @@ def turns_of(record: dict[str, Any]) -> list[Turn]:
 
 def read_from(path: Path, offset: int) -> tuple[list[Turn], int]:
     """The turns of the complete lines after `offset`, and the offset after them. A file
-    shorter than `offset` was started again (a new attempt): it is read from its start."""
+    shorter than `offset` was started again (a new attempt): it is read from its start. Only a
+    regular file is read (never through a symlink, never a FIFO); a line longer than
+    `MAX_READ_BYTES` is left out, said in one turn."""
     try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, 2)
-            if size < offset:
-                offset = 0
-            handle.seek(offset)
-            chunk = handle.read(MAX_READ_BYTES)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
         return [], offset
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return [], offset
+        if st.st_size < offset:
+            offset = 0
+        chunk = os.pread(fd, MAX_READ_BYTES, offset)
+    except OSError:
+        return [], offset
+    finally:
+        os.close(fd)
     end = chunk.rfind(b"\n") + 1
+    if end == 0 and len(chunk) == MAX_READ_BYTES:  # one line longer than a whole read
+        note = Turn("error", f"a line of over {MAX_READ_BYTES:,} bytes was left out", "output")
+        return [note], offset + len(chunk)  # its rest is not JSON: skipped at the next read
     turns: list[Turn] = []
     for raw in chunk[:end].splitlines():
         try:

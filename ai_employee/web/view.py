@@ -56,12 +56,32 @@ NEEDS_YOU = frozenset({"waiting", "failed", "refused"})
 """Columns whose cards wait for a person (the page's badge counts them, rejected aside)."""
 
 
+MAX_MONEY = 1e9
+"""A `cost_usd` (or `duration_s`) above this is not taken for a figure."""
+
+
 def money(value: object) -> float | None:
     """A `cost_usd` as a number, or None: a person may have written anything there."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
-    return number if math.isfinite(number) and number >= 0 else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and 0 <= number <= MAX_MONEY else None
+
+
+def displayable(text: str) -> str:
+    """Text that can be sent (a file name that is not UTF-8 holds surrogates)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def local_date(when: datetime | None) -> date | None:
+    """`when` as a local date; None for a date the local zone cannot hold (year 1 or 9999)."""
+    try:
+        return when.astimezone().date() if when else None
+    except (OverflowError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,7 @@ class Card:
     @property
     def ref(self) -> str:
         """What the page's links carry: the task_id when it is a safe one, else the path."""
-        return self.task_id or self.rel
+        return self.task_id or displayable(self.rel)
 
     @property
     def needs_you(self) -> bool:
@@ -119,11 +139,19 @@ def card_of(vault: Vault, path: Path, max_bytes: int) -> Card | None:
     try:
         note, snapshot = peek_note(path, vault.root, max_bytes)
     except NoteRefused as err:
-        return Card(rel, folder.value, "refused", "refused", path.stem, error=err.reason)
+        return Card(
+            rel, folder.value, "refused", "refused", displayable(path.stem), error=err.reason
+        )
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as err:  # no permission, an I/O error: said on the card
+        reason = f"cannot be read: {err.strerror or err}"
+        return Card(rel, folder.value, "refused", "refused", displayable(path.stem), error=reason)
     if note.empty:
         return None
+    if displayable(rel) != rel:
+        reason = "its file name is not UTF-8; rename it"
+        return Card(rel, folder.value, "refused", "refused", displayable(path.stem), error=reason)
     return _card(note, rel, folder, snapshot.mtime_ns / 1e9)
 
 
@@ -153,7 +181,7 @@ def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
         error=error,
         created=note.when("created") or note.when("planned_at"),
         completed=completed,
-        completed_day=completed.astimezone().date() if completed else None,
+        completed_day=local_date(completed),
         changed=changed,
     )
 
@@ -324,7 +352,10 @@ def age(card: Card, now: datetime) -> str:
 
 
 def local(when: datetime | None) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M") if when else ""
+    try:
+        return when.astimezone().strftime("%Y-%m-%d %H:%M") if when else ""
+    except (OverflowError, ValueError):
+        return str(when)
 
 
 def utcnow() -> datetime:
