@@ -198,6 +198,7 @@ class RunThread:
                 after,
                 duration,
                 workdir=self.request.workdir,
+                title=claim.note.title,
             )
         )
 

@@ -304,8 +304,6 @@ class MainLoop:
         old = self.index.owners.get(ended.task_id, ended.before)
         new = ended.after or old
         kind = ended.outcome.kind
-        seen = self.index.entries.get(old) if old is not None else None
-        title = seen.title if seen is not None else ended.task_id
         if ended.claim_error:
             log.warning(
                 "run not started",
@@ -332,6 +330,7 @@ class MainLoop:
             event = _TOLD_ENDS[ended.end.status]
             where = new or ended.before
             detail = ended.end.error
+            title = ended.title or ended.task_id
             self.hooks.tell(Notice(event, where, ended.task_id, ended.workdir, title, detail))
         detail = f"{kind.value} {ended.outcome.error}".strip()
         link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id

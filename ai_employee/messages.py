@@ -59,6 +59,8 @@ class RunEnded:
     is not looked at again at once (the safety sweep does), so a failure cannot spin."""
     workdir: Path | None = None
     """The run's work dir (for the notification hooks' `{workdir}`)."""
+    title: str = ""
+    """The task's title as claimed (for the notification hooks)."""
 
 
 @dataclass(frozen=True)
