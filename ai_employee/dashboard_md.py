@@ -1,11 +1,15 @@
 """Dashboard.md: what the service sees, for a person in Obsidian.
 
 `render` is pure: a `DashboardState` in, the markdown out. `DashboardFile` is the main loop's
-model of the file: what changed, when to redraw, and the counts of Done/ and Failed/.
+model of the file: what changed, when to redraw, the counts of Done/ and Failed/, and the
+recent failures. "Needs attention" lists what waits for a person beyond an approval: refused
+notes, held copies, and the most recent failed tasks with their error.
 """
 
 from __future__ import annotations
 
+import heapq
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -15,10 +19,12 @@ from pathlib import Path
 
 from . import fsops
 from .budget import DailyBudget
+from .errors import NoteRefused
 from .index import NoteIndex
 from .lifecycle import Status
+from .notefile import NoteGone, read_note
 from .scheduler import RunRequest
-from .vault import TASK_FOLDERS, Folder, Vault
+from .vault import TASK_FOLDERS, Folder, Vault, is_ignored_name
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,11 @@ def render(state: DashboardState) -> str:
         out.append(f"| {folder} | {detail} |")
     out.append("")
     for heading, lines, empty in (
-        ("Needs attention", state.attention, "Nothing: every note could be read, none is held."),
+        (
+            "Needs attention",
+            state.attention,
+            "Nothing: every note could be read, none is held, none failed.",
+        ),
         ("Running", state.running, "Nothing runs."),
         ("Queue", state.queued, "Empty."),
         ("Waiting for approval", state.waiting_approval, "None."),
@@ -89,6 +99,12 @@ MIN_REDRAW_SECONDS = 1.0
 RECENT_LINES = 15
 """How many finished runs the "Recent" list shows."""
 
+FAILED_LINES = 10
+"""How many failed tasks "Needs attention" lists (the newest in Failed/)."""
+
+DEFAULT_MAX_NOTE_BYTES = 1_048_576
+"""The largest failed note read for its error line, when the owner does not say."""
+
 
 class DashboardFile:
     """Dashboard.md as the main loop keeps it: what changed, when to redraw, the counts of the
@@ -99,10 +115,17 @@ class DashboardFile:
     the next sweep. So a redraw costs the same in a vault of ten notes or of a hundred thousand.
     The file is written atomically, not fsynced (it is rebuilt from the notes), and only when
     more than its time stamp changed. Used by the main loop only.
+
+    The failures are the FAILED_LINES newest notes in Failed/ (by modification time), read at
+    the same counts, and each note the service moves there, at once; one a person moved away
+    (`ai-employee retry`) leaves the list at the next redraw.
     """
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, max_note_bytes: int = DEFAULT_MAX_NOTE_BYTES) -> None:
         self.vault = vault
+        self.max_note_bytes = max_note_bytes
+        self.failures: list[tuple[Path, Line]] = []
+        """The recent failed tasks, newest first, with the notes they are at."""
         self.recent: deque[Line] = deque(maxlen=RECENT_LINES)
         self.finished: dict[Folder, int] = {Folder.DONE: 0, Folder.FAILED: 0}
         self._landed: set[Path] = set()
@@ -117,6 +140,7 @@ class DashboardFile:
         for folder in self.finished:
             self.finished[folder] = self.vault.count_notes(folder)
         self._landed.clear()
+        self.failures = [(p, self._failure(p)) for p in self._newest_failed()]
         self.version += 1
 
     def landed(self, path: Path) -> None:
@@ -127,6 +151,37 @@ class DashboardFile:
             self._landed.add(path)
             self.finished[folder] += 1
             self.version += 1
+        if folder is Folder.FAILED:
+            others = [(p, line) for p, line in self.failures if p != path]
+            self.failures = [(path, self._failure(path)), *others][:FAILED_LINES]
+            self.version += 1
+
+    def _newest_failed(self) -> list[Path]:
+        """The FAILED_LINES newest notes in Failed/ (one lstat each)."""
+        found: list[tuple[int, str]] = []
+        try:
+            with os.scandir(self.vault.folder(Folder.FAILED)) as entries:
+                for entry in entries:
+                    if not entry.name.endswith(".md") or is_ignored_name(entry.name):
+                        continue
+                    try:
+                        found.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.path))
+                    except FileNotFoundError:
+                        continue
+        except FileNotFoundError:
+            return []
+        return [Path(p) for _, p in heapq.nlargest(FAILED_LINES, found)]
+
+    def _failure(self, path: Path) -> Line:
+        """A failed task's line: its title and its error (as far as the note can be read)."""
+        link = link_for(self.vault.root, path)
+        try:
+            note, _ = read_note(path, self.vault.root, self.max_note_bytes)
+        except (NoteRefused, NoteGone, OSError) as err:
+            why = err.reason if isinstance(err, NoteRefused) else type(err).__name__
+            return Line(link, path.name, f"failed (the note cannot be read: {why})")
+        error = str(note.meta.get("error") or "").strip()
+        return Line(link, note.title, f"failed: {error}" if error else "failed")
 
     def ran(self, line: Line) -> None:
         self.recent.appendleft(line)
@@ -190,6 +245,7 @@ class DashboardFile:
                     for p, e in sorted(entries.items())
                     if e.attention
                 ),
+                *(line for p, line in self.failures if os.path.lexists(p)),
             ],
         )
 

@@ -137,7 +137,7 @@ class Service:
             reconciler=self.reconciler,
             runs=self.runs,
             settling=self.settling,
-            dashboard=DashboardFile(self.vault),
+            dashboard=DashboardFile(self.vault, config.max_note_bytes),
             budget=self.budget,
             plans=self.plans,
             hooks=self.hooks,

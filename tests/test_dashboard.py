@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,3 +67,35 @@ def test_rendering_keeps_a_hostile_title_inside_its_link() -> None:
         NOW, {"Done": Counter()}, recent=[Line("Done/x", "a|b]]\nc", "ok")]
     )
     assert "- [[Done/x|a/b] ] c]] - ok" in dashboard_md.render(state)
+
+
+def _failed(folder: Path, name: str, error: str, mtime_ns: int) -> Path:
+    path = folder / name
+    path.write_text(f"---\ntitle: {name[:-3]} task\nstatus: failed\nerror: '{error}'\n---\nbody\n")
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def test_needs_attention_lists_the_newest_failed_tasks_with_their_error(vault: Vault) -> None:
+    failed = vault.folder(Folder.FAILED)
+    base = 1_700_000_000 * 10**9
+    for i in range(dashboard_md.FAILED_LINES + 2):
+        _failed(failed, f"f{i:02}.md", f"agent exited {i}: boom", base + i * 10**9)
+    dashboard = DashboardFile(vault)
+    dashboard.count_finished()
+    text = dashboard_md.render(dashboard.state(NoteIndex(), [], [], DailyBudget(0), NOW))
+    attention = text.split("## Needs attention\n\n")[1].split("\n\n")[0].splitlines()
+    newest = dashboard_md.FAILED_LINES + 1
+    assert (
+        attention[0]
+        == f"- [[Failed/f{newest:02}|f{newest:02} task]] - failed: agent exited {newest}: boom"
+    )
+    assert len(attention) == dashboard_md.FAILED_LINES, "only the newest"
+    assert "f00" not in text and "f01" not in text
+    # One the service moves there is listed at once, first; one a person moved away is not.
+    landed = _failed(failed, "late.md", "attempts spent", base)
+    dashboard.landed(landed)
+    (failed / f"f{newest:02}.md").unlink()
+    state = dashboard.state(NoteIndex(), [], [], DailyBudget(0), NOW)
+    assert state.attention[0] == Line("Failed/late", "late task", "failed: attempts spent")
+    assert all(line.link != f"Failed/f{newest:02}" for line in state.attention)

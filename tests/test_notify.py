@@ -102,6 +102,11 @@ def test_a_failing_agent_fires_on_failed_then_on_needs_attention(
         drop(vault, tmp_path, "Break.md", task("Break"))
         failed = wait_status(vault.folder(Folder.FAILED) / "Break.md", "failed")
         wait_for(lambda: len(told(ledger)) >= 2, what="both hooks")
+        listed = f"- [[Failed/Break|Break]] - failed: {failed.meta['error']}"
+        wait_for(
+            lambda: listed in vault.dashboard.read_text().split("## Running")[0],
+            what="Dashboard.md's Needs attention to list the failed task",
+        )
     calls = told(ledger)
     assert [c["tag"] for c in calls] == ["failed", "needs_attention"]
     for call in calls:
