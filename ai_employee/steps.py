@@ -3,7 +3,8 @@
 One small function per action (`STEPS`), each given the note as it was read and the decision,
 each returning where the note is now and the last file it placed there (`Stepped`). They run
 in the main loop; their writes are edits of our keys (notefile) and moves. Running a task is
-not a write here: the step offers it to the runs, whose thread claims it.
+not a write here: the step offers it to the runs, whose thread claims it. A step that leaves a
+note for a person (held for approval, a copy held, attempts spent) tells the hooks (notify.py).
 """
 
 from __future__ import annotations
