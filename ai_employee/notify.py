@@ -146,6 +146,10 @@ class Hooks:
         self._queue: queue.Queue[Notice | None] = queue.Queue(QUEUE_LIMIT + 1)
         self._dropped = 0
         self._stop_at: float | None = None
+        """Set by `stop`: the drain's deadline (the thread reads it)."""
+        self._wake_r = self._wake_w = -1
+        """A pipe (made by `start`): a byte from `stop` wakes a running hook's wait, so it
+        meets the drain's deadline."""
         self._thread = threading.Thread(target=self._main, name="hooks", daemon=True)
 
     @property
@@ -158,6 +162,7 @@ class Hooks:
     def start(self) -> None:
         """Start the thread, if any hook is set."""
         if self.enabled:
+            self._wake_r, self._wake_w = os.pipe()
             self._thread.start()
 
     def tell(self, notice: Notice) -> None:
@@ -194,7 +199,12 @@ class Hooks:
         drain = min(self.timeout, STOP_DRAIN_SECONDS)
         self._stop_at = time.monotonic() + drain
         self._queue.put_nowait(None)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"s")
         self._thread.join(drain + 5)
+        if not self._thread.is_alive():
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
 
     # --- the hooks thread -------------------------------------------------------------------
 
@@ -258,7 +268,7 @@ class Hooks:
             )
             return
         try:
-            output, timed_out = _follow(proc, deadline)
+            output, timed_out = self._follow(proc, deadline)
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
@@ -280,26 +290,30 @@ class Hooks:
             return
         log.warning("hook failed", **fields, parameters=parameters, error=error)
 
-
-def _follow(proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bool]:
-    """Read the hook's output (keeping OUTPUT_LIMIT bytes) until it exits; True if the deadline
-    came first."""
-    assert proc.stdout is not None
-    kept = bytearray()
-    fd = proc.stdout.fileno()
-    with selectors.PollSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while True:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                return bytes(kept), True
-            if not selector.select(wait):
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            kept += chunk[: max(0, OUTPUT_LIMIT - len(kept))]
-    return bytes(kept), not _wait_child(proc, max(0.01, deadline - time.monotonic()))
+    def _follow(self, proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, bool]:
+        """Read the hook's output (keeping OUTPUT_LIMIT bytes) until it exits; True if the
+        deadline (or the stop's drain deadline) came first."""
+        assert proc.stdout is not None
+        kept = bytearray()
+        fd = proc.stdout.fileno()
+        with selectors.PollSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ, "out")
+            selector.register(self._wake_r, selectors.EVENT_READ, "stop")
+            ended = False
+            while not ended:
+                if self._stop_at is not None:
+                    deadline = min(deadline, self._stop_at)
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return bytes(kept), True
+                for key, _ in selector.select(wait):
+                    if key.data == "stop":
+                        selector.unregister(self._wake_r)  # the deadline is read above, once
+                        continue
+                    chunk = os.read(fd, 1 << 16)
+                    ended = not chunk
+                    kept += chunk[: max(0, OUTPUT_LIMIT - len(kept))]
+        return bytes(kept), not _wait_child(proc, max(0.01, deadline - time.monotonic()))
 
 
 def _wait_child(proc: subprocess.Popen[bytes], timeout: float) -> bool:

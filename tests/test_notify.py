@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 import structlog.testing
 
 from ai_employee.config import Config
-from ai_employee.notify import QUEUE_LIMIT, Event, Hooks, Notice
+from ai_employee.notify import QUEUE_LIMIT, STOP_DRAIN_SECONDS, Event, Hooks, Notice
 from ai_employee.vault import Folder, Vault
 
 from .helpers import wait_for
@@ -256,3 +257,26 @@ def test_hooks_get_the_service_environment_without_claudecode(
         [call] = wait_for(lambda: told(ledger, "done"), what="on_done")
     assert call["env"]["NOTIFY_TOKEN"] == "secret"
     assert "CLAUDECODE" not in call["env"]
+
+
+def test_on_stop_a_running_hook_gets_the_drain_then_the_rest_is_abandoned(
+    vault: Vault, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    on_done = f"sh -c 'echo $$ >> {pids}; exec sleep 60'"
+    config = svc_config(vault, agent_command="true", on_done=on_done, hook_timeout_seconds=60)
+    with running_service(config):
+        for name in ["One.md", "Two.md"]:
+            drop(vault, tmp_path, name, task(name))
+            wait_status(vault.folder(Folder.DONE) / name, "done")
+        wait_for(lambda: pids.exists() and pids.read_text().strip(), what="the first hook")
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < STOP_DRAIN_SECONDS + 5, (
+        "the stop waited for the drain only"
+    )
+    [failed] = events(vault, "hook failed")
+    assert failed["error"] == "still running when the service stopped; stopped"
+    [abandoned] = events(vault, "notifications abandoned")
+    assert abandoned["parameters"] == {"abandoned": 1} and abandoned["level"] == "warning"
+    [pid] = pids.read_text().split()
+    assert not Path(f"/proc/{pid}").exists()
