@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from .agents.base import Agent, Outcome, OutcomeKind, RunSpec, RunState
+from .commandline import contract_env
 from .processes import kill_group, process_start_ticks, stop_group
 from .runrecords import RunJournal
 
@@ -35,12 +36,7 @@ _CANCEL, _INTERRUPT = b"c", b"i"
 
 def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, str]:
     """The service's environment, minus CLAUDECODE, plus the AI_EMPLOYEE_TASK_* variables."""
-    env = dict(os.environ if base is None else base)
-    env.pop("CLAUDECODE", None)
-    env["AI_EMPLOYEE_TASK_ID"] = spec.task_id
-    env["AI_EMPLOYEE_TASK_FILE"] = str(spec.note_path)
-    env["AI_EMPLOYEE_VAULT"] = str(spec.vault)
-    return env
+    return contract_env(spec.task_id, spec.note_path, spec.vault, base)
 
 
 class StopPipe:

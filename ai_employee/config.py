@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from . import commandline
 from .errors import ConfigError
 
-Kind = Literal["str", "int", "float", "bool", "list", "path", "choice", "executable"]
+Kind = Literal["str", "int", "float", "bool", "list", "path", "choice", "executable", "command"]
+"""How a key's value is parsed; "command" is a string that must split into a command line with
+only the agent contract's placeholders (commandline.split), or be empty."""
 
 CONFIG_FILE_NAME = ".ai-employee.toml"
 """The configuration file's name inside the vault."""
@@ -67,7 +70,7 @@ KEYS: tuple[KeySpec, ...] = (
         "planner", "choice", "template", "how plans are written", choices=("template", "claude")
     ),
     KeySpec("agent", "choice", "claude", "which agent runs tasks", choices=("claude", "command")),
-    KeySpec("agent_command", "str", "", "the command line for agent = command"),
+    KeySpec("agent_command", "command", "", "the command line for agent = command"),
     KeySpec(
         "claude_path",
         "executable",
@@ -130,6 +133,28 @@ KEYS: tuple[KeySpec, ...] = (
         minimum=0,
         maximum=65535,
     ),
+    KeySpec(
+        "on_pending_approval",
+        "command",
+        "",
+        "notification hook: a task waits in Pending_Approval/ for a person (a command line "
+        "with the agent contract's placeholders, run without a shell; docs/OPERATIONS.md)",
+    ),
+    KeySpec("on_done", "command", "", "notification hook: a task's run ended done"),
+    KeySpec("on_failed", "command", "", "notification hook: a task failed (it is in Failed/)"),
+    KeySpec(
+        "on_needs_attention",
+        "command",
+        "",
+        "notification hook: a note was refused, a copy is held, or a task failed",
+    ),
+    KeySpec(
+        "hook_timeout_seconds",
+        "float",
+        30.0,
+        "a notification hook still running after this is stopped",
+        minimum=1,
+    ),
 )
 KEYS_BY_NAME: Mapping[str, KeySpec] = {spec.name: spec for spec in KEYS}
 
@@ -191,6 +216,11 @@ class Config:
     log_retention_days: int
     dashboard_host: str
     dashboard_port: int
+    on_pending_approval: str
+    on_done: str
+    on_failed: str
+    on_needs_attention: str
+    hook_timeout_seconds: float
     types: Mapping[str, TypeConfig] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -326,6 +356,11 @@ def parse_value(spec: KeySpec, raw: Any, source: str, base: Path) -> Any:
         if not raw.strip():
             raise bad("expected a program name or path")
         return resolve_executable(raw, base)
+    if spec.kind == "command":
+        try:
+            commandline.split(raw)
+        except ValueError as err:
+            raise bad(str(err)) from err
     return raw
 
 

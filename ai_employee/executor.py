@@ -188,7 +188,19 @@ class RunThread:
             after, end = self.path, None
         if after is not None and end is not None:
             self._follow_in_plan(after, end.status)
-        self.ctx.post(RunEnded(self.run_id, self.task_id, outcome, end, self.path, after, duration))
+        self.ctx.post(
+            RunEnded(
+                self.run_id,
+                self.task_id,
+                outcome,
+                end,
+                self.path,
+                after,
+                duration,
+                workdir=self.request.workdir,
+                title=claim.note.title,
+            )
+        )
 
     def _follow_in_plan(self, where: Path, status: Status) -> None:
         """The plan's head follows the note to where its end put it. Here, not in the main

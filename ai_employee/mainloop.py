@@ -28,6 +28,7 @@ from .config import Config
 from .coordinator import RunCoordinator
 from .hints import Hint, Kind
 from .index import NoteIndex
+from .lifecycle import Status
 from .messages import (
     AgentGone,
     Claimed,
@@ -38,6 +39,7 @@ from .messages import (
     RunEnded,
     StopRequested,
 )
+from .notify import Event, Notice, Tell
 from .planner import Plans
 from .reconcile import Reconciler
 from .sdnotify import WatchdogPinger
@@ -53,6 +55,10 @@ LOOKS_PER_TURN = 16
 COLD_STOP_SECONDS = 30.0
 """After a cold stop, how long the loop waits for the runs' ends before it exits anyway (a run
 stops its agent's group within two seconds; this bounds a run that cannot record)."""
+
+
+_TOLD_ENDS = {Status.DONE: Event.DONE, Status.FAILED: Event.FAILED}
+"""The ends of a run a person is told of (a cancel is theirs; a retry is not news)."""
 
 
 @dataclass
@@ -83,6 +89,8 @@ class MainLoop:
     dashboard: dashboard_md.DashboardFile
     budget: DailyBudget
     plans: Plans
+    hooks: Tell
+    """Told when a run's end leaves its task done or failed."""
     once: bool
     stats: Stats = field(default_factory=Stats)
     watcher: VaultWatcher | None = None
@@ -107,6 +115,7 @@ class MainLoop:
         """What the plans record of every task, then every active note; the sweep's clock
         starts now."""
         self.reconciler.records.load()
+        self.reconciler.told.load()
         seen = self.reconciler.reconcile_all()
         self.dashboard.count_finished()
         self.draw_dashboard(force=True)
@@ -317,6 +326,12 @@ class MainLoop:
                 self.reconciler.look(new, force=True)
         if kind is OutcomeKind.SKIPPED:
             return
+        if ended.end is not None and ended.end.status in _TOLD_ENDS:
+            event = _TOLD_ENDS[ended.end.status]
+            where = new or ended.before
+            detail = ended.end.error
+            title = ended.title or ended.task_id
+            self.hooks.tell(Notice(event, where, ended.task_id, ended.workdir, title, detail))
         detail = f"{kind.value} {ended.outcome.error}".strip()
         link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id
         self.dashboard.ran(dashboard_md.Line(link, ended.task_id, detail))

@@ -57,6 +57,10 @@ class RunEnded:
     claim_error: bool = False
     """The claim failed on our side (a bug, the disk), not because the note changed: the note
     is not looked at again at once (the safety sweep does), so a failure cannot spin."""
+    workdir: Path | None = None
+    """The run's work dir (for the notification hooks' `{workdir}`)."""
+    title: str = ""
+    """The task's title as claimed (for the notification hooks)."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from .notefile import (
     note_from_bytes,
     signature_of,
 )
+from .notify import Event, Notice, Tell, ToldRefusals, fingerprint
 from .records import TaskRecords
 from .steps import (
     CONTINUES,
@@ -69,6 +70,9 @@ class Reconciler:
     index: NoteIndex
     plans: planner.Plans
     records: TaskRecords
+    hooks: Tell
+    told: ToldRefusals
+    """The refused notes a person was told of (once per note content, across restarts)."""
     step_observers: list[StepObserver] = field(default_factory=list)
 
     @property
@@ -90,6 +94,7 @@ class Reconciler:
             seen.append(path)
             self.look(path)
         self.index.keep_only(seen)
+        self.told.keep_only(self.vault.rel(p) for p in self.index.refused)
         return len(seen)
 
     # --- one note ---------------------------------------------------------------------------
@@ -140,6 +145,7 @@ class Reconciler:
             return None
         if self.index.accept(path):
             log.info("note accepted", target=self.vault.rel(path), result="refusal cleared")
+            self.told.forget(self.vault.rel(path))
         task_type = note.task_type or self.config.default_type
         id_changes: dict[str, Any]
         other: EditOf | CopyOf | None = None
@@ -202,6 +208,7 @@ class Reconciler:
             self.runs,
             self.plans,
             self.records,
+            self.hooks,
             self.actor,
             self.now(),
         )
@@ -391,13 +398,21 @@ class Reconciler:
             signature = signature_of(os.lstat(path))
         except FileNotFoundError:
             return
+        rel = self.vault.rel(path)
         if self.index.refuse(path, signature, reason):
             log.error(
                 "note refused",
                 action_type="refuse",
-                target=self.vault.rel(path),
+                target=rel,
                 result="left untouched",
                 error=reason,
+            )
+        # Told once per note content: not again at a sweep, a rescan or a restart.
+        if self.hooks.wants(Event.NEEDS_ATTENTION) and self.told.first(
+            rel, fingerprint(path, reason, self.config.max_note_bytes)
+        ):
+            self.hooks.tell(
+                Notice(Event.NEEDS_ATTENTION, path, title=path.name, detail=f"refused: {reason}")
             )
 
 

@@ -8,6 +8,8 @@ Threads, and what each may change:
 - one thread per run (executor.py): its claim and its end on its own note, its prompt, its
   agent process and transcript, its lines in the run journal; posts what happened;
 - a planner thread per Claude plan (planner = "claude"): the plan file; posts when written;
+- the hooks thread (notify.py), when a notification hook is set: the hooks' processes; the
+  main loop puts notices on its own bounded queue, it posts nothing back;
 - the watchdog pinger (sdnotify.py): WATCHDOG=1 datagrams.
 Every thread's word reaches the main loop as a message on its one queue (messages.py).
 """
@@ -40,6 +42,7 @@ from .logs import os_user, remove_old_logs
 from .mainloop import MainLoop
 from .messages import Message, StopRequested
 from .notefile import NoteStore
+from .notify import Hooks, ToldRefusals
 from .planner import Plans
 from .reconcile import Reconciler
 from .records import TaskRecords
@@ -108,6 +111,7 @@ class Service:
             config.claude_path,
             self.inbox.put,
         )
+        self.hooks = Hooks(config)
         self.records = TaskRecords(
             self.vault, NoteStore(self.vault.root, self.vault.tmp, config.max_note_bytes)
         )
@@ -120,6 +124,8 @@ class Service:
             index=self.index,
             plans=self.plans,
             records=self.records,
+            hooks=self.hooks,
+            told=ToldRefusals(self.vault.machinery / "told.json", self.vault.tmp),
         )
         self.settling = Settling(config.settle_seconds)
         self.loop = MainLoop(
@@ -134,6 +140,7 @@ class Service:
             dashboard=DashboardFile(self.vault),
             budget=self.budget,
             plans=self.plans,
+            hooks=self.hooks,
             once=once,
         )
         self.stats = self.loop.stats
@@ -154,12 +161,14 @@ class Service:
             )
             self.loop.watcher = self.watcher
             self.watcher.start()  # before the first reconcile: nothing falls between the two
+            self.hooks.start()
             try:
                 self._serve(removed)
             finally:
                 if self.loop.pinger is not None:
                     self.loop.pinger.stop()
                 self.watcher.stop()
+                self.hooks.stop()  # after the runs' ends: what they told is run (briefly)
                 self.journal.close()
             self.loop.draw_dashboard(force=True)
             log.info(

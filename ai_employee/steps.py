@@ -3,7 +3,8 @@
 One small function per action (`STEPS`), each given the note as it was read and the decision,
 each returning where the note is now and the last file it placed there (`Stepped`). They run
 in the main loop; their writes are edits of our keys (notefile) and moves. Running a task is
-not a write here: the step offers it to the runs, whose thread claims it.
+not a write here: the step offers it to the runs, whose thread claims it. A step that leaves a
+note for a person (held for approval, a copy held, attempts spent) tells the hooks (notify.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import structlog
 
 from . import planner
 from .config import Config
+from .errors import NoteRefused
 from .identity import CopyOf
 from .lifecycle import Action, Status, Step
 from .notefile import NoteStore, Placed, move_note, remove_if_unchanged
+from .notify import Event, Notice, Tell
 from .records import Record, TaskRecords
 from .run_end import RetryPolicy, decide_interrupted
 from .scheduler import RunRequest
-from .taskfile import OWNED_KEYS, TaskNote, edit_note_text, held_reason, parse_note
+from .taskfile import HELD_AS_COPY, OWNED_KEYS, TaskNote, edit_note_text, held_reason, parse_note
 from .vault import Folder, Vault, workdir_for
 
 log = structlog.get_logger(__name__)
@@ -60,6 +63,8 @@ class StepContext:
     runs: Runs
     plans: planner.Plans
     records: TaskRecords
+    tell: Tell
+    """Where a step that leaves a note for a person tells them (the notification hooks)."""
     actor: str
     now: datetime
 
@@ -142,6 +147,20 @@ def _move(
     return new
 
 
+def _tell(ctx: StepContext, event: Event, d: Decided, where: Path, detail: str) -> None:
+    """Tell a person of this note, now at `where` (its work dir if it has a valid one)."""
+    try:
+        workdir: Path | None = workdir_of(ctx.config, d.note, d.task_id)
+    except NoteRefused:
+        workdir = None
+    ctx.tell.tell(Notice(event, where, d.task_id, workdir, d.note.title, detail))
+
+
+def _asked(ctx: StepContext, d: Decided, where: Path) -> None:
+    """The note waits in Pending_Approval/ for a person's approval: tell them."""
+    _tell(ctx, Event.PENDING_APPROVAL, d, where, f"type {d.task_type} waits for approval")
+
+
 def workdir_of(config: Config, note: TaskNote, task_id: str) -> Path:
     """apps/<language>/<app>/ for this note, checked to stay inside the allowed roots."""
     return workdir_for(
@@ -175,9 +194,10 @@ def hold_copy(ctx: StepContext, d: Decided) -> Stepped:
         result="waits for a person's approval",
         error=why,
     )
-    if ctx.vault.folder_of(d.path) is Folder.PENDING_APPROVAL:
-        return Stepped(d.path, placed, held_because=why)
-    held = _move(ctx, d.path, Folder.PENDING_APPROVAL, d.task_id, "copy held")
+    held = d.path
+    if ctx.vault.folder_of(d.path) is not Folder.PENDING_APPROVAL:
+        held = _move(ctx, d.path, Folder.PENDING_APPROVAL, d.task_id, "copy held")
+    _tell(ctx, Event.NEEDS_ATTENTION, d, held, HELD_AS_COPY + why)
     return Stepped(held, placed, held_because=why)
 
 
@@ -323,6 +343,7 @@ def interrupted(ctx: StepContext, d: Decided) -> Stepped:
     if counted.folder is None:
         return Stepped(d.path, placed)
     moved = _move(ctx, d.path, counted.folder, d.task_id, "attempts spent", Status.FAILED)
+    _tell(ctx, Event.FAILED, d, moved, counted.error)
     return Stepped(moved, placed)
 
 
@@ -354,9 +375,10 @@ def set_status(ctx: StepContext, d: Decided) -> Stepped:
     if d.step.status is Status.EXECUTING:
         return restore_claim(ctx, d)
     assert d.step.status is not None, d.step
-    return Stepped(
-        d.path, _write(ctx, d.path, {**d.id_changes, "status": d.step.status}, d.task_id)
-    )
+    placed = _write(ctx, d.path, {**d.id_changes, "status": d.step.status}, d.task_id)
+    if d.step.status is Status.PENDING_APPROVAL:  # a note put in Pending_Approval/ by hand
+        _asked(ctx, d, d.path)
+    return Stepped(d.path, placed)
 
 
 def hold(ctx: StepContext, d: Decided) -> Stepped:
@@ -365,11 +387,12 @@ def hold(ctx: StepContext, d: Decided) -> Stepped:
     if d.id_changes or d.note.status is not Status.PENDING_APPROVAL:
         changes = {**d.id_changes, "status": Status.PENDING_APPROVAL}
         placed = _write(ctx, d.path, changes, d.task_id)
+    where = d.path
     if d.step.place is not None and ctx.vault.folder_of(d.path) is not d.step.place:
         why = "waits for approval"
-        moved = _move(ctx, d.path, d.step.place, d.task_id, why, Status.PENDING_APPROVAL)
-        return Stepped(moved, placed)
-    return Stepped(d.path, placed)
+        where = _move(ctx, d.path, d.step.place, d.task_id, why, Status.PENDING_APPROVAL)
+    _asked(ctx, d, where)
+    return Stepped(where, placed)
 
 
 def move(ctx: StepContext, d: Decided) -> Stepped:

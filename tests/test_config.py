@@ -103,6 +103,46 @@ def test_bad_values_name_key_value_and_source(
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "key", ["on_pending_approval", "on_done", "on_failed", "on_needs_attention"]
+)
+def test_notification_hooks_are_checked_when_the_config_loads(vault: Vault, key: str) -> None:
+    config = load_config(vault.root, env={})
+    assert getattr(config, key) == "" and config.hook_timeout_seconds == 30
+    good = "notify-send 'ai-employee' {task_id} --file={task_file} {workdir} {prompt_file}"
+    shell = "sh -c 'echo ${HOME} {task_id}'"  # a shell's ${...} is not a placeholder
+    _write(vault, f"{key} = {good!r}\n")
+    assert getattr(load_config(vault.root, env={}), key) == good
+    assert getattr(load_config(vault.root, env={env_name(key): shell}), key) == shell
+    path = vault.root / ".ai-employee.toml"
+    for raw, source, why in [
+        ("notify 'unclosed", f"from {path}", "cannot be split: No closing quotation"),
+        ("notify {title}", f"from {path}", "unknown placeholder {title} (known: {prompt_file}"),
+    ]:
+        _write(vault, f"{key} = {raw!r}\n")
+        with pytest.raises(ConfigError) as caught:
+            load_config(vault.root, env={})
+        assert str(caught.value).startswith(f"{key} = {raw!r} {source}: {why}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(vault.root, env={env_name(key): "x {tasks_id}"})
+    assert str(caught.value).startswith(
+        f"{key} = 'x {{tasks_id}}' from env {env_name(key)}: unknown placeholder {{tasks_id}}"
+    )
+
+
+def test_agent_command_is_checked_by_the_same_rule(vault: Vault) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(vault.root, env={"AI_EMPLOYEE_AGENT_COMMAND": "agent {prompt}"})
+    assert "agent_command = 'agent {prompt}' from env AI_EMPLOYEE_AGENT_COMMAND: unknown" in str(
+        caught.value
+    )
+
+
+def test_hook_timeout_has_a_floor(vault: Vault) -> None:
+    with pytest.raises(ConfigError, match=r"hook_timeout_seconds = '0' .*at least 1"):
+        load_config(vault.root, env={"AI_EMPLOYEE_HOOK_TIMEOUT_SECONDS": "0"})
+
+
 def test_unknown_env_variables_are_not_configuration(vault: Vault) -> None:
     env = {"AI_EMPLOYEE_TASK_ID": "abc", "AI_EMPLOYEE_TASK_FILE": "/x", "AI_EMPLOYEE_COLOUR": "red"}
     assert isinstance(load_config(vault.root, env=env), Config)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
+from .. import commandline
 from ..errors import ConfigError
 from .base import Outcome, OutcomeKind, RunSpec, RunState
-
-PLACEHOLDERS = ("{prompt_file}", "{task_file}", "{workdir}", "{task_id}")
 
 
 class CommandAgent:
@@ -18,10 +16,10 @@ class CommandAgent:
     name = "command"
 
     def __init__(self, command: str) -> None:
-        try:
-            self.template = shlex.split(command)
+        try:  # config.load_config checked it already; this is for an agent made by hand
+            self.template = commandline.split(command)
         except ValueError as err:
-            raise ConfigError(f"agent_command = {command!r}: cannot be split: {err}") from err
+            raise ConfigError(f"agent_command = {command!r}: {err}") from err
         if not self.template:
             raise ConfigError(
                 "agent_command = '' : agent = \"command\" needs a command line, e.g. "
@@ -30,18 +28,10 @@ class CommandAgent:
         self.reads_prompt = any("{prompt_file}" in element for element in self.template)
 
     def argv(self, spec: RunSpec) -> list[str]:
-        values = {
-            "{prompt_file}": str(spec.prompt_file),
-            "{task_file}": str(spec.note_path),
-            "{workdir}": str(spec.workdir),
-            "{task_id}": spec.task_id,
-        }
-        out = []
-        for element in self.template:
-            for placeholder, value in values.items():
-                element = element.replace(placeholder, value)  # never re-split: data stays data
-            out.append(element)
-        return out
+        return commandline.substitute(
+            self.template,
+            commandline.values(spec.prompt_file, spec.note_path, spec.workdir, spec.task_id),
+        )
 
     def stdin(self, spec: RunSpec) -> Path | None:
         return None
