@@ -101,17 +101,7 @@ def read_regular(path: Path, limit: int, from_end: bool = False) -> bytes:
 def last_entry(logs_dir: Path) -> dict[str, Any] | None:
     """The newest entry of the log (the service's last word), if any: read from the end of
     the newest day's file, whatever its size."""
-    try:
-        files = sorted(logs_dir.glob("????-??-??.jsonl"), reverse=True)
-    except OSError:
-        return None
-    for path in files:
-        tail = read_regular(path, TAIL_BYTES, from_end=True)
-        for raw in reversed(tail.splitlines()):
-            entry = _parse(raw)
-            if entry is not None:
-                return entry
-    return None
+    return next(_backwards(logs_dir, TAIL_BYTES), None)
 
 
 def actions(logs_dir: Path, scan: int = 2000) -> list[str]:
@@ -125,13 +115,14 @@ def actions(logs_dir: Path, scan: int = 2000) -> list[str]:
     return sorted(seen)
 
 
-def _backwards(logs_dir: Path) -> Iterator[dict[str, Any]]:
+def _backwards(logs_dir: Path, per_day: int = MAX_DAY_BYTES) -> Iterator[dict[str, Any]]:
+    """Entries newest first, from the last `per_day` bytes of each day's file."""
     try:
         files = sorted(logs_dir.glob("????-??-??.jsonl"), reverse=True)
     except OSError:
         return
     for path in files:
-        data = read_regular(path, MAX_DAY_BYTES, from_end=True)
+        data = read_regular(path, per_day, from_end=True)
         for raw in reversed(data.splitlines()):
             entry = _parse(raw)
             if entry is not None:
