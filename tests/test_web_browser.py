@@ -131,12 +131,16 @@ def test_filter_the_board(page: Page, served: tuple[Config, Running], vault: Vau
     page.goto(base(running) + "/")
     cards = page.locator("[data-column=done] .card .title")
     expect(cards).to_have_count(3)
+    # Each choice submits the form: wait for the page it loads before the next choice.
     page.select_option("select[name=type]", "web")  # applies at once
+    page.wait_for_url("**type=web**")
     expect(cards).to_have_count(2)
     page.select_option("select[name=priority]", "low")
+    page.wait_for_url("**priority=low**")
     expect(cards).to_have_text(["Gamma"])
     page.fill("input[name=q]", "alp")
     page.select_option("select[name=priority]", "")
+    page.wait_for_url("**q=alp**")
     expect(cards).to_have_text(["Alpha"])
     assert "type=web" in page.url and "q=alp" in page.url
 
