@@ -36,6 +36,7 @@ from .logs import (
     os_user,
 )
 from .service import Service
+from .usage_limit import load_pause
 from .vault import Vault, init_vault
 
 
@@ -303,11 +304,20 @@ def _status(cmd: Invocation) -> int:
     report = inventory.scan(cmd.vault, cmd.config.max_note_bytes)
     now = datetime.now(UTC)
     budget = DailyBudget.from_logs(cmd.vault.logs, cmd.config.daily_budget_usd, now)
+    pause = load_pause(cmd.vault.machinery, now) if cmd.config.agent == "claude" else None
     if cmd.args.json:
-        extra = {"cost_today_usd": budget.spent_on(now), "daily_budget_usd": budget.limit_usd}
+        extra = {
+            "cost_today_usd": budget.spent_on(now),
+            "daily_budget_usd": budget.limit_usd,
+            "paused_until": pause.until.isoformat() if pause else None,
+            "usage_limit": pause.limit if pause else None,
+        }
         _print(report.as_json(cmd.vault.root) | extra)
     else:
-        _print(inventory.render_text(report, cmd.vault.root, budget.status_line(now)))
+        lines = [budget.status_line(now)]
+        if pause is not None:
+            lines.append(f"claude runs are {pause.says(now)}: nothing starts before then")
+        _print(inventory.render_text(report, cmd.vault.root, *lines))
     return 0
 
 

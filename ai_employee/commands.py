@@ -15,7 +15,7 @@ from .config import Config
 from .errors import NoteRefused, TaskNotFound, UsageError
 from .lifecycle import HOME, Priority, Status, check_command
 from .notefile import NoteStore, move_note
-from .taskfile import TaskNote, new_task_id, render_value
+from .taskfile import TaskNote, grant_requested, new_task_id, render_value, tool_rules
 from .vault import TASK_FOLDERS, Folder, Vault, check_name
 
 log = structlog.get_logger(__name__)
@@ -145,11 +145,24 @@ class Edited:
 
 
 def approve(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
-    """A person's approval, recorded; back to Needs_Action (`approved` until it has a plan)."""
+    """A person's approval, recorded; back to Needs_Action (`approved` until it has a plan).
+    Tools the agent asked for are granted to this task (its resumed session may use them)."""
     found = find_task(vault, config, ref)
     new = Status.PLANNED if found.note.meta.get("plan") else Status.APPROVED
     changes = {"approved_at": now, "approved_by": actor, "next_attempt_at": None}
-    return _edit(vault, config, "approve", found, new, changes, Folder.NEEDS_ACTION, actor)
+    granted = grant_requested(found.note.meta)
+    logged = {"granted_tools": tool_rules(found.note.meta, "requested_tools")} if granted else {}
+    return _edit(
+        vault,
+        config,
+        "approve",
+        found,
+        new,
+        {**changes, **granted},
+        Folder.NEEDS_ACTION,
+        actor,
+        **logged,
+    )
 
 
 def reject(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:

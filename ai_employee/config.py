@@ -146,7 +146,8 @@ KEYS: tuple[KeySpec, ...] = (
         "on_needs_attention",
         "command",
         "",
-        "notification hook: a note was refused, a copy is held, or a task failed",
+        "notification hook: a note was refused, a copy is held, a task failed, the agent "
+        "asked for a tool, or a usage limit paused the claude runs",
     ),
     KeySpec(
         "hook_timeout_seconds",

@@ -5,7 +5,8 @@ starts runs within `max_parallel` (which counts live agents), one per work dir a
 daily budget, and takes the messages run threads post (`Claimed`, `AgentGone`, `RunEnded`).
 "Running" is held here and only here: a task runs from the moment its run is handed to a
 thread until the main loop takes the run's `RunEnded`; its slot and work dir are free from its
-`AgentGone` on, while the thread still records the end.
+`AgentGone` on, while the thread still records the end. A usage limit's `pause` is held here
+too: while it holds, nothing starts (runs already started end as they will).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .budget import DailyBudget
 from .executor import RunContext, RunThread
 from .messages import AgentGone, Claimed, RunEnded
 from .scheduler import RunRequest, Scheduler
+from .usage_limit import Pause
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +41,8 @@ class Tally:
     retrying: int = 0
     cancelled: int = 0
     interrupted: int = 0
+    asked: int = 0
+    paused: int = 0
 
 
 _TALLIED: Mapping[OutcomeKind, str] = {
@@ -46,6 +50,8 @@ _TALLIED: Mapping[OutcomeKind, str] = {
     OutcomeKind.PERMANENT: "failed",
     OutcomeKind.TRANSIENT: "retrying",
     OutcomeKind.CANCELLED: "cancelled",
+    OutcomeKind.ASKED: "asked",
+    OutcomeKind.PAUSED: "paused",
 }
 
 
@@ -95,6 +101,8 @@ class RunCoordinator:
     scheduler: Scheduler = field(default_factory=Scheduler)
     running: dict[str, Running] = field(default_factory=dict)
     tally: Tally = field(default_factory=Tally)
+    pause: Pause | None = None
+    """A usage limit holds every run until it resets (set by the main loop; see usage_limit)."""
     _run_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -141,6 +149,26 @@ class RunCoordinator:
         for running in self.running.values():
             running.run.stop(interrupt=True)
 
+    # --- a usage limit ----------------------------------------------------------------------
+
+    def paused(self, now: datetime) -> bool:
+        return self.pause is not None and self.pause.holds(now)
+
+    def pause_runs(self, pause: Pause) -> bool:
+        """A run hit a usage limit: nothing starts until it resets. True when this is news (no
+        pause held, or one that ends sooner); a later run hitting the same limit is not."""
+        if self.pause is not None and self.pause.until >= pause.until:
+            return False
+        self.pause = pause
+        return True
+
+    def pause_over(self) -> Pause | None:
+        """The pause that just ended (once), so runs start again."""
+        if self.pause is None or self.pause.holds(self.now()):
+            return None
+        over, self.pause = self.pause, None
+        return over
+
     # --- starting runs ----------------------------------------------------------------------
 
     @property
@@ -150,7 +178,9 @@ class RunCoordinator:
     def start_ready(self, where: Callable[[str], Path | None]) -> list[RunHandle]:
         """Start what may start now: priority order, max_parallel, one per work dir, budget.
         `where` says where a task's note is now (it may have moved since it was queued)."""
-        started = []
+        started: list[RunHandle] = []
+        if self.paused(self.now()):
+            return started
         while self.live_agents < self.max_parallel and not self.budget.reached(self.now()):
             busy = {r.workdir for r in self.running.values() if not r.agent_gone}
             request = self.scheduler.next_ready(busy)
@@ -180,13 +210,17 @@ class RunCoordinator:
         self.tally.started += 1
         return True
 
-    def agent_gone(self, message: AgentGone) -> None:
-        """The agent is gone: its cost counts, its slot and work dir are free."""
+    def agent_gone(self, message: AgentGone) -> Pause | None:
+        """The agent is gone: its cost counts, its slot and work dir are free. A usage limit it
+        hit pauses every run first; returned when it is news (`pause_runs`)."""
         running = self._of(message.task_id, message.run_id)
         if running is None:  # a late word from an earlier run of this task: frees nothing
-            return
+            return None
         self.budget.count(message.cost_usd, self.now())
         running.agent_gone = True
+        if message.pause is not None and self.pause_runs(message.pause):
+            return message.pause
+        return None
 
     def ended(self, message: RunEnded) -> bool:
         """The run is over: it no longer counts as running. False for a stray word."""
@@ -207,7 +241,9 @@ class RunCoordinator:
 
     @property
     def idle(self) -> bool:
-        """Nothing runs and nothing queued can start now (`once` is done)."""
+        """Nothing runs and nothing queued can start now (`once` is done): a usage limit's
+        pause counts as "cannot start now", as the daily budget does."""
         if self.running:
             return False
-        return not self.scheduler.waiting() or self.budget.reached(self.now())
+        now = self.now()
+        return not self.scheduler.waiting() or self.budget.reached(now) or self.paused(now)

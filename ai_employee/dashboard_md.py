@@ -18,6 +18,7 @@ from .budget import DailyBudget
 from .index import NoteIndex
 from .lifecycle import Status
 from .scheduler import RunRequest
+from .usage_limit import Pause
 from .vault import TASK_FOLDERS, Folder, Vault
 
 
@@ -165,6 +166,10 @@ class DashboardFile:
         self.recent.appendleft(line)
         self.version += 1
 
+    def changed(self) -> None:
+        """Something it shows beside the notes changed (a usage limit's pause): redraw."""
+        self.version += 1
+
     def state(
         self,
         index: NoteIndex,
@@ -172,8 +177,10 @@ class DashboardFile:
         running: Sequence[str],
         budget: DailyBudget,
         now: datetime,
+        pause: Pause | None = None,
     ) -> DashboardState:
-        """What Dashboard.md shows, from the main loop's index, its runs and the budget."""
+        """What Dashboard.md shows, from the main loop's index, its runs, the budget and a
+        usage limit's pause."""
         root = self.vault.root
         counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
         entries = index.entries
@@ -197,9 +204,11 @@ class DashboardFile:
             seen = entries.get(where) if where else None
             link = link_for(root, where) if where else task_id
             running_lines.append(Line(link, seen.title if seen else task_id, task_id))
-        notice = budget.notice(now)
+        notices = [budget.notice(now)]
+        if pause is not None and pause.holds(now):
+            notices.append(f"Claude runs are {pause.says(now)}: nothing starts before then.")
         return DashboardState(
-            notes=[notice] if notice else [],
+            notes=[n for n in notices if n],
             updated=now,
             counts=counts,
             running=running_lines,

@@ -38,7 +38,8 @@ from .prompt import prompt_path, read_handbook, write_prompt
 from .run_end import RetryPolicy, RunEnd, decide_end
 from .runrecords import RunJournal
 from .scheduler import RunRequest
-from .taskfile import TaskNote, edit_note_text, parse_note
+from .taskfile import TaskNote, edit_note_text, parse_note, tool_rules
+from .usage_limit import Pause
 from .vault import Vault
 
 log = structlog.get_logger(__name__)
@@ -168,9 +169,12 @@ class RunThread:
         finally:
             self._stop.close()
         duration = time.monotonic() - started
-        # The slot is free now (max_parallel counts agents); the cost counts before the next
-        # start is decided.
-        self.ctx.post(AgentGone(self.run_id, self.task_id, outcome.cost_usd))
+        # The slot is free now (max_parallel counts agents); the cost (and a usage limit's
+        # pause) count before the next start is decided.
+        pause = None
+        if outcome.kind is OutcomeKind.PAUSED and outcome.resets_at is not None:
+            pause = Pause(outcome.resets_at, outcome.limit, self.task_id)
+        self.ctx.post(AgentGone(self.run_id, self.task_id, outcome.cost_usd, pause))
         with contextlib.suppress(OSError):
             transcript.write(
                 "end",
@@ -249,6 +253,7 @@ class RunThread:
             attempt=claim.keys["attempts"],
             session_id=claim.keys["session_id"],
             resume=claim.resume,
+            allowed_tools=tool_rules(claim.note.meta, "granted_tools"),
             handbook=read_handbook(ctx.vault) if ctx.agent.reads_prompt else "",
         )
         try:

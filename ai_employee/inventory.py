@@ -115,11 +115,11 @@ def scan(vault: Vault, max_note_bytes: int) -> VaultReport:
     return report
 
 
-def render_text(report: VaultReport, root: Path, budget_line: str = "") -> str:
-    """`ai-employee status` for a person."""
+def render_text(report: VaultReport, root: Path, *notices: str) -> str:
+    """`ai-employee status` for a person: the notices (the budget, a usage limit's pause) under
+    the vault's line."""
     lines = [f"vault: {root}"]
-    if budget_line:
-        lines.append(budget_line)
+    lines += [notice for notice in notices if notice]
     for folder, counter in report.counts.items():
         if counter:
             detail = ", ".join(f"{n} {status}" for status, n in sorted(counter.items()))

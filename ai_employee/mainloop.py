@@ -6,7 +6,7 @@ Between messages it looks at the paths whose time has come, starts the runs that
 runs the safety sweep and redraws Dashboard.md. It blocks only on its queue, until the next
 message or the next deadline (a settling note, a retry time, the sweep, a redraw): nothing
 sleeps on a fixed interval. Everything it touches (the note index, the coordinator, settling,
-the dashboard, the budget) is changed by this thread alone.
+the dashboard, the budget, a usage limit's pause) is changed by this thread alone.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from .planner import Plans
 from .reconcile import Reconciler
 from .sdnotify import WatchdogPinger
 from .settle import Settling
+from .usage_limit import Pause, save_pause
 from .vault import Folder, Vault
 from .watcher import VaultWatcher
 
@@ -171,7 +172,9 @@ class MainLoop:
                 # A stale copy seen before the claim was known waits for this: look again.
                 self.reconciler.look(message.path)
         elif isinstance(message, AgentGone):
-            self.runs.agent_gone(message)
+            pause = self.runs.agent_gone(message)
+            if pause is not None:
+                self._paused(pause)
         elif isinstance(message, RunEnded):
             if self.runs.ended(message):
                 self._after_run(message)
@@ -247,6 +250,16 @@ class MainLoop:
             self._start_runs()  # a note planned just now starts at once if a slot is free
         for path in self.index.due_wakeups(self.now()):
             self._look(path)
+        over = self.runs.pause_over()
+        if over is not None:
+            self._save_pause(None)
+            self.dashboard.changed()
+            log.info(
+                "claude runs resumed",
+                action_type="usage_limit",
+                result=f"the {over.limit} reset",
+                parameters={"until": over.until},
+            )
         if time.monotonic() >= self._next_sweep:
             self.stats.sweeps += 1
             if self.watcher is not None:
@@ -283,6 +296,8 @@ class MainLoop:
         redraw = self.dashboard.deadline(self.index.changes)
         if redraw is not None:
             deadlines.append(redraw)
+        if self.runs.pause is not None:
+            deadlines.append(now + max(0.0, (self.runs.pause.until - self.now()).total_seconds()))
         return max(0.0, min(deadlines) - now)
 
     # --- runs (the coordinator starts them; their threads' words come back as messages) ------
@@ -326,15 +341,62 @@ class MainLoop:
                 self.reconciler.look(new, force=True)
         if kind is OutcomeKind.SKIPPED:
             return
+        end_kind = ended.end.kind if ended.end is not None else None
+        title = ended.title or ended.task_id
+        if end_kind is OutcomeKind.ASKED and ended.end is not None:
+            for event in (Event.PENDING_APPROVAL, Event.NEEDS_ATTENTION):
+                where = new or ended.before
+                self.hooks.tell(
+                    Notice(event, where, ended.task_id, ended.workdir, title, ended.end.error)
+                )
         if ended.end is not None and ended.end.status in _TOLD_ENDS:
             event = _TOLD_ENDS[ended.end.status]
             where = new or ended.before
             detail = ended.end.error
-            title = ended.title or ended.task_id
             self.hooks.tell(Notice(event, where, ended.task_id, ended.workdir, title, detail))
         detail = f"{kind.value} {ended.outcome.error}".strip()
         link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id
         self.dashboard.ran(dashboard_md.Line(link, ended.task_id, detail))
+
+    def _paused(self, pause: Pause) -> None:
+        """A run hit a usage limit and the coordinator holds every run until it resets (one
+        timer, the pause's): on disk, in the log, and a person is told once per pause, not
+        once per task that hit it."""
+        self._save_pause(pause)
+        self.dashboard.changed()
+        now = self.now()
+        says = pause.says(now)
+        log.warning(
+            "claude runs paused",
+            action_type="usage_limit",
+            task_id=pause.task_id,
+            result=says,
+            parameters={"until": pause.until, "limit": pause.limit},
+        )
+        where = self.index.owners.get(pause.task_id)
+        seen = self.index.entries.get(where) if where is not None else None
+        detail = f"claude runs are {says}; queued tasks start after it"
+        self.hooks.tell(
+            Notice(
+                Event.NEEDS_ATTENTION,
+                where or self.vault.root,
+                pause.task_id,
+                None,
+                seen.title if seen is not None else pause.task_id,
+                detail,
+            )
+        )
+
+    def _save_pause(self, pause: Pause | None) -> None:
+        """The pause on disk, for `status`, the web page and a restart (best effort)."""
+        try:
+            save_pause(self.vault.machinery, self.vault.tmp, pause)
+        except OSError as err:
+            log.error(
+                "cannot write the usage-limit pause",
+                action_type="usage_limit",
+                error=f"{type(err).__name__}: {err}",
+            )
 
     def finish_runs(self) -> None:
         """Shutdown: running tasks get shutdown_grace_seconds, then are stopped (interrupted);
@@ -399,5 +461,10 @@ class MainLoop:
     def _dashboard_state(self) -> dashboard_md.DashboardState:
         now = self.now()
         return self.dashboard.state(
-            self.index, self.runs.scheduler.queued, sorted(self.runs.running), self.budget, now
+            self.index,
+            self.runs.scheduler.queued,
+            sorted(self.runs.running),
+            self.budget,
+            now,
+            self.runs.pause,
         )

@@ -18,6 +18,7 @@ from typing import Any
 from .agents.base import Outcome
 from .hints import Hint
 from .run_end import RunEnd
+from .usage_limit import Pause
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class AgentGone:
     run_id: int
     task_id: str
     cost_usd: float | None
+    pause: Pause | None = None
+    """The agent hit a usage limit: no run may start until it resets (said here, before the
+    slot is free, so no queued run starts into the same limit)."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def prompt_text(
         plan = "(no plan file)"
     header = agent.prompt_header(spec).strip()
     parts = [header] if header else []
+    if spec.resume:
+        parts.append(going_on(spec))
     parts += [
         f"# Task: {note.title}",
         f"Task id: {spec.task_id}. Type: {spec.task_type}. Attempt {spec.attempt}.",
@@ -46,6 +48,17 @@ def prompt_text(
         plan.strip(),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def going_on(spec: RunSpec) -> str:
+    """The head of a resumed session's prompt: the work goes on where it stopped."""
+    if spec.allowed_tools:
+        granted = ", ".join(f"`{rule}`" for rule in spec.allowed_tools)
+        return (
+            f"A person approved what you asked for: you may now use {granted}. Go on with "
+            "the task where you stopped; the task is repeated below."
+        )
+    return "Go on with the task where you stopped; the task is repeated below."
 
 
 def write_prompt(

@@ -19,6 +19,7 @@ import tenacity
 from .agents.base import Outcome, OutcomeKind
 from .config import Config
 from .lifecycle import HOME, Status, check_transition
+from .usage_limit import local_time
 from .vault import Folder
 
 RESULT_TAIL_CHARS = 4000
@@ -92,7 +93,12 @@ _LABELS = {
     OutcomeKind.CANCELLED: "cancelled",
     OutcomeKind.INTERRUPTED: "interrupted",
     OutcomeKind.SKIPPED: "skipped",
+    OutcomeKind.ASKED: "asked a person",
+    OutcomeKind.PAUSED: "paused",
 }
+
+NOT_SPENT = frozenset({OutcomeKind.ASKED, OutcomeKind.PAUSED})
+"""Ends that spend no attempt: the claim's count is taken back (the work goes on later)."""
 
 
 def decide_end(
@@ -109,7 +115,9 @@ def decide_end(
 
     A person who cancelled or rejected the task while it ran wins over what the agent reported;
     a transient failure on the last attempt fails the task; our own shutdown leaves the note
-    `executing` for the next start to count (`decide_interrupted`).
+    `executing` for the next start to count (`decide_interrupted`). A run that asked for tools
+    waits for a person, one that hit a usage limit waits for the reset: neither spends an
+    attempt, and both keep the session to resume.
     """
     attempts = max(1, attempts)
     kind = outcome.kind
@@ -133,8 +141,27 @@ def decide_end(
     }
     if outcome.session_id:
         changes["session_id"] = outcome.session_id
+    run_number = attempts
+    if kind in NOT_SPENT:
+        attempts = max(0, attempts - 1)
+        changes["attempts"] = attempts
     folder: Folder | None
-    if kind is OutcomeKind.SUCCESS:
+    if kind is OutcomeKind.ASKED:
+        new = Status.PENDING_APPROVAL
+        changes |= {
+            "status": new,
+            "error": error,
+            "requested_tools": [ask.rule for ask in outcome.asked],
+            "next_attempt_at": None,
+        }
+        folder = HOME[new]
+    elif kind is OutcomeKind.PAUSED:
+        new = Status.PLANNED
+        until = max(outcome.resets_at or now, now)
+        error = f"{paused_until(until, outcome.limit, now)}; no attempt spent"
+        changes |= {"status": new, "error": error, "next_attempt_at": until}
+        folder = None
+    elif kind is OutcomeKind.SUCCESS:
         new = Status.DONE
         changes |= {"status": new, "completed_at": now, "error": None}
         folder = HOME[new]
@@ -158,7 +185,7 @@ def decide_end(
         folder = HOME[new]
     if status is not None and new is not status:
         check_transition(status, new, task_id)
-    result = result_text(kind, outcome, error, duration_s, attempts, task_id)
+    result = result_text(kind, outcome, error, duration_s, run_number, task_id)
     return RunEnd(kind, new, changes, result, folder, error, attempts)
 
 
@@ -185,6 +212,11 @@ def decide_interrupted(attempts: int, policy: RetryPolicy, now: datetime) -> Int
     return Interrupted({"status": Status.PLANNED}, None, "", "counted; retried as planned")
 
 
+def paused_until(until: datetime, limit: str, now: datetime) -> str:
+    """ "paused until 20:13 UTC (5-hour limit)": the note's error while a usage limit holds."""
+    return f"paused until {local_time(until, now)} ({limit or 'usage limit'})"
+
+
 def result_text(
     kind: OutcomeKind,
     outcome: Outcome,
@@ -194,7 +226,8 @@ def result_text(
     task_id: str,
 ) -> str:
     """The `## Result` section: the facts in one line, the error, the agent's last output."""
-    facts = [f"**{kind.value}**", f"attempt {attempts}", f"{duration_s:.1f} s"]
+    spent = " (not spent)" if kind in NOT_SPENT else ""
+    facts = [f"**{kind.value}**", f"attempt {attempts}{spent}", f"{duration_s:.1f} s"]
     if outcome.exit_code is not None:
         facts.append(f"exit {outcome.exit_code}")
     if outcome.cost_usd is not None:
@@ -204,8 +237,28 @@ def result_text(
     lines = [", ".join(facts), ""]
     if error:
         lines += [f"Error: {error}", ""]
+    if kind is OutcomeKind.ASKED and outcome.asked:
+        lines.append("Asked for (an approval allows exactly these, for this task only):")
+        for ask in outcome.asked:
+            lines.append(f"- {ask.tool}: {code(ask.asked)} (rule {code(ask.rule)})")
+        lines += [
+            "",
+            f"Approve: move the note to Approved/ or `ai-employee approve {task_id}`; "
+            "reject: move it to Rejected/.",
+            "",
+        ]
     if outcome.result.strip():
         tail = outcome.result.strip()[-RESULT_TAIL_CHARS:].replace("```", "'''")
         lines += ["```text", tail, "```"]
     lines.append(f"Transcript: `Logs/tasks/{task_id}.jsonl`")
     return "\n".join(lines)
+
+
+def code(text: str) -> str:
+    """`text` as one inline code span on one line, whatever backticks it holds."""
+    flat = " ".join(text.split())
+    fence = "`"
+    while fence in flat:
+        fence += "`"
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"

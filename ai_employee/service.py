@@ -49,6 +49,7 @@ from .records import TaskRecords
 from .runrecords import RunJournal, stop_leftovers
 from .sdnotify import Notifier, WatchdogPinger
 from .settle import Settling
+from .usage_limit import load_pause
 from .vault import Folder, Vault
 from .watcher import VaultWatcher
 
@@ -153,6 +154,8 @@ class Service:
         with service_lock(self.vault), self._signals():
             removed = self.vault.sweep_tmp()
             self.budget.load(self.vault.logs, self.now())
+            if self.config.agent == "claude":  # a usage limit a previous service waited for
+                self.runs.pause = load_pause(self.vault.machinery, self.now())
             # Before any retry can start; the journal of this service's runs then begins empty.
             stop_leftovers(self.vault.run_journal, self.vault.runs, self.vault.root)
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())

@@ -27,7 +27,16 @@ from .notify import Event, Notice, Tell
 from .records import Record, TaskRecords
 from .run_end import RetryPolicy, decide_interrupted
 from .scheduler import RunRequest
-from .taskfile import HELD_AS_COPY, OWNED_KEYS, TaskNote, edit_note_text, held_reason, parse_note
+from .taskfile import (
+    HELD_AS_COPY,
+    OWNED_KEYS,
+    TaskNote,
+    edit_note_text,
+    grant_requested,
+    held_reason,
+    parse_note,
+    tool_rules,
+)
 from .vault import Folder, Vault, workdir_for
 
 log = structlog.get_logger(__name__)
@@ -320,13 +329,18 @@ def approve(ctx: StepContext, d: Decided) -> Stepped:
     }
     if held_reason(d.note.meta.get("error")):  # a copy a person approved: a task of its own
         changes["error"] = None
+    requested = tool_rules(d.note.meta, "requested_tools")
+    changes |= grant_requested(d.note.meta)  # what the agent asked for, this task's only
     plan_path = ctx.plan_path(d.path, d.task_id)
     planned = bool(d.note.meta.get("plan")) and not planner.plan_is_stale(plan_path, d.note)
     placed = None
     if not planned:
         placed = plan(ctx, d, extra=changes).placed
         changes = {}
-    audit = ("approved", {"approval_status": "approved", "approved_by": ctx.actor})
+    audit_fields: dict[str, Any] = {"approval_status": "approved", "approved_by": ctx.actor}
+    if requested:
+        audit_fields["parameters"] = {"granted_tools": list(requested)}
+    audit = ("approved", audit_fields)
     placed = _write(ctx, d.path, {**changes, "status": Status.PLANNED}, d.task_id, audit) or placed
     moved = _move(ctx, d.path, Folder.NEEDS_ACTION, d.task_id, "approved", Status.PLANNED)
     return Stepped(moved, placed)

@@ -40,6 +40,9 @@ OWNED_KEYS: tuple[str, ...] = (
     "duration_s",
     "exit_code",
     "error",
+    "rounds",
+    "requested_tools",
+    "granted_tools",
 )
 """The closed list of frontmatter keys the service writes. Every other key is the person's."""
 
@@ -160,6 +163,29 @@ class TaskNote:
         """The person's body, without our `## Result` section (what a plan is made from)."""
         start = _result_start(self.body)
         return self.body if start is None else self.body[:start]
+
+
+def tool_rules(meta: Mapping[str, object], key: str) -> tuple[str, ...]:
+    """The permission rules a note holds under `key` (`requested_tools`, `granted_tools`): a
+    list of strings, or one string; anything else holds none."""
+    value = meta.get(key)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return ()
+    return tuple(dict.fromkeys(str(v).strip() for v in value if isinstance(v, str) and v.strip()))
+
+
+def grant_requested(meta: Mapping[str, object]) -> dict[str, object]:
+    """The keys an approval writes when the agent asked for tools (`requested_tools`): they
+    join `granted_tools` (this task's only), the request and its error are cleared. Empty when
+    nothing was asked. Every approval (a move to Approved/, `ai-employee approve`, the web page)
+    writes these."""
+    requested = tool_rules(meta, "requested_tools")
+    if not requested:
+        return {}
+    granted = dict.fromkeys((*tool_rules(meta, "granted_tools"), *requested))
+    return {"granted_tools": list(granted), "requested_tools": None, "error": None}
 
 
 def text_hash(text: str) -> str:
@@ -345,6 +371,8 @@ def render_value(value: object) -> str:
         return value.isoformat(timespec="seconds")
     if isinstance(value, Status):
         return value.value
+    if isinstance(value, list | tuple):  # a flow sequence of one-line strings (JSON is YAML)
+        return _quoted([" ".join(str(item).split()) for item in value])
     text = " ".join(str(value).split())  # our values are one line
     if (
         _PLAIN_SAFE.match(text)
@@ -355,7 +383,19 @@ def render_value(value: object) -> str:
         and _resolves_to_str(text)
     ):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _quoted(text)
+
+
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x84\x86-\x9f\ufffe\uffff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _quoted(value: str | list[str]) -> str:
+    """A JSON string or list of strings, which YAML reads back as written: characters YAML does
+    not allow in a document are escaped (a lone surrogate, never valid UTF-8, becomes U+FFFD)."""
+    text = json.dumps(value, ensure_ascii=False)
+    text = _LONE_SURROGATE.sub("\ufffd", text)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -12,6 +12,9 @@ import structlog
 from ai_employee.config import Config, load_config
 from ai_employee.vault import Vault, init_vault
 
+pytest_plugins = ("tests.claude_harness",)
+"""The real Claude Code CLI's fixtures (claude_bin, fake, claude_env), for every claude test."""
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """TEST_EXPECT_INSTALLED=1 (the floors run): the suite must test the installed wheel."""

@@ -140,8 +140,13 @@ def service_process(vault: Vault, env: dict[str, str]) -> subprocess.Popen[str]:
 
 def cancel(vault: Vault, task_id: str) -> subprocess.CompletedProcess[str]:
     """`ai-employee cancel TASK` as a person types it."""
+    return person(vault, "cancel", task_id)
+
+
+def person(vault: Vault, verb: str, task_id: str) -> subprocess.CompletedProcess[str]:
+    """`ai-employee VERB TASK` (approve, reject, retry, cancel) as a person types it."""
     return subprocess.run(
-        [sys.executable, "-m", "ai_employee", "cancel", task_id, "--vault", str(vault.root)],
+        [sys.executable, "-m", "ai_employee", verb, task_id, "--vault", str(vault.root)],
         capture_output=True,
         text=True,
         check=False,

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,78 +18,12 @@ import pytest
 from ai_employee.agents.claude import NOT_LOGGED_IN
 from ai_employee.vault import Folder, Vault
 
+from .claude_harness import APP, claude_config, text, write
 from .fake_anthropic import FakeAnthropic
 from .helpers import wait_for
 from .service_harness import cancel, drop, events, note, running_service, svc_config, wait_status
 
 pytestmark = pytest.mark.claude
-
-ROOT = Path(__file__).resolve().parent.parent
-CLAUDE = Path(
-    os.environ.get("TEST_CLAUDE_BIN") or ROOT / ".cache/claude-code/node_modules/.bin/claude"
-)
-"""The pinned CLI scripts/setup.sh installs (TEST_CLAUDE_BIN: the floors run's copy of it)."""
-
-
-@pytest.fixture(scope="session")
-def claude_bin() -> Path:
-    if CLAUDE.exists():
-        return CLAUDE
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: the Claude Code CLI cannot be installed here")
-    pytest.fail(f"{CLAUDE} is missing: run scripts/setup.sh (it installs the pinned CLI)")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def claude_env(
-    tmp_path: Path, fake: FakeAnthropic, claude_bin: Path, monkeypatch: pytest.MonkeyPatch
-) -> FakeAnthropic:
-    """The service's (and so the agent's) environment: the fake API, a private HOME and TMPDIR."""
-    for name in ("home", "tmp"):
-        (tmp_path / name).mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "0")  # our attempts are what we test
-    monkeypatch.setenv("API_TIMEOUT_MS", "20000")
-    monkeypatch.setenv("CLAUDECODE", "1")  # as if started from inside Claude Code: removed
-    return fake
-
-
-def claude_config(vault: Vault, claude_bin: Path, **overrides: object) -> object:
-    settings: dict[str, object] = {
-        "agent": "claude",
-        "claude_path": str(claude_bin),
-        "retry_initial_seconds": 0,
-        "retry_max_seconds": 0,
-        "shutdown_grace_seconds": 0,
-        **overrides,
-    }
-    return svc_config(vault, **settings)
-
-
-APP = "---\ntitle: {title}\ntype: claude_app\nlanguage: html\napp: {app}\n---\n{body}\n"
-
-
-def write(name: str, content: str) -> dict[str, object]:
-    return {
-        "kind": "tool_use",
-        "name": "Write",
-        "input": {"file_path": "{cwd}/" + name, "content": content},
-    }
-
-
-def text(reply: str) -> dict[str, object]:
-    return {"kind": "text", "text": reply}
 
 
 def test_a_claude_app_goes_from_drop_to_done_through_the_real_cli(
@@ -201,14 +133,6 @@ def test_a_server_that_never_answers_is_stopped_by_the_stall_timer(
             "claude reached max_turns (1) before finishing; raise max_turns in "
             ".ai-employee.toml or split the task",
             id="max-turns",
-        ),
-        pytest.param(
-            [write("a.txt", "a"), text("could not write")],
-            {"permission_mode": "default"},
-            "claude was denied Write (permission_mode default); allow it with "
-            'allowed_tools = ["Write"] in [types.<type>] or the top level of '
-            ".ai-employee.toml",
-            id="denied-tool",
         ),
     ],
 )

@@ -101,6 +101,16 @@ def test_how_each_outcome_ends(
         wait = (decided.changes["next_attempt_at"] - NOW).total_seconds()
         low = min(policy.initial_s * 2 ** (attempts - 1), policy.max_s)
         assert low - 1e-6 <= wait <= min(low + policy.initial_s, policy.max_s) + 1e-6
+    elif kind is OutcomeKind.ASKED:  # a person decides; the session goes on after
+        assert decided.status is Status.PENDING_APPROVAL
+        assert decided.folder is Folder.PENDING_APPROVAL
+        assert decided.changes["attempts"] == attempts - 1, "no attempt spent"
+        assert decided.changes["session_id"] == "s1" and decided.error == "it broke"
+    elif kind is OutcomeKind.PAUSED:  # a usage limit without a reset time: due now
+        assert decided.status is Status.PLANNED and decided.folder is None
+        assert decided.changes["attempts"] == attempts - 1, "no attempt spent"
+        assert decided.changes["next_attempt_at"] == NOW
+        assert decided.changes["session_id"] == "s1"
     elif kind is OutcomeKind.TRANSIENT:  # the last attempt: attempts are spent
         assert decided.kind is OutcomeKind.PERMANENT and decided.status is Status.FAILED
         assert decided.error == (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,24 @@ class OutcomeKind(StrEnum):
     """The service stopped it on shutdown: retried on the next start, same session."""
     SKIPPED = "skipped"
     """Nothing ran: the note changed (or went away) before it could be claimed."""
+    ASKED = "asked"
+    """The agent asked for tools it was not given: a person decides (Pending_Approval/); an
+    approval resumes the same session with exactly those tools. No attempt spent."""
+    PAUSED = "paused"
+    """A usage limit was reached: every claude run waits until it resets. No attempt spent."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One tool the agent asked for and was refused, as a person reads it and as a rule."""
+
+    tool: str
+    """The tool's name (Bash, Write...)."""
+    asked: str
+    """What it wanted to do with it: the command, the file, the address."""
+    rule: str
+    """The permission rule that allows exactly that (`Bash(npm install)`): what an approval
+    grants, passed as one `--allowedTools` each."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,8 @@ class RunSpec:
     session_id: str | None = None
     resume: bool = False
     handbook: str = ""
+    allowed_tools: tuple[str, ...] = ()
+    """Permission rules a person granted this task (its `granted_tools`), beyond the config's."""
     setup_error: str = ""
     """Set when the claim is on the note but the run could not be prepared (its prompt file
     could not be written): the attempt ends at once as a transient failure, with this error."""
@@ -70,6 +91,12 @@ class Outcome:
     cost_usd: float | None = None
     session_id: str | None = None
     turns: int | None = None
+    asked: tuple[Ask, ...] = ()
+    """ASKED: the tools asked for."""
+    resets_at: datetime | None = None
+    """PAUSED: when the usage limit resets."""
+    limit: str = ""
+    """PAUSED: which limit ("5-hour limit")."""
 
 
 class Agent(Protocol):

@@ -11,11 +11,15 @@ See docs/research/claude-code-cli.md for what the CLI prints in each case.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..usage_limit import limit_name, parse_limit_message, reset_from_event
 from .base import Outcome, OutcomeKind, RunSpec, RunState
+from .permissions import asks_from
 
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 """API statuses worth another attempt later (rate limits, overload, server errors)."""
@@ -39,8 +43,9 @@ class ClaudeAgent:
     uses_sessions = True
     reads_prompt = True  # on stdin
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, now: Callable[[], datetime] | None = None) -> None:
         self.config = config
+        self.now = now or (lambda: datetime.now(UTC))
 
     def argv(self, spec: RunSpec) -> list[str]:
         config = self.config
@@ -65,10 +70,11 @@ class ClaudeAgent:
             "--max-turns",
             str(config.max_turns),
         ]
-        if allowed:
-            argv += ["--allowedTools", ",".join(allowed)]
-        if disallowed:
-            argv += ["--disallowedTools", ",".join(disallowed)]
+        # One flag per rule: a granted `Bash(...)` rule may hold commas and spaces.
+        for rule in (*(allowed or ()), *spec.allowed_tools):
+            argv += ["--allowedTools", rule]
+        for rule in disallowed or ():
+            argv += ["--disallowedTools", rule]
         if config.max_budget_usd > 0:
             argv += ["--max-budget-usd", f"{config.max_budget_usd:g}"]
         if config.model:
@@ -99,7 +105,22 @@ class ClaudeAgent:
         if kind == "result":
             state.data["result"] = message
             return None
+        if kind == "rate_limit_event":
+            info = message.get("rate_limit_info")
+            if isinstance(info, dict) and info.get("status") == "rejected":
+                state.data["limit"] = info
+                return {
+                    "result": "usage limit reached",
+                    "parameters": {
+                        "limit": limit_name(info.get("rateLimitType")),
+                        "resets_at": info.get("resetsAt"),
+                    },
+                }
+            return None
         if kind == "assistant":
+            params = message.get("api_error_params")
+            if isinstance(params, dict) and isinstance(params.get("rate_limit_info"), dict):
+                state.data.setdefault("limit", params["rate_limit_info"])
             content = (message.get("message") or {}).get("content") or []
             for block in content:
                 if isinstance(block, dict) and block.get("type") == "tool_use":
@@ -156,16 +177,35 @@ class ClaudeAgent:
             "turns": int(turns) if isinstance(turns, int) else None,
             "result": text,
         }
-        denials = result.get("permission_denials") or []
+        asked = asks_from(result.get("permission_denials") or [])
         if not result.get("is_error") and exit_code == 0 and turns:
-            if denials:
+            if asked:
                 mode = state.data.get("permission_mode") or self.config.permission_mode
-                return Outcome(OutcomeKind.PERMANENT, error=self._denied(denials, mode), **common)
+                rules = ", ".join(a.rule for a in asked)
+                error = f"claude asked for {rules} (permission_mode {mode}): a person decides"
+                return Outcome(OutcomeKind.ASKED, error=error, asked=asked, **common)
             return Outcome(OutcomeKind.SUCCESS, **common)
         if not result.get("is_error") and not turns:
             return Outcome(OutcomeKind.TRANSIENT, error="claude ended after zero turns", **common)
+        paused = self._usage_limit(state.data.get("limit"), text)
+        if paused is not None:
+            resets_at, limit = paused
+            error = f"claude hit its {limit}; it resets at {resets_at:%Y-%m-%dT%H:%M:%SZ}"
+            return Outcome(
+                OutcomeKind.PAUSED, error=error, resets_at=resets_at, limit=limit, **common
+            )
         kind, error = self._classify(result, text)
         return Outcome(kind, error=error, **common)
+
+    def _usage_limit(self, info: object, text: str) -> tuple[datetime, str] | None:
+        """The reset and name of a usage limit the run hit: the `rate_limit_event` rejected
+        with a `resetsAt`, else the CLI's message ("You've hit your 5-hour limit · resets
+        8:13pm (UTC)"). None for any other failure (a 429 without a reset is backed off)."""
+        if isinstance(info, dict):
+            resets_at = reset_from_event(info)
+            if resets_at is not None:
+                return resets_at, limit_name(info.get("rateLimitType"))
+        return parse_limit_message(text, self.now())
 
     def _classify(self, result: dict[str, Any], text: str) -> tuple[OutcomeKind, str]:
         subtype = result.get("subtype")
@@ -195,14 +235,6 @@ class ClaudeAgent:
         if isinstance(status, int) and 400 <= status < 500:
             return OutcomeKind.PERMANENT, f"API error {status}: {first_line}"
         return OutcomeKind.TRANSIENT, first_line or f"claude failed ({subtype})"
-
-    def _denied(self, denials: list[Any], mode: str) -> str:
-        tools = sorted({str(d.get("tool_name")) for d in denials if isinstance(d, dict)})
-        return (
-            f"claude was denied {', '.join(tools)} (permission_mode {mode})"
-            f"; allow it with allowed_tools = {json.dumps(tools)} in [types.<type>] or the "
-            "top level of .ai-employee.toml"
-        )
 
     def _no_result(self, exit_code: int, state: RunState) -> Outcome:
         said = " ".join(line.strip() for line in state.tail[-3:]).strip()

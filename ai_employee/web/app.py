@@ -284,6 +284,7 @@ async def status_json(site: Site, request: Request) -> Response:
             "pid": state.pid,
             "since": state.since.isoformat() if state.since else None,
             "words": state.words,
+            "paused": state.paused or None,
             "last_event": state.last_event,
             "last_event_at": state.last_event_at.isoformat() if state.last_event_at else None,
             "needs_you": site.view.needs_you(),

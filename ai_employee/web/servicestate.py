@@ -7,13 +7,15 @@ lock file's inode; elsewhere the pid the lock file names must be alive.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..usage_limit import Pause, pause_file
 from ..vault import Vault
 from .auditlog import last_entry, read_regular
 from .view import local
@@ -29,13 +31,16 @@ class ServiceState:
     since: datetime | None = None
     last_event: str = ""
     last_event_at: datetime | None = None
+    paused: str = ""
+    """"claude runs paused until 20:13 UTC (5-hour limit)" while a usage limit holds."""
 
     @property
     def words(self) -> str:
         if not self.running:
             return "service not running"
         since = f" since {local(self.since)}" if self.since else ""
-        return f"service running (pid {self.pid}){since}"
+        paused = f" · {self.paused}" if self.paused else ""
+        return f"service running (pid {self.pid}){since}{paused}"
 
 
 def _locked(path: Path) -> bool | None:
@@ -68,13 +73,25 @@ def read_state(vault: Vault) -> ServiceState:
     locked = _locked(vault.lock_file)
     running = locked if locked is not None else (pid is not None and _alive(pid))
     entry = last_entry(vault.logs)
+    now = datetime.now(UTC)
+    pause = _pause(vault)
     return ServiceState(
         running=bool(running),
         pid=pid if running else None,
         since=since if running else None,
         last_event=_event_words(entry),
         last_event_at=_parse_time(str(entry.get("timestamp"))) if entry else None,
+        paused=f"claude runs {pause.says(now)}" if pause and pause.holds(now) else "",
     )
+
+
+def _pause(vault: Vault) -> Pause | None:
+    """The usage limit's pause the service holds (its file), read as any file here is."""
+    raw = read_regular(pause_file(vault.machinery), 4096)
+    try:
+        return Pause.from_json(json.loads(raw)) if raw else None
+    except ValueError:
+        return None
 
 
 def _event_words(entry: dict[str, Any] | None) -> str:
