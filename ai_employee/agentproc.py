@@ -99,10 +99,13 @@ class Transcript:
 
 @dataclass(frozen=True)
 class Limits:
-    """When a run is stopped by the clock: task_timeout_seconds and stall_seconds."""
+    """When a run is stopped by the clock: task_timeout_seconds and stall_seconds (a check:
+    verify_timeout_seconds for both)."""
 
     timeout_s: float
     stall_s: float
+    timeout_key: str = "task_timeout_seconds"
+    """The configuration key a timeout's error names."""
 
 
 class AgentProcess:
@@ -116,8 +119,13 @@ class AgentProcess:
         journal: RunJournal,
         transcript: Transcript,
         stop: StopPipe,
+        role: str = "run",
     ) -> None:
+        """`role` is "run" for the agent, "check" for a task's check (verify.CheckAgent): it
+        names the transcript's first line ("start", "check") and the log's ("run started",
+        "check started")."""
         self.spec = spec
+        self.role = role
         self.agent = agent
         self.limits = limits
         self.journal = journal
@@ -180,7 +188,7 @@ class AgentProcess:
         """The agent runs: its transcript's first line, the log, the run journal's record."""
         spec = self.spec
         self.transcript.write(
-            "start",
+            "start" if self.role == "run" else self.role,
             attempt=spec.attempt,
             argv=self.agent.argv(spec),
             cwd=str(spec.workdir),
@@ -189,7 +197,7 @@ class AgentProcess:
             pid=proc.pid,
         )
         log.info(
-            "run started",
+            f"{self.role} started",
             action_type="run",
             task_id=spec.task_id,
             target=str(spec.note_path.relative_to(spec.vault)),
@@ -258,7 +266,8 @@ class AgentProcess:
                     if pending:
                         self._line(pending, state)
                     if now >= deadline:
-                        why = f"timed out after {self.limits.timeout_s:g} s (task_timeout_seconds)"
+                        limits = self.limits
+                        why = f"timed out after {limits.timeout_s:g} s ({limits.timeout_key})"
                     else:
                         why = f"no output for {self.limits.stall_s:g} s (stall_seconds); stopped"
                     return Outcome(OutcomeKind.TRANSIENT, error=why)

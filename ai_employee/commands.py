@@ -14,7 +14,7 @@ from . import fsops
 from .config import Config
 from .errors import NoteRefused, TaskNotFound, UsageError
 from .lifecycle import HOME, Priority, Status, check_command
-from .notefile import NoteStore, move_note
+from .notefile import NoteGone, NoteStore, move_note
 from .taskfile import TaskNote, grant_requested, new_task_id, render_value, tool_rules
 from .vault import TASK_FOLDERS, Folder, Vault, check_name
 
@@ -199,6 +199,17 @@ def cancel(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime)
     return _edit(vault, config, "cancel", found, Status.CANCELLED, changes, target, actor)
 
 
+def _moved_meanwhile(vault: Vault, config: Config, task_id: str, command: str, was: Path) -> Path:
+    """Where the note went after our edit, before our move (the service's own move of it)."""
+    try:
+        return find_task(vault, config, task_id).path
+    except (TaskNotFound, UsageError, NoteRefused) as err:
+        raise UsageError(
+            f"{command}: the note was edited, then moved or deleted before it could be moved "
+            f"from {vault.rel(was)}; `ai-employee status` shows where {task_id} is"
+        ) from err
+
+
 def _edit(
     vault: Vault,
     config: Config,
@@ -216,7 +227,10 @@ def _edit(
     _store(vault, config).update(found.path, {**changes, "status": new, "task_id": task_id})
     path = found.path
     if target is not None and path.parent != vault.folder(target):
-        path = move_note(path, vault.folder(target))
+        try:
+            path = move_note(path, vault.folder(target))
+        except NoteGone:  # a running service took the new status first and moved it itself
+            path = _moved_meanwhile(vault, config, task_id, command, found.path)
     log.info(
         f"task {command}",
         action_type=command,

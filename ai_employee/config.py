@@ -109,6 +109,20 @@ KEYS: tuple[KeySpec, ...] = (
         "stall_seconds", "float", 300.0, "a run with no output this long is stopped", minimum=1
     ),
     KeySpec("max_attempts", "int", 3, "runs per task before Failed/", minimum=1),
+    KeySpec(
+        "max_rounds",
+        "int",
+        3,
+        "agent rounds per attempt of a task with a `verify` check before it fails",
+        minimum=1,
+    ),
+    KeySpec(
+        "verify_timeout_seconds",
+        "float",
+        600.0,
+        "a task's `verify` check is stopped (and fails) after this",
+        minimum=1,
+    ),
     KeySpec("retry_initial_seconds", "float", 30.0, "first retry backoff", minimum=0),
     KeySpec("retry_max_seconds", "float", 900.0, "longest retry backoff", minimum=0),
     KeySpec(
@@ -165,6 +179,14 @@ TYPE_OVERRIDE_KEYS: Mapping[str, KeySpec] = {
     "disallowed_tools": KEYS_BY_NAME["disallowed_tools"],
     "task_timeout_seconds": KEYS_BY_NAME["task_timeout_seconds"],
     "requires_approval": KeySpec("requires_approval", "bool", False, "always ask a person first"),
+    "verify": KeySpec(
+        "verify",
+        "command",
+        "",
+        "the check of this type's work: a command line run in the work dir after each round",
+    ),
+    "verify_timeout_seconds": KEYS_BY_NAME["verify_timeout_seconds"],
+    "max_rounds": KEYS_BY_NAME["max_rounds"],
 }
 """Keys a `[types.NAME]` table may set for one task type."""
 
@@ -181,6 +203,9 @@ class TypeConfig:
     disallowed_tools: tuple[str, ...] | None = None
     task_timeout_seconds: float | None = None
     requires_approval: bool = False
+    verify: str | None = None
+    verify_timeout_seconds: float | None = None
+    max_rounds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +236,8 @@ class Config:
     task_timeout_seconds: float
     stall_seconds: float
     max_attempts: int
+    max_rounds: int
+    verify_timeout_seconds: float
     retry_initial_seconds: float
     retry_max_seconds: float
     shutdown_grace_seconds: float
@@ -438,6 +465,10 @@ def default_config_text() -> str:
         '# permission_mode = "acceptEdits"',
         '# allowed_tools = ["Bash(git push:*)"]',
         "# requires_approval = true",
+        "# A check every task of a type must pass before it is done (a note's verify wins):",
+        "# [types.claude_app]",
+        '# verify = "python3 -m pytest -q"',
+        "# max_rounds = 3",
         "",
     ]
     return "\n".join(lines)

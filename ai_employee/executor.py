@@ -1,9 +1,10 @@
 """One run of one task, in a thread of its own: claim the note, run the agent, record the end.
 
-The thread owns the run's agent process, its prompt file and its transcript, and makes two
-edits of the note: the claim (`executing`, before the agent may start) and the end (done, a
-retry, failed, cancelled; with the move to its folder). Each is a compare-and-set decided on the
-very text it replaces, so a person's cancel saved a moment before wins. While the run lives, the
+The thread owns the run's agent processes (and its check's, rounds.py), its prompt file and its
+transcript, and makes two edits of the note: the claim (`executing`, before the agent may
+start) and the end (done, a retry, failed, cancelled; with the move to its folder). Each is a
+compare-and-set decided on the very text it replaces, so a person's cancel saved a moment
+before wins. While the run lives, the
 main loop holds its task as running and writes that note only to put the claim back over a stale
 copy, never once `recording` is set. Everything the main loop learns comes from the messages
 this thread posts, in this order: `Claimed`, `AgentGone`, `RunEnded` (or `RunEnded` alone when
@@ -26,7 +27,7 @@ from typing import Any
 import structlog
 
 from . import fsops
-from .agentproc import AgentProcess, Limits, StopPipe, Transcript
+from .agentproc import StopPipe, Transcript
 from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .config import Config
 from .errors import NoteRefused
@@ -35,12 +36,14 @@ from .messages import AgentGone, Claimed, Post, RunEnded
 from .notefile import NoteGone, NoteStore
 from .planner import update_plan_head
 from .prompt import prompt_path, read_handbook, write_prompt
+from .rounds import Attempt, AttemptParts
 from .run_end import RetryPolicy, RunEnd, decide_end
 from .runrecords import RunJournal
 from .scheduler import RunRequest
 from .taskfile import TaskNote, edit_note_text, parse_note, tool_rules
 from .usage_limit import Pause
 from .vault import Vault
+from .verify import BadCheck, Check, check_for
 
 log = structlog.get_logger(__name__)
 
@@ -157,12 +160,8 @@ class RunThread:
         self.ctx.post(Claimed(self.run_id, self.task_id, self.path, claim.keys))
         started = time.monotonic()
         transcript = Transcript(self.ctx.vault.transcripts / f"{self.task_id}.jsonl")
-        config = self.ctx.config
-        limits = Limits(config.timeout_for(self.request.task_type), config.stall_seconds)
         try:
-            outcome = AgentProcess(
-                spec, self.ctx.agent, limits, self.ctx.journal, transcript, self._stop
-            ).run()
+            outcome = Attempt(spec, self._check(claim), self._parts(transcript, claim)).run()
         except Exception as err:  # it says it never raises; a run must end whatever happens
             log.exception("run crashed", task_id=self.task_id)
             outcome = Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
@@ -182,6 +181,8 @@ class RunThread:
                 exit_code=outcome.exit_code,
                 error=outcome.error or None,
                 duration_s=round(duration, 3),
+                cost_usd=outcome.cost_usd,
+                rounds=len(outcome.rounds) or None,
             )
         transcript.close()
         self.recording.set()
@@ -205,6 +206,22 @@ class RunThread:
                 title=claim.note.title,
             )
         )
+
+    def _check(self, claim: Claim) -> Check | BadCheck | None:
+        """The task's check, read from the note the claim was decided on (BadCheck: it cannot
+        run as written, and the attempt fails at once saying so)."""
+        try:
+            return check_for(claim.note.meta, self.ctx.config, self.request.task_type)
+        except BadCheck as err:
+            return err
+
+    def _parts(self, transcript: Transcript, claim: Claim) -> AttemptParts:
+        ctx, plan = self.ctx, self.request.plan
+
+        def next_prompt(spec: RunSpec, failure: str) -> None:
+            write_prompt(ctx.vault, ctx.agent, spec, claim.note, plan, failure)
+
+        return AttemptParts(ctx.agent, ctx.config, ctx.journal, transcript, self._stop, next_prompt)
 
     def _follow_in_plan(self, where: Path, status: Status) -> None:
         """The plan's head follows the note to where its end put it. Here, not in the main
@@ -366,6 +383,7 @@ def record_end(
             "exit_code": outcome.exit_code,
             "cost_usd": outcome.cost_usd,
             "turns": outcome.turns,
+            "rounds": len(outcome.rounds) or None,
             "next_attempt_at": end.changes.get("next_attempt_at"),
         },
     )

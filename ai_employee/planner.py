@@ -124,9 +124,11 @@ def template_plan(
     workdir: Path,
     now: datetime,
     status: Status = Status.PLANNED,
+    done_when: str = "",
 ) -> Plan:
     """A plan from the note alone: its checklist as steps, or sensible defaults for its type.
-    `status`: the task's, for the record at its head."""
+    `status`: the task's, for the record at its head. `done_when`: the task's check, as its
+    "Done when" line (verify.done_when)."""
     checklist = tuple(item.strip() for item in _CHECKLIST.findall(note.body_without_result))
     steps = checklist or DEFAULT_STEPS.get(task_type, _GENERIC_STEPS)
     task_id = note.task_id or ""
@@ -158,6 +160,7 @@ def template_plan(
         *(f"- [ ] {step}" for step in (checklist or ("The task as written is done.",))),
         "- [ ] The agent's final answer says what was done and how to use it.",
         "",
+        *((f"Done when: {done_when}", "") if done_when else ()),
         "## Work dir",
         "",
         f"`{workdir}`",

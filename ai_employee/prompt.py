@@ -2,7 +2,8 @@
 
 `.ai-employee/prompts/<task_id>.md` holds the task (title, body), its plan and the work dir;
 for an agent that wants it (the command agent), the Company Handbook first (the claude agent
-gets the handbook with `--append-system-prompt` instead). Written by the run's own thread.
+gets the handbook with `--append-system-prompt` instead); for a later round of a checked task,
+the check that failed. Written by the run's own thread, before each round.
 """
 
 from __future__ import annotations
@@ -62,8 +63,22 @@ def going_on(spec: RunSpec) -> str:
 
 
 def write_prompt(
-    vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote, plan_path: Path | None
+    vault: Vault,
+    agent: Agent,
+    spec: RunSpec,
+    note: TaskNote,
+    plan_path: Path | None,
+    failure: str = "",
 ) -> None:
-    """Write the prompt file atomically (not fsynced: a crash retries and writes it again)."""
-    text = prompt_text(vault, agent, spec, note, plan_path)
+    """Write the prompt file atomically (not fsynced: a crash retries and writes it again).
+
+    `failure`: a later round's news (the check that failed, verify.failure_prompt). A session
+    that is resumed already holds the task and is told only that; any other agent gets the
+    whole task again with the news after it."""
+    if failure and spec.resume and getattr(agent, "uses_sessions", False):
+        text = failure.strip() + "\n"
+    else:
+        text = prompt_text(vault, agent, spec, note, plan_path)
+        if failure:
+            text += "\n" + failure.strip() + "\n"
     fsops.write_atomic(spec.prompt_file, text.encode("utf-8"), vault.tmp, durable=False)

@@ -141,6 +141,8 @@ def decide_end(
     }
     if outcome.session_id:
         changes["session_id"] = outcome.session_id
+    if outcome.rounds:
+        changes["rounds"] = len(outcome.rounds)
     run_number = attempts
     if kind in NOT_SPENT:
         attempts = max(0, attempts - 1)
@@ -234,9 +236,12 @@ def result_text(
         facts.append(f"${outcome.cost_usd:.4f}")
     if outcome.turns is not None:
         facts.append(f"{outcome.turns} turns")
+    if outcome.rounds:
+        facts.append(f"{len(outcome.rounds)} round{'s' if len(outcome.rounds) != 1 else ''}")
     lines = [", ".join(facts), ""]
     if error:
         lines += [f"Error: {error}", ""]
+    lines += _rounds_text(outcome)
     if kind is OutcomeKind.ASKED and outcome.asked:
         lines.append("Asked for (an approval allows exactly these, for this task only):")
         for ask in outcome.asked:
@@ -252,6 +257,28 @@ def result_text(
         lines += ["```text", tail, "```"]
     lines.append(f"Transcript: `Logs/tasks/{task_id}.jsonl`")
     return "\n".join(lines)
+
+
+def _rounds_text(outcome: Outcome) -> list[str]:
+    """A checked task's rounds: each one's cost and its check, then the last check's output."""
+    checks = [r.check for r in outcome.rounds if r.check is not None]
+    if not checks:
+        return []
+    lines = [f"Check: {code(checks[-1].command)}", ""]
+    for r in outcome.rounds:
+        cost = f"${r.cost_usd:.4f}" if r.cost_usd is not None else "cost unknown"
+        turns = f", {r.turns} turns" if r.turns is not None else ""
+        if r.check is None:
+            verdict = "not checked (the round did not succeed)"
+        elif r.check.passed:
+            verdict = "check passed"
+        else:
+            verdict = f"check failed ({r.check.why}): {code(r.check.last_line)}"
+        lines.append(f"- round {r.number}: {cost}{turns}; {verdict}")
+    last = checks[-1]
+    lines += ["", f"The check's output ({'passed' if last.passed else last.why}):", ""]
+    lines += ["```text", last.tail.replace("```", "'''") or "(no output)", "```", ""]
+    return lines
 
 
 def code(text: str) -> str:

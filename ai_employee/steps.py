@@ -38,6 +38,7 @@ from .taskfile import (
     tool_rules,
 )
 from .vault import Folder, Vault, workdir_for
+from .verify import done_when
 
 log = structlog.get_logger(__name__)
 
@@ -248,7 +249,13 @@ def _plan_again(ctx: StepContext, path: Path, note: TaskNote) -> None:
     task_type = note.task_type or ctx.config.default_type
     workdir = workdir_of(ctx.config, note, note.task_id)
     made = planner.template_plan(
-        note, path, task_type, workdir, ctx.now, status=note.status or Status.PENDING_APPROVAL
+        note,
+        path,
+        task_type,
+        workdir,
+        ctx.now,
+        status=note.status or Status.PENDING_APPROVAL,
+        done_when=done_when(note.meta, ctx.config, task_type),
     )
     ctx.plans.write(path, note, made, workdir)
     ctx.records.asked_now(note.task_id, note.title, planner.body_hash(note))
@@ -288,7 +295,8 @@ def plan(ctx: StepContext, d: Decided, extra: Mapping[str, Any] | None = None) -
     """PLAN: write the plan, then `status: planned` with the plan's link."""
     note = d.note if d.note.task_id == d.task_id else _with_id(d.note, d.task_id)
     workdir = workdir_of(ctx.config, note, d.task_id)
-    made = planner.template_plan(note, d.path, d.task_type, workdir, ctx.now)
+    check = done_when(note.meta, ctx.config, d.task_type)
+    made = planner.template_plan(note, d.path, d.task_type, workdir, ctx.now, done_when=check)
     if not ctx.plans.write(d.path, note, made, workdir):
         # Claude is writing it; PlanWritten brings the note back. The task_id goes on the note
         # first: the plan is named after it, and the next look must find the same task.

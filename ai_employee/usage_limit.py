@@ -88,8 +88,11 @@ def parse_limit_message(text: str, now: datetime) -> tuple[datetime, str] | None
 
 
 def local_time(when: datetime, now: datetime) -> str:
-    """A reset time as a person reads it, in this machine's zone: "20:13 UTC", or with the
-    date when it is not today ("Tue 8 Dec 20:13 UTC")."""
+    """A reset time as a person reads it, in this machine's zone, to the minute (rounded up:
+    nothing starts before it): "20:13 UTC", or with the date when it is not today
+    ("Tue 8 Dec 20:13 UTC")."""
+    if when.second or when.microsecond:
+        when = when.replace(second=0, microsecond=0) + timedelta(minutes=1)
     local = when.astimezone()
     zone = local.tzname() or ""
     if local.date() == now.astimezone().date():

@@ -6,6 +6,7 @@ coordinator's pause. The real CLI's side is in test_claude_asks.py."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ai_employee.usage_limit import (
     Pause,
     limit_name,
     load_pause,
+    local_time,
     parse_limit_message,
     reset_from_event,
     save_pause,
@@ -275,3 +277,17 @@ def test_the_pause_survives_a_restart_until_it_is_over(vault: Vault) -> None:
     assert pause.says(NOW).startswith("paused until ") and pause.says(NOW).endswith(
         "(5-hour limit)"
     )
+
+
+def test_a_reset_reads_to_the_minute_rounded_up_with_the_date_when_not_today(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert local_time(datetime(2026, 12, 2, 20, 13, tzinfo=UTC), NOW) == "20:13 UTC"
+        assert local_time(datetime(2026, 12, 2, 20, 13, 1, tzinfo=UTC), NOW) == "20:14 UTC"
+        assert local_time(datetime(2026, 12, 8, 7, 5, tzinfo=UTC), NOW) == "Tue 8 Dec 07:05 UTC"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -185,3 +185,22 @@ def test_logs_follow_shows_new_entries_as_they_come(vault: Vault) -> None:
         follower.wait(timeout=10)
         reader.join(timeout=10)
         follower.stdout.close()
+
+
+def test_a_command_whose_move_the_running_service_made_first_says_where_the_note_is(
+    vault: Vault, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A running service sees `status: rejected` in Pending_Approval/ and moves the note to
+    # Rejected/ itself, between the command's edit and its own move: the real rename, then the
+    # command's move finds the note gone.
+    path = _note(vault, Folder.PENDING_APPROVAL, "pending_approval")
+    real_move = commands.move_note
+
+    def service_moved_it_first(source: Path, folder: Path) -> Path:
+        real_move(source, vault.folder(Folder.REJECTED))
+        return real_move(source, folder)  # raises NoteGone, as the race does
+
+    monkeypatch.setattr(commands, "move_note", service_moved_it_first)
+    edited = commands.reject(vault, config, "k3x9p2ma", actor="alice", now=NOW)
+    assert edited.path == vault.folder(Folder.REJECTED) / "Deploy.md" and not path.exists()
+    assert parse_note(edited.path.read_text(), "Deploy.md").status is Status.REJECTED

@@ -81,6 +81,43 @@ class RunState:
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """How a task's check (its `verify` command) went after one round."""
+
+    command: str
+    passed: bool
+    exit_code: int | None
+    error: str
+    """Why it did not pass: "exit 1", "timed out after 600 s (verify_timeout_seconds)"."""
+    tail: str
+    """The last lines of its output."""
+
+    @property
+    def last_line(self) -> str:
+        lines = [line.strip() for line in self.tail.splitlines() if line.strip()]
+        return (lines[-1] if lines else self.error or "no output")[:300]
+
+    @property
+    def why(self) -> str:
+        """One line: how it ended."""
+        if self.passed:
+            return "exit code 0"
+        if self.exit_code is not None and self.error.startswith("exit "):
+            return f"exit code {self.exit_code}"
+        return self.error or "it did not pass"
+
+
+@dataclass(frozen=True)
+class Round:
+    """One agent round of an attempt and the check after it (None: it did not get one)."""
+
+    number: int
+    cost_usd: float | None
+    turns: int | None
+    check: CheckResult | None
+
+
+@dataclass(frozen=True)
 class Outcome:
     kind: OutcomeKind
     error: str = ""
@@ -97,6 +134,8 @@ class Outcome:
     """PAUSED: when the usage limit resets."""
     limit: str = ""
     """PAUSED: which limit ("5-hour limit")."""
+    rounds: tuple[Round, ...] = ()
+    """A checked task's rounds (empty without a `verify`); cost and turns are their sums."""
 
 
 class Agent(Protocol):

@@ -2,7 +2,8 @@
 
 `turns_of` is pure: one transcript line in, the turns it shows out. A claude run's output lines
 are stream-json messages (text, tool calls, their results, the result); any other agent's lines
-are shown as they are. `read_from` reads the complete lines after an offset, so a page that
+(and a task's check's) are shown as they are; a check's start and end and a new round are turns
+of their own. `read_from` reads the complete lines after an offset, so a page that
 follows a live run asks only for what is new.
 """
 
@@ -106,6 +107,19 @@ def turns_of(record: dict[str, Any]) -> list[Turn]:
         return [Turn("end", _cut(text), " · ".join(p for p in parts if p), ts)]
     if kind == "error":
         return [Turn("error", _cut(str(record.get("error") or "")), "error", ts)]
+    if kind == "check":  # a task's check started (verify)
+        argv = record.get("argv")
+        command = " ".join(str(a) for a in argv) if isinstance(argv, list) else ""
+        return [Turn("start", _cut(command), "check started", ts)]
+    if kind == "check_end":
+        passed = record.get("passed") is True
+        text = "passed" if passed else str(record.get("error") or "failed")
+        label = f"check {'passed' if passed else 'failed'} · round {record.get('round')}"
+        return [Turn("end", _cut(text), label, ts)]
+    if kind == "round":
+        resumed = " (same session)" if record.get("resume") else ""
+        text = f"round {record.get('round')} of {record.get('of')}{resumed}"
+        return [Turn("start", text, "next round: the check failed", ts)]
     if kind == "out":
         line = str(record.get("line") or "")
         if line.startswith("{"):
