@@ -104,7 +104,13 @@ KEYS: tuple[KeySpec, ...] = (
         "new runs wait when the day's cost reaches it (0: none)",
         minimum=0,
     ),
-    KeySpec("task_timeout_seconds", "float", 1800.0, "a run is stopped after this", minimum=1),
+    KeySpec(
+        "task_timeout_seconds",
+        "float",
+        1800.0,
+        "an agent run (one round of a checked task) is stopped after this",
+        minimum=1,
+    ),
     KeySpec(
         "stall_seconds", "float", 300.0, "a run with no output this long is stopped", minimum=1
     ),
@@ -115,6 +121,7 @@ KEYS: tuple[KeySpec, ...] = (
         3,
         "agent rounds per attempt of a task with a `verify` check before it fails",
         minimum=1,
+        maximum=10,
     ),
     KeySpec(
         "verify_timeout_seconds",
@@ -122,6 +129,7 @@ KEYS: tuple[KeySpec, ...] = (
         600.0,
         "a task's `verify` check is stopped (and fails) after this",
         minimum=1,
+        maximum=86400,
     ),
     KeySpec("retry_initial_seconds", "float", 30.0, "first retry backoff", minimum=0),
     KeySpec("retry_max_seconds", "float", 900.0, "longest retry backoff", minimum=0),
@@ -437,6 +445,7 @@ def _parse_type_table(name: str, table: Mapping[str, Any], path: Path) -> TypeCo
                 spec.meaning,
                 spec.choices,
                 spec.minimum,
+                spec.maximum,
             ),
             raw,
             str(path),

@@ -56,8 +56,8 @@ def going_on(spec: RunSpec) -> str:
     if spec.allowed_tools:
         granted = ", ".join(f"`{rule}`" for rule in spec.allowed_tools)
         return (
-            f"A person approved what you asked for: you may now use {granted}. Go on with "
-            "the task where you stopped; the task is repeated below."
+            f"You may now use {granted}: a person allowed it for this task. Go on with the "
+            "task where you stopped; the task is repeated below."
         )
     return "Go on with the task where you stopped; the task is repeated below."
 

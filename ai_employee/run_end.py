@@ -141,8 +141,7 @@ def decide_end(
     }
     if outcome.session_id:
         changes["session_id"] = outcome.session_id
-    if outcome.rounds:
-        changes["rounds"] = len(outcome.rounds)
+    changes["rounds"] = len(outcome.rounds) or None  # none: an earlier attempt's count goes
     run_number = attempts
     if kind in NOT_SPENT:
         attempts = max(0, attempts - 1)
@@ -243,9 +242,10 @@ def result_text(
         lines += [f"Error: {error}", ""]
     lines += _rounds_text(outcome)
     if kind is OutcomeKind.ASKED and outcome.asked:
-        lines.append("Asked for (an approval allows exactly these, for this task only):")
+        lines.append("Asked for (an approval allows these rules, for this task only):")
         for ask in outcome.asked:
-            lines.append(f"- {ask.tool}: {code(ask.asked)} (rule {code(ask.rule)})")
+            rule = f"rule {code(ask.rule)}{reach(ask.rule)}"
+            lines.append(f"- {ask.tool}: {code(ask.asked)} ({rule})")
         lines += [
             "",
             f"Approve: move the note to Approved/ or `ai-employee approve {task_id}`; "
@@ -279,6 +279,15 @@ def _rounds_text(outcome: Outcome) -> list[str]:
     lines += ["", f"The check's output ({'passed' if last.passed else last.why}):", ""]
     lines += ["```text", last.tail.replace("```", "'''") or "(no output)", "```", ""]
     return lines
+
+
+def reach(rule: str) -> str:
+    """What a person should know a rule allows beyond the call that was asked."""
+    if "(" not in rule:
+        return "; it allows every use of the tool"
+    if "*" in rule:
+        return "; its `*` matches any text"
+    return ""
 
 
 def code(text: str) -> str:

@@ -155,7 +155,9 @@ class Service:
             removed = self.vault.sweep_tmp()
             self.budget.load(self.vault.logs, self.now())
             if self.config.agent == "claude":  # a usage limit a previous service waited for
-                self.runs.pause = load_pause(self.vault.machinery, self.now())
+                pause = load_pause(self.vault.machinery, self.now())
+                if pause is not None:
+                    self.runs.pause_runs(pause)
             # Before any retry can start; the journal of this service's runs then begins empty.
             stop_leftovers(self.vault.run_journal, self.vault.runs, self.vault.root)
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())

@@ -178,12 +178,17 @@ def tool_rules(meta: Mapping[str, object], key: str) -> tuple[str, ...]:
 
 def grant_requested(meta: Mapping[str, object]) -> dict[str, object]:
     """The keys an approval writes when the agent asked for tools (`requested_tools`): they
-    join `granted_tools` (this task's only), the request and its error are cleared. Empty when
-    nothing was asked. Every approval (a move to Approved/, `ai-employee approve`, the web page)
-    writes these."""
+    join `granted_tools` (this task's only), the request and its error are cleared. Only while
+    the note still waits (`pending_approval`, or `approved` by a person's hand there): on a note
+    a person rejected or ended the request is cleared, never granted. Empty when nothing was
+    asked. Every approval (a move to Approved/, `ai-employee approve`, the web page) writes
+    these."""
     requested = tool_rules(meta, "requested_tools")
     if not requested:
         return {}
+    waiting = (Status.PENDING_APPROVAL.value, Status.APPROVED.value)
+    if meta.get("status") not in waiting:  # rejected (or ended) meanwhile: the request died
+        return {"requested_tools": None}  # with it, and is never granted by a later approval
     granted = dict.fromkeys((*tool_rules(meta, "granted_tools"), *requested))
     return {"granted_tools": list(granted), "requested_tools": None, "error": None}
 
@@ -371,8 +376,8 @@ def render_value(value: object) -> str:
         return value.isoformat(timespec="seconds")
     if isinstance(value, Status):
         return value.value
-    if isinstance(value, list | tuple):  # a flow sequence of one-line strings (JSON is YAML)
-        return _quoted([" ".join(str(item).split()) for item in value])
+    if isinstance(value, list | tuple):  # a flow sequence of strings, exactly (JSON is YAML)
+        return _quoted([str(item) for item in value])
     text = " ".join(str(value).split())  # our values are one line
     if (
         _PLAIN_SAFE.match(text)
@@ -386,7 +391,9 @@ def render_value(value: object) -> str:
     return _quoted(text)
 
 
-_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x84\x86-\x9f\ufffe\uffff]")
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+"""Escaped in a quoted value: what YAML does not allow in a document, and the line breaks it
+would fold (NEL, LS, PS), which JSON leaves as they are."""
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -453,6 +460,16 @@ def _ordered(changes: Mapping[str, object | None]) -> list[tuple[str, object | N
     return sorted(changes.items(), key=lambda item: OWNED_KEYS.index(item[0]))
 
 
+def _content_end(node: yaml.Node) -> int:
+    """Where a value's own text ends. A block sequence or mapping's end mark is the next key's
+    start, past any comment and blank lines after its last item (the person's): those stay."""
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1])
+    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1][1])
+    return int(node.end_mark.index)
+
+
 def _line_start(text: str, index: int) -> int:
     return text.rfind("\n", 0, index) + 1
 
@@ -483,7 +500,7 @@ def _edit_frontmatter(
                 additions.append((key, render_value(value)))
             continue
         for k, v in found:
-            k_start, v_end = k.start_mark.index, v.end_mark.index
+            k_start, v_end = k.start_mark.index, _content_end(v)
             one_line = "\n" not in fm[k_start:v_end]
             if value is None and not flow and remove_lines:
                 last = max(v_end - 1, k.end_mark.index)

@@ -31,6 +31,10 @@ LIMIT_NAMES: Mapping[str, str] = {
 }
 """How a person reads the CLI's `rateLimitType`."""
 
+MIN_PAUSE = timedelta(seconds=5)
+"""The shortest pause: a reset already past by this machine's clock (one ahead of the API's)
+waits this long, so a limit that holds is never tried again in a tight loop."""
+
 PAUSE_FILE = "usage_limit.json"
 """In `.ai-employee/`: the pause a running service holds (absent when there is none)."""
 
@@ -62,8 +66,8 @@ def reset_from_event(info: Mapping[str, Any]) -> datetime | None:
 
 def parse_limit_message(text: str, now: datetime) -> tuple[datetime, str] | None:
     """The reset time and limit name in "You've hit your 5-hour limit · resets 8:13pm (UTC)",
-    when that message is all there is: the next such time after `now`, in the zone it names
-    (UTC when none or an unknown one)."""
+    when that message is all there is: the next such time, in the zone it names (UTC when none
+    or an unknown one); a time less than an hour past is `now` (the message is to the minute)."""
     match = _MESSAGE.search(text)
     if match is None:
         return None
@@ -81,8 +85,9 @@ def parse_limit_message(text: str, now: datetime) -> tuple[datetime, str] | None
             zone = ZoneInfo(match["zone"].strip())
     local_now = now.astimezone(zone)
     reset = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if reset <= local_now:
-        reset += timedelta(days=1)
+    if reset <= local_now - timedelta(hours=1):  # printed to the minute: a time just past is
+        reset += timedelta(days=1)  # this one (now), not tomorrow's
+    reset = max(reset, local_now)
     limit = match["limit"].strip().lower()
     return reset.astimezone(UTC), limit if limit.endswith("limit") else f"{limit} limit"
 

@@ -11,6 +11,7 @@ own group, stopped with the run, its output in the transcript), `next_round` dec
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,24 @@ class Check:
     max_rounds: int
 
 
-def _number(value: object, key: str, where: str, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise BadCheck(f"{where} {key} = {value!r}: expected a number of at least {minimum:g}")
+ROUNDS_CEILING = 10
+"""The most rounds a note or a type may ask for: every round may cost up to max_budget_usd, and
+the daily budget is only looked at before an attempt starts."""
+
+CHECK_TIMEOUT_CEILING = 86_400.0
+"""The longest a check may run (a day)."""
+
+
+def _number(value: object, key: str, where: str, minimum: float, maximum: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not minimum <= value <= maximum
+    ):
+        raise BadCheck(
+            f"{where} {key} = {value!r}: expected a number from {minimum:g} to {maximum:g}"
+        )
     return float(value)
 
 
@@ -76,8 +92,8 @@ def check_for(meta: Mapping[str, Any], config: Config, task_type: str) -> Check 
         rounds = per_type.max_rounds
     if rounds is None:
         rounds = config.max_rounds
-    timeout_s = _number(timeout, "verify_timeout_seconds", where, 1)
-    max_rounds = _number(rounds, "max_rounds", where, 1)
+    timeout_s = _number(timeout, "verify_timeout_seconds", where, 1, CHECK_TIMEOUT_CEILING)
+    max_rounds = _number(rounds, "max_rounds", where, 1, ROUNDS_CEILING)
     if max_rounds != int(max_rounds):
         raise BadCheck(f"{where} max_rounds = {rounds!r}: expected a whole number")
     return Check(raw.strip(), tuple(argv), timeout_s, int(max_rounds))
@@ -99,8 +115,11 @@ def done_when(meta: Mapping[str, Any], config: Config, task_type: str) -> str:
 
 
 class CheckAgent:
-    """The check as an `Agent` for agentproc.AgentProcess: argv from the template, no prompt,
-    exit 0 passes. Used by one run's thread."""
+    """The check as an `Agent` for agentproc.AgentProcess (its process group, stop pipe, clock
+    and transcript): argv from the template, no prompt, exit 0 passes. Its outcome's kind says
+    how the check ended, not what the task does next: SUCCESS passed, TRANSIENT did not pass
+    (an exit, a timeout), PERMANENT could not start, CANCELLED/INTERRUPTED stopped; `next_round`
+    decides from that. Used by one run's thread."""
 
     name = "check"
     reads_prompt = False

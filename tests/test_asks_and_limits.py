@@ -23,6 +23,7 @@ from ai_employee.messages import AgentGone
 from ai_employee.run_end import RetryPolicy, decide_end
 from ai_employee.taskfile import edit_note_text, grant_requested, parse_note, tool_rules
 from ai_employee.usage_limit import (
+    MIN_PAUSE,
     Pause,
     limit_name,
     load_pause,
@@ -83,6 +84,8 @@ def test_denials_become_one_ask_per_rule_in_the_order_asked_and_junk_is_skipped(
         ("You've hit your 5-hour limit · resets 12am (UTC)", datetime(2026, 12, 3, 0, 0, tzinfo=UTC), "5-hour limit"),
         ("You've hit your 5-hour limit · resets 2:05pm (Europe/Berlin)", datetime(2026, 12, 2, 13, 5, tzinfo=UTC), "5-hour limit"),
         ("You've hit your 5-hour limit · resets 14:05 (Nowhere/Land)", datetime(2026, 12, 2, 14, 5, tzinfo=UTC), "5-hour limit"),
+        ("You've hit your 5-hour limit · resets 11:30am (UTC)", NOW, "5-hour limit"),
+        ("You've hit your 5-hour limit · resets 10:59am (UTC)", datetime(2026, 12, 3, 10, 59, tzinfo=UTC), "5-hour limit"),
         ("API Error: Request rejected (429) · fake rate_limit_error", None, ""),
         ("You've hit your 5-hour limit · resets 13pm (UTC)", None, ""),
         ("You've hit your 5-hour limit · resets 25:00 (UTC)", None, ""),
@@ -100,8 +103,11 @@ def test_a_parsed_reset_is_always_within_the_next_day(hour: int, minute: int, of
     now = NOW + timedelta(minutes=offset)
     parsed = parse_limit_message(f"hit your 5-hour limit · resets {hour}:{minute:02d} (UTC)", now)
     assert parsed is not None
-    assert now < parsed[0] <= now + timedelta(days=1)
-    assert (parsed[0].hour, parsed[0].minute) == (hour, minute)
+    assert now <= parsed[0] < now + timedelta(days=1)
+    if parsed[0] == now:  # printed less than an hour ago: it is now
+        assert timedelta(0) <= now - now.replace(hour=hour, minute=minute) < timedelta(hours=1)
+    else:
+        assert (parsed[0].hour, parsed[0].minute) == (hour, minute)
 
 
 def test_the_event_reset_and_limit_names() -> None:
@@ -147,6 +153,18 @@ def test_claude_pauses_on_a_rejected_rate_limit_event_or_on_the_message_alone() 
     plain = {**LIMIT_RESULT, "result": "API Error: Request rejected (429) · rate_limit_error"}
     backoff = _claude([allowed, plain])
     assert backoff.kind is OutcomeKind.TRANSIENT, "a 429 with no reset keeps the backoff"
+    words = {**LIMIT_RESULT, "api_error_status": None, "subtype": "error_max_turns"}
+    own = _claude([words])
+    assert own.kind is OutcomeKind.PERMANENT, "the agent's own words about a limit are not one"
+    past = {**event, "rate_limit_info": {**event["rate_limit_info"], "resetsAt": EPOCH - 86400}}
+    soon = _claude([past, LIMIT_RESULT])
+    assert soon.kind is OutcomeKind.PAUSED and soon.resets_at == NOW + MIN_PAUSE
+    warned = {
+        "type": "assistant",
+        "api_error_params": {"rate_limit_info": {"status": "allowed", "resetsAt": EPOCH}},
+        "message": {"content": []},
+    }
+    assert _claude([warned, plain]).kind is OutcomeKind.TRANSIENT
 
 
 def test_claude_asks_when_a_successful_run_was_denied_tools() -> None:
@@ -222,7 +240,7 @@ def test_a_person_who_ended_the_task_meanwhile_wins_over_an_ask_or_a_pause(
 
 
 def test_an_approval_grants_what_was_asked_and_keeps_what_was_granted() -> None:
-    text = '---\ntitle: t\ngranted_tools: ["Bash(make)"]\nrequested_tools: ["Bash(npm ci)", "Bash(make)"]\nerror: asked\n---\nbody\n'
+    text = '---\ntitle: t\nstatus: pending_approval\ngranted_tools: ["Bash(make)"]\nrequested_tools: ["Bash(npm ci)", "Bash(make)"]\nerror: asked\n---\nbody\n'
     meta = parse_note(text, "t.md").meta
     changes = grant_requested(meta)
     assert changes == {
@@ -234,6 +252,8 @@ def test_an_approval_grants_what_was_asked_and_keeps_what_was_granted() -> None:
     assert tool_rules(after.meta, "granted_tools") == ("Bash(make)", "Bash(npm ci)")
     assert "requested_tools" not in after.meta and after.body == "body\n"
     assert grant_requested({"granted_tools": ["x"]}) == {}
+    rejected = {"status": "rejected", "requested_tools": ["Bash"], "granted_tools": ["x"]}
+    assert grant_requested(rejected) == {"requested_tools": None}, "a rejected ask is void"
     assert tool_rules({"granted_tools": "Bash(make)"}, "granted_tools") == ("Bash(make)",)
     assert tool_rules({"granted_tools": [1, None, " ", "a"]}, "granted_tools") == ("a",)
     assert tool_rules({"granted_tools": {"a": 1}}, "granted_tools") == ()
@@ -243,8 +263,8 @@ def test_an_approval_grants_what_was_asked_and_keeps_what_was_granted() -> None:
 def test_a_list_of_rules_reads_back_as_written(rules: list[str]) -> None:
     text = edit_note_text("---\ntitle: t\n---\n", {"requested_tools": rules})
     assert list(tool_rules(parse_note(text, "t.md").meta, "requested_tools")) == list(
-        dict.fromkeys(" ".join(r.split()) for r in rules if " ".join(r.split()))
-    )
+        dict.fromkeys(r.strip() for r in rules if r.strip())
+    ), "a rule is kept exactly: `sed 's/  */ /'` must not lose a space"
 
 
 def test_the_coordinator_starts_nothing_while_a_pause_holds_and_takes_the_latest() -> None:
@@ -291,3 +311,16 @@ def test_a_reset_reads_to_the_minute_rounded_up_with_the_date_when_not_today(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_block_list_obsidian_wrote_is_replaced_without_the_persons_lines_after_it() -> None:
+    text = (
+        "---\ntitle: t\nstatus: pending_approval\nrequested_tools:\n  - Bash(make)\n"
+        "  - Bash(npm ci)\n# my note about the tools\n\ntags:\n  - a\n# end\n---\nbody\n"
+    )
+    after = edit_note_text(text, grant_requested(parse_note(text, "t.md").meta))
+    assert "# my note about the tools\n\ntags:\n  - a\n# end\n" in after
+    assert "requested_tools" not in after
+    assert parse_note(after, "t.md").meta["granted_tools"] == ["Bash(make)", "Bash(npm ci)"]
+    again = edit_note_text(after, {"granted_tools": ["Bash(x)"]})
+    assert "# my note about the tools" in again and 'granted_tools: ["Bash(x)"]' in again

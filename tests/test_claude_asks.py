@@ -95,7 +95,7 @@ def test_a_denied_command_waits_for_a_person_and_approval_resumes_the_session_wi
     assert "bypassPermissions" not in argv and "bypassPermissions" not in first["argv"]
     assert len(set(sessions(claude_env))) == 1, "one session, resumed"
     resumed_prompt = json.dumps(claude_env.main_requests()[3]["body"]["messages"])
-    assert "you may now use `Bash(python3 build.py)`" in resumed_prompt
+    assert "You may now use `Bash(python3 build.py)`: a person allowed it" in resumed_prompt
     assert [e["result"] for e in events(vault, "run finished")] == ["asked a person", "success"]
 
 

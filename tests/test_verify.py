@@ -178,7 +178,10 @@ def test_the_note_wins_over_its_type_which_wins_over_the_top_level(vault: Vault)
         ({"verify": ["pytest"]}, "the note's verify = ['pytest']: expected a command line"),
         ({"verify": "pytest 'x"}, "cannot be split: No closing quotation"),
         ({"verify": "pytest {title}"}, "unknown placeholder {title}"),
-        ({"verify": "pytest", "max_rounds": 0}, "max_rounds = 0: expected a number of at least 1"),
+        ({"verify": "pytest", "max_rounds": 0}, "max_rounds = 0: expected a number from 1 to 10"),
+        ({"verify": "pytest", "max_rounds": 11}, "max_rounds = 11: expected a number from 1 to 10"),
+        ({"verify": "pytest", "max_rounds": float("inf")}, "max_rounds = inf"),
+        ({"verify": "pytest", "verify_timeout_seconds": float("nan")}, "= nan: expected"),
         ({"verify": "pytest", "max_rounds": 1.5}, "max_rounds = 1.5: expected a whole number"),
         ({"verify": "pytest", "max_rounds": True}, "max_rounds = True: expected a number"),
         ({"verify": "pytest", "verify_timeout_seconds": "soon"}, "verify_timeout_seconds = 'soon'"),
@@ -196,6 +199,8 @@ def test_a_check_that_cannot_run_as_written_says_why(
 def test_a_type_table_with_a_bad_verify_is_a_configuration_error(vault: Vault) -> None:
     with pytest.raises(ConfigError, match=r"types\.claude_app\.verify"):
         _toml(vault, '[types.claude_app]\nverify = "pytest {nope}"\n')
+    with pytest.raises(ConfigError, match=r"types\.claude_app\.max_rounds.*at most 10"):
+        _toml(vault, "[types.claude_app]\nmax_rounds = 50\n")
 
 
 @pytest.mark.parametrize("kind", list(OutcomeKind))
@@ -232,3 +237,17 @@ def test_the_web_page_shows_a_check_and_a_new_round_as_turns() -> None:
     assert [(t.text, t.label) for t in passed] == [("passed", "check passed · round 2")]
     again = turns_of({"kind": "round", "round": 2, "of": 3, "resume": True})
     assert [t.text for t in again] == ["round 2 of 3 (same session)"]
+
+
+def test_a_note_with_an_impossible_check_number_is_failed_alone_and_the_service_goes_on(
+    vault: Vault, tmp_path: Path
+) -> None:
+    bad = checked("Inf", "true", "inf", "max_rounds: .inf\n")
+    (vault.folder(Folder.NEEDS_ACTION) / "Inf.md").write_text(bad)  # there before the start
+    with running_service(_config(vault, tmp_path)):
+        drop(vault, tmp_path, "Fine.md", checked("Fine", f"{sys.executable} app.py", "fine"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "Inf.md", "failed", 30)
+        wait_status(vault.folder(Folder.DONE) / "Fine.md", "done", 30)
+    assert failed.meta["error"] == (
+        "the note's max_rounds = inf: expected a number from 1 to 10; fix it, then retry"
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..usage_limit import limit_name, parse_limit_message, reset_from_event
+from ..usage_limit import MIN_PAUSE, limit_name, parse_limit_message, reset_from_event
 from .base import Outcome, OutcomeKind, RunSpec, RunState
 from .permissions import asks_from
 
@@ -119,8 +119,9 @@ class ClaudeAgent:
             return None
         if kind == "assistant":
             params = message.get("api_error_params")
-            if isinstance(params, dict) and isinstance(params.get("rate_limit_info"), dict):
-                state.data.setdefault("limit", params["rate_limit_info"])
+            info = params.get("rate_limit_info") if isinstance(params, dict) else None
+            if isinstance(info, dict) and info.get("status") == "rejected":
+                state.data.setdefault("limit", info)
             content = (message.get("message") or {}).get("content") or []
             for block in content:
                 if isinstance(block, dict) and block.get("type") == "tool_use":
@@ -187,7 +188,7 @@ class ClaudeAgent:
             return Outcome(OutcomeKind.SUCCESS, **common)
         if not result.get("is_error") and not turns:
             return Outcome(OutcomeKind.TRANSIENT, error="claude ended after zero turns", **common)
-        paused = self._usage_limit(state.data.get("limit"), text)
+        paused = self._usage_limit(result, state.data.get("limit"), text)
         if paused is not None:
             resets_at, limit = paused
             error = f"claude hit its {limit}; it resets at {resets_at:%Y-%m-%dT%H:%M:%SZ}"
@@ -197,15 +198,28 @@ class ClaudeAgent:
         kind, error = self._classify(result, text)
         return Outcome(kind, error=error, **common)
 
-    def _usage_limit(self, info: object, text: str) -> tuple[datetime, str] | None:
+    def _usage_limit(
+        self, result: dict[str, Any], info: object, text: str
+    ) -> tuple[datetime, str] | None:
         """The reset and name of a usage limit the run hit: the `rate_limit_event` rejected
         with a `resetsAt`, else the CLI's message ("You've hit your 5-hour limit · resets
-        8:13pm (UTC)"). None for any other failure (a 429 without a reset is backed off)."""
+        8:13pm (UTC)") on a result that is the API's limit (429, `usage_limit_reached`), never
+        the agent's own words. At least MIN_PAUSE from now. None for any other failure (a 429
+        without a reset is backed off)."""
+        now = self.now()
+        found = None
         if isinstance(info, dict):
             resets_at = reset_from_event(info)
             if resets_at is not None:
-                return resets_at, limit_name(info.get("rateLimitType"))
-        return parse_limit_message(text, self.now())
+                found = resets_at, limit_name(info.get("rateLimitType"))
+        limited = result.get("api_error") == "usage_limit_reached" or (
+            result.get("api_error_status") == 429
+        )
+        if found is None and limited:
+            found = parse_limit_message(text, now)
+        if found is None:
+            return None
+        return max(found[0], now + MIN_PAUSE), found[1]
 
     def _classify(self, result: dict[str, Any], text: str) -> tuple[OutcomeKind, str]:
         subtype = result.get("subtype")
