@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from ai_employee.vault import Folder, Vault
 from ai_employee.verify import BadCheck, Check, Next, check_for, done_when, next_round
 from ai_employee.web.transcript import turns_of
 
-from .service_harness import drop, note, running_service, svc_config, wait_status
+from .helpers import wait_for
+from .service_harness import cancel, drop, events, note, running_service, svc_config, wait_status
 
 AGENT = """\
 import pathlib, sys
@@ -251,3 +253,16 @@ def test_a_note_with_an_impossible_check_number_is_failed_alone_and_the_service_
     assert failed.meta["error"] == (
         "the note's max_rounds = inf: expected a number from 1 to 10; fix it, then retry"
     )
+
+
+def test_a_cancel_while_the_check_runs_stops_it_and_cancels_the_task(
+    vault: Vault, tmp_path: Path
+) -> None:
+    with running_service(_config(vault, tmp_path)):
+        drop(vault, tmp_path, "Stop.md", checked("Stop", "sleep 60", "stop"))
+        (started,) = wait_for(lambda: events(vault, "check started"), 30, "the check to start")
+        began = time.monotonic()
+        assert cancel(vault, started["task_id"]).returncode == 0
+        cancelled = wait_status(vault.folder(Folder.DONE) / "Stop.md", "cancelled", 30)
+    assert time.monotonic() - began < 10, "the check's group is stopped, not waited for"
+    assert cancelled.meta["rounds"] == 1
