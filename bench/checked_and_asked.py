@@ -31,27 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ai_employee.vault import Folder, Vault, init_vault  # noqa: E402
+from tests.claude_harness import bash, text, write  # noqa: E402
 from tests.fake_anthropic import FakeAnthropic  # noqa: E402
 from tests.service_harness import running_service, svc_config, wait_status  # noqa: E402
 
 CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
 APP = "---\ntitle: {title}\ntype: claude_app\nlanguage: py\napp: {app}\n{more}---\n{body}\n"
-
-
-def write(name: str, content: str) -> dict[str, Any]:
-    return {
-        "kind": "tool_use",
-        "name": "Write",
-        "input": {"file_path": "{cwd}/" + name, "content": content},
-    }
-
-
-def bash(command: str) -> dict[str, Any]:
-    return {"kind": "tool_use", "name": "Bash", "input": {"command": command}}
-
-
-def text(reply: str) -> dict[str, Any]:
-    return {"kind": "text", "text": reply}
 
 
 def drop(vault: Vault, name: str, body: str) -> Path:

@@ -83,5 +83,9 @@ def write(name: str, content: str) -> dict[str, object]:
     }
 
 
+def bash(command: str) -> dict[str, object]:
+    return {"kind": "tool_use", "name": "Bash", "input": {"command": command}}
+
+
 def text(reply: str) -> dict[str, object]:
     return {"kind": "text", "text": reply}

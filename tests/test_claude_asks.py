@@ -21,7 +21,7 @@ from ai_employee.usage_limit import load_pause, pause_file
 from ai_employee.vault import Folder, Vault
 from ai_employee.web.servicestate import read_state
 
-from .claude_harness import APP, claude_config, text, write
+from .claude_harness import APP, bash, claude_config, text, write
 from .fake_anthropic import FakeAnthropic
 from .helpers import wait_for
 from .service_harness import drop, events, note, person, running_service, wait_status
@@ -30,10 +30,6 @@ from .test_notify import hook, told
 pytestmark = pytest.mark.claude
 
 BUILD = "open('out.txt', 'w').write('built by build.py')\n"
-
-
-def bash(command: str) -> dict[str, object]:
-    return {"kind": "tool_use", "name": "Bash", "input": {"command": command}}
 
 
 def sessions(fake: FakeAnthropic) -> list[str | None]:
