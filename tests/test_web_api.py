@@ -377,3 +377,25 @@ def test_a_token_or_csrf_value_that_is_not_ascii_is_refused_not_an_error(config:
         assert login.status_code == 303 and not login.headers["location"].startswith("//")
         ok = {"authorization": "Bearer " + "t" * 43, "origin": "http://10.0.0.9:8787"}
         assert c.post("/act/cancel", data={"csrf": "é", "ref": "x"}, headers=ok).status_code == 403
+
+
+def test_approving_a_request_for_a_tool_on_the_page_grants_exactly_that_rule(
+    vault: Vault, client: TestClient
+) -> None:
+    asked = task_text(
+        "Asks",
+        "aaaaaaaa",
+        "pending_approval",
+        plan='"[[PLAN_Asks (aaaaaaaa)]]"',
+        requested_tools='["Bash(npm run build -- --mode=prod)"]',
+        error='"claude asked for Bash(npm run build -- --mode=prod)"',
+    )
+    write(vault, Folder.PENDING_APPROVAL, "Asks.md", asked)
+    wait_for(lambda: board(client)["total"] == 1, what="the card")
+    page = client.get("/task/aaaaaaaa").text
+    assert "claude asked for Bash(npm run build -- --mode=prod)" in page
+    act(client, "approve", "aaaaaaaa")
+    granted = note(vault.folder(Folder.NEEDS_ACTION) / "Asks.md")
+    assert granted.meta["status"] == "planned"
+    assert granted.meta["granted_tools"] == ["Bash(npm run build -- --mode=prod)"]
+    assert "requested_tools" not in granted.meta and "error" not in granted.meta
