@@ -339,6 +339,11 @@ class MainLoop:
                 self.dashboard.landed(new, ended.outcome.error)
             elif new is not None and new.exists():
                 self.reconciler.look(new, force=True)
+            if old is not None and old != new and old.exists():
+                # Moved again before this loop took the run's end (a person approved the note
+                # the moment it reached Pending_Approval/): its event was looked at while the
+                # task still ran and left as it was; it is decided where it is now.
+                self.reconciler.look(old, force=True)
         if kind is OutcomeKind.SKIPPED:
             return
         end_kind = ended.end.kind if ended.end is not None else None
