@@ -253,8 +253,8 @@ class DashboardFile:
         self._drawn_version, self._drawn_at = version, now
         text = render(state())
         try:
-            current = self.vault.dashboard.read_text(encoding="utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
+            current = fsops.read_plain_text(self.vault.dashboard)
+        except (OSError, UnicodeDecodeError):  # missing, or not a file of ours: replaced
             current = ""
         if _without_timestamp(current) != _without_timestamp(text):
             fsops.write_atomic(

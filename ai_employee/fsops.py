@@ -346,3 +346,25 @@ def read_fd(fd: int, size_hint: int = 0) -> bytes:
             return b"".join(chunks)
         chunks.append(chunk)
         offset += len(chunk)
+
+
+PLAIN_FILE_LIMIT = 8 * 1024 * 1024
+"""The most `read_plain_text` reads: our plans and the handbook are small."""
+
+
+def read_plain_text(path: Path, errors: str = "strict") -> str:
+    """A regular file's text (a symlink to one is followed), never blocking on a FIFO or a
+    device: anything else is IsADirectoryError or OSError, as a missing file is
+    FileNotFoundError. For the files the service reads in its own threads (plans, the handbook),
+    where a FIFO put in their place would hang the thread for ever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = os.pread(fd, PLAIN_FILE_LIMIT, 0)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", errors)

@@ -368,7 +368,7 @@ class ToldRefusals:
 
     def load(self) -> None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(fsops.read_plain_text(self.path))
         except (OSError, ValueError):
             return
         refused = data.get("refused") if isinstance(data, dict) else None

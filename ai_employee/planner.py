@@ -88,8 +88,8 @@ def update_plan_head(plan_path: Path, tmp_dir: Path, where: str, status: Status 
     not fsynced (records.py finds a note whose plan missed this). False when there is no such
     plan."""
     try:
-        text = plan_path.read_text(encoding="utf-8")
-    except (FileNotFoundError, UnicodeDecodeError):
+        text = fsops.read_plain_text(plan_path)
+    except (OSError, UnicodeDecodeError):  # missing, or not a plan file (a FIFO in its place)
         return False
     head, sep, rest = text.partition("\n---\n")
     values = {"where": json.dumps(where, ensure_ascii=False)}
@@ -249,8 +249,8 @@ def write_plan(plans_dir: Path, plan: Plan, tmp_dir: Path) -> Path:
 def plan_is_stale(plan_path: Path, note: TaskNote) -> bool:
     """True when the plan is missing or was made from a different body."""
     try:
-        text = plan_path.read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, IsADirectoryError):
+        text = fsops.read_plain_text(plan_path, errors="replace")
+    except OSError:  # missing, a folder, a FIFO: not a plan of this note
         return True
     found = _BODY_HASH.search(text)
     return found is None or found.group(1) != body_hash(note)

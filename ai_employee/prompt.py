@@ -23,7 +23,7 @@ def prompt_path(vault: Vault, task_id: str) -> Path:
 def read_handbook(vault: Vault) -> str:
     """Company_Handbook.md, or nothing when it is missing or unreadable."""
     try:
-        return vault.handbook.read_text(encoding="utf-8")
+        return fsops.read_plain_text(vault.handbook)
     except (OSError, UnicodeDecodeError):
         return ""
 
@@ -32,8 +32,8 @@ def prompt_text(
     vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote, plan_path: Path | None
 ) -> str:
     try:
-        plan = plan_path.read_text(encoding="utf-8") if plan_path else "(no plan file)"
-    except (FileNotFoundError, UnicodeDecodeError):
+        plan = fsops.read_plain_text(plan_path) if plan_path else "(no plan file)"
+    except (OSError, UnicodeDecodeError):
         plan = "(no plan file)"
     header = agent.prompt_header(spec).strip()
     parts = [header] if header else []

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from . import planner
+from . import fsops, planner
 from .config import Config
 from .errors import NoteRefused
 from .identity import CopyOf, EditOf, Known, Own, Seen, conflict_base, identify
@@ -428,7 +428,7 @@ def template_lines(vault: Vault) -> frozenset[str]:
         try:
             if template.is_symlink() or template.stat().st_size > MAX_TEMPLATE_BYTES:
                 continue
-            text = template.read_text(encoding="utf-8", errors="replace")
+            text = fsops.read_plain_text(template, errors="replace")
         except OSError:
             continue
         lines.update(line.strip() for line in text.splitlines())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -86,10 +87,13 @@ def read_record(plan: Path) -> Record | None:
 
 def _read_record(path: str, name: str, dir_fd: int | None) -> Record | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO in Plans/ must not hang the start
+            return None
         data = os.read(fd, HEAD_BYTES)
         if data.startswith(b"---"):
             while b"\n---" not in data and len(data) < MAX_HEAD_BYTES:

@@ -143,7 +143,7 @@ def pause_file(machinery: Path) -> Path:
 def load_pause(machinery: Path, now: datetime) -> Pause | None:
     """The pause a service left, if it still holds (an unreadable file is no pause)."""
     try:
-        data = json.loads(pause_file(machinery).read_text(encoding="utf-8"))
+        data = json.loads(fsops.read_plain_text(pause_file(machinery)))
     except (OSError, ValueError):
         return None
     pause = Pause.from_json(data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,32 @@ def test_a_move_the_loop_finishes_counts_on_the_dashboard_at_once(vault: Vault) 
         wait_for(lambda: (vault.folder(Folder.DONE) / "half.md").exists(), what="the move")
         # long before the next sweep (60 s) would count it
         wait_for(lambda: "1 notes" in vault.dashboard.read_text(), what="Done/ counted")
+
+
+def test_fifos_in_place_of_the_files_the_service_reads_never_hang_it(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    # A FIFO opened for reading blocks until a writer comes: the handbook, a template, a plan,
+    # Dashboard.md and the machinery's JSON files are read with O_NONBLOCK and refused unless
+    # they are regular files, so the start, the main loop and the runs go on.
+    task_id = "fifo1234"
+    fifos = [
+        vault.handbook,
+        vault.folder(Folder.TEMPLATES) / "Other.md",
+        vault.folder(Folder.PLANS) / f"PLAN_Fifo ({task_id}).md",
+        vault.dashboard,
+        vault.machinery / "told.json",
+        vault.machinery / "usage_limit.json",
+    ]
+    for fifo in fifos:
+        fifo.unlink(missing_ok=True)
+        os.mkfifo(fifo)
+    text = task("Fifo").replace(
+        "---\n", f'---\ntask_id: {task_id}\nstatus: planned\nplan: "[[PLAN_Fifo ({task_id})]]"\n', 1
+    )
+    (vault.folder(Folder.NEEDS_ACTION) / "Fifo.md").write_text(text)  # there before the start
+    with running_service(agent_config(vault, ledger)):
+        done = wait_status(vault.folder(Folder.DONE) / "Fifo.md", "done", 30)
+    assert done.task_id == task_id and starts(ledger)[task_id] == 1
+    plan = vault.folder(Folder.PLANS) / f"PLAN_Fifo ({task_id}).md"
+    assert plan.is_file(), "the plan that was a FIFO was written again"
