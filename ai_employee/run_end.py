@@ -146,48 +146,49 @@ def decide_end(
     if kind in NOT_SPENT:
         attempts = max(0, attempts - 1)
         changes["attempts"] = attempts
-    folder: Folder | None
-    if kind is OutcomeKind.ASKED:
-        new = Status.PENDING_APPROVAL
-        changes |= {
-            "status": new,
-            "error": error,
-            "requested_tools": [ask.rule for ask in outcome.asked],
-            "next_attempt_at": None,
-        }
-        folder = HOME[new]
-    elif kind is OutcomeKind.PAUSED:
-        new = Status.PLANNED
-        until = max(outcome.resets_at or now, now)
-        error = f"{paused_until(until, outcome.limit, now)}; no attempt spent"
-        changes |= {"status": new, "error": error, "next_attempt_at": until}
-        folder = None
-    elif kind is OutcomeKind.SUCCESS:
-        new = Status.DONE
-        changes |= {"status": new, "completed_at": now, "error": None}
-        folder = HOME[new]
-    elif kind is OutcomeKind.CANCELLED:
-        new = Status.REJECTED if status is Status.REJECTED else Status.CANCELLED
-        changes |= {"status": new, "completed_at": now, "error": error or None}
-        folder = HOME[new]
-    elif kind is OutcomeKind.TRANSIENT:
-        new = Status.PLANNED
-        delay = policy.delay(attempts)
-        changes |= {
-            "status": new,
-            "error": error,
-            "next_attempt_at": now + timedelta(seconds=delay),
-            "session_id": None,  # a fresh attempt after a failure starts a new session
-        }
-        folder = None
-    else:
-        new = Status.FAILED
-        changes |= {"status": new, "error": error, "completed_at": now}
-        folder = HOME[new]
+    new, folder, keys, error = _where_it_goes(kind, status, outcome, error, attempts, policy, now)
+    changes |= keys
     if status is not None and new is not status:
         check_transition(status, new, task_id)
     result = result_text(kind, outcome, error, duration_s, run_number, task_id)
     return RunEnd(kind, new, changes, result, folder, error, attempts)
+
+
+def _where_it_goes(
+    kind: OutcomeKind,
+    status: Status | None,
+    outcome: Outcome,
+    error: str,
+    attempts: int,
+    policy: RetryPolicy,
+    now: datetime,
+) -> tuple[Status, Folder | None, dict[str, Any], str]:
+    """The status, folder and keys of each kind of end (`kind` as decide_end settled it), and
+    the error as the note says it."""
+    keys: dict[str, Any] = {"error": error}
+    if kind is OutcomeKind.ASKED:  # a person decides; the session goes on after
+        new, folder = Status.PENDING_APPROVAL, HOME[Status.PENDING_APPROVAL]
+        keys |= {"requested_tools": [a.rule for a in outcome.asked], "next_attempt_at": None}
+    elif kind is OutcomeKind.PAUSED:  # back at the reset, the same session
+        new, folder = Status.PLANNED, None
+        until = max(outcome.resets_at or now, now)
+        error = f"{paused_until(until, outcome.limit, now)}; no attempt spent"
+        keys |= {"error": error, "next_attempt_at": until}
+    elif kind is OutcomeKind.SUCCESS:
+        new, folder = Status.DONE, HOME[Status.DONE]
+        keys |= {"completed_at": now, "error": None}
+    elif kind is OutcomeKind.CANCELLED:
+        new = Status.REJECTED if status is Status.REJECTED else Status.CANCELLED
+        folder = HOME[new]
+        keys |= {"completed_at": now, "error": error or None}
+    elif kind is OutcomeKind.TRANSIENT:  # a fresh attempt after a failure starts a new session
+        new, folder = Status.PLANNED, None
+        delay = policy.delay(attempts)
+        keys |= {"next_attempt_at": now + timedelta(seconds=delay), "session_id": None}
+    else:
+        new, folder = Status.FAILED, HOME[Status.FAILED]
+        keys |= {"completed_at": now}
+    return new, folder, {"status": new, **keys}, error
 
 
 @dataclass(frozen=True)

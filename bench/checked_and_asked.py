@@ -29,6 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import claude_against  # noqa: E402
 
 from ai_employee.vault import Folder, Vault, init_vault  # noqa: E402
 from tests.claude_harness import bash, text, write  # noqa: E402
@@ -227,17 +229,7 @@ def main() -> None:
         raise SystemExit(f"{CLAUDE} is missing: run scripts/setup.sh")
     fake = FakeAnthropic().start()
     with tempfile.TemporaryDirectory(prefix="aie-bench-") as tmp:
-        for name in ("home", "t"):
-            (Path(tmp) / name).mkdir()
-        os.environ.update(
-            HOME=str(Path(tmp) / "home"),
-            TMPDIR=str(Path(tmp) / "t"),
-            ANTHROPIC_BASE_URL=fake.url,
-            ANTHROPIC_API_KEY="test",
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-            CLAUDE_CODE_MAX_RETRIES="0",
-        )
-        os.environ.pop("CLAUDECODE", None)
+        claude_against(fake.url, Path(tmp))
         out = subprocess.run([str(CLAUDE), "--version"], capture_output=True, text=True)
         when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         print(f"claude {out.stdout.strip()}; python {sys.version.split()[0]}; {when}")

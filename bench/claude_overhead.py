@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from common import Arrivals, pct, service_in_thread, temp_vault  # noqa: E402
+from common import Arrivals, claude_against, pct, service_in_thread, temp_vault  # noqa: E402
 
 from ai_employee.agents.base import RunSpec  # noqa: E402
 from ai_employee.agents.claude import ClaudeAgent  # noqa: E402
@@ -50,18 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     fake = FakeAnthropic().start()
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        (Path(tmp) / "t").mkdir()
-        os.environ.update(
-            HOME=str(home),
-            TMPDIR=str(Path(tmp) / "t"),
-            ANTHROPIC_BASE_URL=fake.url,
-            ANTHROPIC_API_KEY="test",
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-            CLAUDE_CODE_MAX_RETRIES="0",
-        )
-        os.environ.pop("CLAUDECODE", None)
+        claude_against(fake.url, Path(tmp))
         bare_ms, service_ms = [], []
         with temp_vault() as root:
             staging = root.parent / "staging"

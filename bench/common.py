@@ -103,6 +103,23 @@ def service_in_thread(root: Path, **env: str) -> Iterator[Service]:
         thread.join(120)
 
 
+def claude_against(fake_url: str, tmp: Path) -> None:
+    """This process's environment (which the service's agents inherit) for the real Claude CLI
+    against the fake API at `fake_url`: a private HOME and TMPDIR under `tmp`, an API key, no
+    retries inside the CLI, no traffic beyond the fake."""
+    for name in ("home", "t"):
+        (tmp / name).mkdir(exist_ok=True)
+    os.environ.update(
+        HOME=str(tmp / "home"),
+        TMPDIR=str(tmp / "t"),
+        ANTHROPIC_BASE_URL=fake_url,
+        ANTHROPIC_API_KEY="test",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        CLAUDE_CODE_MAX_RETRIES="0",
+    )
+    os.environ.pop("CLAUDECODE", None)
+
+
 def note_text(i: int, task_type: str = "claude_app") -> str:
     return f"---\ntitle: Bench {i}\ntype: {task_type}\npriority: normal\n---\nDo thing {i}.\n"
 

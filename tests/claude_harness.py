@@ -2,7 +2,8 @@
 the helpers the claude tests share.
 
 The CLI (pinned in scripts/setup.sh) talks to the fake API on 127.0.0.1 and really runs its
-tools (Write creates files in the work dir). Only a machine without npm skips these tests.
+tools (Write creates files in the work dir). A machine without it fails these tests, saying how
+to install it: they are never skipped.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ CLAUDE = Path(
 def claude_bin() -> Path:
     if CLAUDE.exists():
         return CLAUDE
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: the Claude Code CLI cannot be installed here")
-    pytest.fail(f"{CLAUDE} is missing: run scripts/setup.sh (it installs the pinned CLI)")
+    why = "npm is not installed, so" if shutil.which("npm") is None else "it is missing:"
+    pytest.fail(f"{CLAUDE}: {why} run scripts/setup.sh (it installs the pinned CLI with npm)")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Claude Code as the agent: the real CLI, driven through the service, against a fake API.
 
 The CLI (pinned in scripts/setup.sh) talks to `FakeAnthropic` on 127.0.0.1 and really runs its
-tools (Write creates files in the work dir). Only a machine without npm skips these tests.
+tools (Write creates files in the work dir). Without the CLI these tests fail, never skip.
 """
 
 from __future__ import annotations

@@ -106,22 +106,11 @@ class ClaudeAgent:
             state.data["result"] = message
             return None
         if kind == "rate_limit_event":
-            info = message.get("rate_limit_info")
-            if isinstance(info, dict) and info.get("status") == "rejected":
-                state.data["limit"] = info
-                return {
-                    "result": "usage limit reached",
-                    "parameters": {
-                        "limit": limit_name(info.get("rateLimitType")),
-                        "resets_at": info.get("resetsAt"),
-                    },
-                }
-            return None
+            return _usage_limit_seen(message.get("rate_limit_info"), state)
         if kind == "assistant":
-            params = message.get("api_error_params")
-            info = params.get("rate_limit_info") if isinstance(params, dict) else None
-            if isinstance(info, dict) and info.get("status") == "rejected":
-                state.data.setdefault("limit", info)
+            params = message.get("api_error_params")  # the CLI's own message about the limit
+            if isinstance(params, dict):
+                _usage_limit_seen(params.get("rate_limit_info"), state)
             content = (message.get("message") or {}).get("content") or []
             for block in content:
                 if isinstance(block, dict) and block.get("type") == "tool_use":
@@ -273,6 +262,19 @@ class ClaudeAgent:
             error=f"claude not found at {self.config.claude_path!r} ({error.strerror}); install "
             "it (npm install -g @anthropic-ai/claude-code) or set claude_path",
         )
+
+
+def _usage_limit_seen(info: object, state: RunState) -> dict[str, Any] | None:
+    """Keep a `rate_limit_info` that says the limit is reached (status `rejected`, the first
+    one seen); a progress record for the log when it is news."""
+    if not isinstance(info, dict) or info.get("status") != "rejected" or "limit" in state.data:
+        return None
+    state.data["limit"] = info
+    limit = limit_name(info.get("rateLimitType"))
+    return {
+        "result": "usage limit reached",
+        "parameters": {"limit": limit, "resets_at": info.get("resetsAt")},
+    }
 
 
 def _short(value: Any, limit: int = 160) -> str:
