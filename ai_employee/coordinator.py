@@ -24,7 +24,7 @@ import structlog
 from .agents.base import OutcomeKind
 from .budget import DailyBudget
 from .executor import RunContext, RunThread
-from .messages import AgentGone, Claimed, RunEnded
+from .run_messages import AgentGone, Claimed, RunEnded
 from .scheduler import RunRequest, Scheduler
 from .usage_limit import Pause
 

@@ -32,12 +32,12 @@ from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .config import Config
 from .errors import NoteRefused
 from .lifecycle import Status, check_transition
-from .messages import AgentGone, Claimed, Post, RunEnded
 from .notefile import NoteGone, NoteStore
-from .planner import update_plan_head
 from .prompt import prompt_path, read_handbook, write_prompt
+from .records import update_plan_head
 from .rounds import Attempt, AttemptParts
 from .run_end import RetryPolicy, RunEnd, decide_end
+from .run_messages import AgentGone, Claimed, PostRun, RunEnded
 from .runrecords import RunJournal
 from .scheduler import RunRequest
 from .taskfile import TaskNote, edit_note_text, parse_note, tool_rules
@@ -107,7 +107,7 @@ class RunContext:
     agent: Agent
     journal: RunJournal
     now: Callable[[], datetime]
-    post: Post
+    post: PostRun
 
     @property
     def notes(self) -> NoteStore:

@@ -1,8 +1,10 @@
-"""What a filesystem event tells the service: "look at this path", and why."""
+"""What a filesystem event tells the service: "look at this path", and why; and what the
+watcher tells besides (a folder changed, events were dropped)."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +29,25 @@ class Kind(StrEnum):
 class Hint:
     path: Path
     kind: Kind
+
+
+@dataclass(frozen=True)
+class FolderChanged:
+    """A watched folder (or a folder that may hold one) came, went or was replaced."""
+
+    folder: Path
+    went: bool
+
+
+@dataclass(frozen=True)
+class Overflowed:
+    """The kernel dropped events: every active folder must be looked at again."""
+
+
+WatchMessage = Hint | FolderChanged | Overflowed
+
+PostWatch = Callable[[WatchMessage], None]
+"""How the watcher's reader thread hands what it saw to the main loop (the queue's `put`)."""
 
 
 _TRIGGER_NAMES = frozenset(f.value for f in TRIGGER_FOLDERS)

@@ -26,22 +26,14 @@ from .agents import OutcomeKind
 from .budget import DailyBudget
 from .config import Config
 from .coordinator import RunCoordinator
-from .hints import Hint, Kind
+from .hints import FolderChanged, Hint, Kind, Overflowed
 from .index import NoteIndex
 from .lifecycle import Status
-from .messages import (
-    AgentGone,
-    Claimed,
-    FolderChanged,
-    Message,
-    Overflowed,
-    PlanWritten,
-    RunEnded,
-    StopRequested,
-)
+from .messages import Message, StopRequested
 from .notify import Event, Notice, Tell
-from .planner import Plans
+from .planner import Plans, PlanWritten
 from .reconcile import Reconciler
+from .run_messages import AgentGone, Claimed, RunEnded
 from .sdnotify import WatchdogPinger
 from .settle import Settling
 from .usage_limit import Pause, save_pause

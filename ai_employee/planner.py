@@ -21,7 +21,7 @@ import structlog
 
 from . import fsops
 from .lifecycle import Status
-from .messages import PlanWritten
+from .records import plan_head
 from .taskfile import TaskNote, render_value, text_hash
 
 log = structlog.get_logger(__name__)
@@ -51,6 +51,13 @@ _GENERIC_STEPS = (
 )
 
 
+@dataclass(frozen=True)
+class PlanWritten:
+    """planner = "claude": the plan for this note is on disk (or the template, if not)."""
+
+    path: Path
+
+
 def plan_name(note_path: Path, task_id: str) -> str:
     """`PLAN_<note file name without .md> (<task_id>).md`: the note's name for a person to
     find it, the task_id so that no other task's plan can ever take it (two notes of one name,
@@ -62,47 +69,6 @@ def plan_link(plan: Path | str) -> str:
     """The wikilink a note's `plan` key holds: `[[PLAN_x (k3x9p2ma)]]`."""
     name = plan.name if isinstance(plan, Path) else plan
     return f"[[{name.removesuffix('.md')}]]"
-
-
-def plan_head(
-    task_id: str, title: str, note_name: str, asked_hash: str, where: str, status: Status
-) -> list[str]:
-    """The record a plan heads its text with (records.py reads it back): names as JSON
-    strings, which YAML reads as double-quoted scalars, so every name comes back exactly; the
-    title, of any length, last."""
-    return [
-        f"task_id: {task_id}",
-        f"note: {json.dumps(note_name, ensure_ascii=False)}",
-        f"where: {json.dumps(where, ensure_ascii=False)}",
-        f"body_sha256: {asked_hash}",
-        f"status: {status.value}",
-        f"title: {json.dumps(title, ensure_ascii=False)}",
-    ]
-
-
-_HEAD_FIELD = re.compile(r"^(where|status): .*$", re.MULTILINE)
-
-
-def update_plan_head(plan_path: Path, tmp_dir: Path, where: str, status: Status | None) -> bool:
-    """Its note moved (or its status changed): the plan's `where` and `status` follow. Atomic,
-    not fsynced (records.py finds a note whose plan missed this). False when there is no such
-    plan."""
-    try:
-        text = fsops.read_plain_text(plan_path)
-    except (OSError, UnicodeDecodeError):  # missing, or not a plan file (a FIFO in its place)
-        return False
-    head, sep, rest = text.partition("\n---\n")
-    values = {"where": json.dumps(where, ensure_ascii=False)}
-    if status is not None:
-        values["status"] = status.value
-    new_head = _HEAD_FIELD.sub(
-        lambda m: f"{m[1]}: {values.get(m[1], m[0].split(': ', 1)[1])}", head
-    )
-    if new_head != head:
-        fsops.write_atomic(
-            plan_path, (new_head + sep + rest).encode("utf-8"), tmp_dir, durable=False
-        )
-    return True
 
 
 def body_hash(note: TaskNote) -> str:

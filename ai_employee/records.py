@@ -21,11 +21,11 @@ from pathlib import Path
 
 import structlog
 
+from . import fsops
 from .errors import NoteRefused
 from .identity import Known
 from .lifecycle import Status
 from .notefile import NoteGone, NoteStore
-from .planner import update_plan_head
 from .taskfile import TASK_ID_SHAPE, TaskNote
 from .vault import TASK_FOLDERS, Folder, Vault
 
@@ -46,6 +46,47 @@ MAX_HEAD_BYTES = 64 * 1024
 _FIELD = re.compile(r"^(task_id|title|note|body_sha256|where|status):[ \t]*(.*?)[ \t]*$", re.M)
 
 
+def plan_head(
+    task_id: str, title: str, note_name: str, asked_hash: str, where: str, status: Status
+) -> list[str]:
+    """The record a plan heads its text with (`read_record` reads it back): names as JSON
+    strings, which YAML reads as double-quoted scalars, so every name comes back exactly; the
+    title, of any length, last."""
+    return [
+        f"task_id: {task_id}",
+        f"note: {json.dumps(note_name, ensure_ascii=False)}",
+        f"where: {json.dumps(where, ensure_ascii=False)}",
+        f"body_sha256: {asked_hash}",
+        f"status: {status.value}",
+        f"title: {json.dumps(title, ensure_ascii=False)}",
+    ]
+
+
+_HEAD_FIELD = re.compile(r"^(where|status): .*$", re.MULTILINE)
+
+
+def update_plan_head(plan_path: Path, tmp_dir: Path, where: str, status: Status | None) -> bool:
+    """Its note moved (or its status changed): the plan's `where` and `status` follow. Atomic,
+    not fsynced (records.py finds a note whose plan missed this). False when there is no such
+    plan."""
+    try:
+        text = fsops.read_plain_text(plan_path)
+    except (OSError, UnicodeDecodeError):  # missing, or not a plan file (a FIFO in its place)
+        return False
+    head, sep, rest = text.partition("\n---\n")
+    values = {"where": json.dumps(where, ensure_ascii=False)}
+    if status is not None:
+        values["status"] = status.value
+    new_head = _HEAD_FIELD.sub(
+        lambda m: f"{m[1]}: {values.get(m[1], m[0].split(': ', 1)[1])}", head
+    )
+    if new_head != head:
+        fsops.write_atomic(
+            plan_path, (new_head + sep + rest).encode("utf-8"), tmp_dir, durable=False
+        )
+    return True
+
+
 @dataclass(slots=True)
 class Record:
     """One task as its plan records it (slots and plain strings: a vault may hold 100,000)."""
@@ -62,7 +103,7 @@ class Record:
 
 
 def _unquote(value: str) -> str:
-    """A head field as planner.plan_head writes it: a JSON string (a YAML double-quoted
+    """A head field as `plan_head` writes it: a JSON string (a YAML double-quoted
     scalar), or a plain word."""
     if not value.startswith('"'):
         return value

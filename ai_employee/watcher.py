@@ -13,8 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from .hints import Hint, Kind, relevant
-from .messages import FolderChanged, Overflowed, Post
+from .hints import FolderChanged, Hint, Kind, Overflowed, PostWatch, relevant
 from .vault import TRIGGER_FOLDERS, Folder
 from .watchsources import EventSource, make_source
 
@@ -51,7 +50,7 @@ class VaultWatcher:
     def __init__(
         self,
         root: Path,
-        post: Post,
+        post: PostWatch,
         *,
         polling: bool = False,
         polling_interval: float = 1.0,

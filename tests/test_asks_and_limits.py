@@ -19,8 +19,8 @@ from ai_employee.agents.claude import ClaudeAgent
 from ai_employee.agents.permissions import ask_for, asks_from
 from ai_employee.config import load_config
 from ai_employee.lifecycle import Status
-from ai_employee.messages import AgentGone
 from ai_employee.run_end import RetryPolicy, decide_end
+from ai_employee.run_messages import AgentGone
 from ai_employee.taskfile import edit_note_text, grant_requested, parse_note, tool_rules
 from ai_employee.usage_limit import (
     MIN_PAUSE,

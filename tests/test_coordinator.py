@@ -16,8 +16,8 @@ from ai_employee.agents.base import Outcome, OutcomeKind
 from ai_employee.budget import DailyBudget
 from ai_employee.coordinator import RunCoordinator
 from ai_employee.lifecycle import Status
-from ai_employee.messages import AgentGone, Claimed, RunEnded
 from ai_employee.run_end import RunEnd
+from ai_employee.run_messages import AgentGone, Claimed, RunEnded
 from ai_employee.scheduler import RunRequest
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 from ai_employee import planner
 from ai_employee.lifecycle import Status
 from ai_employee.notefile import NoteStore
-from ai_employee.records import TaskRecords, read_record
+from ai_employee.records import TaskRecords, read_record, update_plan_head
 from ai_employee.taskfile import parse_note
 from ai_employee.vault import Folder, Vault
 
@@ -50,7 +50,7 @@ def test_a_record_reads_back_exactly_what_was_planned(vault: Vault, title: str) 
     assert record.where == 'Needs_Action/Pay "x" --- (1).md'
     assert record.body_hash == planner.body_hash(parse_note(text, "n.md"))
     assert record.status is Status.PLANNED
-    planner.update_plan_head(plan, vault.tmp, "Done/évil\n.md", Status.DONE)
+    update_plan_head(plan, vault.tmp, "Done/évil\n.md", Status.DONE)
     moved = read_record(plan)
     assert moved is not None and moved.where == "Done/évil\n.md" and moved.title == title
     assert moved.status is Status.DONE and moved.body_hash == record.body_hash

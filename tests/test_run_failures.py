@@ -17,7 +17,8 @@ import pytest
 
 from ai_employee import agentproc, executor
 from ai_employee.coordinator import RunHandle
-from ai_employee.messages import Claimed, Message
+from ai_employee.messages import Message
+from ai_employee.run_messages import Claimed
 from ai_employee.runrecords import RunJournal
 from ai_employee.scheduler import RunRequest
 from ai_employee.taskfile import edit_note_text

@@ -26,9 +26,10 @@ from ai_employee.budget import DailyBudget
 from ai_employee.config import Config
 from ai_employee.coordinator import RunCoordinator
 from ai_employee.executor import RunContext
-from ai_employee.messages import AgentGone, Claimed, Message, RunEnded
+from ai_employee.messages import Message
 from ai_employee.notefile import LOCK_STRIPES
 from ai_employee.run_end import retry_delay
+from ai_employee.run_messages import AgentGone, Claimed, RunEnded
 from ai_employee.runrecords import RunJournal
 from ai_employee.scheduler import RunRequest
 from ai_employee.service import make_agent
