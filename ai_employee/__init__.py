@@ -3,10 +3,10 @@
 The public API is what the CLI and the service use; see docs/ARCHITECTURE.md for the modules.
 """
 
-from .config import Config, load_config
-from .errors import AiEmployeeError, InvalidTransition, NoteRefused
-from .lifecycle import Priority, Status
-from .taskfile import OWNED_KEYS, TaskNote, edit_note_text, parse_note
+from .base.config import Config, load_config
+from .base.errors import AiEmployeeError, InvalidTransition, NoteRefused
+from .notes.lifecycle import Priority, Status
+from .notes.taskfile import OWNED_KEYS, TaskNote, edit_note_text, parse_note
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,3 @@
-from ai_employee.cli import main
+from ai_employee.surfaces.cli import main
 
 raise SystemExit(main())

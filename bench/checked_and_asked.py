@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import claude_against  # noqa: E402
 
-from ai_employee.vault import Folder, Vault, init_vault  # noqa: E402
+from ai_employee.notes.vault import Folder, Vault, init_vault  # noqa: E402
 from tests.claude_harness import bash, text, write  # noqa: E402
 from tests.fake_anthropic import FakeAnthropic  # noqa: E402
 from tests.service_harness import running_service, svc_config, wait_status  # noqa: E402

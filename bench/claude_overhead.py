@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import Arrivals, claude_against, pct, service_in_thread, temp_vault  # noqa: E402
 
-from ai_employee.agents.base import RunSpec  # noqa: E402
-from ai_employee.agents.claude import ClaudeAgent  # noqa: E402
-from ai_employee.config import load_config  # noqa: E402
+from ai_employee.base.config import load_config  # noqa: E402
+from ai_employee.running.agents.base import RunSpec  # noqa: E402
+from ai_employee.running.agents.claude import ClaudeAgent  # noqa: E402
 from tests.fake_anthropic import FakeAnthropic  # noqa: E402
 
 CLAUDE = ROOT / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"

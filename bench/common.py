@@ -15,11 +15,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ai_employee import fsops
-from ai_employee.config import load_config
-from ai_employee.logs import configure_logging
-from ai_employee.service import Service
-from ai_employee.vault import init_vault
+try:  # the package in layer folders; bench/ab.sh runs these files on older, flat trees too
+    from ai_employee.base import fsops
+    from ai_employee.base.config import load_config
+    from ai_employee.base.logs import configure_logging
+    from ai_employee.daemon.service import Service
+    from ai_employee.notes.vault import init_vault
+except ModuleNotFoundError:
+    from ai_employee.config import load_config
+    from ai_employee.logs import configure_logging
+    from ai_employee.service import Service
+    from ai_employee.vault import init_vault
+
+    from ai_employee import fsops
 
 
 def pct(values: Sequence[float], q: float) -> float:

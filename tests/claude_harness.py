@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.vault import Vault
+from ai_employee.notes.vault import Vault
 
 from .fake_anthropic import FakeAnthropic
 from .service_harness import svc_config

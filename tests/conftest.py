@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from ai_employee.config import Config, load_config
-from ai_employee.vault import Vault, init_vault
+from ai_employee.base.config import Config, load_config
+from ai_employee.notes.vault import Vault, init_vault
 
 pytest_plugins = ("tests.claude_harness",)
 """The real Claude Code CLI's fixtures (claude_bin, fake, claude_env), for every claude test."""

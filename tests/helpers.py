@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ai_employee.taskfile import OWNED_KEYS
+from ai_employee.notes.taskfile import OWNED_KEYS
 
 T = TypeVar("T")
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ai_employee.config import Config, load_config
-from ai_employee.logs import configure_logging
-from ai_employee.service import Service
-from ai_employee.taskfile import TaskNote, held_reason, parse_note
-from ai_employee.vault import Vault
+from ai_employee.base.config import Config, load_config
+from ai_employee.base.logs import configure_logging
+from ai_employee.daemon.service import Service
+from ai_employee.notes.taskfile import TaskNote, held_reason, parse_note
+from ai_employee.notes.vault import Vault
 
 from .helpers import wait_for
 

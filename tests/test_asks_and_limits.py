@@ -14,15 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ai_employee.agents.base import Ask, Outcome, OutcomeKind, RunState
-from ai_employee.agents.claude import ClaudeAgent
-from ai_employee.agents.permissions import ask_for, asks_from
-from ai_employee.config import load_config
-from ai_employee.lifecycle import Status
-from ai_employee.run_end import RetryPolicy, decide_end
-from ai_employee.run_messages import AgentGone
-from ai_employee.taskfile import edit_note_text, grant_requested, parse_note, tool_rules
-from ai_employee.usage_limit import (
+from ai_employee.base.config import load_config
+from ai_employee.notes.lifecycle import Status
+from ai_employee.notes.taskfile import edit_note_text, grant_requested, parse_note, tool_rules
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind, RunState
+from ai_employee.running.agents.claude import ClaudeAgent
+from ai_employee.running.agents.permissions import ask_for, asks_from
+from ai_employee.running.run_end import RetryPolicy, decide_end
+from ai_employee.running.run_messages import AgentGone
+from ai_employee.running.usage_limit import (
     MIN_PAUSE,
     Pause,
     limit_name,
@@ -32,7 +33,6 @@ from ai_employee.usage_limit import (
     reset_from_event,
     save_pause,
 )
-from ai_employee.vault import Folder, Vault
 
 from .test_coordinator import FakeRun, coordinator, nowhere, request
 

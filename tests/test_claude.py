@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.agents.claude import NOT_LOGGED_IN
-from ai_employee.vault import Folder, Vault
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.running.agents.claude import NOT_LOGGED_IN
 
 from .claude_harness import APP, claude_config, text, write
 from .fake_anthropic import FakeAnthropic

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.usage_limit import load_pause, pause_file
-from ai_employee.vault import Folder, Vault
-from ai_employee.web.servicestate import read_state
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.running.usage_limit import load_pause, pause_file
+from ai_employee.surfaces.web.servicestate import read_state
 
 from .claude_harness import APP, bash, claude_config, text, write
 from .fake_anthropic import FakeAnthropic

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.vault import Folder, Vault
+from ai_employee.notes.vault import Folder, Vault
 
 from .claude_harness import claude_config, text, write
 from .fake_anthropic import FakeAnthropic

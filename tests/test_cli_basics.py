@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.cli import main
-from ai_employee.taskfile import parse_note
+from ai_employee.notes.taskfile import parse_note
+from ai_employee.surfaces.cli import main
 
 
 def run_cli(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee import commands
-from ai_employee.config import Config
-from ai_employee.errors import InvalidTransition, TaskNotFound
-from ai_employee.lifecycle import Status
-from ai_employee.taskfile import parse_note
-from ai_employee.vault import Folder, Vault
+from ai_employee.base.config import Config
+from ai_employee.base.errors import InvalidTransition, TaskNotFound
+from ai_employee.notes.lifecycle import Status
+from ai_employee.notes.taskfile import parse_note
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.surfaces import commands
 
 from .helpers import changed_lines, owned_block_lines, wait_for
 from .test_cli_basics import run_cli

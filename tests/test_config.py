@@ -6,15 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.config import (
-    KEYS,
-    Config,
-    default_config_text,
-    env_name,
-    load_config,
-)
-from ai_employee.errors import ConfigError
-from ai_employee.vault import Vault
+from ai_employee.base.config import KEYS, Config, default_config_text, env_name, load_config
+from ai_employee.base.errors import ConfigError
+from ai_employee.notes.vault import Vault
 
 
 def _write(vault: Vault, text: str) -> None:
@@ -177,8 +171,8 @@ def test_the_commented_defaults_file_is_valid_and_complete(vault: Vault) -> None
 
 
 def test_a_work_dir_behind_a_symlink_must_resolve_inside_the_allowed_roots(tmp_path: Path) -> None:
-    from ai_employee.errors import NoteRefused
-    from ai_employee.vault import workdir_for
+    from ai_employee.base.errors import NoteRefused
+    from ai_employee.notes.vault import workdir_for
 
     apps = tmp_path / "apps"
     (apps / "py").mkdir(parents=True)

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ai_employee.agents.base import Outcome, OutcomeKind
-from ai_employee.budget import DailyBudget
-from ai_employee.coordinator import RunCoordinator
-from ai_employee.lifecycle import Status
-from ai_employee.run_end import RunEnd
-from ai_employee.run_messages import AgentGone, Claimed, RunEnded
-from ai_employee.scheduler import RunRequest
+from ai_employee.notes.lifecycle import Status
+from ai_employee.running.agents.base import Outcome, OutcomeKind
+from ai_employee.running.budget import DailyBudget
+from ai_employee.running.coordinator import RunCoordinator
+from ai_employee.running.run_end import RunEnd
+from ai_employee.running.run_messages import AgentGone, Claimed, RunEnded
+from ai_employee.running.scheduler import RunRequest
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

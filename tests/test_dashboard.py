@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee import dashboard_md
-from ai_employee.budget import DailyBudget
-from ai_employee.dashboard_md import DashboardFile, Line
-from ai_employee.index import NoteIndex
-from ai_employee.vault import Folder, Vault
+from ai_employee.notes.index import NoteIndex
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.running.budget import DailyBudget
+from ai_employee.telling import dashboard_md
+from ai_employee.telling.dashboard_md import DashboardFile, Line
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

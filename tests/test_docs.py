@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.docgen import GENERATORS, render
+from ai_employee.surfaces.docgen import GENERATORS, render
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -14,7 +14,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 @pytest.mark.parametrize("doc", sorted(p.name for p in DOCS.glob("*.md")))
 def test_generated_blocks_are_up_to_date(doc: str) -> None:
     text = (DOCS / doc).read_text()
-    assert render(text) == text, f"run: python -m ai_employee.docgen docs  ({doc} is stale)"
+    assert render(text) == text, (
+        f"run: python -m ai_employee.surfaces.docgen docs  ({doc} is stale)"
+    )
 
 
 def test_every_generator_is_used_somewhere() -> None:
@@ -24,7 +26,7 @@ def test_every_generator_is_used_somewhere() -> None:
 
 
 def _subcommands() -> set[str]:
-    from ai_employee.cli import _parser
+    from ai_employee.surfaces.cli import _parser
 
     parser = _parser()
     actions = [a for a in parser._actions if a.dest == "command"]
@@ -36,7 +38,7 @@ def test_every_command_in_the_docs_exists_and_runs(doc: str) -> None:
     """Each `ai-employee <command>` a doc shows is a real command whose --help runs."""
     import re
 
-    from ai_employee.cli import main
+    from ai_employee.surfaces.cli import main
 
     text = (DOCS / doc).read_text()
     known = _subcommands()

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ai_employee.envfile import parse_env_text
-from ai_employee.errors import ConfigError
+from ai_employee.base.errors import ConfigError
+from ai_employee.daemon.envfile import parse_env_text
 
 
 def _libsystemd_shared() -> ctypes.CDLL:

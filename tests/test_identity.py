@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.identity import (
+from ai_employee.notes.identity import (
     SIMILAR,
     CopyOf,
     EditOf,
@@ -19,8 +19,8 @@ from ai_employee.identity import (
     identify,
     similarity,
 )
-from ai_employee.lifecycle import Status
-from ai_employee.taskfile import text_hash
+from ai_employee.notes.lifecycle import Status
+from ai_employee.notes.taskfile import text_hash
 
 V = Path("/vault")
 PAY = "Pay 170 EUR to A\nPay the invoice of October from the shared account, reference 4711."

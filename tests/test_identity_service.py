@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.config import Config
-from ai_employee.identity import Known
-from ai_employee.records import TaskRecords
-from ai_employee.taskfile import TaskNote, edit_note_text
-from ai_employee.vault import Folder, Vault
+from ai_employee.base.config import Config
+from ai_employee.notes.identity import Known
+from ai_employee.notes.records import TaskRecords
+from ai_employee.notes.taskfile import TaskNote, edit_note_text
+from ai_employee.notes.vault import Folder, Vault
 
 from .helpers import wait_for
 from .service_harness import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ai_employee.index import Entry, NoteIndex
-from ai_employee.lifecycle import Action, Status
-from ai_employee.vault import Folder
+from ai_employee.notes.index import Entry, NoteIndex
+from ai_employee.notes.lifecycle import Action, Status
+from ai_employee.notes.vault import Folder
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 A, B = Path("/v/Needs_Action/a.md"), Path("/v/Pending_Approval/a.md")

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ai_employee.errors import InvalidTransition
-from ai_employee.lifecycle import (
+from ai_employee.base.errors import InvalidTransition
+from ai_employee.notes.lifecycle import (
     HOME,
     RULES,
     TERMINAL,
@@ -22,7 +22,7 @@ from ai_employee.lifecycle import (
     check_transition,
     decide,
 )
-from ai_employee.vault import TASK_FOLDERS, Folder
+from ai_employee.notes.vault import TASK_FOLDERS, Folder
 
 STATUSES: list[Status | None] = [None, *Status]
 DOCS = Path(__file__).resolve().parent.parent / "docs"

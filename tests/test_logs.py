@@ -17,8 +17,8 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from ai_employee.logs import LOG_FILE_MAX_BYTES, format_line
-from ai_employee.vault import Vault
+from ai_employee.base.logs import LOG_FILE_MAX_BYTES, format_line
+from ai_employee.notes.vault import Vault
 
 from .helpers import wait_for
 
@@ -185,7 +185,7 @@ def test_the_log_file_moves_aside_when_full_and_takes_the_start_error(
 def test_the_log_file_is_kept_under_its_size_while_it_is_written(tmp_path: Path) -> None:
     log_file = tmp_path / "service.log"
     script = (
-        "import sys; from pathlib import Path; from ai_employee.logs import CappedLogFile\n"
+        "import sys; from pathlib import Path; from ai_employee.base.logs import CappedLogFile\n"
         f"log = CappedLogFile(Path({str(log_file)!r}), max_bytes=1000)\n"
         "for n in range(1, 26):\n"
         "    log.write(f'line {n:02d} ' + 'x' * 91 + '\\n')\n"
@@ -243,7 +243,7 @@ def test_rotation_never_splits_a_line_written_in_two_pieces(tmp_path: Path) -> N
     """print() writes a line and its newline apart: the file moves aside only between lines."""
     log_file = tmp_path / "service.log"
     script = (
-        "import sys; from pathlib import Path; from ai_employee.logs import CappedLogFile\n"
+        "import sys; from pathlib import Path; from ai_employee.base.logs import CappedLogFile\n"
         f"log = CappedLogFile(Path({str(log_file)!r}), max_bytes=1050)\n"
         "for n in range(1, 31):\n"
         "    print(f'line {n:02d} ' + 'x' * 91, file=log)\n"

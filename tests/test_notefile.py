@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ai_employee import fsops
-from ai_employee.errors import NoteRefused
-from ai_employee.notefile import (
+from ai_employee.base import fsops
+from ai_employee.base.errors import NoteRefused
+from ai_employee.notes.notefile import (
     NoteGone,
     move_note,
     read_note,
@@ -23,8 +23,8 @@ from ai_employee.notefile import (
     rewrite_note,
     update_note,
 )
-from ai_employee.taskfile import edit_note_text, parse_note
-from ai_employee.vault import Folder, Vault
+from ai_employee.notes.taskfile import edit_note_text, parse_note
+from ai_employee.notes.vault import Folder, Vault
 
 from .helpers import wait_for
 
@@ -358,7 +358,7 @@ def test_a_save_made_while_we_put_a_persons_version_back_is_never_deleted(
     """A person saves (by rename) before our swap, and again before each of our swaps back: the
     newest save must end up in the note, with our keys on it, and no version may be deleted
     unseen (an earlier version of the swap back deleted the save made before its second swap)."""
-    from ai_employee import fsops
+    from ai_employee.base import fsops
 
     note = vault.folder(Folder.NEEDS_ACTION) / "saves.md"
     note.write_text("---\ntitle: S\n---\nversion 1\n")
@@ -411,7 +411,7 @@ def test_the_swapped_out_file_is_read_back_unless_the_lease_can_vouch_for_it(
 ) -> None:
     """Trusting the lease (same inode, no break) is only for local filesystems and only while no
     writer has the file open; otherwise the displaced file is read and compared, as before."""
-    import ai_employee.notefile as notefile
+    import ai_employee.notes.notefile as notefile
 
     note = vault.folder(Folder.NEEDS_ACTION) / "n.md"
     note.write_text("---\ntitle: n\n---\nbody\n")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from ai_employee.config import Config
-from ai_employee.notify import QUEUE_LIMIT, STOP_DRAIN_SECONDS, Event, Hooks, Notice
-from ai_employee.vault import Folder, Vault
+from ai_employee.base.config import Config
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.telling.notify import QUEUE_LIMIT, STOP_DRAIN_SECONDS, Event, Hooks, Notice
 
 from .helpers import wait_for
 from .service_harness import drop, events, note, running_service, svc_config, wait_status

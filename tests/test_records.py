@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee import planner
-from ai_employee.lifecycle import Status
-from ai_employee.notefile import NoteStore
-from ai_employee.records import TaskRecords, read_record, update_plan_head
-from ai_employee.taskfile import parse_note
-from ai_employee.vault import Folder, Vault
+from ai_employee.deciding import planner
+from ai_employee.notes.lifecycle import Status
+from ai_employee.notes.notefile import NoteStore
+from ai_employee.notes.records import TaskRecords, read_record, update_plan_head
+from ai_employee.notes.taskfile import parse_note
+from ai_employee.notes.vault import Folder, Vault
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ai_employee.agents.base import Outcome, OutcomeKind
-from ai_employee.errors import InvalidTransition
-from ai_employee.lifecycle import TRANSITIONS, Status
-from ai_employee.run_end import RetryPolicy, RunEnd, decide_end, decide_interrupted
-from ai_employee.vault import Folder
+from ai_employee.base.errors import InvalidTransition
+from ai_employee.notes.lifecycle import TRANSITIONS, Status
+from ai_employee.notes.vault import Folder
+from ai_employee.running.agents.base import Outcome, OutcomeKind
+from ai_employee.running.run_end import RetryPolicy, RunEnd, decide_end, decide_interrupted
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ENDING = [k for k in OutcomeKind if k is not OutcomeKind.SKIPPED]

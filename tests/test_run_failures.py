@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from ai_employee import agentproc, executor
-from ai_employee.coordinator import RunHandle
-from ai_employee.messages import Message
-from ai_employee.run_messages import Claimed
-from ai_employee.runrecords import RunJournal
-from ai_employee.scheduler import RunRequest
-from ai_employee.taskfile import edit_note_text
-from ai_employee.vault import Folder, Vault
+from ai_employee.daemon.messages import Message
+from ai_employee.notes.taskfile import edit_note_text
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.running import agentproc, executor
+from ai_employee.running.coordinator import RunHandle
+from ai_employee.running.run_messages import Claimed
+from ai_employee.running.runrecords import RunJournal
+from ai_employee.running.scheduler import RunRequest
 
 from .helpers import wait_for
 from .service_harness import drop, events, note, running_service, wait_status

@@ -20,21 +20,22 @@ from typing import Any
 
 import pytest
 
-from ai_employee import agentproc, fsops
-from ai_employee.agents import CommandAgent
-from ai_employee.budget import DailyBudget
-from ai_employee.config import Config
-from ai_employee.coordinator import RunCoordinator
-from ai_employee.executor import RunContext
-from ai_employee.messages import Message
-from ai_employee.notefile import LOCK_STRIPES
-from ai_employee.run_end import retry_delay
-from ai_employee.run_messages import AgentGone, Claimed, RunEnded
-from ai_employee.runrecords import RunJournal
-from ai_employee.scheduler import RunRequest
-from ai_employee.service import make_agent
-from ai_employee.taskfile import edit_note_text
-from ai_employee.vault import Folder, Vault
+from ai_employee.base import fsops
+from ai_employee.base.config import Config
+from ai_employee.daemon.messages import Message
+from ai_employee.daemon.service import make_agent
+from ai_employee.notes.notefile import LOCK_STRIPES
+from ai_employee.notes.taskfile import edit_note_text
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.running import agentproc
+from ai_employee.running.agents import CommandAgent
+from ai_employee.running.budget import DailyBudget
+from ai_employee.running.coordinator import RunCoordinator
+from ai_employee.running.executor import RunContext
+from ai_employee.running.run_end import retry_delay
+from ai_employee.running.run_messages import AgentGone, Claimed, RunEnded
+from ai_employee.running.runrecords import RunJournal
+from ai_employee.running.scheduler import RunRequest
 
 from .helpers import wait_for
 from .service_harness import (
@@ -582,7 +583,7 @@ def test_a_cancel_that_lands_during_the_claim_wins(
 
 
 def test_run_records_name_only_live_agents_and_survive_a_torn_line(tmp_path: Path) -> None:
-    from ai_employee.runrecords import RunJournal, live_records
+    from ai_employee.running.runrecords import RunJournal, live_records
 
     path = tmp_path / "runs.jsonl"
     journal = RunJournal(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ai_employee.scheduler import RunRequest, Scheduler
+from ai_employee.running.scheduler import RunRequest, Scheduler
 
 T0 = datetime(2026, 12, 2, tzinfo=UTC)
 

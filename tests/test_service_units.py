@@ -24,11 +24,11 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from ai_employee.config import Config, load_config
-from ai_employee.envfile import ENV_FILE_HEADER
-from ai_employee.sdnotify import Notifier, WatchdogPinger, loop_alive
-from ai_employee.service_units import Manager, UnitFile, plan_install, render, service_path
-from ai_employee.vault import Vault, init_vault
+from ai_employee.base.config import Config, load_config
+from ai_employee.daemon.envfile import ENV_FILE_HEADER
+from ai_employee.daemon.sdnotify import Notifier, WatchdogPinger, loop_alive
+from ai_employee.daemon.service_units import Manager, UnitFile, plan_install, render, service_path
+from ai_employee.notes.vault import Vault, init_vault
 
 from .helpers import wait_for
 from .test_cli_basics import run_cli

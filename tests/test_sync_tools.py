@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.config import Config
-from ai_employee.taskfile import TaskNote
-from ai_employee.vault import TASK_FOLDERS, Folder, Vault
+from ai_employee.base.config import Config
+from ai_employee.notes.taskfile import TaskNote
+from ai_employee.notes.vault import TASK_FOLDERS, Folder, Vault
 
 from .helpers import wait_for
 from .service_harness import (

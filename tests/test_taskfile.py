@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ai_employee.errors import NoteRefused
-from ai_employee.lifecycle import Status
-from ai_employee.taskfile import (
+from ai_employee.base.errors import NoteRefused
+from ai_employee.notes.lifecycle import Status
+from ai_employee.notes.taskfile import (
     OWNED_KEYS,
     decode_note,
     edit_note_text,

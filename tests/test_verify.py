@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ai_employee.agents.base import CheckResult, OutcomeKind
-from ai_employee.config import ConfigError, load_config
-from ai_employee.vault import Folder, Vault
-from ai_employee.verify import BadCheck, Check, Next, check_for, done_when, next_round
-from ai_employee.web.transcript import turns_of
+from ai_employee.base.config import ConfigError, load_config
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.running.agents.base import CheckResult, OutcomeKind
+from ai_employee.running.verify import BadCheck, Check, Next, check_for, done_when, next_round
+from ai_employee.surfaces.web.transcript import turns_of
 
 from .helpers import wait_for
 from .service_harness import cancel, drop, events, note, running_service, svc_config, wait_status

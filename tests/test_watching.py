@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from watchdog.observers.api import BaseObserver, EventEmitter
 
-from ai_employee.vault import Folder, Vault
-from ai_employee.watcher import Hint, Kind
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.watching.watcher import Hint, Kind
 
 from .helpers import wait_for
 from .service_harness import (
@@ -301,7 +301,7 @@ def test_polling_observer_for_network_folders(vault: Vault, tmp_path: Path) -> N
     ],
 )
 def test_the_path_filter(vault: Vault, rel: str, acted_on: bool) -> None:
-    from ai_employee.watcher import relevant
+    from ai_employee.watching.watcher import relevant
 
     assert relevant(vault.root, vault.root / rel) is acted_on
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from ai_employee.config import Config
-from ai_employee.vault import Folder, Vault
-from ai_employee.web.app import create_app
-from ai_employee.web.security import Guard
+from ai_employee.base.config import Config
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.surfaces.web.app import create_app
+from ai_employee.surfaces.web.security import Guard
 
 from .helpers import wait_for
 from .service_harness import note

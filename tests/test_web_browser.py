@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ai_employee.config import Config
-from ai_employee.vault import Folder, Vault
-from ai_employee.web import Running, serve_in_thread
+from ai_employee.base.config import Config
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.surfaces.web import Running, serve_in_thread
 
 from .helpers import wait_for
 from .service_harness import running_service, svc_config

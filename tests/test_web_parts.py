@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ai_employee.vault import Folder, Vault
-from ai_employee.web import auditlog, charts, transcript
-from ai_employee.web.render import markdown, safe_link
-from ai_employee.web.security import Guard, is_loopback, load_or_create_token
-from ai_employee.web.servicestate import read_state
-from ai_employee.web.view import COLUMNS, Filters, VaultView, card_of, money, work_files
+from ai_employee.notes.vault import Folder, Vault
+from ai_employee.surfaces.web import auditlog, charts, transcript
+from ai_employee.surfaces.web.render import markdown, safe_link
+from ai_employee.surfaces.web.security import Guard, is_loopback, load_or_create_token
+from ai_employee.surfaces.web.servicestate import read_state
+from ai_employee.surfaces.web.view import COLUMNS, Filters, VaultView, card_of, money, work_files
 
 # -- markdown ----------------------------------------------------------------------------------
 
@@ -297,7 +297,7 @@ def test_the_kept_indexes_always_equal_a_fresh_count(
     board counted afresh from the cards."""
     import tempfile
 
-    from ai_employee.vault import init_vault
+    from ai_employee.notes.vault import init_vault
 
     with tempfile.TemporaryDirectory() as tmp:
         vault = Vault(Path(tmp) / "v")

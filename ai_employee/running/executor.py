@@ -1,0 +1,390 @@
+"""One run of one task, in a thread of its own: claim the note, run the agent, record the end.
+
+The thread owns the run's agent processes (and its check's, rounds.py), its prompt file and its
+transcript, and makes two edits of the note: the claim (`executing`, before the agent may
+start) and the end (done, a retry, failed, cancelled; with the move to its folder). Each is a
+compare-and-set decided on the very text it replaces, so a person's cancel saved a moment
+before wins. While the run lives, the
+main loop holds its task as running and writes that note only to put the claim back over a stale
+copy, never once `recording` is set. Everything the main loop learns comes from the messages
+this thread posts, in this order: `Claimed`, `AgentGone`, `RunEnded` (or `RunEnded` alone when
+the note could no longer be claimed). The thread never touches another thread's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ..base import fsops
+from ..base.config import Config
+from ..base.errors import NoteRefused
+from ..notes.lifecycle import Status, check_transition
+from ..notes.notefile import NoteGone, NoteStore
+from ..notes.records import update_plan_head
+from ..notes.taskfile import TaskNote, edit_note_text, parse_note, tool_rules
+from ..notes.vault import Vault
+from .agentproc import StopPipe, Transcript
+from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
+from .prompt import prompt_path, read_handbook, write_prompt
+from .rounds import Attempt, AttemptParts
+from .run_end import RetryPolicy, RunEnd, decide_end
+from .run_messages import AgentGone, Claimed, PostRun, RunEnded
+from .runrecords import RunJournal
+from .scheduler import RunRequest
+from .usage_limit import Pause
+from .verify import BadCheck, Check, check_for
+
+log = structlog.get_logger(__name__)
+
+
+class ClaimLost(Exception):
+    """The note is no longer this task's, or no longer `planned`: nothing is started."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a claim wrote, and the note it was decided on."""
+
+    note: TaskNote
+    keys: dict[str, Any]
+    resume: bool
+
+
+def claim_note(
+    notes: NoteStore, path: Path, request: RunRequest, now: datetime, uses_sessions: bool
+) -> Claim | None:
+    """Write the claim on the note if it is still this task and `planned`; else None.
+
+    The note is read once, inside the edit: the claim is decided on the very text it replaces,
+    so a person who cancelled or changed the note a moment ago wins and nothing is written.
+    """
+    claimed: list[Claim] = []
+
+    def claim_if_still_planned(text: str) -> str:
+        current = parse_note(text, path.name)
+        if current.task_id != request.task_id or current.status is not Status.PLANNED:
+            raise ClaimLost(request.task_id)
+        check_transition(current.status, Status.EXECUTING, request.task_id)
+        session_id, resume = None, False
+        if uses_sessions:
+            previous = current.meta.get("session_id")
+            session_id, resume = (str(previous), True) if previous else (str(uuid.uuid4()), False)
+        keys: dict[str, Any] = {
+            "status": Status.EXECUTING,
+            "started_at": now,
+            "attempts": current.attempts + 1,
+            "session_id": session_id,
+            "next_attempt_at": None,
+            "completed_at": None,
+        }
+        claimed.append(Claim(current, keys, resume))
+        return edit_note_text(text, keys)
+
+    try:
+        notes.rewrite(path, claim_if_still_planned)  # durable before it returns
+    except (NoteRefused, NoteGone, FileNotFoundError, ClaimLost):
+        return None
+    return claimed[-1]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every run needs from the service, given once."""
+
+    vault: Vault
+    config: Config
+    agent: Agent
+    journal: RunJournal
+    now: Callable[[], datetime]
+    post: PostRun
+
+    @property
+    def notes(self) -> NoteStore:
+        return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
+
+
+class RunThread:
+    """One attempt of one task (see the module docstring)."""
+
+    def __init__(self, run_id: int, request: RunRequest, path: Path, ctx: RunContext) -> None:
+        self.run_id = run_id
+        self.request = request
+        self.path = path
+        self.ctx = ctx
+        self.recording = threading.Event()
+        """Set by this thread before it records the end: the claim is no longer put back."""
+        self._stop = StopPipe()
+        self._thread = threading.Thread(
+            target=self._main, name=f"run-{request.task_id}", daemon=True
+        )
+
+    @property
+    def task_id(self) -> str:
+        return self.request.task_id
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, interrupt: bool = False) -> None:
+        """Cancel (a person) or interrupt (shutdown): the thread stops the agent's group.
+        Any thread; does nothing once the agent is gone."""
+        self._stop.send(interrupt)
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # --- the run's thread -------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            spec, claim = self._claim()
+        except Exception as err:  # a bug, or the disk: the next safety sweep tries again
+            log.exception("cannot claim the task", task_id=self.task_id)
+            self._skipped(f"internal error while claiming: {err}", claim_error=True)
+            return
+        if spec is None or claim is None:
+            self._skipped("the note changed before it could be claimed", claim_error=False)
+            return
+        self.ctx.post(Claimed(self.run_id, self.task_id, self.path, claim.keys))
+        started = time.monotonic()
+        transcript = Transcript(self.ctx.vault.transcripts / f"{self.task_id}.jsonl")
+        try:
+            outcome = Attempt(spec, self._check(claim), self._parts(transcript, claim)).run()
+        except Exception as err:  # it says it never raises; a run must end whatever happens
+            log.exception("run crashed", task_id=self.task_id)
+            outcome = Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
+        finally:
+            self._stop.close()
+        duration = time.monotonic() - started
+        # The slot is free now (max_parallel counts agents); the cost (and a usage limit's
+        # pause) count before the next start is decided.
+        pause = None
+        if outcome.kind is OutcomeKind.PAUSED and outcome.resets_at is not None:
+            pause = Pause(outcome.resets_at, outcome.limit, self.task_id)
+        self.ctx.post(AgentGone(self.run_id, self.task_id, outcome.cost_usd, pause))
+        with contextlib.suppress(OSError):
+            transcript.write(
+                "end",
+                outcome=outcome.kind.value,
+                exit_code=outcome.exit_code,
+                error=outcome.error or None,
+                duration_s=round(duration, 3),
+                cost_usd=outcome.cost_usd,
+                rounds=len(outcome.rounds) or None,
+            )
+        transcript.close()
+        self.recording.set()
+        try:
+            after, end = self._record(outcome, duration, claim)
+        except Exception:
+            log.exception("cannot record the run", task_id=self.task_id)
+            after, end = self.path, None
+        if after is not None and end is not None:
+            self._follow_in_plan(after, end.status)
+        self.ctx.post(
+            RunEnded(
+                self.run_id,
+                self.task_id,
+                outcome,
+                end,
+                self.path,
+                after,
+                duration,
+                workdir=self.request.workdir,
+                title=claim.note.title,
+            )
+        )
+
+    def _check(self, claim: Claim) -> Check | BadCheck | None:
+        """The task's check, read from the note the claim was decided on (BadCheck: it cannot
+        run as written, and the attempt fails at once saying so)."""
+        try:
+            return check_for(claim.note.meta, self.ctx.config, self.request.task_type)
+        except BadCheck as err:
+            return err
+
+    def _parts(self, transcript: Transcript, claim: Claim) -> AttemptParts:
+        ctx, plan = self.ctx, self.request.plan
+
+        def next_prompt(spec: RunSpec, failure: str) -> None:
+            write_prompt(ctx.vault, ctx.agent, spec, claim.note, plan, failure)
+
+        return AttemptParts(ctx.agent, ctx.config, ctx.journal, transcript, self._stop, next_prompt)
+
+    def _follow_in_plan(self, where: Path, status: Status) -> None:
+        """The plan's head follows the note to where its end put it. Here, not in the main
+        loop: only this run writes its task's plan now (a task is planned again only when it
+        does not run), and the main loop takes the next task meanwhile; it updates the
+        records in memory when it takes RunEnded."""
+        plan = self.request.plan
+        if plan is None:
+            return
+        try:
+            update_plan_head(plan, self.ctx.vault.tmp, self.ctx.vault.rel(where), status)
+        except OSError as err:  # the plan is ours and rebuilt; the record is found by name
+            log.warning(
+                "plan not updated",
+                action_type="plan",
+                task_id=self.task_id,
+                target=self.ctx.vault.rel(plan),
+                error=f"{type(err).__name__}: {err}",
+            )
+
+    def _skipped(self, why: str, claim_error: bool) -> None:
+        self._stop.close()
+        outcome = Outcome(OutcomeKind.SKIPPED, why)
+        self.ctx.post(
+            RunEnded(self.run_id, self.task_id, outcome, None, self.path, None, 0.0, claim_error)
+        )
+
+    def _claim(self) -> tuple[RunSpec | None, Claim | None]:
+        """The claim, then the work dir and the prompt. A crash in between leaves an
+        interrupted attempt, which is retried; a work dir or prompt that cannot be made (a
+        full disk, a permission) ends this attempt as a transient failure, recorded like any
+        other (so it is counted, and retried after a backoff)."""
+        ctx, request = self.ctx, self.request
+        claim = claim_note(
+            ctx.notes, self.path, request, ctx.now(), getattr(ctx.agent, "uses_sessions", False)
+        )
+        if claim is None:
+            return None, None
+        spec = RunSpec(
+            task_id=request.task_id,
+            task_type=request.task_type,
+            note_path=self.path,
+            vault=ctx.vault.root,
+            workdir=request.workdir,
+            prompt_file=prompt_path(ctx.vault, request.task_id),
+            attempt=claim.keys["attempts"],
+            session_id=claim.keys["session_id"],
+            resume=claim.resume,
+            allowed_tools=tool_rules(claim.note.meta, "granted_tools"),
+            handbook=read_handbook(ctx.vault) if ctx.agent.reads_prompt else "",
+        )
+        try:
+            fsops.ensure_dir(request.workdir)
+        except OSError as err:
+            error = f"cannot make the work dir {request.workdir}: {err}"
+            return dataclasses.replace(spec, setup_error=error), claim
+        if ctx.agent.reads_prompt:
+            try:
+                write_prompt(ctx.vault, ctx.agent, spec, claim.note, request.plan)
+            except OSError as err:
+                error = f"cannot write the prompt file {spec.prompt_file}: {err}"
+                spec = dataclasses.replace(spec, setup_error=error)
+        return spec, claim
+
+    def _record(
+        self, outcome: Outcome, duration: float, claim: Claim
+    ) -> tuple[Path | None, RunEnd | None]:
+        """Write how the run ended on the note and move it; where it is now, and the end."""
+        if outcome.kind is OutcomeKind.INTERRUPTED:
+            log.warning(
+                "run interrupted",
+                action_type="run_end",
+                task_id=self.task_id,
+                result="left executing; retried on the next start",
+            )
+            return self.path, None
+        return record_end(self.ctx, self.path, self.task_id, outcome, duration, claim.keys)
+
+
+BEFORE_THE_CLAIM: frozenset[Status | None] = frozenset(
+    {None, Status.NEW, Status.PLANNED, Status.APPROVED, Status.PENDING_APPROVAL}
+)
+"""Statuses a stale copy of a running task's note can bring back (an editor's older buffer)."""
+
+
+def record_end(
+    ctx: RunContext,
+    path: Path,
+    task_id: str,
+    outcome: Outcome,
+    duration: float,
+    claim: Mapping[str, Any],
+) -> tuple[Path | None, RunEnd | None]:
+    """The end of a run on its note, decided on the text it replaces (a cancel saved a moment
+    ago is seen), then the move to its folder: one durable step (notefile.rewrite_and_move).
+
+    A stale copy saved over the note while the run recorded (an older buffer, without the
+    claim) is this run's note all the same: the claim and the end are written onto it, as the
+    restore of the claim would have, so the run is recorded once and never started again.
+    """
+    ends: list[RunEnd] = []
+
+    def conclude(text: str) -> str:
+        note = parse_note(text, path.name)
+        status, attempts, restored = note.status, note.attempts, {}
+        if note.task_id == task_id and status in BEFORE_THE_CLAIM:
+            restored = {k: v for k, v in claim.items() if k != "status" and v is not None}
+            status, attempts = Status.EXECUTING, int(claim.get("attempts") or 1)
+        end = decide_end(
+            task_id=task_id,
+            status=status,
+            attempts=int(attempts or claim.get("attempts") or 1),
+            outcome=outcome,
+            duration_s=duration,
+            policy=RetryPolicy.of(ctx.config),
+            now=ctx.now(),
+        )
+        ends.append(end)
+        return edit_note_text(text, {**restored, **end.changes}, end.result)
+
+    def destination() -> Path | None:
+        folder = ends[-1].folder
+        return None if folder is None else ctx.vault.folder(folder)
+
+    try:
+        _, moved_to = ctx.notes.rewrite_and_move(path, conclude, destination)
+    except NoteRefused as err:
+        log.error(
+            "run ended but its note cannot be read",
+            action_type="run_end",
+            task_id=task_id,
+            error=err.reason,
+            result=outcome.kind.value,
+        )
+        return path, None
+    except (NoteGone, FileNotFoundError):
+        log.error(
+            "run ended but its note is gone",
+            action_type="run_end",
+            task_id=task_id,
+            result=outcome.kind.value,
+            error=outcome.error,
+        )
+        return None, None
+    end = ends[-1]
+    if moved_to is None:  # moved or deleted by a person right after the record
+        return None, end
+    log.log(
+        20 if end.kind in (OutcomeKind.SUCCESS, OutcomeKind.CANCELLED) else 30,
+        "run finished",
+        action_type="run_end",
+        task_id=task_id,
+        target=ctx.vault.rel(moved_to),
+        result=end.label,
+        error=end.error or None,
+        parameters={
+            "attempt": end.attempts,
+            "duration_s": round(duration, 3),
+            "exit_code": outcome.exit_code,
+            "cost_usd": outcome.cost_usd,
+            "turns": outcome.turns,
+            "rounds": len(outcome.rounds) or None,
+            "next_attempt_at": end.changes.get("next_attempt_at"),
+        },
+    )
+    return moved_to, end

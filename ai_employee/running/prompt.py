@@ -1,0 +1,84 @@
+"""The prompt file: what an agent is asked, written for one attempt after its claim.
+
+`.ai-employee/prompts/<task_id>.md` holds the task (title, body), its plan and the work dir;
+for an agent that wants it (the command agent), the Company Handbook first (the claude agent
+gets the handbook with `--append-system-prompt` instead); for a later round of a checked task,
+the check that failed. Written by the run's own thread, before each round.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..base import fsops
+from ..notes.taskfile import TaskNote
+from ..notes.vault import Vault
+from .agents.base import Agent, RunSpec
+
+
+def prompt_path(vault: Vault, task_id: str) -> Path:
+    return vault.machinery / "prompts" / f"{task_id}.md"
+
+
+def read_handbook(vault: Vault) -> str:
+    """Company_Handbook.md, or nothing when it is missing or unreadable."""
+    try:
+        return fsops.read_plain_text(vault.handbook)
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def prompt_text(
+    vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote, plan_path: Path | None
+) -> str:
+    try:
+        plan = fsops.read_plain_text(plan_path) if plan_path else "(no plan file)"
+    except (OSError, UnicodeDecodeError):
+        plan = "(no plan file)"
+    header = agent.prompt_header(spec).strip()
+    parts = [header] if header else []
+    if spec.resume:
+        parts.append(going_on(spec))
+    parts += [
+        f"# Task: {note.title}",
+        f"Task id: {spec.task_id}. Type: {spec.task_type}. Attempt {spec.attempt}.",
+        f"Work in this directory and nowhere else: {spec.workdir}",
+        "## What was asked",
+        note.body_without_result.strip() or "(the note has no body; the title is the task)",
+        "## The plan",
+        plan.strip(),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def going_on(spec: RunSpec) -> str:
+    """The head of a resumed session's prompt: the work goes on where it stopped."""
+    if spec.allowed_tools:
+        granted = ", ".join(f"`{rule}`" for rule in spec.allowed_tools)
+        return (
+            f"You may now use {granted}: a person allowed it for this task. Go on with the "
+            "task where you stopped; the task is repeated below."
+        )
+    return "Go on with the task where you stopped; the task is repeated below."
+
+
+def write_prompt(
+    vault: Vault,
+    agent: Agent,
+    spec: RunSpec,
+    note: TaskNote,
+    plan_path: Path | None,
+    failure: str = "",
+) -> None:
+    """Write the prompt file atomically (not fsynced: a crash retries and writes it again).
+
+    `failure`: a later round's news (the check that failed, verify.failure_prompt). A session
+    that is resumed already holds the task and is told only that; any other agent gets the
+    whole task again with the news after it."""
+    if failure and spec.resume and getattr(agent, "uses_sessions", False):
+        text = failure.strip() + "\n"
+    else:
+        text = prompt_text(vault, agent, spec, note, plan_path)
+        if failure:
+            text += "\n" + failure.strip() + "\n"
+    fsops.write_atomic(spec.prompt_file, text.encode("utf-8"), vault.tmp, durable=False)

@@ -1,0 +1,246 @@
+"""Commands that only edit the vault, so they work with or without the service running."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ..base import fsops
+from ..base.config import Config
+from ..base.errors import NoteRefused, TaskNotFound, UsageError
+from ..notes.lifecycle import HOME, Priority, Status, check_command
+from ..notes.notefile import NoteGone, NoteStore, move_note
+from ..notes.taskfile import TaskNote, grant_requested, new_task_id, render_value, tool_rules
+from ..notes.vault import TASK_FOLDERS, Folder, Vault, check_name
+
+log = structlog.get_logger(__name__)
+
+_UNSAFE_FILE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#^\[\]]+')
+
+
+@dataclass(frozen=True)
+class Added:
+    path: Path
+    task_id: str
+
+
+def file_name_for(title: str) -> str:
+    """A note file name from a title: readable, no path tricks, no Obsidian link characters."""
+    name = " ".join(_UNSAFE_FILE_CHARS.sub(" ", title).split()).lstrip(".-").strip()
+    return (name[:80].rstrip() or "Task") + ".md"
+
+
+def add_task(
+    vault: Vault,
+    config: Config,
+    title: str,
+    *,
+    task_type: str | None = None,
+    priority: str | None = None,
+    body: str = "",
+    app: str | None = None,
+    language: str | None = None,
+    actor: str,
+) -> Added:
+    """Write a new task note into Needs_Action atomically; never overwrite one."""
+    vault.require()
+    if not title.strip():
+        raise UsageError("add: the title is empty")
+    if priority is not None and priority not in {p.value for p in Priority}:
+        raise UsageError(f"add: priority {priority!r} is not one of high, normal, low")
+    try:
+        for key, value in (("app", app), ("language", language)):
+            if value:
+                check_name(key, value)
+    except NoteRefused as err:
+        raise UsageError(f"add: {err.reason}") from err
+    task_id = new_task_id()
+    keys: list[tuple[str, str | None]] = [
+        ("title", title.strip()),
+        ("type", task_type or config.default_type),
+        ("priority", priority or Priority.NORMAL.value),
+        ("language", language),
+        ("app", app),
+        ("task_id", task_id),
+        ("status", Status.NEW.value),
+    ]
+    front = "".join(f"{k}: {render_value(v)}\n" for k, v in keys if v)
+    text = f"---\n{front}---\n{body.rstrip()}\n" if body.strip() else f"---\n{front}---\n"
+    target = fsops.write_temp(vault.tmp, text.encode("utf-8"))
+    try:
+        path = fsops.move_noreplace(target, vault.folder(Folder.NEEDS_ACTION), file_name_for(title))
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    log.info(
+        "task added",
+        action_type="add",
+        actor=actor,
+        target=vault.rel(path),
+        task_id=task_id,
+        parameters={"type": task_type or config.default_type, "priority": priority},
+        result="ok",
+    )
+    return Added(path, task_id)
+
+
+@dataclass(frozen=True)
+class Found:
+    path: Path
+    note: TaskNote
+
+
+def find_task(vault: Vault, config: Config, ref: str) -> Found:
+    """A note by task_id, file name (with or without .md) or path, in the task folders."""
+    vault.require()
+    candidate = Path(ref).expanduser()
+    for path in (candidate, vault.root / candidate):
+        if path.suffix == ".md" and path.is_file():
+            if vault.folder_of(path.absolute()) not in TASK_FOLDERS:
+                raise UsageError(f"{ref!r} is not in one of the vault's task folders")
+            return _read(vault, config, path.absolute())
+    name = ref if ref.endswith(".md") else ref + ".md"
+    matches: list[Found] = []
+    for folder in TASK_FOLDERS:
+        for path in vault.notes_in(folder):
+            if path.name == name:
+                matches.append(_read(vault, config, path))
+                continue
+            try:
+                note, _ = _store(vault, config).read(path)
+            except (NoteRefused, FileNotFoundError):
+                continue
+            if note.task_id == ref:
+                matches.append(Found(path, note))
+    if not matches:
+        raise TaskNotFound(f"no task {ref!r} (by task_id, file name or path) in {vault.root}")
+    if len(matches) > 1:
+        where = ", ".join(str(m.path.relative_to(vault.root)) for m in matches)
+        raise UsageError(f"{ref!r} matches {len(matches)} notes ({where}); give the path")
+    return matches[0]
+
+
+def _store(vault: Vault, config: Config) -> NoteStore:
+    return NoteStore(vault.root, vault.tmp, config.max_note_bytes)
+
+
+def _read(vault: Vault, config: Config, path: Path) -> Found:
+    note, _ = _store(vault, config).read(path)
+    return Found(path, note)
+
+
+@dataclass(frozen=True)
+class Edited:
+    """What a vault-editing command did."""
+
+    path: Path
+    task_id: str
+    old: Status | None
+    new: Status
+
+
+def approve(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    """A person's approval, recorded; back to Needs_Action (`approved` until it has a plan).
+    Tools the agent asked for are granted to this task (its resumed session may use them)."""
+    found = find_task(vault, config, ref)
+    new = Status.PLANNED if found.note.meta.get("plan") else Status.APPROVED
+    changes = {"approved_at": now, "approved_by": actor, "next_attempt_at": None}
+    granted = grant_requested(found.note.meta)
+    logged = {"granted_tools": tool_rules(found.note.meta, "requested_tools")} if granted else {}
+    return _edit(
+        vault,
+        config,
+        "approve",
+        found,
+        new,
+        {**changes, **granted},
+        Folder.NEEDS_ACTION,
+        actor,
+        **logged,
+    )
+
+
+def reject(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    found = find_task(vault, config, ref)
+    return _edit(vault, config, "reject", found, Status.REJECTED, {}, Folder.REJECTED, actor)
+
+
+def retry(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    """A failed or cancelled note back to Needs_Action as planned, attempts counted afresh."""
+    found = find_task(vault, config, ref)
+    cleared: dict[str, Any] = dict.fromkeys(
+        ("next_attempt_at", "error", "exit_code", "session_id", "started_at", "completed_at")
+    )
+    cleared["attempts"] = 0
+    return _edit(
+        vault,
+        config,
+        "retry",
+        found,
+        Status.PLANNED,
+        cleared,
+        Folder.NEEDS_ACTION,
+        actor,
+        previous_error=found.note.meta.get("error"),
+    )
+
+
+def cancel(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    """Cancelled; a running task is stopped by the service, which then moves it to Done/."""
+    found = find_task(vault, config, ref)
+    running = found.note.status is Status.EXECUTING
+    target = None if running else HOME[Status.CANCELLED]
+    changes = {"completed_at": None if running else now, "next_attempt_at": None}
+    return _edit(vault, config, "cancel", found, Status.CANCELLED, changes, target, actor)
+
+
+def _moved_meanwhile(vault: Vault, config: Config, task_id: str, command: str, was: Path) -> Path:
+    """Where the note went after our edit, before our move (the service's own move of it)."""
+    try:
+        return find_task(vault, config, task_id).path
+    except (TaskNotFound, UsageError, NoteRefused) as err:
+        raise UsageError(
+            f"{command}: the note was edited, then moved or deleted before it could be moved "
+            f"from {vault.rel(was)}; `ai-employee status` shows where {task_id} is"
+        ) from err
+
+
+def _edit(
+    vault: Vault,
+    config: Config,
+    command: str,
+    found: Found,
+    new: Status,
+    changes: dict[str, Any],
+    target: Folder | None,
+    actor: str,
+    **logged: Any,
+) -> Edited:
+    note = found.note
+    task_id = note.task_id or new_task_id()
+    check_command(command, note.status, new, task_id)
+    _store(vault, config).update(found.path, {**changes, "status": new, "task_id": task_id})
+    path = found.path
+    if target is not None and path.parent != vault.folder(target):
+        try:
+            path = move_note(path, vault.folder(target))
+        except NoteGone:  # a running service took the new status first and moved it itself
+            path = _moved_meanwhile(vault, config, task_id, command, found.path)
+    log.info(
+        f"task {command}",
+        action_type=command,
+        actor=actor,
+        target=vault.rel(path),
+        task_id=task_id,
+        parameters={"from": note.status.value if note.status else None, "to": new.value},
+        approval_status="approved" if command == "approve" else None,
+        approved_by=actor if command == "approve" else None,
+        result="ok",
+        **logged,
+    )
+    return Edited(path, task_id, note.status, new)

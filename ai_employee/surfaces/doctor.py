@@ -1,0 +1,188 @@
+"""`ai-employee doctor`: check what runs depend on, and say what to fix for each problem."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..base.config import Config
+from ..base.errors import VaultError
+from ..notes.vault import TASK_FOLDERS, Folder, Vault
+
+Level = Literal["ok", "warn", "fail"]
+
+MIN_WATCHES = 8192
+"""Below this many inotify watches per user, other programs may leave the service none."""
+
+
+@dataclass(frozen=True)
+class Check:
+    level: Level
+    what: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[self.level]
+        return f"{mark} {self.what}" + (f"\n     fix: {self.fix}" if self.fix else "")
+
+
+def run_checks(config: Config, *, login_probe: bool = True) -> list[Check]:
+    checks = [*_vault_checks(config), *_inotify_checks()]
+    if config.agent == "claude" or config.planner == "claude":
+        checks += _claude_checks(config, login_probe)
+    if config.agent == "command":
+        checks.append(_command_check(config))
+    return checks
+
+
+def _vault_checks(config: Config) -> list[Check]:
+    vault = Vault(config.vault)
+    try:
+        vault.require()
+    except VaultError as err:
+        return [Check("fail", str(err), f"ai-employee init --vault {config.vault}")]
+    out = [Check("ok", f"vault {vault.root} has its folders")]
+    for folder in (*TASK_FOLDERS, Folder.PLANS, Folder.LOGS):
+        path = vault.folder(folder)
+        if not os.access(path, os.W_OK | os.X_OK):
+            out.append(
+                Check(
+                    "fail",
+                    f"{path} is not writable by this user",
+                    f"chown or chmod it so {os.getuid()} can write",
+                )
+            )
+    apps = config.apps_dir
+    if apps.exists() and not os.access(apps, os.W_OK | os.X_OK):
+        out.append(Check("fail", f"apps_dir {apps} is not writable", "fix its permissions"))
+    elif not apps.exists():
+        out.append(Check("warn", f"apps_dir {apps} does not exist yet (created on first run)"))
+    return out
+
+
+def _inotify_checks() -> list[Check]:
+    base = Path("/proc/sys/fs/inotify")
+    if not base.is_dir():
+        return [Check("warn", "no inotify here: use polling = true on network folders/WSL")]
+    values = {
+        name: int((base / name).read_text())
+        for name in ("max_user_watches", "max_user_instances", "max_queued_events")
+    }
+    text = ", ".join(f"{k}={v}" for k, v in values.items())
+    if values["max_user_watches"] < MIN_WATCHES:
+        return [
+            Check(
+                "warn",
+                f"inotify limits are low ({text})",
+                "sudo sysctl fs.inotify.max_user_watches=524288 (and add it to /etc/sysctl.d/)",
+            )
+        ]
+    return [Check("ok", f"inotify limits: {text}")]
+
+
+def _claude_checks(config: Config, login_probe: bool) -> list[Check]:
+    claude = config.claude_path
+    if shutil.which(claude) is None:
+        return [
+            Check(
+                "fail",
+                f"claude not found (claude_path = {claude!r})",
+                "npm install -g @anthropic-ai/claude-code, or set claude_path to its absolute path",
+            )
+        ]
+    try:
+        version = subprocess.run(
+            [claude, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return [
+            Check(
+                "fail",
+                f"claude at {claude} does not start: {err}",
+                "reinstall it (npm install -g @anthropic-ai/claude-code)",
+            )
+        ]
+    out = [Check("ok", f"claude {version.stdout.strip()} at {claude}")]
+    if login_probe:
+        out.append(_login_check(claude))
+    return out
+
+
+def _login_check(claude: str) -> Check:
+    """A tiny headless run: "Not logged in" is the signal (it costs a few tokens when it works)."""
+    env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
+    with tempfile.TemporaryDirectory(prefix="ai-employee-doctor-") as tmp:
+        prompt = Path(tmp) / "prompt.txt"
+        prompt.write_text("Reply with the single word OK.\n")
+        try:
+            with prompt.open("rb") as stdin:
+                done = subprocess.run(
+                    [
+                        claude,
+                        "-p",
+                        "--output-format",
+                        "json",
+                        "--max-turns",
+                        "1",
+                        "--no-session-persistence",
+                    ],
+                    stdin=stdin,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                    cwd=tmp,
+                    env=env,
+                )
+        except subprocess.TimeoutExpired:
+            return Check("warn", "claude did not answer within 120 s (network? API down?)")
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        result = {}
+    text = str(result.get("result", "") or done.stdout.strip() or done.stderr.strip())
+    if text.startswith("Not logged in"):
+        return Check(
+            "fail",
+            "claude is not logged in",
+            "run `claude` once and log in, or set ANTHROPIC_API_KEY for the service",
+        )
+    if result.get("is_error"):
+        return Check(
+            "fail",
+            f"claude answered with an error: {text[:200]}",
+            "check the API key, the network, and ANTHROPIC_BASE_URL",
+        )
+    return Check("ok", "claude is logged in and answers")
+
+
+def _command_check(config: Config) -> Check:
+    try:
+        argv = shlex.split(config.agent_command)
+    except ValueError as err:
+        return Check("fail", f"agent_command cannot be split: {err}", "fix its quoting")
+    if not argv:
+        return Check(
+            "fail",
+            "agent = command but agent_command is empty",
+            'set agent_command = "my-agent {prompt_file}" in .ai-employee.toml',
+        )
+    if shutil.which(argv[0]) is None:
+        return Check(
+            "fail",
+            f"agent_command program {argv[0]!r} not found",
+            "install it or use its absolute path",
+        )
+    return Check("ok", f"agent_command program {argv[0]!r} found")

@@ -1,0 +1,139 @@
+"""What is in the vault: counts per folder and status, active tasks, refused notes.
+
+Used by `ai-employee status` and Dashboard.md. Reading only; it never writes a note.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import NoteRefused
+from ..notes.lifecycle import Status
+from ..notes.notefile import read_note
+from ..notes.vault import TASK_FOLDERS, Folder, Vault
+
+ACTIVE_STATUSES = frozenset(
+    {Status.NEW, Status.PLANNED, Status.EXECUTING, Status.PENDING_APPROVAL, Status.APPROVED}
+)
+
+
+@dataclass(frozen=True)
+class NoteSummary:
+    """One task as status and the dashboard show it."""
+
+    path: Path
+    folder: str
+    status: str
+    task_id: str | None
+    title: str
+    task_type: str | None
+    priority: str
+    attempts: int
+    error: str | None
+    cost_usd: float | None
+    completed_at: str | None
+
+    def as_json(self, root: Path) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["path"] = str(self.path.relative_to(root))
+        return data
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A note we refuse to touch, and why, in words for a person."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class VaultReport:
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    tasks: list[NoteSummary] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    @property
+    def active(self) -> list[NoteSummary]:
+        return [
+            t
+            for t in self.tasks
+            if t.folder not in (Folder.DONE.value, Folder.FAILED.value)
+            and t.status in {s.value for s in ACTIVE_STATUSES}
+        ]
+
+    def as_json(self, root: Path) -> dict[str, Any]:
+        return {
+            "vault": str(root),
+            "counts": {folder: dict(counter) for folder, counter in self.counts.items()},
+            "active": [t.as_json(root) for t in self.active],
+            "refused": [
+                {"path": str(r.path.relative_to(root)), "reason": r.reason} for r in self.refused
+            ],
+        }
+
+
+def scan(vault: Vault, max_note_bytes: int) -> VaultReport:
+    """Read every task note once and summarise the vault."""
+    report = VaultReport()
+    for folder in TASK_FOLDERS:
+        counter: Counter[str] = Counter()
+        report.counts[folder.value] = counter
+        for path in vault.notes_in(folder):
+            try:
+                note, _ = read_note(path, vault.root, max_note_bytes)
+            except NoteRefused as err:
+                report.refused.append(Refusal(path, err.reason))
+                counter["refused"] += 1
+                continue
+            except FileNotFoundError:
+                continue
+            if note.empty:
+                counter["empty"] += 1
+                continue
+            status = note.status.value if note.status else Status.NEW.value
+            counter[status] += 1
+            cost = note.meta.get("cost_usd")
+            report.tasks.append(
+                NoteSummary(
+                    path=path,
+                    folder=folder.value,
+                    status=status,
+                    task_id=note.task_id,
+                    title=note.title,
+                    task_type=note.task_type,
+                    priority=note.priority.value,
+                    attempts=note.attempts,
+                    error=str(note.meta["error"]) if note.meta.get("error") else None,
+                    cost_usd=float(cost) if isinstance(cost, int | float) else None,
+                    completed_at=str(note.meta.get("completed_at") or "") or None,
+                )
+            )
+    return report
+
+
+def render_text(report: VaultReport, root: Path, *notices: str) -> str:
+    """`ai-employee status` for a person: the notices (the budget, a usage limit's pause) under
+    the vault's line."""
+    lines = [f"vault: {root}"]
+    lines += [notice for notice in notices if notice]
+    for folder, counter in report.counts.items():
+        if counter:
+            detail = ", ".join(f"{n} {status}" for status, n in sorted(counter.items()))
+            lines.append(f"  {folder:<17} {detail}")
+        else:
+            lines.append(f"  {folder:<17} -")
+    active = report.active
+    lines.append(f"active tasks: {len(active)}")
+    for task in active:
+        lines.append(
+            f"  {task.task_id or '-':<9} {task.status:<17} {task.priority:<6} "
+            f"{task.path.relative_to(root)}  {task.title}"
+        )
+    lines.append(f"refused notes: {len(report.refused)}")
+    for refusal in report.refused:
+        lines.append(f"  {refusal.path.relative_to(root)}: {refusal.reason}")
+    return "\n".join(lines)

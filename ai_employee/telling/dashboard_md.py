@@ -1,0 +1,266 @@
+"""Dashboard.md: what the service sees, for a person in Obsidian.
+
+`render` is pure: a `DashboardState` in, the markdown out. `DashboardFile` is the main loop's
+model of the file: what changed, when to redraw, and the counts of Done/ and Failed/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..base import fsops
+from ..notes.index import NoteIndex
+from ..notes.lifecycle import Status
+from ..notes.vault import TASK_FOLDERS, Folder, Vault
+from ..running.budget import DailyBudget
+from ..running.scheduler import RunRequest
+from ..running.usage_limit import Pause
+
+
+@dataclass(frozen=True)
+class Line:
+    """One task as the dashboard lists it."""
+
+    link: str  # a wikilink target: the note's path in the vault without .md
+    title: str
+    detail: str = ""
+
+
+@dataclass
+class DashboardState:
+    updated: datetime
+    counts: dict[str, Counter[str]]
+    queued: Sequence[Line] = ()
+    running: Sequence[Line] = ()
+    waiting_approval: Sequence[Line] = ()
+    recent: Sequence[Line] = ()
+    attention: Sequence[Line] = ()
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def link_for(root: Path, path: Path) -> str:
+    return str(path.relative_to(root).with_suffix("")).replace("\\", "/")
+
+
+def render(state: DashboardState) -> str:
+    out = [
+        "# Dashboard",
+        "",
+        f"_Written by ai-employee at {state.updated.isoformat(timespec='seconds')}; "
+        "edits here are overwritten._",
+        "",
+    ]
+    out += [f"> {note}" for note in state.notes]
+    if state.notes:
+        out.append("")
+    out += ["## Counts", "", "| folder | tasks |", "|---|---|"]
+    for folder, counter in state.counts.items():
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counter.items())) or "-"
+        out.append(f"| {folder} | {detail} |")
+    out.append("")
+    for heading, lines, empty in (
+        (
+            "Needs attention",
+            state.attention,
+            "Nothing: every note could be read, none is held, none failed.",
+        ),
+        ("Running", state.running, "Nothing runs."),
+        ("Queue", state.queued, "Empty."),
+        ("Waiting for approval", state.waiting_approval, "None."),
+        ("Recent", state.recent, "Nothing yet."),
+    ):
+        out += [f"## {heading}", ""]
+        if not lines:
+            out.append(empty)
+        for line in lines:
+            detail = f" - {line.detail}" if line.detail else ""
+            out.append(f"- [[{line.link}|{_safe(line.title)}]]{detail}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _safe(text: str) -> str:
+    return text.replace("|", "/").replace("]]", "] ]").replace("\n", " ")
+
+
+MIN_REDRAW_SECONDS = 1.0
+"""Dashboard.md is redrawn at most this often, and only after a change."""
+
+RECENT_LINES = 15
+"""How many finished runs the "Recent" list shows."""
+
+
+class DashboardFile:
+    """Dashboard.md as the main loop keeps it: what changed, when to redraw, the counts of the
+    folders nobody watches.
+
+    Done/ and Failed/ are counted when the service starts and at each safety sweep (a scan of
+    each), and a note the service itself puts there adds one; a person's changes there show at
+    the next sweep. So a redraw costs the same in a vault of ten notes or of a hundred thousand.
+    The file is written atomically, not fsynced (it is rebuilt from the notes), and only when
+    more than its time stamp changed. Used by the main loop only.
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.recent: deque[Line] = deque(maxlen=RECENT_LINES)
+        self.finished: dict[Folder, int] = {Folder.DONE: 0, Folder.FAILED: 0}
+        self.failures: deque[Line] = deque(maxlen=RECENT_LINES)
+        """The newest notes in Failed/, with why (they need a person: "Needs attention")."""
+        self._landed: set[Path] = set()
+        """Notes counted by `landed` since the last count (so none is counted twice)."""
+        self._drawn_at = 0.0
+        self._drawn_version = -1
+        self.version = 0
+        """Bumped by every change worth a redraw (the owner counts its own changes too)."""
+
+    def count_finished(self) -> None:
+        """Count the notes in Done/ and Failed/ (at start and at each sweep); failures whose
+        note left Failed/ (retried, deleted) leave "Needs attention". At start, the newest
+        notes already in Failed/ are listed there (by name; their run ended before)."""
+        for folder in self.finished:
+            self.finished[folder] = self.vault.count_notes(folder)
+        self._landed.clear()
+        root = self.vault.root
+        kept = [line for line in self.failures if (root / f"{line.link}.md").exists()]
+        if not kept and self.version == 0:
+            kept = [Line(link_for(root, p), p.stem, "failed") for p in self._newest_failed()]
+        self.failures = deque(kept, maxlen=RECENT_LINES)
+        self.version += 1
+
+    def _newest_failed(self) -> list[Path]:
+        notes = list(self.vault.notes_in(Folder.FAILED))
+        if len(notes) > 1000:  # a name order is enough there: no stat of every note
+            return notes[-RECENT_LINES:][::-1]
+
+        def mtime(path: Path) -> float:
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                return 0.0
+
+        return sorted(notes, key=mtime, reverse=True)[:RECENT_LINES]
+
+    def landed(self, path: Path, why: str = "") -> None:
+        """A note of ours is at `path` now: one more in Done/ or Failed/ if it is there (each
+        path counts once until the next count); in Failed/, it needs attention (`why`)."""
+        folder = self.vault.folder_of(path)
+        if (folder is Folder.DONE or folder is Folder.FAILED) and path not in self._landed:
+            self._landed.add(path)
+            self.finished[folder] += 1
+            if folder is Folder.FAILED:
+                link = link_for(self.vault.root, path)
+                rest = [line for line in self.failures if line.link != link]
+                self.failures = deque(rest, maxlen=RECENT_LINES)
+                self.failures.appendleft(
+                    Line(link, path.stem, f"failed: {why}" if why else "failed")
+                )
+            self.version += 1
+
+    def ran(self, line: Line) -> None:
+        self.recent.appendleft(line)
+        self.version += 1
+
+    def changed(self) -> None:
+        """Something it shows beside the notes changed (a usage limit's pause): redraw."""
+        self.version += 1
+
+    def state(
+        self,
+        index: NoteIndex,
+        queued: Sequence[RunRequest],
+        running: Sequence[str],
+        budget: DailyBudget,
+        now: datetime,
+        pause: Pause | None = None,
+    ) -> DashboardState:
+        """What Dashboard.md shows, from the main loop's index, its runs, the budget and a
+        usage limit's pause."""
+        root = self.vault.root
+        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
+        entries = index.entries
+        for entry in entries.values():
+            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
+        for path in index.refused:
+            folder = self.vault.folder_of(path)
+            if folder is not None and folder.value in counts:
+                counts[folder.value]["refused"] += 1
+        for folder, notes in self.finished.items():
+            counts[folder.value]["notes"] = notes
+        by_id = {e.task_id: e for e in entries.values() if e.task_id}
+        waiting = [
+            Line(link_for(root, p), e.title, e.task_type)
+            for p, e in entries.items()
+            if e.folder is Folder.PENDING_APPROVAL
+        ]
+        running_lines = []
+        for task_id in running:
+            where = index.owner_of(task_id)
+            seen = entries.get(where) if where else None
+            link = link_for(root, where) if where else task_id
+            running_lines.append(Line(link, seen.title if seen else task_id, task_id))
+        notices = [budget.notice(now)]
+        if pause is not None and pause.holds(now):
+            notices.append(f"Claude runs are {pause.says(now)}: nothing starts before then.")
+        return DashboardState(
+            notes=[n for n in notices if n],
+            updated=now,
+            counts=counts,
+            running=running_lines,
+            queued=[
+                Line(
+                    link_for(root, r.path),
+                    by_id[r.task_id].title if r.task_id in by_id else r.task_id,
+                    r.priority,
+                )
+                for r in queued
+            ],
+            waiting_approval=waiting,
+            recent=list(self.recent),
+            attention=[
+                *(
+                    Line(link_for(root, p), p.name, reason)
+                    for p, (_, reason) in sorted(index.refused.items())
+                ),
+                *(
+                    Line(link_for(root, p), e.title, e.attention)
+                    for p, e in sorted(entries.items())
+                    if e.attention
+                ),
+                *self.failures,
+            ],
+        )
+
+    def deadline(self, changes: int) -> float | None:
+        """When the next redraw is due (monotonic), or None if nothing changed."""
+        if changes + self.version == self._drawn_version:
+            return None
+        return self._drawn_at + MIN_REDRAW_SECONDS
+
+    def draw(self, changes: int, state: Callable[[], DashboardState], force: bool = False) -> None:
+        """Redraw if something changed (`changes`: the owner's own counter) and it is time."""
+        version = changes + self.version
+        now = time.monotonic()
+        if not force and (
+            version == self._drawn_version or now - self._drawn_at < MIN_REDRAW_SECONDS
+        ):
+            return
+        self._drawn_version, self._drawn_at = version, now
+        text = render(state())
+        try:
+            current = fsops.read_plain_text(self.vault.dashboard)
+        except (OSError, UnicodeDecodeError):  # missing, or not a file of ours: replaced
+            current = ""
+        if _without_timestamp(current) != _without_timestamp(text):
+            fsops.write_atomic(
+                self.vault.dashboard, text.encode("utf-8"), self.vault.tmp, durable=False
+            )
+
+
+def _without_timestamp(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("_Written by"))
