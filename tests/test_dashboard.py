@@ -11,10 +11,22 @@ import pytest
 from ai_employee.notes.index import NoteIndex
 from ai_employee.notes.vault import Folder, Vault
 from ai_employee.running.budget import DailyBudget
+from ai_employee.running.coordinator import RunCoordinator, RunHandle
+from ai_employee.running.scheduler import RunRequest
 from ai_employee.telling import dashboard_md
 from ai_employee.telling.dashboard_md import DashboardFile, Line
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def _dashboard(vault: Vault, index: NoteIndex | None = None) -> DashboardFile:
+    """The model as the main loop builds it, over an index and runs of a test's own."""
+
+    def no_runs(run_id: int, request: RunRequest, path: Path) -> RunHandle:
+        raise AssertionError("the dashboard starts no run")
+
+    runs = RunCoordinator(1, DailyBudget(0), lambda: NOW, no_runs)
+    return DashboardFile(vault, index or NoteIndex(), runs, DailyBudget(0), lambda: NOW)
 
 
 def _notes(folder: Path, n: int) -> None:
@@ -27,15 +39,14 @@ def test_done_and_failed_are_counted_at_start_and_sweep_not_at_each_redraw(
 ) -> None:
     _notes(vault.folder(Folder.DONE), 5)
     _notes(vault.folder(Folder.FAILED), 2)
-    dashboard = DashboardFile(vault)
+    dashboard = _dashboard(vault)
     dashboard.count_finished()  # the service's start
     assert dashboard.finished == {Folder.DONE: 5, Folder.FAILED: 2}
     scans: list[Folder] = []
     real = Vault.count_notes
     monkeypatch.setattr(Vault, "count_notes", lambda self, f: scans.append(f) or real(self, f))
-    index = NoteIndex()
-    for changes in range(3):  # three changes, three redraws
-        dashboard.draw(changes, lambda: dashboard.state(index, [], [], DailyBudget(0), NOW), True)
+    for _ in range(3):  # three redraws
+        dashboard.draw(force=True)
     assert scans == [], "a redraw scans no folder"
     assert "| Done | 5 notes |" in vault.dashboard.read_text()
     dashboard.landed(vault.folder(Folder.DONE) / "new.md")  # a note the service moved there
@@ -47,17 +58,16 @@ def test_done_and_failed_are_counted_at_start_and_sweep_not_at_each_redraw(
 
 
 def test_a_redraw_is_due_only_after_a_change_and_at_most_once_a_second(vault: Vault) -> None:
-    dashboard = DashboardFile(vault)
-    state = lambda: dashboard.state(NoteIndex(), [], [], DailyBudget(0), NOW)  # noqa: E731
-    dashboard.draw(0, state, force=True)
-    assert dashboard.deadline(0) is None, "nothing changed"
+    dashboard = _dashboard(vault)
+    dashboard.draw(force=True)
+    assert dashboard.deadline() is None, "nothing changed"
     dashboard.ran(Line("Done/x", "x", "success"))
-    due = dashboard.deadline(0)
+    due = dashboard.deadline()
     assert due is not None and due >= 1.0
     before = vault.dashboard.read_text()
-    dashboard.draw(0, state)  # too soon after the last redraw: not written
+    dashboard.draw()  # too soon after the last redraw: not written
     assert vault.dashboard.read_text() == before
-    dashboard.draw(0, state, force=True)
+    dashboard.draw(force=True)
     assert "- [[Done/x|x]] - success" in vault.dashboard.read_text()
 
 
@@ -70,12 +80,11 @@ def test_rendering_keeps_a_hostile_title_inside_its_link() -> None:
 
 def test_failed_tasks_need_attention_until_they_leave_failed(vault: Vault) -> None:
     _notes(vault.folder(Folder.FAILED), 2)  # from before the service started
-    dashboard = DashboardFile(vault)
+    dashboard = _dashboard(vault)
     dashboard.count_finished()
-    index = NoteIndex()
 
     def attention() -> list[Line]:
-        return list(dashboard.state(index, [], [], DailyBudget(0), NOW).attention)
+        return list(dashboard.state().attention)
 
     assert sorted(line.link for line in attention()) == ["Failed/old 0", "Failed/old 1"]
     failed = vault.folder(Folder.FAILED) / "Build.md"
@@ -88,9 +97,7 @@ def test_failed_tasks_need_attention_until_they_leave_failed(vault: Vault) -> No
     failed.rename(vault.folder(Folder.NEEDS_ACTION) / "Build.md")  # `ai-employee retry`
     dashboard.count_finished()  # the next sweep
     assert sorted(line.link for line in attention()) == ["Failed/old 0", "Failed/old 1"]
-    assert "## Needs attention" in dashboard_md.render(
-        dashboard.state(index, [], [], DailyBudget(0), NOW)
-    )
+    assert "## Needs attention" in dashboard_md.render(dashboard.state())
 
 
 def test_a_task_that_fails_is_listed_under_needs_attention(vault: Vault) -> None:

@@ -32,6 +32,7 @@ import structlog
 from ..base.config import Config
 from ..base.errors import LockHeld
 from ..base.logs import os_user, remove_old_logs
+from ..deciding.after_run import AfterRun
 from ..deciding.planner import Plans
 from ..deciding.reconcile import Reconciler
 from ..notes.index import NoteIndex
@@ -44,14 +45,15 @@ from ..running.budget import DailyBudget
 from ..running.coordinator import RunCoordinator
 from ..running.executor import RunContext
 from ..running.runrecords import RunJournal, stop_leftovers
-from ..running.usage_limit import load_pause
 from ..telling.dashboard_md import DashboardFile
 from ..telling.notify import Hooks, ToldRefusals
 from ..watching.settle import Settling
 from ..watching.watcher import VaultWatcher
 from .mainloop import MainLoop
 from .messages import Message, StopRequested
+from .pauses import Pauses
 from .sdnotify import Notifier, WatchdogPinger
+from .shutdown import Shutdown
 
 log = structlog.get_logger(__name__)
 
@@ -105,48 +107,59 @@ class Service:
         )
         self.runs = RunCoordinator.for_service(context, config.max_parallel, self.budget)
         self.index = NoteIndex()
-        self.plans = Plans(
-            self.vault.folder(Folder.PLANS),
-            self.vault.tmp,
-            config.planner == "claude",
-            config.claude_path,
-            self.inbox.put,
-        )
         self.hooks = Hooks(config)
         self.records = TaskRecords(
             self.vault, NoteStore(self.vault.root, self.vault.tmp, config.max_note_bytes)
         )
-        self.reconciler = Reconciler(
-            self.vault,
-            config,
-            now=now,
-            actor=os_user(),
-            runs=self.runs,
-            index=self.index,
-            plans=self.plans,
-            records=self.records,
-            hooks=self.hooks,
-            told=ToldRefusals(self.vault.machinery / "told.json", self.vault.tmp),
-        )
         self.settling = Settling(config.settle_seconds)
-        self.loop = MainLoop(
-            config=config,
-            vault=self.vault,
-            now=now,
-            inbox=self.inbox,
-            index=self.index,
-            reconciler=self.reconciler,
-            runs=self.runs,
-            settling=self.settling,
-            dashboard=DashboardFile(self.vault),
-            budget=self.budget,
-            plans=self.plans,
-            hooks=self.hooks,
-            once=once,
-        )
+        self.loop = self._main_loop(once)
+        self.reconciler = self.loop.reconciler
         self.stats = self.loop.stats
         self.notifier = Notifier()
         self.watcher: VaultWatcher | None = None
+
+    def _main_loop(self, once: bool) -> MainLoop:
+        """The main loop and the parts it routes to, each given what it owns or reads."""
+        config, vault = self.config, self.vault
+        plans = Plans(
+            vault.folder(Folder.PLANS),
+            vault.tmp,
+            config.planner == "claude",
+            config.claude_path,
+            self.inbox.put,
+        )
+        reconciler = Reconciler(
+            vault,
+            config,
+            now=self.now,
+            actor=os_user(),
+            runs=self.runs,
+            index=self.index,
+            plans=plans,
+            records=self.records,
+            hooks=self.hooks,
+            told=ToldRefusals(vault.machinery / "told.json", vault.tmp),
+        )
+        dashboard = DashboardFile(vault, self.index, self.runs, self.budget, self.now)
+        # A note the loop itself moves into Done/ or Failed/ (a crash's move finished, attempts
+        # spent) counts there at once, as a run's end does.
+        reconciler.step_observers.append(lambda path, step, task_id: dashboard.landed(path))
+        return MainLoop(
+            config=config,
+            vault=vault,
+            now=self.now,
+            inbox=self.inbox,
+            index=self.index,
+            reconciler=reconciler,
+            runs=self.runs,
+            settling=self.settling,
+            dashboard=dashboard,
+            plans=plans,
+            after_run=AfterRun(vault, self.index, self.records, reconciler, dashboard, self.hooks),
+            pauses=Pauses(config, vault, self.runs, self.index, dashboard, self.hooks, self.now),
+            shutdown=Shutdown(self.runs, config.shutdown_grace_seconds),
+            once=once,
+        )
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or `stop()`); returns the exit status."""
@@ -154,10 +167,7 @@ class Service:
         with service_lock(self.vault), self._signals():
             removed = self.vault.sweep_tmp()
             self.budget.load(self.vault.logs, self.now())
-            if self.config.agent == "claude":  # a usage limit a previous service waited for
-                pause = load_pause(self.vault.machinery, self.now())
-                if pause is not None:
-                    self.runs.pause_runs(pause)
+            self.loop.pauses.load()  # a usage limit a previous service waited for
             # Before any retry can start; the journal of this service's runs then begins empty.
             stop_leftovers(self.vault.run_journal, self.vault.runs, self.vault.root)
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
@@ -175,7 +185,7 @@ class Service:
                 self.watcher.stop()
                 self.hooks.stop()  # after the runs' ends: what they told is run (briefly)
                 self.journal.close()
-            self.loop.draw_dashboard(force=True)
+            self.loop.dashboard.draw(force=True)
             log.info(
                 "service stopped",
                 action_type="stop",

@@ -13,22 +13,20 @@ import functools
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from ..base import fsops
 from ..base.config import Config
 from ..base.errors import NoteRefused
-from ..notes.identity import CopyOf, EditOf, Known, Own, Seen, conflict_base, identify
+from ..notes.identity import CopyOf, EditOf
 from ..notes.index import Entry, NoteIndex
 from ..notes.lifecycle import Action, Facts, Status, Step, decide, is_due
 from ..notes.notefile import NoteGone, NoteStore, Placed, Signature, note_from_bytes, signature_of
 from ..notes.records import TaskRecords
-from ..notes.taskfile import HELD_AS_COPY, OWNED_KEYS, TaskNote, held_reason, new_task_id
+from ..notes.taskfile import TaskNote, held_reason
 from ..notes.vault import TRIGGER_FOLDERS, Folder, Vault
 from ..telling.notify import Event, Notice, Tell, ToldRefusals, fingerprint
 from . import planner
@@ -44,6 +42,7 @@ from .steps import (
     fold_edit,
     hold_copy,
 )
+from .whose import Identified, Whose
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +72,11 @@ class Reconciler:
     def notes(self) -> NoteStore:
         return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
 
+    @functools.cached_property
+    def whose(self) -> Whose:
+        """Whose note is this (whose.py), over this reconciler's index and records."""
+        return Whose(self.vault, self.notes, self.index, self.records)
+
     # --- scanning ---------------------------------------------------------------------------
 
     def active_paths(self) -> Iterator[Path]:
@@ -80,6 +84,13 @@ class Reconciler:
         for folder in TRIGGER_FOLDERS:
             yield from self.vault.notes_in(folder)
         yield from drop_candidates(self.vault)
+
+    def start(self) -> int:
+        """At the service's start: what the plans record of every task and which refused notes
+        a person was told of, then every active note. Returns how many were looked at."""
+        self.records.load()
+        self.told.load()
+        return self.reconcile_all()
 
     def reconcile_all(self) -> int:
         """Look at every active path; forget what is gone. Returns how many were looked at."""
@@ -129,6 +140,31 @@ class Reconciler:
         folder = self.vault.folder_of(path)
         if folder is None:
             return None
+        read = self._read(path, placed)
+        if read is None:
+            return None
+        note, seen = read
+        task_type = note.task_type or self.config.default_type
+        if note.empty or note.status is Status.DRAFT:
+            who = Identified(note.task_id or "")  # never touched: no id written
+        else:
+            try:
+                who = self.whose.of(path, note, folder, seen)
+            except NoteGone:  # moved since we read it: decided at its new place, by its event
+                self.index.forget(path)
+                return None
+        facts = self._facts(folder, note, task_type, path, who.task_id, planned)
+        step = decide(facts)
+        copy = who.other if isinstance(who.other, CopyOf) else None
+        decided = Decided(path, note, step, task_type, who.task_id, who.changes, copy)
+        stepped = self._step_or_wait(decided, who.other if isinstance(who.other, EditOf) else None)
+        if stepped is None:
+            return None
+        self._remember(decided, facts.due, folder, seen, stepped)
+        return step, stepped
+
+    def _read(self, path: Path, placed: Placed | None) -> tuple[TaskNote, Signature] | None:
+        """The note now and the file it came from; None when refused (said so) or gone."""
         try:
             note, seen = self._current(path, placed)
         except NoteRefused as err:
@@ -140,59 +176,50 @@ class Reconciler:
         if self.index.accept(path):
             log.info("note accepted", target=self.vault.rel(path), result="refusal cleared")
             self.told.forget(self.vault.rel(path))
-        task_type = note.task_type or self.config.default_type
-        id_changes: dict[str, Any]
-        other: EditOf | CopyOf | None = None
-        if note.empty or note.status is Status.DRAFT:
-            task_id, id_changes = note.task_id or "", {}  # never touched: no id written
-        else:
-            try:
-                task_id, id_changes, other = self._identity(path, note, folder, seen)
-            except NoteGone:  # moved since we read it: decided at its new place, by its event
-                self.index.forget(path)
-                return None
-        facts = self._facts(folder, note, task_type, path, task_id, planned)
-        step = decide(facts)
-        copy = other if isinstance(other, CopyOf) else None
-        decided = Decided(path, note, step, task_type, task_id, id_changes, copy)
+        return note, seen
+
+    def _step_or_wait(self, decided: Decided, edit: EditOf | None) -> Stepped | None:
+        """The step; None when it could not be taken now (refused, gone, or to be looked at
+        again once the note settles)."""
         try:
-            stepped = self._step(decided, other if isinstance(other, EditOf) else None)
+            return self._step(decided, edit)
         except NoteRefused as err:
-            self._refuse(path, err.reason)
-            return None
+            self._refuse(decided.path, err.reason)
         except (NoteGone, FileNotFoundError):
-            self.index.forget(path)
-            return None
+            self.index.forget(decided.path)
         except LookLater:
-            self.index.unsettled(path)
-            return None
+            self.index.unsettled(decided.path)
+        return None
+
+    def _remember(
+        self, d: Decided, due: bool, folder: Folder, seen: Signature, stepped: Stepped
+    ) -> None:
+        """What was decided, in the note index, under where the note is now; the observers."""
+        note, step = d.note, d.step
         # The identity of what we decided on: the file we placed (a move keeps it), or the one
         # we read. Never an lstat now: a save made since must look new to the next look.
         signature = stepped.placed.signature if stepped.placed else seen
-        if stepped.path != path:
-            self.index.forget(path)
+        if stepped.path != d.path:
+            self.index.forget(d.path)
         passive = step.action in (Action.NOTHING, Action.WAIT, Action.RUN, Action.STOP)
-        wake = (
-            note.when("next_attempt_at") if step.action is Action.WAIT and not facts.due else None
-        )
+        wake = note.when("next_attempt_at") if step.action is Action.WAIT and not due else None
         self.index.remember(
             stepped.path,
             Entry(
                 signature,
-                task_id,
+                d.task_id,
                 note.status if passive else (step.status or note.status),
                 note.title,
                 self.vault.folder_of(stepped.path) or folder,
                 step.action,
-                task_type,
+                d.task_type,
                 note.priority.value,
                 wake,
                 _held(note, stepped),
             ),
         )
         for observer in self.step_observers:
-            observer(stepped.path, step, task_id)
-        return step, stepped
+            observer(stepped.path, step, d.task_id)
 
     def _step(self, d: Decided, edit: EditOf | None) -> Stepped:
         ctx = StepContext(
@@ -257,136 +284,6 @@ class Reconciler:
             empty=note.empty,
         )
 
-    def _identity(
-        self, path: Path, note: TaskNote, folder: Folder, signature: Signature
-    ) -> tuple[str, dict[str, Any], EditOf | CopyOf | None]:
-        """The note's task_id and the keys to write for it; and, for a later edit of a task
-        that waits for approval or a copy of a task, that task (identity.py decides, from the
-        vault's records). `signature`: the file the note was read from."""
-        task_id = note.task_id
-        if folder is Folder.REJECTED:  # a person's rejection: whatever it was, it ends here
-            return self._own(path, task_id)
-        if task_id and self._seen_here(path, task_id):
-            return self._own(path, task_id)
-        seen = Seen(path, task_id, planner.body_hash(note), note.asked)
-        by_id = self._known_by_id(path, task_id) if task_id else None
-        if not task_id:
-            candidates = self._candidates(seen)
-            if any(c.name in (seen.name, conflict_base(seen.name)[0]) for c in candidates):
-                stems = {seen.name.removesuffix(".md")} | {
-                    c.name.removesuffix(".md") for c in candidates
-                }
-                seen = replace(seen, boilerplate=template_lines(self.vault) | stems)
-        decided = identify(seen, by_id, [] if task_id else candidates)
-        if isinstance(decided, Own):
-            if decided.restore is not None:
-                log.info(
-                    "keys restored",
-                    action_type="restore",
-                    target=self.vault.rel(path),
-                    task_id=decided.restore,
-                    result="an older buffer dropped them; the note is its task's own",
-                )
-                return decided.restore, {"task_id": decided.restore}, None
-            return self._own(path, task_id)
-        if _moved_there(path, signature, decided.original.where):
-            raise NoteGone(str(path))  # the other note is this one, moved since we read it
-        if isinstance(decided, EditOf) and folder is not Folder.APPROVED:
-            return decided.original.task_id, {}, decided
-        # Copies wait for a person wherever they come back, Approved/ too (an approval saved on
-        # a laptop after the note moved on here must not run it a second time); a held copy a
-        # person approves carries its own task_id, and runs.
-        fresh = new_task_id()
-        log.warning(
-            "copy of a task note",
-            action_type="copy",
-            target=self.vault.rel(path),
-            task_id=fresh,
-            parameters={"copy_of": decided.original.task_id},
-            result="new task_id; it waits for a person's approval",
-            error=decided.reason,
-        )
-        # A copy is a new task: it never inherits a run, a plan, an approval or a status past
-        # pending.
-        cleared: dict[str, Any] = dict.fromkeys(k for k in OWNED_KEYS if k != "task_id")
-        held = {
-            "task_id": fresh,
-            "attempts": 0,
-            "status": "pending_approval",
-            "error": HELD_AS_COPY + decided.reason,
-        }
-        return fresh, {**cleared, **held}, CopyOf(decided.original, decided.reason)
-
-    def _own(self, path: Path, task_id: str | None) -> tuple[str, dict[str, Any], None]:
-        """Its own task_id, or a new one when it has none or a live note here holds it."""
-        owner = self.index.owner_of(task_id) if task_id else None
-        if task_id and (owner is None or owner == path or not owner.exists()):
-            return task_id, {}, None
-        fresh = new_task_id()
-        return fresh, {"task_id": fresh}, None
-
-    def _known_by_id(self, path: Path, task_id: str) -> Known | None:
-        """The task a task_id names: as the vault records it, or, for a task not planned yet,
-        the note this service holds it in."""
-        known = self.records.known(task_id, read_body=True, not_at=path)
-        if known is not None:
-            return known
-        owner = self.index.owner_of(task_id)
-        if owner is None or owner == path or not owner.exists():
-            return None
-        entry = self.index.entries.get(owner)
-        title, status = (entry.title, entry.status) if entry else ("", None)
-        return Known(task_id, title, owner.name, "", owner, status)
-
-    def _seen_here(self, path: Path, task_id: str) -> bool:
-        """The note is its task's own as the main loop last saw it and the record has it (the
-        look after our own edit, a claim, a run's end): no search needed."""
-        entry = self.index.entries.get(path)
-        if entry is None or entry.task_id != task_id:
-            return False
-        record = self.records.by_id.get(task_id)
-        root = self._root_prefix
-        text = str(path)
-        return record is not None and text.startswith(root) and record.where == text[len(root) :]
-
-    @functools.cached_property
-    def _root_prefix(self) -> str:
-        return f"{self.vault.root}{os.sep}"
-
-    def _candidates(self, seen: Seen) -> list[Known]:
-        """Tasks a note without a task_id may be a copy of: by name, conflict base, body; for
-        a sure conflict copy, also the note it was made of when that task has no record yet
-        (Claude is still writing its plan)."""
-        base, sure = conflict_base(seen.name)
-        ids = self.records.named(seen.name, base) + self.records.with_hash(seen.body_hash)
-        found = (
-            self.records.known(t, read_body=True, not_at=seen.path) for t in dict.fromkeys(ids)
-        )
-        known = [k for k in found if k is not None]
-        if sure and base is not None and not any(k.name == base for k in known):
-            unrecorded = self._unrecorded(seen.path.parent / base)
-            known += [unrecorded] if unrecorded is not None else []
-        return known
-
-    def _unrecorded(self, path: Path) -> Known | None:
-        """The task of the note at `path`, which has a task_id but no record (not planned)."""
-        try:
-            note, _ = self.notes.read(path)
-        except (FileNotFoundError, NotADirectoryError, NoteRefused, NoteGone):
-            return None
-        if not note.task_id:
-            return None
-        return Known(
-            note.task_id,
-            note.title,
-            path.name,
-            planner.body_hash(note),
-            path,
-            note.status,
-            note.asked,
-            path,
-        )
-
     def _refuse(self, path: Path, reason: str) -> None:
         try:
             signature = signature_of(os.lstat(path))
@@ -408,46 +305,6 @@ class Reconciler:
             self.hooks.tell(
                 Notice(Event.NEEDS_ATTENTION, path, title=path.name, detail=f"refused: {reason}")
             )
-
-
-def template_lines(vault: Vault) -> frozenset[str]:
-    """Every line of the vault's templates (Templates/*.md), stripped: what notes made from
-    them share without their authors writing it (identity.Seen.boilerplate)."""
-    lines: set[str] = set()
-    try:
-        templates = sorted(vault.folder(Folder.TEMPLATES).glob("*.md"))
-    except OSError:
-        return frozenset()
-    for template in templates[:MAX_TEMPLATES]:
-        try:
-            if template.is_symlink() or template.stat().st_size > MAX_TEMPLATE_BYTES:
-                continue
-            text = fsops.read_plain_text(template, errors="replace")
-        except OSError:
-            continue
-        lines.update(line.strip() for line in text.splitlines())
-    lines.discard("")
-    return frozenset(lines)
-
-
-MAX_TEMPLATES = 100
-MAX_TEMPLATE_BYTES = 64 * 1024
-
-
-def _moved_there(path: Path, signature: Signature, other: Path | None) -> bool:
-    """The file read at `path` is now at `other` and no longer at `path` (a run's end or a
-    person moved it between our read and our search; a hard link stays at both)."""
-    if other is None:
-        return False
-    try:
-        there = os.lstat(other).st_ino
-    except FileNotFoundError:
-        return False
-    try:
-        here = os.lstat(path).st_ino
-    except FileNotFoundError:
-        here = None
-    return there == signature[0] and here != signature[0]
 
 
 def _held(note: TaskNote, stepped: Stepped) -> str | None:

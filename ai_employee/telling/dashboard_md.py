@@ -1,7 +1,8 @@
 """Dashboard.md: what the service sees, for a person in Obsidian.
 
 `render` is pure: a `DashboardState` in, the markdown out. `DashboardFile` is the main loop's
-model of the file: what changed, when to redraw, and the counts of Done/ and Failed/.
+model of the file: what changed, when to redraw, the counts of Done/ and Failed/, and what it
+shows of the main loop's note index, its runs and the daily budget.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from ..notes.index import NoteIndex
 from ..notes.lifecycle import Status
 from ..notes.vault import TASK_FOLDERS, Folder, Vault
 from ..running.budget import DailyBudget
-from ..running.scheduler import RunRequest
-from ..running.usage_limit import Pause
+from ..running.coordinator import RunCoordinator
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,23 @@ class DashboardFile:
     each), and a note the service itself puts there adds one; a person's changes there show at
     the next sweep. So a redraw costs the same in a vault of ten notes or of a hundred thousand.
     The file is written atomically, not fsynced (it is rebuilt from the notes), and only when
-    more than its time stamp changed. Used by the main loop only.
+    more than its time stamp changed. Used by the main loop only, and it reads only the main
+    loop's state: the note index, the runs, the budget.
     """
 
-    def __init__(self, vault: Vault) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        index: NoteIndex,
+        runs: RunCoordinator,
+        budget: DailyBudget,
+        now: Callable[[], datetime],
+    ) -> None:
         self.vault = vault
+        self.index = index
+        self.runs = runs
+        self.budget = budget
+        self.now = now
         self.recent: deque[Line] = deque(maxlen=RECENT_LINES)
         self.finished: dict[Folder, int] = {Folder.DONE: 0, Folder.FAILED: 0}
         self.failures: deque[Line] = deque(maxlen=RECENT_LINES)
@@ -170,88 +182,94 @@ class DashboardFile:
         """Something it shows beside the notes changed (a usage limit's pause): redraw."""
         self.version += 1
 
-    def state(
-        self,
-        index: NoteIndex,
-        queued: Sequence[RunRequest],
-        running: Sequence[str],
-        budget: DailyBudget,
-        now: datetime,
-        pause: Pause | None = None,
-    ) -> DashboardState:
+    def state(self) -> DashboardState:
         """What Dashboard.md shows, from the main loop's index, its runs, the budget and a
         usage limit's pause."""
-        root = self.vault.root
-        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
-        entries = index.entries
-        for entry in entries.values():
-            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
-        for path in index.refused:
-            folder = self.vault.folder_of(path)
-            if folder is not None and folder.value in counts:
-                counts[folder.value]["refused"] += 1
-        for folder, notes in self.finished.items():
-            counts[folder.value]["notes"] = notes
-        by_id = {e.task_id: e for e in entries.values() if e.task_id}
-        waiting = [
-            Line(link_for(root, p), e.title, e.task_type)
-            for p, e in entries.items()
-            if e.folder is Folder.PENDING_APPROVAL
-        ]
-        running_lines = []
-        for task_id in running:
-            where = index.owner_of(task_id)
-            seen = entries.get(where) if where else None
-            link = link_for(root, where) if where else task_id
-            running_lines.append(Line(link, seen.title if seen else task_id, task_id))
-        notices = [budget.notice(now)]
+        now, pause = self.now(), self.runs.pause
+        notices = [self.budget.notice(now)]
         if pause is not None and pause.holds(now):
             notices.append(f"Claude runs are {pause.says(now)}: nothing starts before then.")
         return DashboardState(
             notes=[n for n in notices if n],
             updated=now,
-            counts=counts,
-            running=running_lines,
-            queued=[
-                Line(
-                    link_for(root, r.path),
-                    by_id[r.task_id].title if r.task_id in by_id else r.task_id,
-                    r.priority,
-                )
-                for r in queued
+            counts=self._counts(),
+            running=self._running(),
+            queued=self._queued(),
+            waiting_approval=[
+                Line(link_for(self.vault.root, p), e.title, e.task_type)
+                for p, e in self.index.entries.items()
+                if e.folder is Folder.PENDING_APPROVAL
             ],
-            waiting_approval=waiting,
             recent=list(self.recent),
-            attention=[
-                *(
-                    Line(link_for(root, p), p.name, reason)
-                    for p, (_, reason) in sorted(index.refused.items())
-                ),
-                *(
-                    Line(link_for(root, p), e.title, e.attention)
-                    for p, e in sorted(entries.items())
-                    if e.attention
-                ),
-                *self.failures,
-            ],
+            attention=self._attention(),
         )
 
-    def deadline(self, changes: int) -> float | None:
+    def _counts(self) -> dict[str, Counter[str]]:
+        """Notes per folder and status (the refused ones too); Done/ and Failed/ as counted."""
+        counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
+        for entry in self.index.entries.values():
+            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
+        for path in self.index.refused:
+            folder = self.vault.folder_of(path)
+            if folder is not None and folder.value in counts:
+                counts[folder.value]["refused"] += 1
+        for folder, notes in self.finished.items():
+            counts[folder.value]["notes"] = notes
+        return counts
+
+    def _running(self) -> list[Line]:
+        lines = []
+        for task_id in sorted(self.runs.running):
+            where = self.index.owner_of(task_id)
+            seen = self.index.entries.get(where) if where else None
+            link = link_for(self.vault.root, where) if where else task_id
+            lines.append(Line(link, seen.title if seen else task_id, task_id))
+        return lines
+
+    def _queued(self) -> list[Line]:
+        entries = self.index.entries
+        by_id = {e.task_id: e for e in entries.values() if e.task_id}
+        return [
+            Line(
+                link_for(self.vault.root, r.path),
+                by_id[r.task_id].title if r.task_id in by_id else r.task_id,
+                r.priority,
+            )
+            for r in self.runs.scheduler.queued
+        ]
+
+    def _attention(self) -> list[Line]:
+        """Refused notes, held copies, the newest failures: each needs a person."""
+        root = self.vault.root
+        return [
+            *(
+                Line(link_for(root, p), p.name, reason)
+                for p, (_, reason) in sorted(self.index.refused.items())
+            ),
+            *(
+                Line(link_for(root, p), e.title, e.attention)
+                for p, e in sorted(self.index.entries.items())
+                if e.attention
+            ),
+            *self.failures,
+        ]
+
+    def deadline(self) -> float | None:
         """When the next redraw is due (monotonic), or None if nothing changed."""
-        if changes + self.version == self._drawn_version:
+        if self.index.changes + self.version == self._drawn_version:
             return None
         return self._drawn_at + MIN_REDRAW_SECONDS
 
-    def draw(self, changes: int, state: Callable[[], DashboardState], force: bool = False) -> None:
-        """Redraw if something changed (`changes`: the owner's own counter) and it is time."""
-        version = changes + self.version
+    def draw(self, force: bool = False) -> None:
+        """Redraw if something changed (in the index or here) and it is time."""
+        version = self.index.changes + self.version
         now = time.monotonic()
         if not force and (
             version == self._drawn_version or now - self._drawn_at < MIN_REDRAW_SECONDS
         ):
             return
         self._drawn_version, self._drawn_at = version, now
-        text = render(state())
+        text = render(self.state())
         try:
             current = fsops.read_plain_text(self.vault.dashboard)
         except (OSError, UnicodeDecodeError):  # missing, or not a file of ours: replaced
