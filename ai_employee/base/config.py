@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -339,65 +339,91 @@ def resolve_executable(name: str, base: Path) -> str:
 
 def parse_value(spec: KeySpec, raw: Any, source: str, base: Path) -> Any:
     """Turn a raw value (a TOML value or an env string) into the key's type, or say why not."""
-
-    def bad(why: str) -> ConfigError:
-        return ConfigError(f"{spec.name} = {raw!r} from {source}: {why}")
-
     from_env = isinstance(raw, str) and not source.endswith(CONFIG_FILE_NAME)
-    if spec.kind == "bool":
+    parse = _PARSERS.get(spec.kind, _parse_text)
+    try:
+        return parse(spec, raw, base, from_env)
+    except _Invalid as err:
+        raise ConfigError(f"{spec.name} = {raw!r} from {source}: {err}") from err
+
+
+class _Invalid(Exception):
+    """A raw value its key cannot take; the message says why (parse_value names the rest)."""
+
+
+def _parse_bool(spec: KeySpec, raw: Any, base: Path, from_env: bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise _Invalid("expected true or false")
+
+
+def _parse_number(spec: KeySpec, raw: Any, base: Path, from_env: bool) -> float:
+    value: float
+    try:
         if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-            return raw.strip().lower() in _TRUE
-        raise bad("expected true or false")
-    if spec.kind in ("int", "float"):
-        value: float
-        try:
-            if isinstance(raw, bool):
+            raise ValueError
+        if spec.kind == "int":
+            if isinstance(raw, float) and not raw.is_integer():
                 raise ValueError
-            if spec.kind == "int":
-                if isinstance(raw, float) and not raw.is_integer():
-                    raise ValueError
-                value = int(raw if not isinstance(raw, str) else raw.strip())
-            else:
-                value = float(raw if not isinstance(raw, str) else raw.strip())
-        except (TypeError, ValueError) as err:
-            raise bad(f"expected {'a whole number' if spec.kind == 'int' else 'a number'}") from err
-        if value != value or value in (float("inf"), float("-inf")):
-            raise bad("expected a finite number")
-        if spec.minimum is not None and value < spec.minimum:
-            raise bad(f"must be at least {spec.minimum:g}")
-        if spec.maximum is not None and value > spec.maximum:
-            raise bad(f"must be at most {spec.maximum:g}")
-        return value
-    if spec.kind == "list":
-        if from_env or isinstance(raw, str):
-            items = [part.strip() for part in str(raw).split(",") if part.strip()]
-        elif isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
-            items = list(raw)
+            value = int(raw if not isinstance(raw, str) else raw.strip())
         else:
-            raise bad("expected a list of strings")
-        if spec.name == "extra_roots":
-            return tuple(_as_path(item, base) for item in items)
-        return tuple(items)
+            value = float(raw if not isinstance(raw, str) else raw.strip())
+    except (TypeError, ValueError) as err:
+        raise _Invalid(
+            f"expected {'a whole number' if spec.kind == 'int' else 'a number'}"
+        ) from err
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _Invalid("expected a finite number")
+    if spec.minimum is not None and value < spec.minimum:
+        raise _Invalid(f"must be at least {spec.minimum:g}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise _Invalid(f"must be at most {spec.maximum:g}")
+    return value
+
+
+def _parse_list(spec: KeySpec, raw: Any, base: Path, from_env: bool) -> tuple[Any, ...]:
+    if from_env or isinstance(raw, str):
+        items = [part.strip() for part in str(raw).split(",") if part.strip()]
+    elif isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+        items = list(raw)
+    else:
+        raise _Invalid("expected a list of strings")
+    if spec.name == "extra_roots":
+        return tuple(_as_path(item, base) for item in items)
+    return tuple(items)
+
+
+def _parse_text(spec: KeySpec, raw: Any, base: Path, from_env: bool) -> Any:
+    """A string, a choice, a path, a program or a command line."""
     if not isinstance(raw, str):
-        raise bad("expected a string")
+        raise _Invalid("expected a string")
     if spec.kind == "choice" and raw not in spec.choices:
-        raise bad("expected one of " + ", ".join(spec.choices))
+        raise _Invalid("expected one of " + ", ".join(spec.choices))
     if spec.kind == "path":
         if not raw.strip():
-            raise bad("expected a path")
+            raise _Invalid("expected a path")
         return _as_path(raw, base)
     if spec.kind == "executable":
         if not raw.strip():
-            raise bad("expected a program name or path")
+            raise _Invalid("expected a program name or path")
         return resolve_executable(raw, base)
     if spec.kind == "command":
         try:
             commandline.split(raw)
         except ValueError as err:
-            raise bad(str(err)) from err
+            raise _Invalid(str(err)) from err
     return raw
+
+
+_PARSERS: dict[str, Callable[[KeySpec, Any, Path, bool], Any]] = {
+    "bool": _parse_bool,
+    "int": _parse_number,
+    "float": _parse_number,
+    "list": _parse_list,
+}
+"""How each kind of key is read (the rest are text: `_parse_text`)."""
 
 
 def _as_path(raw: str, base: Path) -> Path:

@@ -155,17 +155,7 @@ def claude_plan(
         stdin.seek(0)
         try:
             done = subprocess.run(
-                [
-                    claude_path,
-                    "-p",
-                    "--permission-mode",
-                    "plan",
-                    "--output-format",
-                    "json",
-                    "--max-turns",
-                    "3",
-                    "--no-session-persistence",
-                ],
+                [claude_path, *CLAUDE_PLAN_ARGS],
                 stdin=stdin,
                 capture_output=True,
                 text=True,
@@ -177,6 +167,28 @@ def claude_plan(
             )
         except (OSError, subprocess.TimeoutExpired) as err:
             raise PlannerUnavailable(f"claude could not plan: {err}") from err
+    text = _plan_text(done)
+    head, _, _ = template.text.partition("## Steps")
+    _, _, tail = template.text.partition("## Work dir")
+    body = f"{head}## Steps (written by Claude)\n\n{text.strip()}\n\n## Work dir{tail}"
+    return Plan(template.name, body, template.steps)
+
+
+CLAUDE_PLAN_ARGS = (
+    "-p",
+    "--permission-mode",
+    "plan",
+    "--output-format",
+    "json",
+    "--max-turns",
+    "3",
+    "--no-session-persistence",
+)
+"""claude's arguments for a plan: read-only (plan mode), a few turns, no session kept."""
+
+
+def _plan_text(done: subprocess.CompletedProcess[str]) -> str:
+    """The plan's text from claude's JSON result, or PlannerUnavailable with why."""
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError) as err:
@@ -185,10 +197,7 @@ def claude_plan(
     if result.get("is_error") or not isinstance(text, str) or not text.strip():
         reason = text or "; ".join(map(str, result.get("errors") or [])) or "no plan text"
         raise PlannerUnavailable(f"claude could not plan: {str(reason)[:200]}")
-    head, _, _ = template.text.partition("## Steps")
-    _, _, tail = template.text.partition("## Work dir")
-    body = f"{head}## Steps (written by Claude)\n\n{text.strip()}\n\n## Work dir{tail}"
-    return Plan(template.name, body, template.steps)
+    return text
 
 
 class PlannerUnavailable(Exception):

@@ -341,10 +341,7 @@ def _rewrite_once(
             if leased:  # it may have waited for a writer: size and mode as they are now
                 st = os.fstat(fd)
             base = _snapshot(fd, st, max_bytes, wait=False)
-            try:
-                new = transform(decode_note(base.data, max_bytes)).encode("utf-8")
-            except NoteRefused as err:
-                raise NoteRefused(err.reason, str(path)) from err
+            new = _transformed(path, transform, base.data, max_bytes)
             if new == base.data:
                 return None
             tmp = fsops.write_temp(tmp_dir, new, base.mode)
@@ -377,19 +374,36 @@ def _rewrite_once(
             same_file_out = False
     finally:
         os.close(fd)
-    if same_file_out:
-        tmp.unlink()
-        sync_dir(path.parent)
-        return placed
-    # `tmp` now names what was at `path` (a file saved by rename since our read, or a file we
-    # could not lease): it must be exactly what we read.
-    displaced = read_displaced(tmp, max_bytes)
-    if displaced.identity == base.identity and displaced.data == base.data:
-        tmp.unlink()
-        sync_dir(path.parent)
-        return placed
-    _swap_back(tmp, path, new, displaced.data, max_bytes)
-    return _AGAIN
+    return _keep_ours(tmp, path, base, placed, same_file_out, max_bytes, sync_dir)
+
+
+def _transformed(path: Path, transform: Transform, data: bytes, max_bytes: int) -> bytes:
+    try:
+        return transform(decode_note(data, max_bytes)).encode("utf-8")
+    except NoteRefused as err:
+        raise NoteRefused(err.reason, str(path)) from err
+
+
+def _keep_ours(
+    tmp: Path,
+    path: Path,
+    base: Snapshot,
+    placed: Placed,
+    same_file_out: bool,
+    max_bytes: int,
+    sync_dir: SyncDir,
+) -> Placed | _Again:
+    """After the swap, `tmp` names what was at `path`: it is deleted when it is the very file
+    we read (`same_file_out`, proven under the lease) or holds exactly what we read; anything
+    else is a file saved by rename since our read, or one we could not lease, and goes back."""
+    if not same_file_out:
+        displaced = read_displaced(tmp, max_bytes)
+        if displaced.identity != base.identity or displaced.data != base.data:
+            _swap_back(tmp, path, placed.data, displaced.data, max_bytes)
+            return _AGAIN
+    tmp.unlink()
+    sync_dir(path.parent)
+    return placed
 
 
 def read_displaced(path: Path, max_bytes: int) -> Snapshot:

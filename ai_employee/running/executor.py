@@ -168,8 +168,13 @@ class RunThread:
         finally:
             self._stop.close()
         duration = time.monotonic() - started
-        # The slot is free now (max_parallel counts agents); the cost (and a usage limit's
-        # pause) count before the next start is decided.
+        self._agent_gone(outcome, duration, transcript)
+        self.recording.set()
+        self._end(outcome, duration, claim)
+
+    def _agent_gone(self, outcome: Outcome, duration: float, transcript: Transcript) -> None:
+        """The slot is free now (max_parallel counts agents); the cost (and a usage limit's
+        pause) count before the next start is decided. The transcript's last line."""
         pause = None
         if outcome.kind is OutcomeKind.PAUSED and outcome.resets_at is not None:
             pause = Pause(outcome.resets_at, outcome.limit, self.task_id)
@@ -185,7 +190,10 @@ class RunThread:
                 rounds=len(outcome.rounds) or None,
             )
         transcript.close()
-        self.recording.set()
+
+    def _end(self, outcome: Outcome, duration: float, claim: Claim) -> None:
+        """The end recorded on the note (and the plan's head), then `RunEnded`, whatever
+        happened while recording."""
         try:
             after, end = self._record(outcome, duration, claim)
         except Exception:
@@ -315,32 +323,17 @@ def record_end(
     duration: float,
     claim: Mapping[str, Any],
 ) -> tuple[Path | None, RunEnd | None]:
-    """The end of a run on its note, decided on the text it replaces (a cancel saved a moment
-    ago is seen), then the move to its folder: one durable step (notefile.rewrite_and_move).
-
-    A stale copy saved over the note while the run recorded (an older buffer, without the
-    claim) is this run's note all the same: the claim and the end are written onto it, as the
-    restore of the claim would have, so the run is recorded once and never started again.
-    """
+    """The end of a run on its note, decided on the text it replaces (`concluded`), then the
+    move to its folder: one durable step (notefile.rewrite_and_move). Where the note is now
+    (None: gone), and the end (None: not recorded)."""
     ends: list[RunEnd] = []
 
     def conclude(text: str) -> str:
-        note = parse_note(text, path.name)
-        status, attempts, restored = note.status, note.attempts, {}
-        if note.task_id == task_id and status in BEFORE_THE_CLAIM:
-            restored = {k: v for k, v in claim.items() if k != "status" and v is not None}
-            status, attempts = Status.EXECUTING, int(claim.get("attempts") or 1)
-        end = decide_end(
-            task_id=task_id,
-            status=status,
-            attempts=int(attempts or claim.get("attempts") or 1),
-            outcome=outcome,
-            duration_s=duration,
-            policy=RetryPolicy.of(ctx.config),
-            now=ctx.now(),
+        end, concluded_text = concluded(
+            text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now()
         )
         ends.append(end)
-        return edit_note_text(text, {**restored, **end.changes}, end.result)
+        return concluded_text
 
     def destination() -> Path | None:
         folder = ends[-1].folder
@@ -366,15 +359,54 @@ def record_end(
             error=outcome.error,
         )
         return None, None
-    end = ends[-1]
     if moved_to is None:  # moved or deleted by a person right after the record
-        return None, end
+        return None, ends[-1]
+    _log_end(ctx.vault.rel(moved_to), task_id, ends[-1], outcome, duration)
+    return moved_to, ends[-1]
+
+
+def concluded(
+    text: str,
+    name: str,
+    task_id: str,
+    claim: Mapping[str, Any],
+    outcome: Outcome,
+    duration: float,
+    config: Config,
+    now: datetime,
+) -> tuple[RunEnd, str]:
+    """The run's end decided on its note's text as it is now (a cancel saved a moment ago is
+    seen), and that text with the end written in.
+
+    A stale copy saved over the note while the run recorded (an older buffer, without the
+    claim) is this run's note all the same: the claim and the end are written onto it, as the
+    restore of the claim would have, so the run is recorded once and never started again.
+    """
+    note = parse_note(text, name)
+    status, attempts, restored = note.status, note.attempts, {}
+    if note.task_id == task_id and status in BEFORE_THE_CLAIM:
+        restored = {k: v for k, v in claim.items() if k != "status" and v is not None}
+        status, attempts = Status.EXECUTING, int(claim.get("attempts") or 1)
+    end = decide_end(
+        task_id=task_id,
+        status=status,
+        attempts=int(attempts or claim.get("attempts") or 1),
+        outcome=outcome,
+        duration_s=duration,
+        policy=RetryPolicy.of(config),
+        now=now,
+    )
+    return end, edit_note_text(text, {**restored, **end.changes}, end.result)
+
+
+def _log_end(where: str, task_id: str, end: RunEnd, outcome: Outcome, duration: float) -> None:
+    """The "run finished" line of the audit log (a warning unless it ended done or cancelled)."""
     log.log(
         20 if end.kind in (OutcomeKind.SUCCESS, OutcomeKind.CANCELLED) else 30,
         "run finished",
         action_type="run_end",
         task_id=task_id,
-        target=ctx.vault.rel(moved_to),
+        target=where,
         result=end.label,
         error=end.error or None,
         parameters={
@@ -387,4 +419,3 @@ def record_end(
             "next_attempt_at": end.changes.get("next_attempt_at"),
         },
     )
-    return moved_to, end

@@ -44,12 +44,17 @@ from .doctor import run_checks
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The parser, built from `COMMANDS`: each command takes --vault, and the service's commands
+    --env-file and --log-file too."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--vault",
         default=argparse.SUPPRESS,
         help="the vault folder (env AI_EMPLOYEE_VAULT, default ./vault)",
     )
+    service_io = argparse.ArgumentParser(add_help=False)
+    for option in SERVICE_IO:
+        service_io.add_argument(*option.flags, **option.options)
     parser = argparse.ArgumentParser(
         prog="ai-employee",
         description="Turns markdown task notes in a vault into finished work by a coding agent.",
@@ -57,89 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ai-employee {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    sub.add_parser("init", parents=[common], help="create the vault layout (never overwrites)")
-
-    status = sub.add_parser("status", parents=[common], help="counts, active tasks, refused notes")
-    status.add_argument("--json", action="store_true", help="print JSON")
-
-    add = sub.add_parser("add", parents=[common], help="write a new task note into Needs_Action")
-    add.add_argument("title")
-    add.add_argument("--type", dest="task_type", help="task type (default: default_type)")
-    add.add_argument("--priority", choices=["high", "normal", "low"])
-    add.add_argument("--body", help="the task text; '-' reads it from stdin")
-    add.add_argument("--app", help="app folder name: the work dir is apps/<language>/<app>/")
-    add.add_argument("--language", help="language folder name")
-    add.add_argument("--json", action="store_true", help="print JSON")
-
-    for name, text in [
-        ("approve", "approve a task (a person's approval, recorded)"),
-        ("reject", "reject a task (to Rejected/)"),
-        ("retry", "put a failed or cancelled task back as planned"),
-        ("cancel", "cancel a queued or running task"),
-    ]:
-        edit = sub.add_parser(name, parents=[common], help=text)
-        edit.add_argument("task", metavar="TASK", help="task_id, file name or path")
-        edit.add_argument("--json", action="store_true", help="print JSON")
-
-    service_io = argparse.ArgumentParser(add_help=False)
-    service_io.add_argument(
-        "--env-file",
-        type=Path,
-        help="read KEY=value lines into the environment first (launchd's EnvironmentFile=)",
-    )
-    service_io.add_argument(
-        "--log-file",
-        type=Path,
-        help=f"print to this file, kept under {LOG_FILE_MAX_BYTES // 2**20} MiB (launchd)",
-    )
-    run = sub.add_parser(
-        "run", parents=[common, service_io], help="run the service in the foreground"
-    )
-    run.add_argument(
-        "--polling",
-        action="store_true",
-        default=None,
-        help="use the polling observer (network folders, WSL)",
-    )
-    run.add_argument(
-        "--dashboard",
-        action="store_true",
-        help="also serve the web page (dashboard_host:dashboard_port) from this process",
-    )
-
-    dash = sub.add_parser(
-        "dashboard", parents=[common], help="serve the web page: board, tasks, approvals, log"
-    )
-    dash.add_argument("--host", help="address to bind (dashboard_host, default 127.0.0.1)")
-    dash.add_argument("--port", type=int, help="port (dashboard_port, default 8787; 0: any)")
-
-    doctor = sub.add_parser("doctor", parents=[common], help="check claude, inotify, the vault")
-    doctor.add_argument(
-        "--no-login-check", action="store_true", help="skip the tiny claude -p login probe"
-    )
-
-    svc = sub.add_parser("service", parents=[common], help="install the service (systemd/launchd)")
-    svc.add_argument("action", choices=["install", "uninstall", "status"])
-    svc.add_argument("--manager", choices=["systemd", "launchd"], help="default: this platform's")
-    svc.add_argument(
-        "--print",
-        dest="print_only",
-        action="store_true",
-        help="only print the unit file it would write",
-    )
-
-    once = sub.add_parser(
-        "once",
-        parents=[common, service_io],
-        help="process everything ready, wait for those runs, exit (8 if one did not succeed)",
-    )
-    once.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-    logs = sub.add_parser("logs", parents=[common], help="show the audit log")
-    logs.add_argument("--task", help="only this task_id")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
-    logs.add_argument("--json", action="store_true", help="print the JSON lines as they are")
+    for command in COMMANDS:
+        parents = [common, service_io] if command.service_io else [common]
+        each = sub.add_parser(command.name, parents=parents, help=command.help)
+        for option in command.options:
+            each.add_argument(*option.flags, **option.options)
     return parser
 
 
@@ -403,23 +330,144 @@ def _logs(cmd: Invocation) -> int:
     return 0
 
 
-HANDLERS: dict[str, Callable[[Invocation], int]] = {
-    "init": _init,
-    "doctor": _doctor,
-    "run": _run,
-    "once": _once,
-    "status": _status,
-    "add": _add,
-    "approve": _edit,
-    "reject": _edit,
-    "retry": _edit,
-    "cancel": _edit,
-    "service": _service,
-    "logs": _logs,
-    "dashboard": _dashboard,
-}
-"""One handler per command; each configures logging, calls the module that does the work,
-and prints what it did."""
+@dataclass(frozen=True)
+class Option:
+    """One argument of a command: argparse's `add_argument(*flags, **options)`."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def option(*flags: str, **options: Any) -> Option:
+    return Option(flags, options)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its name and help, its arguments, and the handler that runs it."""
+
+    name: str
+    help: str
+    handler: Callable[[Invocation], int]
+    options: tuple[Option, ...] = ()
+    service_io: bool = False
+    """Takes --env-file and --log-file (the commands that run the service)."""
+
+
+JSON = option("--json", action="store_true", help="print JSON")
+TASK = option("task", metavar="TASK", help="task_id, file name or path")
+
+SERVICE_IO = (
+    option(
+        "--env-file",
+        type=Path,
+        help="read KEY=value lines into the environment first (launchd's EnvironmentFile=)",
+    ),
+    option(
+        "--log-file",
+        type=Path,
+        help=f"print to this file, kept under {LOG_FILE_MAX_BYTES // 2**20} MiB (launchd)",
+    ),
+)
+
+COMMANDS: tuple[Command, ...] = (
+    Command("init", "create the vault layout (never overwrites)", _init),
+    Command("status", "counts, active tasks, refused notes", _status, (JSON,)),
+    Command(
+        "add",
+        "write a new task note into Needs_Action",
+        _add,
+        (
+            option("title"),
+            option("--type", dest="task_type", help="task type (default: default_type)"),
+            option("--priority", choices=["high", "normal", "low"]),
+            option("--body", help="the task text; '-' reads it from stdin"),
+            option("--app", help="app folder name: the work dir is apps/<language>/<app>/"),
+            option("--language", help="language folder name"),
+            JSON,
+        ),
+    ),
+    Command("approve", "approve a task (a person's approval, recorded)", _edit, (TASK, JSON)),
+    Command("reject", "reject a task (to Rejected/)", _edit, (TASK, JSON)),
+    Command("retry", "put a failed or cancelled task back as planned", _edit, (TASK, JSON)),
+    Command("cancel", "cancel a queued or running task", _edit, (TASK, JSON)),
+    Command(
+        "run",
+        "run the service in the foreground",
+        _run,
+        (
+            option(
+                "--polling",
+                action="store_true",
+                default=None,
+                help="use the polling observer (network folders, WSL)",
+            ),
+            option(
+                "--dashboard",
+                action="store_true",
+                help="also serve the web page (dashboard_host:dashboard_port) from this process",
+            ),
+        ),
+        service_io=True,
+    ),
+    Command(
+        "dashboard",
+        "serve the web page: board, tasks, approvals, log",
+        _dashboard,
+        (
+            option("--host", help="address to bind (dashboard_host, default 127.0.0.1)"),
+            option("--port", type=int, help="port (dashboard_port, default 8787; 0: any)"),
+        ),
+    ),
+    Command(
+        "doctor",
+        "check claude, inotify, the vault",
+        _doctor,
+        (
+            option(
+                "--no-login-check",
+                action="store_true",
+                help="skip the tiny claude -p login probe",
+            ),
+        ),
+    ),
+    Command(
+        "service",
+        "install the service (systemd/launchd)",
+        _service,
+        (
+            option("action", choices=["install", "uninstall", "status"]),
+            option("--manager", choices=["systemd", "launchd"], help="default: this platform's"),
+            option(
+                "--print",
+                dest="print_only",
+                action="store_true",
+                help="only print the unit file it would write",
+            ),
+        ),
+    ),
+    Command(
+        "once",
+        "process everything ready, wait for those runs, exit (8 if one did not succeed)",
+        _once,
+        (option("--json", action="store_true", help="print the summary as JSON"),),
+        service_io=True,
+    ),
+    Command(
+        "logs",
+        "show the audit log",
+        _logs,
+        (
+            option("--task", help="only this task_id"),
+            option("--follow", "-f", action="store_true", help="keep printing new entries"),
+            option("--json", action="store_true", help="print the JSON lines as they are"),
+        ),
+    ),
+)
+"""Every command, in the order `--help` lists them. Each handler configures logging, calls the
+module that does the work, and prints what it did."""
+
+HANDLERS: dict[str, Callable[[Invocation], int]] = {c.name: c.handler for c in COMMANDS}
 
 
 def _print(value: Any) -> None:

@@ -49,16 +49,7 @@ def add_task(
 ) -> Added:
     """Write a new task note into Needs_Action atomically; never overwrite one."""
     vault.require()
-    if not title.strip():
-        raise UsageError("add: the title is empty")
-    if priority is not None and priority not in {p.value for p in Priority}:
-        raise UsageError(f"add: priority {priority!r} is not one of high, normal, low")
-    try:
-        for key, value in (("app", app), ("language", language)):
-            if value:
-                check_name(key, value)
-    except NoteRefused as err:
-        raise UsageError(f"add: {err.reason}") from err
+    _check_new_task(title, priority, app, language)
     task_id = new_task_id()
     keys: list[tuple[str, str | None]] = [
         ("title", title.strip()),
@@ -87,6 +78,22 @@ def add_task(
         result="ok",
     )
     return Added(path, task_id)
+
+
+def _check_new_task(
+    title: str, priority: str | None, app: str | None, language: str | None
+) -> None:
+    """`add`'s arguments, or a UsageError naming the one that cannot be."""
+    if not title.strip():
+        raise UsageError("add: the title is empty")
+    if priority is not None and priority not in {p.value for p in Priority}:
+        raise UsageError(f"add: priority {priority!r} is not one of high, normal, low")
+    try:
+        for key, value in (("app", app), ("language", language)):
+            if value:
+                check_name(key, value)
+    except NoteRefused as err:
+        raise UsageError(f"add: {err.reason}") from err
 
 
 @dataclass(frozen=True)

@@ -108,46 +108,9 @@ class ClaudeAgent:
         if kind == "rate_limit_event":
             return _usage_limit_seen(message.get("rate_limit_info"), state)
         if kind == "assistant":
-            params = message.get("api_error_params")  # the CLI's own message about the limit
-            if isinstance(params, dict):
-                _usage_limit_seen(params.get("rate_limit_info"), state)
-            content = (message.get("message") or {}).get("content") or []
-            for block in content:
-                if isinstance(block, dict) and block.get("type") == "tool_use":
-                    state.data["tools"] = state.data.get("tools", 0) + 1
-                    return {
-                        "result": f"tool {block.get('name')}",
-                        "parameters": {
-                            "tool": block.get("name"),
-                            "input": _short(block.get("input")),
-                        },
-                    }
-                if isinstance(block, dict) and block.get("type") == "text" and block.get("text"):
-                    state.keep(str(block["text"]))
-            return None
-        if kind == "system" and message.get("subtype") == "api_retry":
-            return {
-                "result": "the API asked to retry",
-                "parameters": {
-                    "attempt": message.get("attempt"),
-                    "status": message.get("error_status"),
-                    "error": message.get("error"),
-                },
-            }
-        if kind == "system" and message.get("subtype") == "permission_denied":
-            state.data.setdefault("denied", []).append(message.get("tool_name"))
-            return {"result": f"permission denied: {message.get('tool_name')}"}
-        if kind == "system" and message.get("subtype") == "init":
-            state.data["session_id"] = message.get("session_id")
-            state.data["permission_mode"] = message.get("permissionMode")
-            return {
-                "result": "claude started",
-                "parameters": {
-                    "model": message.get("model"),
-                    "permission_mode": message.get("permissionMode"),
-                    "cwd": message.get("cwd"),
-                },
-            }
+            return _assistant_said(message, state)
+        if kind == "system":
+            return _system_said(message, state)
         return None
 
     def finish(self, exit_code: int, state: RunState) -> Outcome:
@@ -280,3 +243,51 @@ def _usage_limit_seen(info: object, state: RunState) -> dict[str, Any] | None:
 def _short(value: Any, limit: int = 160) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _assistant_said(message: dict[str, Any], state: RunState) -> dict[str, Any] | None:
+    """An assistant message: a tool call is logged (the first of the message), text is kept
+    for the error message, the CLI's own word about a usage limit is read."""
+    params = message.get("api_error_params")  # the CLI's own message about the limit
+    if isinstance(params, dict):
+        _usage_limit_seen(params.get("rate_limit_info"), state)
+    content = (message.get("message") or {}).get("content") or []
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            state.data["tools"] = state.data.get("tools", 0) + 1
+            return {
+                "result": f"tool {block.get('name')}",
+                "parameters": {"tool": block.get("name"), "input": _short(block.get("input"))},
+            }
+        if isinstance(block, dict) and block.get("type") == "text" and block.get("text"):
+            state.keep(str(block["text"]))
+    return None
+
+
+def _system_said(message: dict[str, Any], state: RunState) -> dict[str, Any] | None:
+    """A system message: the session's start, an API retry, a permission denied."""
+    subtype = message.get("subtype")
+    if subtype == "api_retry":
+        return {
+            "result": "the API asked to retry",
+            "parameters": {
+                "attempt": message.get("attempt"),
+                "status": message.get("error_status"),
+                "error": message.get("error"),
+            },
+        }
+    if subtype == "permission_denied":
+        state.data.setdefault("denied", []).append(message.get("tool_name"))
+        return {"result": f"permission denied: {message.get('tool_name')}"}
+    if subtype == "init":
+        state.data["session_id"] = message.get("session_id")
+        state.data["permission_mode"] = message.get("permissionMode")
+        return {
+            "result": "claude started",
+            "parameters": {
+                "model": message.get("model"),
+                "permission_mode": message.get("permissionMode"),
+                "cwd": message.get("cwd"),
+            },
+        }
+    return None
