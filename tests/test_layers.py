@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,3 +171,23 @@ def test_a_lower_layer_importing_the_package_itself_is_found(tmp_path: Path) -> 
     (found,) = violations(copy)
     assert found.startswith("ai_employee.base.fsops:")
     assert "base may not import ai_employee (which imports base, notes)" in found
+
+
+def test_the_architecture_doc_names_every_module_under_its_layer() -> None:
+    """docs/ARCHITECTURE.md has a line for each module, under its layer, and no more."""
+    doc = Path(__file__).resolve().parent.parent / "docs" / "ARCHITECTURE.md"
+    section = doc.read_text(encoding="utf-8").split("### Modules, a line each", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    documented: dict[str, set[str]] = {}
+    layer = ""
+    for line in section.splitlines():
+        if match := re.fullmatch(r"`(\w+)/`", line):
+            layer = match[1]
+        elif (match := re.match(r"\| `([\w.]+/?)` \|", line)) and layer:
+            documented.setdefault(layer, set()).add(match[1])
+    expected = {
+        layer: {p.name for p in (PACKAGE / layer).glob("*.py") if p.name != "__init__.py"}
+        | {f"{p.parent.name}/" for p in (PACKAGE / layer).glob("*/__init__.py")}
+        for layer in allowed(PACKAGE)
+    }
+    assert documented == expected

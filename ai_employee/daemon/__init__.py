@@ -1,6 +1,9 @@
-"""The service's life: the main loop and the messages it takes (mainloop, messages),
-the process around it (service: the lock, signals, recovery, its threads), systemd's
-notifications (sdnotify), the unit files (service_units) and the environment file (envfile).
+"""The service's life: the main loop, the process around it, systemd.
+
+The main loop and the messages it takes (mainloop, messages), a usage limit's pause (pauses),
+the stop (shutdown), the process (service: the lock, signals, recovery, its threads),
+systemd's notifications (sdnotify), the unit files (service_units) and the environment file
+(envfile).
 
 May import every layer but surfaces: base, notes, watching, running, telling, deciding.
 """

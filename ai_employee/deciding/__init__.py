@@ -1,6 +1,8 @@
-"""One note at a time, brought in line with the lifecycle table: read it, give it
-its task, decide, take the step, remember (reconcile, whose, steps); plans (planner); Inbox/Drop
-(intake). Runs only in the main loop.
+"""One note at a time, brought in line with the lifecycle table.
+
+A look at a path: read it, give it its task (whose), decide, take the step, remember
+(reconcile, steps); plans (planner); Inbox/Drop (intake); what a run's end means once the main
+loop takes it (after_run). Runs in the main loop only.
 
 May import: base, notes, running (to offer a run; how an interrupted attempt ends), telling
 (to tell a person).

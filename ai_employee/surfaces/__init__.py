@@ -1,6 +1,7 @@
-"""What a person uses: the command line (cli), the commands that edit the vault
-(commands), `status` (inventory), `doctor`, the web page (web/), and the docs' tables
-generated from the code (docgen).
+"""What a person uses: the command line, the web page, status, doctor.
+
+The command line (cli), the commands that edit the vault (commands), `status` (inventory),
+`doctor`, the web page (web/), and the docs' tables generated from the code (docgen).
 
 May import every layer.
 """

@@ -1,5 +1,7 @@
-"""What the service tells a person while it runs: Dashboard.md, its model and its
-rendering (dashboard_md), and the notification hooks with their thread (notify).
+"""What the service tells a person as it works: Dashboard.md and the hooks.
+
+Dashboard.md's model and its rendering (dashboard_md), the notification hooks and their thread
+(notify). Decisions tell through these; they decide nothing.
 
 May import: base, notes, running.
 """
