@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,22 +12,26 @@ import pytest
 from ai_employee.notes.index import NoteIndex
 from ai_employee.notes.vault import Folder, Vault
 from ai_employee.running.budget import DailyBudget
-from ai_employee.running.coordinator import RunCoordinator, RunHandle
 from ai_employee.running.scheduler import RunRequest
+from ai_employee.running.usage_limit import Pause
 from ai_employee.telling import dashboard_md
 from ai_employee.telling.dashboard_md import DashboardFile, Line
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
+@dataclass
+class NoRuns:
+    """The runs as Dashboard.md sees them (dashboard_md.RunsShown): none."""
+
+    queued: list[RunRequest] = field(default_factory=list)
+    running_ids: list[str] = field(default_factory=list)
+    pause: Pause | None = None
+
+
 def _dashboard(vault: Vault, index: NoteIndex | None = None) -> DashboardFile:
     """The model as the main loop builds it, over an index and runs of a test's own."""
-
-    def no_runs(run_id: int, request: RunRequest, path: Path) -> RunHandle:
-        raise AssertionError("the dashboard starts no run")
-
-    runs = RunCoordinator(1, DailyBudget(0), lambda: NOW, no_runs)
-    return DashboardFile(vault, index or NoteIndex(), runs, DailyBudget(0), lambda: NOW)
+    return DashboardFile(vault, index or NoteIndex(), NoRuns(), DailyBudget(0), lambda: NOW)
 
 
 def _notes(folder: Path, n: int) -> None:

@@ -1,6 +1,8 @@
 """The package's layers: each folder of ai_employee/ is a layer whose `__init__` names the layers
 it may import (`MAY_IMPORT`); no module imports a layer it does not name (lower layers never
-import higher ones), also inside a function or under TYPE_CHECKING.
+import higher ones), also inside a function, under TYPE_CHECKING, or by a literal name given to
+`importlib.import_module`. The package's own `__init__` (the public API) runs before any of its
+modules, so it may import only the lowest layers (`ROOT_MAY_IMPORT`).
 
 The check reads the source of the package as imported (the wheel's, in the floors run), so it
 judges what users install.
@@ -19,6 +21,8 @@ import ai_employee
 
 PACKAGE = Path(ai_employee.__file__).parent
 ROOT_NAME = "ai_employee"
+ROOT_MAY_IMPORT = {"base", "notes"}
+"""What `ai_employee/__init__.py` may import: importing any module of a layer loads it first."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ def imports_of(package: Path) -> list[Import]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.Call) and _imports_by_name(node):
+                targets = [node.args[0].value]  # type: ignore[attr-defined]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = here.split(".")[: len(here.split(".")) - node.level + 1]
@@ -71,6 +77,19 @@ def imports_of(package: Path) -> list[Import]:
                 if t == ROOT_NAME or t.startswith(f"{ROOT_NAME}.")
             ]
     return found
+
+
+def _imports_by_name(call: ast.Call) -> bool:
+    """`importlib.import_module("ai_employee.x")` or `__import__("ai_employee.x")`, with the name
+    written out (a name built at run time cannot be judged here)."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return (
+        name in ("import_module", "__import__")
+        and bool(call.args)
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+    )
 
 
 def layer_of(dotted: str) -> str | None:
@@ -100,7 +119,12 @@ def violations(package: Path) -> list[str]:
         for i in imports_of(package)
         if i.module == ROOT_NAME and (layer := layer_of(i.target)) is not None
     }
-    found = []
+    found = [
+        f"{ROOT_NAME}/__init__.py:{i.line} imports {i.target}: the package itself may import "
+        f"only {', '.join(sorted(ROOT_MAY_IMPORT))}"
+        for i in imports_of(package)
+        if i.module == ROOT_NAME and layer_of(i.target) not in ROOT_MAY_IMPORT
+    ]
     for i in imports_of(package):
         mine, theirs = layer_of(i.module), layer_of(i.target)
         if mine is None or mine == theirs:
@@ -191,3 +215,33 @@ def test_the_architecture_doc_names_every_module_under_its_layer() -> None:
         for layer in allowed(PACKAGE)
     }
     assert documented == expected
+
+
+def test_the_package_itself_imports_only_the_lowest_layers(tmp_path: Path) -> None:
+    copy = tmp_path / ROOT_NAME
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    init = copy / "__init__.py"
+    init.write_text(
+        init.read_text(encoding="utf-8") + "from .daemon import mainloop  # noqa\n",
+        encoding="utf-8",
+    )
+    (found,) = violations(copy)
+    assert found.startswith("ai_employee/__init__.py:")
+    assert found.endswith(
+        "imports ai_employee.daemon.mainloop: the package itself may import only base, notes"
+    )
+
+
+def test_an_import_by_a_written_out_name_is_found(tmp_path: Path) -> None:
+    copy = tmp_path / ROOT_NAME
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    index = copy / "notes" / "index.py"
+    index.write_text(
+        index.read_text(encoding="utf-8")
+        + "\nimport importlib  # noqa\n"
+        + 'executor = importlib.import_module("ai_employee.running.executor")  # noqa\n',
+        encoding="utf-8",
+    )
+    (found,) = violations(copy)
+    assert found.startswith("ai_employee.notes.index:")
+    assert found.endswith("imports ai_employee.running.executor: notes may not import running")

@@ -263,14 +263,11 @@ class MainLoop:
             return 0.0
         now = time.monotonic()
         deadlines = [self._next_sweep]
-        wake = self.index.next_wakeup()
-        if wake is not None:
-            deadlines.append(now + max(0.0, (wake - self.now()).total_seconds()))
-        for deadline in (
-            self.settling.next_deadline(),
-            self.dashboard.deadline(),
-            self.pauses.deadline(),
-        ):
+        pause = self.runs.pause
+        for when in (self.index.next_wakeup(), pause.until if pause is not None else None):
+            if when is not None:  # a wall-clock time: a retry's, a usage limit's reset
+                deadlines.append(now + max(0.0, (when - self.now()).total_seconds()))
+        for deadline in (self.settling.next_deadline(), self.dashboard.deadline()):
             if deadline is not None:
                 deadlines.append(deadline)
         return max(0.0, min(deadlines) - now)

@@ -12,7 +12,6 @@ RunEnded alone).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..deciding.planner import PlanWritten
@@ -30,7 +29,6 @@ class StopRequested:
 Message = (
     Hint | Claimed | AgentGone | RunEnded | PlanWritten | FolderChanged | Overflowed | StopRequested
 )
-
-Post = Callable[[Message], None]
-"""How a thread hands a message to the main loop (`queue.SimpleQueue.put`: thread- and
-signal-safe)."""
+"""What the main loop's queue holds. Threads hand their messages to it with the queue's `put`
+(thread- and signal-safe), typed for each poster as the narrowest callable it needs
+(`PostWatch`, `PostRun`, the planner's `Callable[[PlanWritten], None]`)."""

@@ -4,13 +4,13 @@ When a run's agent hits a usage limit, the run coordinator holds every run until
 (`RunCoordinator.pause_runs`, from the run's `AgentGone`). This module does the rest: the pause
 is saved for `status`, the web page and a restart (`.ai-employee/usage_limit.json`), logged,
 shown on Dashboard.md, and a person is told once per pause, not once per task that hit it; when
-it is over, the file goes and the runs start again. A service that starts during a saved pause
-holds its runs until the reset too. Used by the main loop's thread only.
+it is over (the main loop wakes at the reset), the file goes and runs start again. A service
+that starts during a saved pause holds its runs until the reset too. Used by the main loop's
+thread only.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,12 +84,6 @@ class Pauses:
             result=f"the {over.limit} reset",
             parameters={"until": over.until},
         )
-
-    def deadline(self) -> float | None:
-        """When the pause is over (monotonic), for the main loop's wait; None: no pause."""
-        if self.runs.pause is None:
-            return None
-        return time.monotonic() + max(0.0, (self.runs.pause.until - self.now()).total_seconds())
 
     def _save(self, pause: Pause | None) -> None:
         """The pause on disk (best effort)."""

@@ -112,6 +112,10 @@ class Service:
             self.vault, NoteStore(self.vault.root, self.vault.tmp, config.max_note_bytes)
         )
         self.settling = Settling(config.settle_seconds)
+        self.dashboard = DashboardFile(self.vault, self.index, self.runs, self.budget, now)
+        self.pauses = Pauses(
+            config, self.vault, self.runs, self.index, self.dashboard, self.hooks, now
+        )
         self.loop = self._main_loop(once)
         self.reconciler = self.loop.reconciler
         self.stats = self.loop.stats
@@ -140,7 +144,7 @@ class Service:
             hooks=self.hooks,
             told=ToldRefusals(vault.machinery / "told.json", vault.tmp),
         )
-        dashboard = DashboardFile(vault, self.index, self.runs, self.budget, self.now)
+        dashboard = self.dashboard
         # A note the loop itself moves into Done/ or Failed/ (a crash's move finished, attempts
         # spent) counts there at once, as a run's end does.
         reconciler.step_observers.append(lambda path, step, task_id: dashboard.landed(path))
@@ -156,7 +160,7 @@ class Service:
             dashboard=dashboard,
             plans=plans,
             after_run=AfterRun(vault, self.index, self.records, reconciler, dashboard, self.hooks),
-            pauses=Pauses(config, vault, self.runs, self.index, dashboard, self.hooks, self.now),
+            pauses=self.pauses,
             shutdown=Shutdown(self.runs, config.shutdown_grace_seconds),
             once=once,
         )
@@ -167,7 +171,7 @@ class Service:
         with service_lock(self.vault), self._signals():
             removed = self.vault.sweep_tmp()
             self.budget.load(self.vault.logs, self.now())
-            self.loop.pauses.load()  # a usage limit a previous service waited for
+            self.pauses.load()  # a usage limit a previous service waited for
             # Before any retry can start; the journal of this service's runs then begins empty.
             stop_leftovers(self.vault.run_journal, self.vault.runs, self.vault.root)
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
@@ -185,7 +189,7 @@ class Service:
                 self.watcher.stop()
                 self.hooks.stop()  # after the runs' ends: what they told is run (briefly)
                 self.journal.close()
-            self.loop.dashboard.draw(force=True)
+            self.dashboard.draw(force=True)
             log.info(
                 "service stopped",
                 action_type="stop",

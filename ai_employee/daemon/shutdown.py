@@ -32,7 +32,8 @@ class Shutdown:
     grace_seconds: float
     stopping: bool = False
     """A stop was requested: no new work is taken."""
-    _grace_ends: float = 0.0
+    _grace_ends: float | None = None
+    """When the running tasks' grace ends (monotonic), from `begin_grace` on."""
     _cold: bool = False
     _cold_deadline: float = 0.0
 
@@ -50,14 +51,16 @@ class Shutdown:
         log.info(
             "waiting for runs",
             action_type="shutdown",
-            parameters={"running": sorted(self.runs.running), "grace_s": self.grace_seconds},
+            parameters={"running": self.runs.running_ids, "grace_s": self.grace_seconds},
         )
         self._grace_ends = time.monotonic() + self.grace_seconds
         return True
 
     def wait_more(self) -> float | None:
         """How long to wait for the next run's message (seconds); None: give up now. Stops
-        the runs when the grace is over."""
+        the runs when the grace is over. Only after `begin_grace`."""
+        if self._grace_ends is None:
+            raise RuntimeError("wait_more before begin_grace")  # a bug of the caller's
         now = time.monotonic()
         if now >= self._grace_ends and not self._cold:
             self.cold_stop(why="the grace is over")
@@ -65,7 +68,7 @@ class Shutdown:
             log.error(
                 "runs did not end",
                 action_type="shutdown",
-                parameters={"running": sorted(self.runs.running)},
+                parameters={"running": self.runs.running_ids},
                 result="left executing; their agents are stopped at the next start",
             )
             return None
@@ -82,7 +85,7 @@ class Shutdown:
             log.warning(
                 "stopping runs now",
                 action_type="shutdown",
-                parameters={"running": sorted(self.runs.running)},
+                parameters={"running": self.runs.running_ids},
                 result=f"{why}: left executing, retried on the next start",
             )
         self.runs.interrupt_all()

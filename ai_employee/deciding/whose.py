@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ class Identified:
     """A note's task, as `Whose.of` found it."""
 
     task_id: str
-    changes: dict[str, Any] = field(default_factory=dict)
+    changes: Mapping[str, Any] = field(default_factory=dict)
     """The keys to write for it: a new task_id, or a copy's keys reset (empty: none)."""
     other: EditOf | CopyOf | None = None
     """The task it is a later edit of (one that waits for approval), or a copy of."""

@@ -172,6 +172,16 @@ class RunCoordinator:
     # --- starting runs ----------------------------------------------------------------------
 
     @property
+    def queued(self) -> list[RunRequest]:
+        """The queue in the order it would run (sorted on each call: for showing it)."""
+        return self.scheduler.queued
+
+    @property
+    def running_ids(self) -> list[str]:
+        """The tasks that run now, sorted."""
+        return sorted(self.running)
+
+    @property
     def live_agents(self) -> int:
         return sum(1 for r in self.running.values() if not r.agent_gone)
 

@@ -13,13 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from ..base import fsops
 from ..notes.index import NoteIndex
 from ..notes.lifecycle import Status
 from ..notes.vault import TASK_FOLDERS, Folder, Vault
 from ..running.budget import DailyBudget
-from ..running.coordinator import RunCoordinator
+from ..running.scheduler import RunRequest
+from ..running.usage_limit import Pause
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,19 @@ def _safe(text: str) -> str:
     return text.replace("|", "/").replace("]]", "] ]").replace("\n", " ")
 
 
+class RunsShown(Protocol):
+    """What Dashboard.md shows of the runs (the run coordinator is one)."""
+
+    @property
+    def queued(self) -> Sequence[RunRequest]: ...
+
+    @property
+    def running_ids(self) -> Sequence[str]: ...
+
+    @property
+    def pause(self) -> Pause | None: ...
+
+
 MIN_REDRAW_SECONDS = 1.0
 """Dashboard.md is redrawn at most this often, and only after a change."""
 
@@ -111,7 +126,7 @@ class DashboardFile:
         self,
         vault: Vault,
         index: NoteIndex,
-        runs: RunCoordinator,
+        runs: RunsShown,
         budget: DailyBudget,
         now: Callable[[], datetime],
     ) -> None:
@@ -219,7 +234,7 @@ class DashboardFile:
 
     def _running(self) -> list[Line]:
         lines = []
-        for task_id in sorted(self.runs.running):
+        for task_id in self.runs.running_ids:
             where = self.index.owner_of(task_id)
             seen = self.index.entries.get(where) if where else None
             link = link_for(self.vault.root, where) if where else task_id
@@ -235,7 +250,7 @@ class DashboardFile:
                 by_id[r.task_id].title if r.task_id in by_id else r.task_id,
                 r.priority,
             )
-            for r in self.runs.scheduler.queued
+            for r in self.runs.queued
         ]
 
     def _attention(self) -> list[Line]:

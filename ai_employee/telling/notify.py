@@ -3,13 +3,14 @@
 
 The main loop tells (`Hooks.tell`, a `Notice`) where it decides: steps.hold and set_status (a
 task waits for a person's approval), steps.hold_copy (a copy held), steps.interrupted and
-`MainLoop._after_run` (a task failed or is done), `Reconciler._refuse` (a refused note, once
-per note content: `ToldRefusals`). One thread of its own, the hooks thread, runs the commands,
-one at a time, in the order told: argv from the key's command line with the agent contract's
-placeholders (commandline.py), no shell, its own process group, stdin /dev/null, cwd the
-vault, stopped after `hook_timeout_seconds`. A hook that fails (a non-zero exit, a timeout, a
-program that cannot be started) is one warning in the log, action_type "notify"; nothing a hook
-does stops the service or delays its main loop.
+`AfterRun.take` (a task failed, is done, or asks for a tool), `Reconciler._refuse` (a refused
+note, once per note content: `ToldRefusals`), `Pauses.began` (a usage limit holds the runs).
+One thread of its own, the hooks thread, runs the commands, one at a time, in the order told:
+argv from the key's command line with the agent contract's placeholders (commandline.py), no
+shell, its own process group, stdin /dev/null, cwd the vault, stopped after
+`hook_timeout_seconds`. A hook that fails (a non-zero exit, a timeout, a program that cannot be
+started) is one warning in the log, action_type "notify"; nothing a hook does stops the service
+or delays its main loop.
 """
 
 from __future__ import annotations
