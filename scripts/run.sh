@@ -4,9 +4,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 export AI_EMPLOYEE_VAULT="${AI_EMPLOYEE_VAULT:-$PWD/vault}"
-# Your own `claude` (logged in) is used when it is on PATH; otherwise the pinned copy setup made.
-if ! command -v claude >/dev/null 2>&1 && [ -x .cache/claude-code/node_modules/.bin/claude ]; then
-  export AI_EMPLOYEE_CLAUDE_PATH="${AI_EMPLOYEE_CLAUDE_PATH:-$PWD/.cache/claude-code/node_modules/.bin/claude}"
-fi
 .venv/bin/ai-employee init
+# Which claude the service will run (your own on PATH, else Claude Code's own install, else the
+# copy setup.sh made in .cache/) and whether it is logged in: said now, with the exact command
+# to fix it, rather than in the first task's error.
+if ! .venv/bin/ai-employee doctor; then
+  echo "run.sh: runs will fail until the problem above is fixed; the service starts anyway" \
+    "(Ctrl-C stops it)" >&2
+fi
 exec .venv/bin/ai-employee run --dashboard "$@"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ai_employee.notes.vault import Folder, Vault
-from ai_employee.running.agents.claude import NOT_LOGGED_IN
+from ai_employee.running.agents.claude import not_logged_in
 
 from .claude_harness import APP, claude_config, text, write
 from .fake_anthropic import FakeAnthropic
@@ -124,7 +124,7 @@ def test_a_server_that_never_answers_is_stopped_by_the_stall_timer(
             [{"kind": "error", "status": 401, "sticky": True}],
             {},
             "the API refused the credentials (401: Failed to authenticate. API Error: 401 "
-            "fake authentication_error); check ANTHROPIC_API_KEY or log in again with `claude`",
+            "fake authentication_error); check ANTHROPIC_API_KEY or log in again with `{claude}`",
             id="401",
         ),
         pytest.param(
@@ -150,7 +150,7 @@ def test_permanent_failures_fail_at_once_with_one_actionable_line(
         drop(vault, tmp_path, "Perm.md", APP.format(title="Perm", app="perm", body="x"))
         failed = wait_status(vault.folder(Folder.FAILED) / "Perm.md", "failed", 60)
     assert failed.meta["attempts"] == 1, "a permanent failure is not retried"
-    assert failed.meta["error"] == expected
+    assert failed.meta["error"] == expected.replace("{claude}", str(claude_bin))
 
 
 def test_not_logged_in_is_permanent(
@@ -165,7 +165,8 @@ def test_not_logged_in_is_permanent(
     with running_service(claude_config(vault, claude_bin)):
         drop(vault, tmp_path, "Login.md", APP.format(title="Login", app="login", body="x"))
         failed = wait_status(vault.folder(Folder.FAILED) / "Login.md", "failed", 60)
-    assert failed.meta["error"] == NOT_LOGGED_IN
+    assert failed.meta["error"] == not_logged_in(str(claude_bin))
+    assert f"run `{claude_bin}` once and log in" in failed.meta["error"]
     assert claude_env.main_requests() == []
 
 
@@ -277,8 +278,8 @@ def test_doctor_says_what_to_fix_when_not_logged_in_or_missing(
     result = _doctor(vault, claude_bin)
     assert result.returncode == 1
     assert (
-        "FAIL claude is not logged in\n     fix: run `claude` once and log in, or set "
-        "ANTHROPIC_API_KEY for the service"
+        f"FAIL claude is not logged in\n     fix: run `{claude_bin}` once and log in (/login), "
+        "or set ANTHROPIC_API_KEY for the service"
     ) in result.stdout
     missing = _doctor(vault, tmp_path / "no-claude")
     assert missing.returncode == 1

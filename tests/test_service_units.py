@@ -259,9 +259,15 @@ def test_install_warns_loudly_when_claude_cannot_be_found(vault: Vault, tmp_path
         "PATH": "/usr/bin:/bin",
         "AI_EMPLOYEE_VAULT": str(vault.root),
     }
+    # Not the plain name: a checkout of this project has its own copy of `claude` (run.sh's),
+    # which the default finds when PATH has none.
+    (vault.root / ".ai-employee.toml").write_text('claude_path = "claude-not-installed-here"\n')
     printed = run_cli("service", "install", "--print", env=env)
     assert printed.returncode == 0
-    assert "# warning: claude was not found ('claude': not on this shell's PATH)" in printed.stderr
+    assert (
+        "# warning: claude was not found ('claude-not-installed-here': claude_path in "
+        f"{vault.root / '.ai-employee.toml'}; read there at each start)"
+    ) in printed.stderr
     quiet = run_cli("service", "install", "--print", env={**env, "AI_EMPLOYEE_AGENT": "command"})
     assert "warning" not in quiet.stderr  # the command agent needs no claude
 
@@ -278,8 +284,8 @@ def test_install_and_uninstall_drive_systemctl(vault: Vault, tmp_path: Path) -> 
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "USER": "alice",
         "AI_EMPLOYEE_VAULT": str(vault.root),
-        "AI_EMPLOYEE_CLAUDE_PATH": "claude-not-installed-here",
     }
+    (vault.root / ".ai-employee.toml").write_text('claude_path = "claude-not-installed-here"\n')
     installed = run_cli("service", "install", "--manager", "systemd", env=env)
     assert installed.returncode == 0, installed.stderr
     unit = home / ".config/systemd/user/ai-employee.service"

@@ -75,7 +75,8 @@ KEYS: tuple[KeySpec, ...] = (
         "claude_path",
         "executable",
         "claude",
-        "the claude binary: a name is looked up on PATH, `~` and relative paths are expanded",
+        "the claude binary: a name is looked up on PATH (then where Claude Code installs itself, "
+        "and a checkout's own copy), `~` and relative paths are expanded",
     ),
     KeySpec("model", "str", "", "passed to claude as --model when set"),
     KeySpec(
@@ -327,6 +328,31 @@ def load_config(
     return Config(vault=vault, types=types, sources=sources, **values)
 
 
+def claude_places() -> list[Path]:
+    """Where `claude_path = "claude"` is looked for when PATH has none (a service started by
+    systemd or launchd gets a short PATH), in this order: Claude Code's own installs (its native
+    installer's ~/.local/bin/claude, the older ~/.claude/local/claude), then the copy
+    scripts/setup.sh installs in a checkout of this project (what scripts/run.sh runs)."""
+    checkout = Path(__file__).resolve().parents[2]  # base/, ai_employee/, the checkout
+    return [
+        Path("~/.local/bin/claude").expanduser(),
+        Path("~/.claude/local/claude").expanduser(),
+        checkout / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude",
+    ]
+
+
+def find_claude(name: str, base: Path) -> str:
+    """claude_path as a program: as `resolve_executable` finds it, or, for the plain name
+    `claude` when PATH has none, the first of `claude_places` that is there."""
+    found = resolve_executable(name, base)
+    if os.path.isabs(found) or name != "claude":
+        return found
+    for place in claude_places():
+        if place.is_file() and os.access(place, os.X_OK):
+            return str(place)
+    return found
+
+
 def resolve_executable(name: str, base: Path) -> str:
     """An absolute path for a program: `~` expanded, a path with a `/` taken against `base` (the
     vault for the file, the working directory for env and flags), a bare name looked up on PATH.
@@ -408,7 +434,9 @@ def _parse_text(spec: KeySpec, raw: Any, base: Path, from_env: bool) -> Any:
     if spec.kind == "executable":
         if not raw.strip():
             raise _Invalid("expected a program name or path")
-        return resolve_executable(raw, base)
+        return (
+            find_claude(raw, base) if spec.name == "claude_path" else resolve_executable(raw, base)
+        )
     if spec.kind == "command":
         try:
             commandline.split(raw)

@@ -135,9 +135,17 @@ def choose_claude(config: Config, environ: os._Environ[str] | dict[str, str]) ->
         )
     if source == "default":
         if not found:
-            return Claude(path, False, False, "not on this shell's PATH")
-        why = f"found on this shell's PATH, which the unit gets; claude_path in {file} would win"
-        return Claude(path, True, False, why)
+            return Claude(
+                path,
+                False,
+                False,
+                "not on this shell's PATH, nor where Claude Code installs itself",
+            )
+        if shutil.which("claude", path=environ.get("PATH")) == path:
+            where = "found on this shell's PATH, which the unit gets"
+        else:  # config.claude_places: the service looks there too, whatever its PATH
+            where = "not on PATH but where Claude Code installs itself (or this checkout's copy)"
+        return Claude(path, True, False, f"{where}; claude_path in {file} would win")
     return Claude(path, found, False, f"claude_path in {file}; read there at each start")
 
 
@@ -296,7 +304,8 @@ def notes(plan: InstallPlan) -> tuple[list[str], list[str]]:
         )
     if readable_by_others(plan.env_file):
         warnings.append(
-            f"warning: {plan.env_file} can be read by other users: chmod 600 {plan.env_file}"
+            f"warning: {plan.env_file} can be read by other users: "
+            f"chmod 600 {shlex.quote(str(plan.env_file))}"
         )
     return facts, warnings
 

@@ -371,7 +371,9 @@ COMMAND_FROM: dict[str, frozenset[Status | None]] = {
 def check_command(command: str, old: Status | None, new: Status, task_id: str) -> None:
     """Raise InvalidTransition unless `command` may move a note from `old` to `new`."""
     if old not in COMMAND_FROM[command]:
-        allowed = ", ".join(sorted("new" if s is None else s.value for s in COMMAND_FROM[command]))
+        allowed = ", ".join(
+            sorted({"new" if s is None else s.value for s in COMMAND_FROM[command]})
+        )
         raise InvalidTransition(
             old if old is not None else "no status", new, task_id, hint=f"{command} takes {allowed}"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,16 +112,14 @@ class Vault:
 
     def require(self) -> None:
         """Raise a clear error when the vault is not there or not initialised."""
+        init = f"ai-employee init --vault {shlex.quote(str(self.root))}"  # pasted as it is
         if not self.root.is_dir():
-            raise VaultError(
-                f"vault {str(self.root)!r} does not exist; create it with "
-                f"`ai-employee init --vault {self.root}`"
-            )
+            raise VaultError(f"vault {str(self.root)!r} does not exist; create it with `{init}`")
         missing = [f.value for f in TASK_FOLDERS if not self.folder(f).is_dir()]
         if missing:
             raise VaultError(
-                f"vault {str(self.root)!r} lacks {', '.join(missing)}; run "
-                f"`ai-employee init --vault {self.root}` (it never overwrites a file)"
+                f"vault {str(self.root)!r} lacks {', '.join(missing)}; run `{init}` "
+                "(it never overwrites a file)"
             )
 
     def rel(self, path: Path) -> str:

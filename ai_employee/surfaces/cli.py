@@ -18,7 +18,7 @@ from typing import Any, TextIO, cast
 
 from .. import __version__
 from ..base import fsops
-from ..base.config import Config, load_config
+from ..base.config import CONFIG_FILE_NAME, Config, load_config
 from ..base.errors import AiEmployeeError, RunsFailed
 from ..base.logs import (
     JOURNAL_PRIORITIES,
@@ -141,9 +141,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _init(cmd: Invocation) -> int:
     configure_logging(None)
-    created = init_vault(cmd.vault.root, cmd.config.apps_dir)
+    apps = cmd.config.apps_dir
+    created = init_vault(cmd.vault.root, apps)
     for path in created:
-        print(f"created {path}")
+        why = ""
+        if path == apps:
+            where = "beside the vault" if apps.parent == cmd.vault.root.parent else "apps_dir"
+            why = (
+                f"  (where tasks build their work, {where}; "
+                f"set apps_dir in {CONFIG_FILE_NAME} to move it)"
+            )
+        print(f"created {path}{why}")
     print(f"vault ready: {cmd.vault.root}" + ("" if created else " (nothing to create)"))
     return 0
 
@@ -316,12 +324,13 @@ def _service(cmd: Invocation) -> int:
 def _logs(cmd: Invocation) -> int:
     configure_logging(cmd.vault.logs, console_level=logging.WARNING)
     args, logs_dir = cmd.args, cmd.vault.logs
+    task = commands.task_id_of(cmd.vault, cmd.config, args.task) if args.task else None
     entries: Iterable[dict[str, Any]] = (
         follow_entries(logs_dir) if args.follow else iter_log_entries(logs_dir)
     )
     style: ConsoleStyle = "color" if console_style(sys.stdout, os.environ) == "color" else "plain"
     for entry in entries:
-        if args.task and entry.get("task_id") != args.task:
+        if task is not None and entry.get("task_id") != task:
             continue
         shown = (
             json.dumps(entry, ensure_ascii=False) if args.json else format_line(entry, style=style)
@@ -458,7 +467,7 @@ COMMANDS: tuple[Command, ...] = (
         "show the audit log",
         _logs,
         (
-            option("--task", help="only this task_id"),
+            option("--task", help="only this task (task_id, file name or path)"),
             option("--follow", "-f", action="store_true", help="keep printing new entries"),
             option("--json", action="store_true", help="print the JSON lines as they are"),
         ),

@@ -15,7 +15,14 @@ from ..base.config import Config
 from ..base.errors import NoteRefused, TaskNotFound, UsageError
 from ..notes.lifecycle import HOME, Priority, Status, check_command
 from ..notes.notefile import NoteGone, NoteStore, move_note
-from ..notes.taskfile import TaskNote, grant_requested, new_task_id, render_value, tool_rules
+from ..notes.taskfile import (
+    TASK_ID_SHAPE,
+    TaskNote,
+    grant_requested,
+    new_task_id,
+    render_value,
+    tool_rules,
+)
 from ..notes.vault import TASK_FOLDERS, Folder, Vault, check_name
 
 log = structlog.get_logger(__name__)
@@ -130,6 +137,17 @@ def find_task(vault: Vault, config: Config, ref: str) -> Found:
         where = ", ".join(str(m.path.relative_to(vault.root)) for m in matches)
         raise UsageError(f"{ref!r} matches {len(matches)} notes ({where}); give the path")
     return matches[0]
+
+
+def task_id_of(vault: Vault, config: Config, ref: str) -> str:
+    """The task_id a person means by `ref` (`logs --task`): a task_id as given (a task whose
+    note is gone still has its log), or the task_id of the note a file name or path names."""
+    if not ref.endswith(".md") and "/" not in ref and TASK_ID_SHAPE.fullmatch(ref):
+        return ref
+    found = find_task(vault, config, ref)
+    if not found.note.task_id:
+        raise UsageError(f"{ref!r} has no task_id yet: the service gives it one when it sees it")
+    return found.note.task_id
 
 
 def _store(vault: Vault, config: Config) -> NoteStore:

@@ -47,7 +47,9 @@ def _vault_checks(config: Config) -> list[Check]:
     try:
         vault.require()
     except VaultError as err:
-        return [Check("fail", str(err), f"ai-employee init --vault {config.vault}")]
+        return [
+            Check("fail", str(err), f"ai-employee init --vault {shlex.quote(str(config.vault))}")
+        ]
     out = [Check("ok", f"vault {vault.root} has its folders")]
     for folder in (*TASK_FOLDERS, Folder.PLANS, Folder.LOGS):
         path = vault.folder(folder)
@@ -116,11 +118,11 @@ def _claude_checks(config: Config, login_probe: bool) -> list[Check]:
         ]
     out = [Check("ok", f"claude {version.stdout.strip()} at {claude}")]
     if login_probe:
-        out.append(_login_check(claude))
+        out.append(login_check(claude))
     return out
 
 
-def _login_check(claude: str) -> Check:
+def login_check(claude: str) -> Check:
     """A tiny headless run: "Not logged in" is the signal (it costs a few tokens when it works)."""
     env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
     with tempfile.TemporaryDirectory(prefix="ai-employee-doctor-") as tmp:
@@ -157,7 +159,8 @@ def _login_check(claude: str) -> Check:
         return Check(
             "fail",
             "claude is not logged in",
-            "run `claude` once and log in, or set ANTHROPIC_API_KEY for the service",
+            f"run `{shlex.quote(claude)}` once and log in (/login), or set ANTHROPIC_API_KEY for "
+            "the service",
         )
     if result.get("is_error"):
         return Check(

@@ -11,6 +11,7 @@ See docs/research/claude-code-cli.md for what the CLI prints in each case.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +25,14 @@ from .permissions import asks_from
 TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 """API statuses worth another attempt later (rate limits, overload, server errors)."""
 
-NOT_LOGGED_IN = (
-    "Claude Code is not logged in: run `claude` once and log in, or set ANTHROPIC_API_KEY"
-)
+
+def not_logged_in(claude_path: str) -> str:
+    """The error of a run whose claude is not logged in, naming the claude the service runs."""
+    return (
+        f"Claude Code is not logged in: run `{shlex.quote(claude_path)}` once and log in "
+        "(/login), or set ANTHROPIC_API_KEY for the service"
+    )
+
 
 _PERMANENT_STDERR = (
     ("is already in use", "the session id is already in use (a second run of one attempt?)"),
@@ -178,7 +184,7 @@ class ClaudeAgent:
         status = result.get("api_error_status")
         first_line = text.strip().splitlines()[0] if text.strip() else ""
         if text.startswith("Not logged in"):
-            return OutcomeKind.PERMANENT, NOT_LOGGED_IN
+            return OutcomeKind.PERMANENT, not_logged_in(self.config.claude_path)
         if subtype == "error_max_turns":
             return OutcomeKind.PERMANENT, (
                 f"claude reached max_turns ({self.config.max_turns}) before finishing; raise "
@@ -192,7 +198,7 @@ class ClaudeAgent:
         if status in (401, 403):
             return OutcomeKind.PERMANENT, (
                 f"the API refused the credentials ({status}: {first_line}); check "
-                "ANTHROPIC_API_KEY or log in again with `claude`"
+                f"ANTHROPIC_API_KEY or log in again with `{shlex.quote(self.config.claude_path)}`"
             )
         if status in TRANSIENT_STATUSES:
             return OutcomeKind.TRANSIENT, f"API error {status}: {first_line}"

@@ -1,0 +1,141 @@
+"""A newcomer's first hour (issue 26): hints that work when pasted, the claude the service will
+run named wherever claude is named, and what `init` and `doctor` say."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ai_employee.base.config import claude_places, load_config
+from ai_employee.daemon.service_units import choose_claude
+
+from .test_cli_basics import run_cli
+
+
+def _program(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+NOT_LOGGED_IN = (
+    "#!/bin/sh\n"
+    'if [ "$1" = "--version" ]; then echo "2.1.0 (Claude Code)"; exit 0; fi\n'
+    "cat >/dev/null\n"
+    'echo \'{"type":"result","subtype":"success","is_error":true,'
+    '"result":"Not logged in · Please run /login"}\'\n'
+    "exit 1\n"
+)
+
+
+def test_a_hint_with_a_path_that_has_a_space_works_when_pasted(tmp_path: Path) -> None:
+    vault = tmp_path / "Other Notes"
+    failed = run_cli("--vault", str(vault), "status")
+    assert failed.returncode == 3
+    hint = failed.stderr.split("`")[1]
+    assert hint == f"ai-employee init --vault '{vault}'"
+    argv = shlex.split(hint)  # what a shell makes of the pasted line
+    done = run_cli(*argv[1:])
+    assert done.returncode == 0, done.stderr
+    assert (vault / "Needs_Action").is_dir()
+    assert run_cli("--vault", str(vault), "status").returncode == 0
+
+
+def test_doctor_names_the_fix_for_a_missing_vault_quoted(tmp_path: Path) -> None:
+    vault = tmp_path / "My Notes"
+    done = run_cli("--vault", str(vault), "doctor", "--no-login-check", env={"HOME": str(tmp_path)})
+    fix = next(line for line in done.stdout.splitlines() if "fix:" in line)
+    assert shlex.split(fix.split("fix: ", 1)[1]) == ["ai-employee", "init", "--vault", str(vault)]
+
+
+def test_init_says_why_it_makes_the_apps_folder(tmp_path: Path) -> None:
+    done = run_cli("init", "--vault", str(tmp_path / "Notes"))
+    assert done.returncode == 0
+    line = next(x for x in done.stdout.splitlines() if x.startswith(f"created {tmp_path}/apps"))
+    assert "where tasks build their work, beside the vault" in line
+    assert "set apps_dir in .ai-employee.toml to move it" in line
+
+
+def test_claude_is_found_where_claude_code_installs_itself_when_path_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    own = _program(home / ".local" / "bin" / "claude", NOT_LOGGED_IN)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    assert claude_places()[0] == own
+    config = load_config(tmp_path / "v", env=env)
+    assert config.claude_path == str(own)
+    assert config.sources["claude_path"] == "default"
+    chosen = choose_claude(config, env)
+    assert chosen.found and not chosen.in_unit
+    assert "where Claude Code installs itself" in chosen.why
+    on_path = _program(tmp_path / "bin" / "claude", NOT_LOGGED_IN)
+    monkeypatch.setenv("PATH", f"{on_path.parent}:/usr/bin")
+    assert load_config(tmp_path / "v", env=env).claude_path == str(on_path), "PATH comes first"
+    named = load_config(tmp_path / "v", env={**env, "AI_EMPLOYEE_CLAUDE_PATH": "claude-beta"})
+    assert named.claude_path == "claude-beta", "only the plain name looks elsewhere"
+
+
+def test_doctor_says_which_claude_runs_and_how_to_log_it_in(tmp_path: Path) -> None:
+    home = tmp_path / "home dir"
+    claude = _program(home / ".local" / "bin" / "claude", NOT_LOGGED_IN)
+    vault = tmp_path / "v"
+    assert run_cli("init", "--vault", str(vault)).returncode == 0
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "AI_EMPLOYEE_VAULT": str(vault)}
+    done = run_cli("doctor", env=env)
+    assert done.returncode == 1
+    assert f"ok   claude 2.1.0 (Claude Code) at {claude}" in done.stdout
+    assert "FAIL claude is not logged in" in done.stdout
+    fix = next(line for line in done.stdout.splitlines() if "fix: run `" in line)
+    command = fix.split("`")[1]
+    assert shlex.split(command) == [str(claude)], "the exact claude, quoted to paste"
+
+
+@pytest.mark.parametrize("status", ["approve", "cancel"])
+def test_a_refused_command_lists_each_status_once(tmp_path: Path, status: str) -> None:
+    vault = tmp_path / "v"
+    assert run_cli("init", "--vault", str(vault)).returncode == 0
+    note = vault / "Done" / "Shipped.md"
+    note.write_text("---\ntitle: Shipped\ntask_id: shipped1\nstatus: done\n---\nx\n")
+    done = run_cli("--vault", str(vault), status, "shipped1")
+    assert done.returncode != 0
+    takes = done.stderr.split(" takes ", 1)[1].split(")")[0].rstrip(".\n")
+    listed = [s.strip() for s in takes.split(",")]
+    assert len(listed) == len(set(listed)), done.stderr
+
+
+def test_the_logs_of_a_task_can_be_asked_for_by_its_file_name(tmp_path: Path) -> None:
+    vault = tmp_path / "v"
+    assert run_cli("init", "--vault", str(vault)).returncode == 0
+    added = json.loads(run_cli("--vault", str(vault), "add", "Note name", "--json").stdout)
+    by_id = run_cli("--vault", str(vault), "logs", "--task", added["task_id"], "--json")
+    by_name = run_cli("--vault", str(vault), "logs", "--task", "Note name.md", "--json")
+    by_path = run_cli("--vault", str(vault), "logs", "--task", added["path"], "--json")
+    assert by_id.stdout.strip(), "the add is logged under its task_id"
+    assert by_name.stdout == by_id.stdout == by_path.stdout
+    missing = run_cli("--vault", str(vault), "logs", "--task", "Nothing.md")
+    assert missing.returncode != 0 and "Nothing.md" in missing.stderr
+
+
+def test_the_secret_files_chmod_hint_works_when_pasted(tmp_path: Path) -> None:
+    home = tmp_path / "home dir"
+    secret = home / ".config" / "ai-employee" / "service.env"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("ANTHROPIC_API_KEY=x\n")
+    secret.chmod(0o644)
+    vault = tmp_path / "v"
+    assert run_cli("init", "--vault", str(vault)).returncode == 0
+    env = {"HOME": str(home), "AI_EMPLOYEE_VAULT": str(vault), "AI_EMPLOYEE_AGENT": "command"}
+    printed = run_cli("service", "install", "--print", env=env)
+    warning = next(x for x in printed.stderr.splitlines() if "can be read by other users" in x)
+    hint = warning.split("other users: ", 1)[1]
+    subprocess.run(shlex.split(hint), check=True)
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
