@@ -4,6 +4,7 @@ run named wherever claude is named, and what `init` and `doctor` say."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import stat
 import subprocess
@@ -139,3 +140,35 @@ def test_the_secret_files_chmod_hint_works_when_pasted(tmp_path: Path) -> None:
     hint = warning.split("other users: ", 1)[1]
     subprocess.run(shlex.split(hint), check=True)
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_status_says_whether_a_service_holds_the_vault_and_marks_what_cannot_be_running(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    vault = tmp_path / "v"
+    assert run_cli("init", "--vault", str(vault)).returncode == 0
+    (vault / "Needs_Action" / "Busy.md").write_text(
+        "---\ntitle: Busy\ntask_id: busy0001\nstatus: executing\n---\nx\n"
+    )
+    text = run_cli("--vault", str(vault), "status").stdout
+    assert "service: not running" in text
+    busy = next(line for line in text.splitlines() if "busy0001" in line)
+    assert "(not running: no service holds the vault; retried when it starts)" in busy
+    data = json.loads(run_cli("--vault", str(vault), "status", "--json").stdout)
+    assert data["service"] == {"running": False, "pid": None, "since": None}
+    assert [t["stale"] for t in data["active"]] == [True]
+    lock = vault / ".ai-employee" / "lock"
+    lock.write_text("pid 4242 since 2026-12-06T10:00:00Z\n")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running service holds it
+        text = run_cli("--vault", str(vault), "status").stdout
+        assert "service: running (pid 4242) since 2026-12-06 10:00:00 UTC" in text
+        assert "no service holds" not in text
+        data = json.loads(run_cli("--vault", str(vault), "status", "--json").stdout)
+        assert data["service"]["running"] and data["service"]["pid"] == 4242
+        assert [t["stale"] for t in data["active"]] == [False]
+    finally:
+        os.close(fd)

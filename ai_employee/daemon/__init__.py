@@ -1,7 +1,7 @@
 """The service's life: the main loop, the process around it, systemd.
 
 The main loop and the messages it takes (mainloop, messages), a usage limit's pause (pauses),
-the stop (shutdown), the process (service: the lock, signals, recovery, its threads),
+the stop (shutdown), the process (service: signals, recovery, its threads; lock: one per vault),
 systemd's notifications (sdnotify), the unit files (service_units) and the environment file
 (envfile).
 

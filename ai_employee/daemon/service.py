@@ -17,8 +17,6 @@ Every thread's word reaches the main loop as a message on its one queue (message
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import queue
 import signal
 import threading
@@ -30,7 +28,6 @@ from types import FrameType
 import structlog
 
 from ..base.config import Config
-from ..base.errors import LockHeld
 from ..base.logs import os_user, remove_old_logs
 from ..deciding.after_run import AfterRun
 from ..deciding.planner import Plans
@@ -49,6 +46,7 @@ from ..telling.dashboard_md import DashboardFile
 from ..telling.notify import Hooks, ToldRefusals
 from ..watching.settle import Settling
 from ..watching.watcher import VaultWatcher
+from .lock import service_lock
 from .mainloop import MainLoop
 from .messages import Message, StopRequested
 from .pauses import Pauses
@@ -56,29 +54,6 @@ from .sdnotify import Notifier, WatchdogPinger
 from .shutdown import Shutdown
 
 log = structlog.get_logger(__name__)
-
-
-@contextlib.contextmanager
-def service_lock(vault: Vault) -> Iterator[None]:
-    """Hold `.ai-employee/lock` (flock) for the life of the service; name the holder if taken."""
-    vault.machinery.mkdir(parents=True, exist_ok=True)
-    fd = os.open(vault.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-            raise LockHeld(
-                f"another ai-employee service already runs on {vault.root} ({holder}); "
-                "stop it first (one service per vault)"
-            ) from err
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd, f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\n".encode(), 0
-        )
-        yield
-    finally:
-        os.close(fd)
 
 
 class Service:

@@ -35,6 +35,7 @@ from ..base.logs import (
 )
 from ..daemon import service_units
 from ..daemon.envfile import read_env_file
+from ..daemon.lock import Holder, held_by
 from ..daemon.service import Service
 from ..notes.vault import Vault, init_vault
 from ..running.budget import DailyBudget
@@ -241,22 +242,41 @@ def _status(cmd: Invocation) -> int:
     configure_logging(cmd.vault.logs, console_level=logging.WARNING)
     report = inventory.scan(cmd.vault, cmd.config.max_note_bytes)
     now = datetime.now(UTC)
+    holder = held_by(cmd.vault)
     budget = DailyBudget.from_logs(cmd.vault.logs, cmd.config.daily_budget_usd, now)
     pause = load_pause(cmd.vault.machinery, now) if cmd.config.agent == "claude" else None
     if cmd.args.json:
         extra = {
+            "service": {
+                "running": holder is not None,
+                "pid": holder.pid if holder else None,
+                "since": holder.since.isoformat() if holder and holder.since else None,
+            },
             "cost_today_usd": budget.spent_on(now),
             "daily_budget_usd": budget.limit_usd,
             "paused_until": pause.until.isoformat() if pause else None,
             "usage_limit": pause.limit if pause else None,
         }
-        _print(report.as_json(cmd.vault.root) | extra)
+        _print(report.as_json(cmd.vault.root, holder is not None) | extra)
     else:
-        lines = [budget.status_line(now)]
+        lines = [_service_line(holder), budget.status_line(now)]
         if pause is not None:
             lines.append(f"claude runs are {pause.says(now)}: nothing starts before then")
-        _print(inventory.render_text(report, cmd.vault.root, *lines))
+        text = inventory.render_text(
+            report, cmd.vault.root, *lines, service_running=holder is not None
+        )
+        _print(text)
     return 0
+
+
+def _service_line(holder: Holder | None) -> str:
+    if holder is None:
+        return (
+            "service: not running (nothing is planned or run until it starts: "
+            "`ai-employee run`, or `ai-employee service install`)"
+        )
+    since = f" since {holder.since:%Y-%m-%d %H:%M:%S %Z}" if holder.since else ""
+    return f"service: running (pid {holder.pid}){since}"
 
 
 def _add(cmd: Invocation) -> int:

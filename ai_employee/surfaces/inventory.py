@@ -65,11 +65,13 @@ class VaultReport:
             and t.status in {s.value for s in ACTIVE_STATUSES}
         ]
 
-    def as_json(self, root: Path) -> dict[str, Any]:
+    def as_json(self, root: Path, service_running: bool = True) -> dict[str, Any]:
         return {
             "vault": str(root),
             "counts": {folder: dict(counter) for folder, counter in self.counts.items()},
-            "active": [t.as_json(root) for t in self.active],
+            "active": [
+                t.as_json(root) | {"stale": is_stale(t, service_running)} for t in self.active
+            ],
             "refused": [
                 {"path": str(r.path.relative_to(root)), "reason": r.reason} for r in self.refused
             ],
@@ -115,9 +117,20 @@ def scan(vault: Vault, max_note_bytes: int) -> VaultReport:
     return report
 
 
-def render_text(report: VaultReport, root: Path, *notices: str) -> str:
-    """`ai-employee status` for a person: the notices (the budget, a usage limit's pause) under
-    the vault's line."""
+def is_stale(task: NoteSummary, service_running: bool) -> bool:
+    """A task that says `executing` while no service runs on its vault: not true (the service
+    stopped or crashed); its next start takes it as an interrupted attempt and retries it."""
+    return task.status == Status.EXECUTING.value and not service_running
+
+
+STALE = "(not running: no service holds the vault; retried when it starts)"
+
+
+def render_text(
+    report: VaultReport, root: Path, *notices: str, service_running: bool = True
+) -> str:
+    """`ai-employee status` for a person: the notices (the service, the budget, a usage limit's
+    pause) under the vault's line; a task `executing` with no service running is marked."""
     lines = [f"vault: {root}"]
     lines += [notice for notice in notices if notice]
     for folder, counter in report.counts.items():
@@ -129,9 +142,10 @@ def render_text(report: VaultReport, root: Path, *notices: str) -> str:
     active = report.active
     lines.append(f"active tasks: {len(active)}")
     for task in active:
+        stale = f"  {STALE}" if is_stale(task, service_running) else ""
         lines.append(
             f"  {task.task_id or '-':<9} {task.status:<17} {task.priority:<6} "
-            f"{task.path.relative_to(root)}  {task.title}"
+            f"{task.path.relative_to(root)}  {task.title}{stale}"
         )
     lines.append(f"refused notes: {len(report.refused)}")
     for refusal in report.refused:

@@ -1,27 +1,18 @@
-"""Is the service running on this vault? The lock's holder, since when, and its last event.
-
-The page never takes the lock (not even for a moment: a service starting then would see it
-held and exit). It looks: on Linux, `/proc/locks` says whether anyone holds a lock on the
-lock file's inode; elsewhere the pid the lock file names must be alive.
-"""
+"""Is the service running on this vault? The lock's holder, since when (daemon/lock.py, which
+looks without taking it), its last event and a usage limit's pause."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from ...daemon.lock import held_by
 from ...notes.vault import Vault
 from ...running.usage_limit import Pause, pause_file
 from .auditlog import last_entry, read_regular
 from .view import local
-
-_HOLDER = re.compile(r"pid (\d+) since (\S+)")
-PROC_LOCKS = Path("/proc/locks")
 
 
 @dataclass(frozen=True)
@@ -43,42 +34,15 @@ class ServiceState:
         return f"service running (pid {self.pid}){since}{paused}"
 
 
-def _locked(path: Path) -> bool | None:
-    """Whether /proc/locks lists a lock on this file; None where it cannot be told."""
-    try:
-        st = path.stat()
-        text = PROC_LOCKS.read_text()
-    except OSError:
-        return None
-    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
-    wanted = {f"{major:02x}:{minor:02x}:{st.st_ino}", f"{major}:{minor}:{st.st_ino}"}
-    return any(len(f) > 5 and f[5] in wanted for f in (line.split() for line in text.splitlines()))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_state(vault: Vault) -> ServiceState:
-    holder = read_regular(vault.lock_file, 200).decode("utf-8", "replace")
-    match = _HOLDER.search(holder)
-    pid = int(match.group(1)) if match else None
-    since = _parse_time(match.group(2)) if match else None
-    locked = _locked(vault.lock_file)
-    running = locked if locked is not None else (pid is not None and _alive(pid))
+    holder = held_by(vault)
     entry = last_entry(vault.logs)
     now = datetime.now(UTC)
     pause = _pause(vault)
     return ServiceState(
-        running=bool(running),
-        pid=pid if running else None,
-        since=since if running else None,
+        running=holder is not None,
+        pid=holder.pid if holder is not None else None,
+        since=holder.since if holder is not None else None,
         last_event=_event_words(entry),
         last_event_at=_parse_time(str(entry.get("timestamp"))) if entry else None,
         paused=f"claude runs {pause.says(now)}" if pause and pause.holds(now) else "",
