@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from ai_employee.notes.index import NoteIndex
+from ai_employee.notes.notefile import NoteStore
+from ai_employee.notes.records import TaskRecords
 from ai_employee.notes.vault import Folder, Vault
 from ai_employee.running.budget import DailyBudget
 from ai_employee.running.scheduler import RunRequest
@@ -31,7 +33,10 @@ class NoRuns:
 
 def _dashboard(vault: Vault, index: NoteIndex | None = None) -> DashboardFile:
     """The model as the main loop builds it, over an index and runs of a test's own."""
-    return DashboardFile(vault, index or NoteIndex(), NoRuns(), DailyBudget(0), lambda: NOW)
+    records = TaskRecords(vault, NoteStore(vault.root, vault.tmp, 1 << 20))
+    return DashboardFile(
+        vault, index or NoteIndex(), NoRuns(), DailyBudget(0), lambda: NOW, records
+    )
 
 
 def _notes(folder: Path, n: int) -> None:
@@ -121,3 +126,50 @@ def test_a_task_that_fails_is_listed_under_needs_attention(vault: Vault) -> None
             return "[[Failed/Fails|" in section and "failed:" in section
 
         wait_for(listed, 15, "Dashboard.md to list the failed task under Needs attention")
+
+
+def test_counts_say_note_or_notes_and_nothing_is_a_dash(vault: Vault) -> None:
+    _notes(vault.folder(Folder.DONE), 1)
+    _notes(vault.folder(Folder.FAILED), 2)
+    dashboard = _dashboard(vault)
+    dashboard.count_finished()
+    text = dashboard_md.render(dashboard.state())
+    assert "| Done | 1 note |" in text and "| Failed | 2 notes |" in text
+    for folder in (Folder.DONE, Folder.FAILED):
+        for path in vault.notes_in(folder):
+            path.unlink()
+    dashboard.count_finished()
+    text = dashboard_md.render(dashboard.state())
+    assert "| Done | - |" in text and "| Failed | - |" in text
+    assert "0 note" not in text
+
+
+def test_a_retried_task_leaves_failed_at_once_and_recent_links_where_it_is(
+    vault: Vault, tmp_path: Path
+) -> None:
+    from ai_employee.surfaces import commands
+
+    from .helpers import wait_for
+    from .service_harness import running_service, svc_config
+
+    ok = tmp_path / "fixed"
+    agent = f"sh -c 'test -e {ok} || {{ echo broken >&2; exit 3; }}'"
+    config = svc_config(vault, agent_command=agent, max_attempts=1, sweep_seconds=3600)
+    with running_service(config):
+        (vault.folder(Folder.NEEDS_ACTION) / "Fails.md").write_text("---\ntitle: Fails\n---\nx\n")
+        wait_for((vault.folder(Folder.FAILED) / "Fails.md").exists, 30, "the note in Failed/")
+
+        def section(name: str) -> str:
+            text = vault.dashboard.read_text()
+            return text.split(f"## {name}", 1)[1].split("\n## ", 1)[0]
+
+        wait_for(lambda: "| Failed | 1 note |" in vault.dashboard.read_text(), 15, "Failed: 1")
+        assert "[[Failed/Fails|Fails]] - failed: " in section("Needs attention")
+        ok.write_text("")
+        commands.retry(vault, config, "Fails.md", actor="me", now=NOW)
+        wait_for((vault.folder(Folder.DONE) / "Fails.md").exists, 30, "the retry done")
+        wait_for(lambda: "| Failed | - |" in vault.dashboard.read_text(), 15, "Failed: none")
+        assert "Fails" not in section("Needs attention"), "no sweep needed"
+        recent = section("Recent")
+        assert recent.count("[[Done/Fails|Fails]]") == 2, recent  # both runs: where it is now
+        assert "| Done | 1 note |" in vault.dashboard.read_text()

@@ -285,7 +285,7 @@ def test_a_command_line_error_under_journald_is_filed_as_an_error(tmp_path: Path
     assert done.returncode == 3
     assert console.read_text() == (
         f"<3>ai-employee: error: vault {str(missing)!r} does not exist; create it with "
-        f"`ai-employee init --vault {missing}`\n"
+        f"`ai-employee init --vault '{missing}'`\n"
     )
 
 

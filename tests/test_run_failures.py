@@ -170,7 +170,7 @@ def test_a_move_the_loop_finishes_counts_on_the_dashboard_at_once(vault: Vault) 
         )
         wait_for(lambda: (vault.folder(Folder.DONE) / "half.md").exists(), what="the move")
         # long before the next sweep (60 s) would count it
-        wait_for(lambda: "1 notes" in vault.dashboard.read_text(), what="Done/ counted")
+        wait_for(lambda: "| Done | 1 note |" in vault.dashboard.read_text(), what="Done/ counted")
 
 
 def test_fifos_in_place_of_the_files_the_service_reads_never_hang_it(

@@ -87,7 +87,9 @@ class Service:
             self.vault, NoteStore(self.vault.root, self.vault.tmp, config.max_note_bytes)
         )
         self.settling = Settling(config.settle_seconds)
-        self.dashboard = DashboardFile(self.vault, self.index, self.runs, self.budget, now)
+        self.dashboard = DashboardFile(
+            self.vault, self.index, self.runs, self.budget, now, self.records
+        )
         self.pauses = Pauses(
             config, self.vault, self.runs, self.index, self.dashboard, self.hooks, now
         )
@@ -118,6 +120,7 @@ class Service:
             records=self.records,
             hooks=self.hooks,
             told=ToldRefusals(vault.machinery / "told.json", vault.tmp),
+            finished=self.dashboard,
         )
         dashboard = self.dashboard
         # A note the loop itself moves into Done/ or Failed/ (a crash's move finished, attempts

@@ -64,7 +64,8 @@ class AfterRun:
         self._tell(ended, new or ended.before)
         detail = f"{ended.outcome.kind.value} {ended.outcome.error}".strip()
         link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id
-        self.dashboard.ran(dashboard_md.Line(link, ended.task_id, detail))
+        title = ended.title or ended.task_id
+        self.dashboard.ran(dashboard_md.Line(link, title, detail, ended.task_id))
 
     def _follow(self, ended: RunEnded, old: Path | None, new: Path | None) -> None:
         """The task's record and the index follow the note; the note is decided again where

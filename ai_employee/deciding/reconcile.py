@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -49,6 +50,14 @@ log = structlog.get_logger(__name__)
 MAX_STEPS = 6
 """Steps taken on one note in one look (plan, then hold, ...) before waiting for the next event."""
 
+
+class Finished(Protocol):
+    """What counts Done/ and Failed/ (Dashboard.md's model): told when a task's note is found
+    out of one (a retry, a person's move), so the counts follow at once."""
+
+    def left(self, path: Path) -> None: ...
+
+
 StepObserver = Callable[[Path, Step, str], None]
 """Told of each step after it is done (path, step, task_id): tests and benchmarks watch."""
 
@@ -66,6 +75,7 @@ class Reconciler:
     hooks: Tell
     told: ToldRefusals
     """The refused notes a person was told of (once per note content, across restarts)."""
+    finished: Finished
     step_observers: list[StepObserver] = field(default_factory=list)
 
     @property
@@ -218,6 +228,8 @@ class Reconciler:
                 _held(note, stepped),
             ),
         )
+        if d.task_id and (was := self.records.returned(d.task_id, stepped.path)) is not None:
+            self.finished.left(was)
         for observer in self.step_observers:
             observer(stepped.path, step, d.task_id)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +18,7 @@ from typing import Protocol
 from ..base import fsops
 from ..notes.index import NoteIndex
 from ..notes.lifecycle import Status
+from ..notes.records import TaskRecords
 from ..notes.vault import TASK_FOLDERS, Folder, Vault
 from ..running.budget import DailyBudget
 from ..running.scheduler import RunRequest
@@ -31,6 +32,8 @@ class Line:
     link: str  # a wikilink target: the note's path in the vault without .md
     title: str
     detail: str = ""
+    task_id: str = ""
+    """The task it is of, if any: when drawn, its link follows the note to where it is now."""
 
 
 @dataclass
@@ -62,7 +65,7 @@ def render(state: DashboardState) -> str:
         out.append("")
     out += ["## Counts", "", "| folder | tasks |", "|---|---|"]
     for folder, counter in state.counts.items():
-        detail = ", ".join(f"{n} {status}" for status, n in sorted(counter.items())) or "-"
+        detail = ", ".join(_counted(n, what) for what, n in sorted(counter.items()) if n) or "-"
         out.append(f"| {folder} | {detail} |")
     out.append("")
     for heading, lines, empty in (
@@ -84,6 +87,11 @@ def render(state: DashboardState) -> str:
             out.append(f"- [[{line.link}|{_safe(line.title)}]]{detail}")
         out.append("")
     return "\n".join(out)
+
+
+def _counted(n: int, what: str) -> str:
+    """`3 planned`; Done/ and Failed/ are counted as notes: `1 note`, `12 notes`."""
+    return f"{n} note{'' if n == 1 else 's'}" if what == "notes" else f"{n} {what}"
 
 
 def _safe(text: str) -> str:
@@ -129,9 +137,12 @@ class DashboardFile:
         runs: RunsShown,
         budget: DailyBudget,
         now: Callable[[], datetime],
+        records: TaskRecords,
     ) -> None:
         self.vault = vault
         self.index = index
+        self.records = records
+        """Where each task's note is now (the Recent list links there)."""
         self.runs = runs
         self.budget = budget
         self.now = now
@@ -189,6 +200,21 @@ class DashboardFile:
                 )
             self.version += 1
 
+    def left(self, path: Path) -> None:
+        """A note counted in Done/ or Failed/ was found elsewhere (a retry, a person's move):
+        one fewer there, and it needs no attention for its failure. (A sweep that recounted
+        in between leaves the count one low until the next one.)"""
+        folder = self.vault.folder_of(path)
+        if folder is not Folder.DONE and folder is not Folder.FAILED:
+            return
+        self._landed.discard(path)
+        self.finished[folder] = max(0, self.finished[folder] - 1)
+        link = link_for(self.vault.root, path)
+        self.failures = deque(
+            (line for line in self.failures if line.link != link), maxlen=RECENT_LINES
+        )
+        self.version += 1
+
     def ran(self, line: Line) -> None:
         self.recent.appendleft(line)
         self.version += 1
@@ -215,15 +241,24 @@ class DashboardFile:
                 for p, e in self.index.entries.items()
                 if e.folder is Folder.PENDING_APPROVAL
             ],
-            recent=list(self.recent),
+            recent=[self._followed(line) for line in self.recent],
             attention=self._attention(),
         )
 
+    def _followed(self, line: Line) -> Line:
+        """The line linking to where its task's note is now (as the task's record has it)."""
+        record = self.records.by_id.get(line.task_id) if line.task_id else None
+        if record is None or not record.where:
+            return line
+        return replace(line, link=record.where.removesuffix(".md"))
+
     def _counts(self) -> dict[str, Counter[str]]:
-        """Notes per folder and status (the refused ones too); Done/ and Failed/ as counted."""
+        """Notes per folder and status (the refused ones too); Done/ and Failed/ as counted (a
+        note the loop itself just moved there may still be in the index: counted once)."""
         counts: dict[str, Counter[str]] = {f.value: Counter() for f in TASK_FOLDERS}
         for entry in self.index.entries.values():
-            counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
+            if entry.folder not in self.finished:
+                counts[entry.folder.value][(entry.status or Status.NEW).value] += 1
         for path in self.index.refused:
             folder = self.vault.folder_of(path)
             if folder is not None and folder.value in counts:
