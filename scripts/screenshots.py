@@ -111,13 +111,20 @@ def main() -> None:
                 page.click("[data-column=waiting] .card .title")
                 page.wait_for_selector("button[data-act=approve]")
                 page.screenshot(path=str(args.out / "approval.png"), full_page=True)
+                phone = browser.new_context(
+                    viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+                ).new_page()
+                phone.goto(base + "/")
+                phone.wait_for_selector("[data-column=waiting] .card")
+                time.sleep(0.5)
+                phone.screenshot(path=str(args.out / "board-phone.png"))  # the first screen
                 browser.close()
             for work in (Path(tmp) / "apps").glob("*/*"):
                 (work / "go").touch()
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
-    for name in ("board", "task-live", "approval"):
+    for name in ("board", "task-live", "approval", "board-phone"):
         print(args.out / f"{name}.png")
 
 

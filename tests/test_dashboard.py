@@ -172,4 +172,9 @@ def test_a_retried_task_leaves_failed_at_once_and_recent_links_where_it_is(
         assert "Fails" not in section("Needs attention"), "no sweep needed"
         recent = section("Recent")
         assert recent.count("[[Done/Fails|Fails]]") == 2, recent  # both runs: where it is now
+        assert "[[Done/Fails|Fails]] - succeeded" in recent
+        assert (
+            "[[Done/Fails|Fails]] - failed: agent exited 3: broken (attempt 1 of 1; "
+            "`ai-employee retry` to try again)"
+        ) in recent
         assert "| Done | 1 note |" in vault.dashboard.read_text()

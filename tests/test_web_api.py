@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +217,39 @@ def test_bad_input_on_the_form_is_one_error_and_nothing_is_written(
 
 
 def act(client: TestClient, action: str, ref: str, **extra: str) -> Any:
-    data = {"csrf": csrf(client), "ref": ref, "back": "/"} | extra
+    """An act as the page posts it (Cancel and Reject from their confirmation page)."""
+    data = {"csrf": csrf(client), "ref": ref, "back": "/", "confirmed": "1"} | extra
     return client.post(f"/act/{action}", data=data, headers=ORIGIN)
+
+
+@pytest.mark.parametrize("action", ["cancel", "reject"])
+def test_cancel_and_reject_ask_once_more_and_change_nothing_until_confirmed(
+    vault: Vault, client: TestClient, action: str
+) -> None:
+    path = write(
+        vault, Folder.PENDING_APPROVAL, "P.md", task_text("P", "pppppppp", "pending_approval")
+    )
+    before = path.read_bytes()
+    wait_for(lambda: board(client)["total"] == 1, what="the card")
+    asked = act(client, action, "pppppppp", confirmed="", back="/task/pppppppp")
+    assert asked.status_code == 200 and path.read_bytes() == before
+    assert f'id="confirm" autofocus>Yes, {action} it</button>' in asked.text
+    assert '<input type="hidden" name="confirmed" value="1">' in asked.text
+    assert 'id="go-back" href="/task/pppppppp"' in asked.text
+    done = act(client, action, "pppppppp", back="/task/pppppppp")
+    assert done.status_code == 303 and "notice=" in done.headers["location"]
+    assert not path.exists()
+
+
+def test_the_task_page_shows_the_notice_of_an_act(vault: Vault, client: TestClient) -> None:
+    write(vault, Folder.PENDING_APPROVAL, "P.md", task_text("P", "pppppppp", "pending_approval"))
+    wait_for(lambda: board(client)["total"] == 1, what="the card")
+    done = act(client, "approve", "pppppppp", back="/task/pppppppp")
+    page = client.get(done.headers["location"])
+    assert (
+        '<p class="flash notice" role="status">pppppppp: pending_approval -&gt; approved</p>'
+        in (page.text)
+    )
 
 
 def test_approve_reject_retry_and_cancel_are_the_cli_s_edits(
@@ -399,3 +432,56 @@ def test_approving_a_request_for_a_tool_on_the_page_grants_exactly_that_rule(
     assert granted.meta["status"] == "planned"
     assert granted.meta["granted_tools"] == ["Bash(npm run build -- --mode=prod)"]
     assert "requested_tools" not in granted.meta and "error" not in granted.meta
+
+
+def test_the_icon_is_there_where_a_browser_asks(client: TestClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content.startswith(b"<svg")
+    assert client.get("/static/favicon.svg").content == icon.content
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/").text
+
+
+def test_a_refused_note_shows_its_text_and_its_real_age(vault: Vault, client: TestClient) -> None:
+    path = write(vault, Folder.NEEDS_ACTION, "Broken.md", "---\ntitle: [unclosed\n---\nThe text.\n")
+    old = time.time() - 3 * 3600
+    os.utime(path, (old, old))
+    wait_for(lambda: in_column(client, "refused") == ["Broken"], what="the refused card")
+    page = client.get("/").text
+    card = page.split('data-ref="Needs_Action/Broken.md"', 1)[1].split("</article>", 1)[0]
+    assert '<span class="age" title="last change">3h</span>' in card
+    detail = client.get("/task/Needs_Action/Broken.md").text
+    assert "The service will not touch this note" in detail
+    assert '<pre class="raw" id="raw-note">---\ntitle: [unclosed\n---\nThe text.\n</pre>' in detail
+    binary = write(vault, Folder.NEEDS_ACTION, "Bin.md", "")
+    binary.write_bytes(b"\xff\xfe\x00\x01<script>x</script>")
+    wait_for(lambda: "Bin" in in_column(client, "refused"), what="the binary card")
+    shown = client.get("/task/Needs_Action/Bin.md").text
+    assert "&lt;script&gt;x&lt;/script&gt;" in shown and "<script>x" not in shown
+
+
+def test_a_running_card_says_how_long_its_run_has_run(vault: Vault, client: TestClient) -> None:
+    started = (datetime.now(UTC) - timedelta(minutes=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write(
+        vault,
+        Folder.NEEDS_ACTION,
+        "R.md",
+        task_text("R", "rrrrrrrr", "executing", started_at=started, attempts=1),
+    )
+    wait_for(lambda: in_column(client, "running") == ["R"], what="the running card")
+    card = client.get("/").text.split('data-ref="rrrrrrrr"', 1)[1].split("</article>", 1)[0]
+    assert '<span class="age" title="how long its run has run">running 7m</span>' in card
+    assert '<dd id="duration">7m so far</dd>' in client.get("/task/rrrrrrrr").text
+
+
+def test_the_badge_links_to_the_first_column_that_needs_a_person(
+    vault: Vault, client: TestClient
+) -> None:
+    page = client.get("/").text
+    assert '<a id="badge" class="badge quiet" href="/#needs-you"' in page
+    assert 'data-column="waiting" id="needs-you"' in page  # nothing waits: the approvals
+    write(vault, Folder.FAILED, "F.md", task_text("F", "ffffffff", "failed", error="x"))
+    wait_for(lambda: in_column(client, "failed") == ["F"], what="the failed card")
+    page = client.get("/").text
+    assert 'data-column="failed" id="needs-you"' in page
+    assert page.count('id="needs-you"') == 1

@@ -84,8 +84,10 @@ def test_create_a_task_and_watch_it_run_live_to_done(
     expect(page.locator("#task-status")).to_have_text("executing")
     assert "second-line" not in turns.inner_text()
     (config.apps_dir / "tasks" / task_id / "go").touch()
+    expect(page.locator("#live-state")).to_have_text("· live")
     expect(turns).to_contain_text("second-line")
     expect(page.locator("#task-status")).to_have_text("done")
+    expect(page.locator("#live-state")).to_have_text("· finished")
     assert turns.inner_text().count("first-line") == 1  # each line once
     page.goto(base(running) + "/")
     expect(page.locator("[data-column=done] .card")).to_have_count(1)
@@ -166,3 +168,45 @@ def test_a_script_in_a_note_does_not_run(
     assert page.locator("#note-body a[href^=javascript]").count() == 0
     assert page.locator("script").count() == 1  # ours: /static/app.js
     assert dialogs == []
+
+
+PHONE = {"width": 390, "height": 844}
+TABLET = {"width": 820, "height": 1180}
+
+
+@pytest.mark.parametrize("viewport", [PHONE, TABLET], ids=["phone", "tablet"])
+def test_on_a_phone_or_tablet_what_needs_you_is_on_the_first_screen(
+    browser: Browser, served: tuple[Config, Running], vault: Vault, viewport: dict[str, int]
+) -> None:
+    _, running = served
+    for i in range(12):
+        (vault.folder(Folder.DONE) / f"Done {i}.md").write_text(
+            f"---\ntitle: Finished task {i}\ntask_id: done{i:04d}\nstatus: done\n---\nx\n"
+        )
+    (vault.folder(Folder.NEEDS_ACTION) / "Deploy.md").write_text(
+        "---\ntitle: Deploy it\ntype: deploy\n---\nShip.\n"
+    )
+    wait_for(
+        lambda: (vault.folder(Folder.PENDING_APPROVAL) / "Deploy.md").exists(), what="the hold"
+    )
+    context = browser.new_context(viewport=viewport, is_mobile=viewport is PHONE, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(base(running) + "/")
+        card = page.locator("[data-column=waiting] .card")
+        expect(card).to_have_count(1)
+        # Whole, on the first screen (the page has not scrolled: it just loaded).
+        expect(card).to_be_in_viewport(ratio=1)
+        assert page.evaluate("window.scrollY") == 0
+        approve = card.locator("button[data-act=approve]")
+        expect(approve).to_be_visible()
+        height = approve.evaluate("b => b.getBoundingClientRect().height")
+        assert height >= 40, f"a button a thumb can hit: {height} px"
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= viewport["width"], f"the page scrolls sideways: {wide} px"
+        page.click("#badge")
+        page.wait_for_url("**/#needs-you")
+        expect(page.locator("#needs-you")).to_have_attribute("data-column", "waiting")
+    finally:
+        context.close()

@@ -115,7 +115,21 @@ def test_stream_json_becomes_text_tool_calls_results_and_the_result() -> None:
     assert turns[3].label == "Write" and '"file_path": "a.py"' in turns[3].text
     assert turns[4].text == "written"
     assert turns[5].text == "Done." and "$0.2500" in turns[5].label
-    assert turns[6].label == "success · exit 0 · 3.5 s"
+    assert turns[6].label == "succeeded · exit 0 · 3.5 s"
+
+
+def test_a_failed_result_and_end_show_as_errors_with_what_comes_next() -> None:
+    # Not logged in: the CLI's result says `subtype: success` beside `is_error: true`.
+    line = '{"type":"result","subtype":"success","is_error":true,"result":"Not logged in"}'
+    (result,) = transcript.turns_of({"kind": "out", "line": line})
+    assert (result.kind, result.label, result.text) == ("error", "error", "Not logged in")
+    (end,) = transcript.turns_of({"kind": "end", "outcome": "permanent", "exit_code": 1})
+    assert end.kind == "error"
+    assert end.label == "failed; not retried (another attempt would fail the same way) · exit 1"
+    (again,) = transcript.turns_of({"kind": "end", "outcome": "transient"})
+    assert again.kind == "error" and "retried after a pause" in again.label
+    (cancelled,) = transcript.turns_of({"kind": "end", "outcome": "cancelled"})
+    assert cancelled.kind == "end" and cancelled.label == "cancelled by a person"
 
 
 def test_plain_output_is_shown_as_it_is_and_bad_json_too() -> None:

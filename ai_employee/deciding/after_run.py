@@ -62,7 +62,10 @@ class AfterRun:
         if ended.outcome.kind is OutcomeKind.SKIPPED:
             return
         self._tell(ended, new or ended.before)
-        detail = f"{ended.outcome.kind.value} {ended.outcome.error}".strip()
+        end = ended.end
+        said = end.said if end is not None else ended.outcome.kind.said
+        error = (end.error if end is not None else "") or ended.outcome.error
+        detail = f"{said}: {error}" if error else said
         link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id
         title = ended.title or ended.task_id
         self.dashboard.ran(dashboard_md.Line(link, title, detail, ended.task_id))

@@ -81,6 +81,12 @@ class RunEnd:
     attempts: int
 
     @property
+    def said(self) -> str:
+        """The end in words a person reads (Dashboard.md's Recent list; `error` says why a
+        failed task failed, and how to try again)."""
+        return "failed" if self.kind is OutcomeKind.PERMANENT else self.kind.said
+
+    @property
     def label(self) -> str:
         """The end in a word for the log: done, retry later, failed, cancelled, interrupted."""
         return _LABELS[self.kind]

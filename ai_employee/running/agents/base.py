@@ -30,6 +30,24 @@ class OutcomeKind(StrEnum):
     PAUSED = "paused"
     """A usage limit was reached: every claude run waits until it resets. No attempt spent."""
 
+    @property
+    def said(self) -> str:
+        """The end in words a person reads (the page's transcript, Dashboard.md): what
+        happened and what comes next."""
+        return _SAID[self]
+
+
+_SAID = {
+    OutcomeKind.SUCCESS: "succeeded",
+    OutcomeKind.TRANSIENT: "failed; retried after a pause while attempts are left",
+    OutcomeKind.PERMANENT: "failed; not retried (another attempt would fail the same way)",
+    OutcomeKind.CANCELLED: "cancelled by a person",
+    OutcomeKind.INTERRUPTED: "interrupted by a stop; retried at the next start",
+    OutcomeKind.SKIPPED: "not run: the note changed before it could be claimed",
+    OutcomeKind.ASKED: "waits for a person to grant a tool",
+    OutcomeKind.PAUSED: "paused until a usage limit resets",
+}
+
 
 @dataclass(frozen=True)
 class Ask:

@@ -17,6 +17,7 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -53,7 +54,7 @@ from .live import LiveVault, Subscription
 from .render import markdown
 from .security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, TOKEN_COOKIE, Guard
 from .servicestate import read_state
-from .view import Card, Filters, VaultView, age, displayable, local, work_files
+from .view import Card, Filters, VaultView, age, displayable, local, span, work_files
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,15 @@ KEEPALIVE_SECONDS = 15.0
 
 MAX_PLAN_BYTES = 1_048_576
 ACTIONS = ("approve", "reject", "retry", "cancel")
+CONFIRM = {
+    "cancel": "Its run, if one is going, is stopped, and the note goes to Done/ as cancelled "
+    "(Retry brings it back).",
+    "reject": "The note goes to Rejected/ and never runs.",
+}
+"""The acts asked once more before they are done (they end a task), and what they do."""
+
+MAX_RAW_BYTES = 64 * 1024
+"""How much of a refused note its page shows as it is on disk."""
 BUTTONS: dict[str, tuple[str, ...]] = {
     "new": ("cancel",),
     "planned": ("cancel",),
@@ -145,6 +155,7 @@ def create_app(
         Route("/events", page(events)),
         Route("/act/{action}", page(act), methods=["POST"]),
         Route("/task/{ref:path}", page(task_page)),
+        Route("/favicon.ico", favicon),
         Mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static"),
     ]
     app = Starlette(
@@ -212,6 +223,7 @@ def _render(
         "request": request,
         "now": now,
         "age": lambda card: age(card, now),
+        "running_for": lambda card: span(now.timestamp() - card.started.timestamp()),
         "service": read_state(site.vault),
         "needs_you": site.view.needs_you(),
         "vault_root": str(site.vault.root),
@@ -349,7 +361,7 @@ def _task_context(site: Site, card: Card) -> dict[str, Any]:
         note, _ = peek_note(path, site.vault.root, site.config.max_note_bytes)
     except (NoteRefused, OSError) as err:
         reason = err.reason if isinstance(err, NoteRefused) else str(err)
-        return {"card": card, "note": None, "refused": reason}
+        return {"card": card, "note": None, "refused": reason, "raw": raw_text(path)}
     body, result = _split_result(note)
     workdir, files, more_files, workdir_error = _work_dir(site, note, card)
     turns: list[transcript.Turn] = []
@@ -375,6 +387,24 @@ def _task_context(site: Site, card: Card) -> dict[str, Any]:
     }
 
 
+def raw_text(path: Path) -> str | None:
+    """A refused note as it is on disk, for a person to see the reason against it: its first
+    `MAX_RAW_BYTES` as text (what is not UTF-8 replaced), a regular file only, never through a
+    symlink; None when nothing can be shown."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        data = handle.read(MAX_RAW_BYTES)
+    text = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    more = st.st_size - len(data)
+    return text + (f"\n… ({more:,} more bytes)" if more > 0 else "")
+
+
 async def task_page(site: Site, request: Request) -> Response:
     ref = request.path_params["ref"]
     card = site.view.find(ref)
@@ -382,7 +412,20 @@ async def task_page(site: Site, request: Request) -> Response:
         return _render(site, request, "missing.html", 404, ref=ref)
     context = await run_in_threadpool(_task_context, site, card)
     name = "_task_detail.html" if request.query_params.get("fragment") else "task.html"
-    return _render(site, request, name, **context)
+    return _render(
+        site,
+        request,
+        name,
+        **context,
+        notice=request.query_params.get("notice", "")[:300],
+        error=request.query_params.get("error", "")[:500],
+    )
+
+
+async def favicon(request: Request) -> Response:
+    """The icon, where a browser asks for it without reading the page's <link>."""
+    icon = resources.files(PACKAGE).joinpath("static", "favicon.svg").read_bytes()
+    return Response(icon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 # -- acts ------------------------------------------------------------------------------------
@@ -431,6 +474,16 @@ async def act(site: Site, request: Request) -> Response:
     back = _back(form)
     if card is None:
         return RedirectResponse(_with(back, error=f"no task {ref!r} on the board"), 303)
+    if action in CONFIRM and form.get("confirmed") != "1":  # one more step: it ends a task
+        return _render(
+            site,
+            request,
+            "confirm.html",
+            card=card,
+            action=action,
+            question=CONFIRM[action],
+            back=back,
+        )
     command = getattr(commands, action)
     path = site.view.path_of(card)
     try:

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...running.agents.base import OutcomeKind
+
 MAX_TURN_CHARS = 20_000
 """A turn's text is cut here (a tool result can be a whole file)."""
+
+_OUTCOMES = frozenset(kind.value for kind in OutcomeKind)
+
+FAILED_ENDS = frozenset({"transient", "permanent"})
+"""Ends shown as failures (red), whatever comes next."""
 
 MAX_READ_BYTES = 4 * 1024 * 1024
 """At most this much of a transcript is read per look; the rest comes at the next."""
@@ -28,7 +35,8 @@ class Turn:
     """One thing that happened in a run, as the task page shows it."""
 
     kind: str
-    """start, text, tool, result (a tool's), final (the run's result), end, error, output."""
+    """start, text, tool, result (a tool's), final (the run's result), end, error (a failed
+    result or end, or a note of ours), output."""
     text: str
     label: str = ""
     ts: str = ""
@@ -79,12 +87,16 @@ def _stream_turns(message: dict[str, Any], ts: str) -> list[Turn]:
                 turns.append(Turn("result", _cut(_content_text(block.get("content"))), label, ts))
         return turns
     if kind == "result":
+        # The CLI says `subtype: success` beside `is_error: true` (not logged in, an API error):
+        # the error decides.
+        failed = message.get("is_error") is True
         cost = message.get("total_cost_usd")
-        label = str(message.get("subtype") or "")
+        label = "error" if failed else str(message.get("subtype") or "")
         if isinstance(cost, int | float):
             label = f"{label} · ${cost:.4f}".strip(" ·")
         text = message.get("result")
-        return [Turn("final", _cut(str(text) if text is not None else ""), label, ts)]
+        turn = "error" if failed else "final"
+        return [Turn(turn, _cut(str(text) if text is not None else ""), label, ts)]
     return []
 
 
@@ -98,13 +110,14 @@ def turns_of(record: dict[str, Any]) -> list[Turn]:
         return [Turn("start", f"attempt {attempt}{resumed}", "run started", ts)]
     if kind == "end":
         outcome = str(record.get("outcome") or "")
-        parts = [outcome]
+        parts = [OutcomeKind(outcome).said if outcome in _OUTCOMES else outcome]
         if record.get("exit_code") is not None:
             parts.append(f"exit {record['exit_code']}")
         if isinstance(record.get("duration_s"), int | float):
             parts.append(f"{record['duration_s']:.1f} s")
         text = str(record.get("error") or "")
-        return [Turn("end", _cut(text), " · ".join(p for p in parts if p), ts)]
+        turn = "error" if outcome in FAILED_ENDS else "end"
+        return [Turn(turn, _cut(text), " · ".join(p for p in parts if p), ts)]
     if kind == "error":
         return [Turn("error", _cut(str(record.get("error") or "")), "error", ts)]
     if kind == "check":  # a task's check started (verify)

@@ -102,6 +102,8 @@ class Card:
     duration_s: float | None = None
     error: str | None = None
     created: datetime | None = None
+    started: datetime | None = None
+    """When its current run began (`started_at`), for how long a running task has run."""
     completed: datetime | None = None
     completed_day: date | None = None
     """`completed` as a local date (the chart's day), worked out once."""
@@ -139,20 +141,26 @@ def card_of(vault: Vault, path: Path, max_bytes: int) -> Card | None:
     try:
         note, snapshot = peek_note(path, vault.root, max_bytes)
     except NoteRefused as err:
-        return Card(
-            rel, folder.value, "refused", "refused", displayable(path.stem), error=err.reason
-        )
+        return _refused(path, rel, folder, err.reason)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:  # no permission, an I/O error: said on the card
-        reason = f"cannot be read: {err.strerror or err}"
-        return Card(rel, folder.value, "refused", "refused", displayable(path.stem), error=reason)
+        return _refused(path, rel, folder, f"cannot be read: {err.strerror or err}")
     if note.empty:
         return None
     if displayable(rel) != rel:
-        reason = "its file name is not UTF-8; rename it"
-        return Card(rel, folder.value, "refused", "refused", displayable(path.stem), error=reason)
+        return _refused(path, rel, folder, "its file name is not UTF-8; rename it")
     return _card(note, rel, folder, snapshot.mtime_ns / 1e9)
+
+
+def _refused(path: Path, rel: str, folder: Folder, reason: str) -> Card:
+    """The card of a note the service will not touch: its name, why, and when it changed."""
+    try:
+        changed = os.lstat(path).st_mtime
+    except OSError:
+        changed = 0.0
+    title = displayable(path.stem)
+    return Card(rel, folder.value, "refused", "refused", title, error=reason, changed=changed)
 
 
 def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
@@ -180,6 +188,7 @@ def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
         duration_s=money(meta.get("duration_s")),
         error=error,
         created=note.when("created") or note.when("planned_at"),
+        started=note.when("started_at"),
         completed=completed,
         completed_day=local_date(completed),
         changed=changed,
@@ -227,6 +236,15 @@ class Board:
     types: list[str]
     needs_you: int
     filters: Filters = field(default_factory=Filters)
+
+    @property
+    def needing_you(self) -> str:
+        """The column the "needs you" badge links to: the first that holds a card waiting for
+        a person (or the approvals' column when none does)."""
+        return next(
+            (cv.column.key for cv in self.columns if cv.column.key in NEEDS_YOU and cv.count),
+            "waiting",
+        )
 
 
 @dataclass
@@ -343,9 +361,19 @@ class VaultView:
 
 
 def age(card: Card, now: datetime) -> str:
-    """How long ago the card's note last changed, in words that fit a card."""
-    seconds = max(0.0, now.timestamp() - card.changed)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    """How long ago the card's note last changed, in words that fit a card; for a running
+    task, how long its run has run. Empty when the time is not known."""
+    if card.column == "running" and card.started is not None:
+        return f"running {span(now.timestamp() - card.started.timestamp())}"
+    if card.changed <= 0:
+        return ""
+    return span(now.timestamp() - card.changed)
+
+
+def span(seconds: float) -> str:
+    """A length of time that fits a card: `now`, `42s`, `5m`, `3h`, `2d`."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return "now"

@@ -10,19 +10,26 @@
   let offset = parseInt(body.dataset.offset || "0", 10) || 0;
   let source = null;
 
-  function refetch(url, targetId) {
+  function refetch(url, targetId, then) {
     const target = document.getElementById(targetId);
     if (!target) return;
     if (target.dataset.busy === "1") { target.dataset.again = "1"; return; }
     target.dataset.busy = "1";
     fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((html) => { target.innerHTML = html; })
+      .then((html) => { target.innerHTML = html; if (then) then(); })
       .catch(() => {})
       .finally(() => {
         target.dataset.busy = "0";
-        if (target.dataset.again === "1") { target.dataset.again = "0"; refetch(url, targetId); }
+        if (target.dataset.again === "1") { target.dataset.again = "0"; refetch(url, targetId, then); }
       });
+  }
+
+  // A finished task's transcript grows no more: it says so instead of "live".
+  const FINISHED = ["done", "failed", "cancelled", "rejected", "refused"];
+  function liveWords() {
+    const status = document.getElementById("task-status");
+    return status && FINISHED.includes(status.textContent.trim()) ? "· finished" : "· live";
   }
 
   function setBadge(count) {
@@ -72,7 +79,9 @@
   }
 
   function redrawTask() {
-    if (page === "task") refetch("/task/" + encodeURIComponent(ref) + "?fragment=1", "task-live");
+    if (page === "task") {
+      refetch("/task/" + encodeURIComponent(ref) + "?fragment=1", "task-live", () => setLive(liveWords()));
+    }
   }
 
   function connect() {
@@ -81,7 +90,7 @@
     source = new EventSource(url);
     // What changed between the page's drawing (or the last stream) and this stream's start
     // was not heard: draw the changing parts once more as it opens.
-    source.addEventListener("open", () => { setLive("· live"); redrawBoard(); redrawTask(); refreshStatus(); });
+    source.addEventListener("open", () => { setLive(liveWords()); redrawBoard(); redrawTask(); refreshStatus(); });
     source.addEventListener("board", (e) => { setBadge(e.data); redrawBoard(); });
     source.addEventListener("task", redrawTask);
     source.addEventListener("turns", (e) => {
@@ -99,6 +108,13 @@
     if (source) source.close();
     source = null;
     window.setTimeout(() => { if (!source) connect(); }, 2000);
+  }
+
+  // A question before an act that ends a task: Esc goes back, as its link does.
+  if (page === "confirm") {
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") window.location.href = body.dataset.back || "/";
+    });
   }
 
   // The board's filters apply as soon as a choice changes.
