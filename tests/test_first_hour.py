@@ -8,12 +8,14 @@ import os
 import shlex
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from ai_employee.base.config import claude_places, load_config
 from ai_employee.daemon.service_units import choose_claude
+from ai_employee.notes.vault import Folder, Vault
 
 from .test_cli_basics import run_cli
 
@@ -172,3 +174,55 @@ def test_status_says_whether_a_service_holds_the_vault_and_marks_what_cannot_be_
         assert [t["stale"] for t in data["active"]] == [False]
     finally:
         os.close(fd)
+
+
+EXAMPLE_AGENT = Path(__file__).resolve().parent.parent / "docs" / "examples" / "notes_agent.py"
+
+
+def test_the_documented_example_agent_works_as_written(vault: Vault, tmp_path: Path) -> None:
+    """docs/AGENTS.md's example, with the agent_command line it shows, through the service."""
+    from ai_employee.notes.taskfile import parse_note
+
+    from .helpers import wait_for
+    from .service_harness import running_service, svc_config
+
+    docs = (EXAMPLE_AGENT.parent.parent / "AGENTS.md").read_text()
+    shown = 'agent_command = "python3 /path/to/notes_agent.py {prompt_file} {workdir}"'
+    assert shown in EXAMPLE_AGENT.read_text()
+    assert "[examples/notes_agent.py](examples/notes_agent.py)" in docs
+    program = f"{shlex.quote(sys.executable)} {shlex.quote(str(EXAMPLE_AGENT))}"
+    command = f"{program} {{prompt_file}} {{workdir}}"  # the line the docs show, python3 ours
+    config = svc_config(vault, agent_command=command)
+    with running_service(config):
+        note = vault.folder(Folder.NEEDS_ACTION) / "Greeting.md"
+        note.write_text(
+            "---\ntitle: Greeting page\nlanguage: html\napp: greeting\n---\nSay hello, kindly.\n"
+        )
+        done = vault.folder(Folder.DONE) / "Greeting.md"
+        wait_for(done.exists, 30, "the task done by the example agent")
+    finished = parse_note(done.read_text(), done.name)
+    workdir = config.apps_dir / "html" / "greeting"
+    assert (workdir / "TASK.md").read_text() == "# Greeting page\n\nSay hello, kindly.\n"
+    assert finished.meta["status"] == "done" and finished.meta["exit_code"] == 0
+    assert "done: 3 words asked, kept in TASK.md" in finished.body
+    transcript = (vault.logs / "tasks" / f"{finished.task_id}.jsonl").read_text()
+    assert f'"line": "task {finished.task_id}: Greeting page"' in transcript
+
+
+def test_the_example_agent_by_hand_as_the_docs_show(tmp_path: Path) -> None:
+    work = tmp_path / "try"
+    work.mkdir()
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("# Task: Try it\n\n## What was asked\n\nSay hello.\n")
+    env = {**os.environ, "AI_EMPLOYEE_TASK_ID": "try00001"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE_AGENT), str(prompt), str(work)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "task try00001: Try it"
+    wrong = subprocess.run(
+        [sys.executable, str(EXAMPLE_AGENT), str(prompt)],
+        cwd=work, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "usage:" in wrong.stderr

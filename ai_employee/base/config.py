@@ -70,7 +70,9 @@ KEYS: tuple[KeySpec, ...] = (
         "planner", "choice", "template", "how plans are written", choices=("template", "claude")
     ),
     KeySpec("agent", "choice", "claude", "which agent runs tasks", choices=("claude", "command")),
-    KeySpec("agent_command", "command", "", "the command line for agent = command"),
+    KeySpec(
+        "agent_command", "command", "", "the command line for agent = command (docs/AGENTS.md)"
+    ),
     KeySpec(
         "claude_path",
         "executable",

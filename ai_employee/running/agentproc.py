@@ -4,7 +4,8 @@
 starts the agent in a process group of its own (stdin from the prompt file or /dev/null, cwd in
 the work dir), writes every line of output to the transcript and hands it to the agent's parser,
 and stops the whole group on a cancel or a shutdown (a byte on its `StopPipe`), a timeout or a
-stall: SIGTERM, a short grace, then SIGKILL, so grandchildren go too. It records the live agent
+stall: SIGTERM, a short grace, then SIGKILL to the group, which reaches the agent's children
+unless one started a session of its own (Claude Code's Bash tool does). It records the live agent
 in the run journal while it runs, and says how the run went as an `Outcome`.
 """
 
