@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from ai_employee.base.config import Config, load_config
+from ai_employee.daemon import service_units
 from ai_employee.daemon.envfile import ENV_FILE_HEADER
 from ai_employee.daemon.sdnotify import Notifier, WatchdogPinger, loop_alive
 from ai_employee.daemon.service_units import Manager, UnitFile, plan_install, render, service_path
@@ -269,7 +270,7 @@ def test_install_warns_loudly_when_claude_cannot_be_found(vault: Vault, tmp_path
         f"{vault.root / '.ai-employee.toml'}; read there at each start)"
     ) in printed.stderr
     quiet = run_cli("service", "install", "--print", env={**env, "AI_EMPLOYEE_AGENT": "command"})
-    assert "warning" not in quiet.stderr  # the command agent needs no claude
+    assert "claude was not found" not in quiet.stderr  # the command agent needs no claude
 
 
 def test_install_and_uninstall_drive_systemctl(vault: Vault, tmp_path: Path) -> None:
@@ -481,3 +482,35 @@ def test_folders_the_unit_must_write_exist_or_are_marked_optional(
     [line] = [x for x in unit.splitlines() if x.startswith("ReadWritePaths=")]
     assert f'"-{missing}"' in line
     assert f"warning: extra_roots folder {missing} does not exist" in done.stderr
+
+
+def test_install_warns_of_what_the_units_private_tmp_would_hide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PrivateTmp=yes gives the service a /tmp of its own: a vault or agent in the installing
+    person's /tmp is not there for it. (The tests' own folders are under /tmp.)"""
+    home = tmp_path / "home"
+    agent = _executable(tmp_path / "bin" / "my-agent")
+    vault = tmp_path / "vault"
+    assert run_cli("init", "--vault", str(vault)).returncode == 0
+    env = {
+        "HOME": str(home),
+        "AI_EMPLOYEE_VAULT": str(vault),
+        "AI_EMPLOYEE_AGENT": "command",
+        "AI_EMPLOYEE_AGENT_COMMAND": f"{agent} {{prompt_file}}",
+    }
+    assert str(vault).startswith("/tmp/")
+    printed = run_cli("service", "install", "--print", "--manager", "systemd", env=env)
+    warned = [line for line in printed.stderr.splitlines() if "PrivateTmp=yes" in line]
+    assert [line.split(" is under ")[0] for line in warned] == [
+        f"# warning: the vault {vault}",
+        f"# warning: apps_dir {tmp_path / 'apps'}",
+        f"# warning: agent_command {agent}",
+    ]
+    launchd = run_cli("service", "install", "--print", "--manager", "launchd", env=env)
+    assert "PrivateTmp" not in launchd.stderr  # launchd has no such thing
+    config = load_config(
+        vault, env={"AI_EMPLOYEE_AGENT": "command", "AI_EMPLOYEE_AGENT_COMMAND": "true"}
+    )
+    monkeypatch.setattr(service_units, "PRIVATE_TMP", (tmp_path / "elsewhere",))
+    assert plan_install(config, home).in_tmp == ()

@@ -10,6 +10,7 @@ ReadWritePaths, and takes WorkingDirectory and EnvironmentFile as written. The p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import plistlib
 import shlex
@@ -23,7 +24,7 @@ from string import Template
 from typing import Literal
 from urllib.parse import quote
 
-from ..base import fsops
+from ..base import commandline, fsops
 from ..base.config import CONFIG_FILE_NAME, Config, env_name, load_config
 from ..base.errors import ConfigError, UsageError, VaultError
 from .envfile import create_env_file, env_file_path, readable_by_others
@@ -84,6 +85,9 @@ class InstallPlan:
     """extra_roots that do not exist: left read-only by the unit until they do."""
     grace_seconds: int
     doc: Path | None
+    in_tmp: tuple[tuple[str, str], ...] = ()
+    """What the service needs that lives under /tmp or /var/tmp (what, where): the systemd unit's
+    PrivateTmp=yes gives the service a /tmp of its own, where they are not."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,33 @@ def plan_install(
         missing_roots=tuple(r for r in config.extra_roots if not r.is_dir()),
         grace_seconds=int(config.shutdown_grace_seconds),
         doc=operations_doc(),
+        in_tmp=_under_tmp(config),
+    )
+
+
+PRIVATE_TMP = (Path("/tmp"), Path("/var/tmp"))  # noqa: S108 - the folders PrivateTmp= replaces
+"""The folders the systemd unit's PrivateTmp=yes replaces with the service's own."""
+
+
+def _under_tmp(config: Config) -> tuple[tuple[str, str], ...]:
+    """The vault, the apps folder, extra roots, the claude and the command agent the service
+    runs, those under /tmp or /var/tmp."""
+    needed: list[tuple[str, str]] = [
+        ("the vault", str(config.vault)),
+        ("apps_dir", str(config.apps_dir)),
+        *(("extra_roots", str(root)) for root in config.extra_roots),
+    ]
+    if "claude" in (config.agent, config.planner):
+        needed.append(("claude_path", config.claude_path))
+    if config.agent == "command":
+        with contextlib.suppress(ValueError, IndexError):
+            program = commandline.split(config.agent_command)[0]
+            needed.append(("agent_command", shutil.which(program) or program))
+    return tuple(
+        (what, where)
+        for what, where in needed
+        if os.path.isabs(where)
+        and any(Path(where).resolve().is_relative_to(tmp.resolve()) for tmp in PRIVATE_TMP)
     )
 
 
@@ -282,7 +313,7 @@ def render(plan: InstallPlan, manager: Manager, home: Path) -> UnitFile:
     return UnitFile(manager, path, render_launchd(plan))
 
 
-def notes(plan: InstallPlan) -> tuple[list[str], list[str]]:
+def notes(plan: InstallPlan, manager: Manager = "systemd") -> tuple[list[str], list[str]]:
     """What `service install` tells a person: facts, and warnings (for stderr)."""
     facts = [
         f"claude: {plan.claude.path} ({plan.claude.why})",
@@ -302,6 +333,13 @@ def notes(plan: InstallPlan) -> tuple[list[str], list[str]]:
             f"warning: extra_roots folder {root} does not exist: the unit leaves it read-only; "
             "create it and run `service install` again"
         )
+    if manager == "systemd":
+        for what, where in plan.in_tmp:
+            warnings.append(
+                f"warning: {what} {where} is under /tmp or /var/tmp: the unit runs with "
+                "PrivateTmp=yes (a /tmp of its own), where it is not; move it elsewhere and run "
+                "`service install` again"
+            )
     if readable_by_others(plan.env_file):
         warnings.append(
             f"warning: {plan.env_file} can be read by other users: "

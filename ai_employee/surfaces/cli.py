@@ -321,7 +321,7 @@ def _service(cmd: Invocation) -> int:
     manager = args.manager or service_units.default_manager()
     plan = service_units.plan_install(config, Path.home())
     unit = service_units.render(plan, manager, Path.home())
-    facts, warnings = service_units.notes(plan)
+    facts, warnings = service_units.notes(plan, manager)
     if args.print_only:  # stdout is the file itself (it parses as a unit or a plist)
         print(f"# {args.action} would write {unit.path}", file=sys.stderr)
         for line in [*facts, *warnings]:
