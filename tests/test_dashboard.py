@@ -172,9 +172,31 @@ def test_a_retried_task_leaves_failed_at_once_and_recent_links_where_it_is(
         assert "Fails" not in section("Needs attention"), "no sweep needed"
         recent = section("Recent")
         assert recent.count("[[Done/Fails|Fails]]") == 2, recent  # both runs: where it is now
-        assert "[[Done/Fails|Fails]] - succeeded" in recent
+        assert "[[Done/Fails|Fails]] - done" in recent
         assert (
             "[[Done/Fails|Fails]] - failed: agent exited 3: broken (attempt 1 of 1; "
             "`ai-employee retry` to try again)"
         ) in recent
         assert "| Done | 1 note |" in vault.dashboard.read_text()
+
+
+def test_a_failed_note_a_person_moves_into_approved_leaves_failed_at_once(
+    vault: Vault, tmp_path: Path
+) -> None:
+    from .helpers import wait_for
+    from .service_harness import running_service, svc_config
+
+    ok = tmp_path / "fixed"
+    agent = f"sh -c 'test -e {ok} || {{ echo broken >&2; exit 3; }}'"
+    config = svc_config(vault, agent_command=agent, max_attempts=1, sweep_seconds=3600)
+    with running_service(config):
+        (vault.folder(Folder.NEEDS_ACTION) / "Fails.md").write_text("---\ntitle: Fails\n---\nx\n")
+        failed = vault.folder(Folder.FAILED) / "Fails.md"
+        wait_for(failed.exists, 30, "the note in Failed/")
+        wait_for(lambda: "| Failed | 1 note |" in vault.dashboard.read_text(), 15, "Failed: 1")
+        ok.write_text("")
+        failed.rename(vault.folder(Folder.APPROVED) / "Fails.md")  # a person's approval
+        wait_for((vault.folder(Folder.DONE) / "Fails.md").exists, 30, "the approved run done")
+        wait_for(lambda: "| Failed | - |" in vault.dashboard.read_text(), 15, "Failed: none")
+        attention = vault.dashboard.read_text().split("## Needs attention", 1)[1]
+        assert "Fails" not in attention.split("\n## ", 1)[0]

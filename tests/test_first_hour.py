@@ -122,8 +122,12 @@ def test_the_logs_of_a_task_can_be_asked_for_by_its_file_name(tmp_path: Path) ->
     by_id = run_cli("--vault", str(vault), "logs", "--task", added["task_id"], "--json")
     by_name = run_cli("--vault", str(vault), "logs", "--task", "Note name.md", "--json")
     by_path = run_cli("--vault", str(vault), "logs", "--task", added["path"], "--json")
+    by_word = run_cli("--vault", str(vault), "logs", "--task", "Note name", "--json")
     assert by_id.stdout.strip(), "the add is logged under its task_id"
-    assert by_name.stdout == by_id.stdout == by_path.stdout
+    assert by_name.stdout == by_id.stdout == by_path.stdout == by_word.stdout
+    word = json.loads(run_cli("--vault", str(vault), "add", "Word", "--json").stdout)
+    by_bare = run_cli("--vault", str(vault), "logs", "--task", "Word", "--json")
+    assert by_bare.stdout.strip() and word["task_id"] in by_bare.stdout, "a bare note name"
     missing = run_cli("--vault", str(vault), "logs", "--task", "Nothing.md")
     assert missing.returncode != 0 and "Nothing.md" in missing.stderr
 
@@ -156,6 +160,8 @@ def test_status_says_whether_a_service_holds_the_vault_and_marks_what_cannot_be_
     )
     text = run_cli("--vault", str(vault), "status").stdout
     assert "service: not running" in text
+    hint = text.split("`")[1]  # pasted, it starts the service on this very vault
+    assert shlex.split(hint) == ["ai-employee", "--vault", str(vault), "run"]
     busy = next(line for line in text.splitlines() if "busy0001" in line)
     assert "(not running: no service holds the vault; retried when it starts)" in busy
     data = json.loads(run_cli("--vault", str(vault), "status", "--json").stdout)
@@ -226,3 +232,22 @@ def test_the_example_agent_by_hand_as_the_docs_show(tmp_path: Path) -> None:
         cwd=work, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert wrong.returncode == 2 and "usage:" in wrong.stderr
+
+
+def test_claude_is_found_in_its_older_place_and_not_found_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_employee.base import config as config_module
+
+    home = tmp_path / "home"
+    older = _program(home / ".claude" / "local" / "claude", NOT_LOGGED_IN)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    assert load_config(tmp_path / "v", env=env).claude_path == str(older)
+    monkeypatch.setattr(config_module, "claude_places", lambda: [tmp_path / "nowhere"])
+    config = load_config(tmp_path / "v", env=env)
+    assert config.claude_path == "claude"
+    chosen = choose_claude(config, env)
+    assert not chosen.found
+    assert chosen.why == "not on this shell's PATH, nor where Claude Code installs itself"

@@ -497,7 +497,7 @@ def test_install_warns_of_what_the_units_private_tmp_would_hide(
         "HOME": str(home),
         "AI_EMPLOYEE_VAULT": str(vault),
         "AI_EMPLOYEE_AGENT": "command",
-        "AI_EMPLOYEE_AGENT_COMMAND": f"{agent} {{prompt_file}}",
+        "AI_EMPLOYEE_AGENT_COMMAND": f"{agent} {tmp_path / 'agent.py'} {{prompt_file}}",
     }
     assert str(vault).startswith("/tmp/")
     printed = run_cli("service", "install", "--print", "--manager", "systemd", env=env)
@@ -506,6 +506,7 @@ def test_install_warns_of_what_the_units_private_tmp_would_hide(
         f"# warning: the vault {vault}",
         f"# warning: apps_dir {tmp_path / 'apps'}",
         f"# warning: agent_command {agent}",
+        f"# warning: agent_command {tmp_path / 'agent.py'}",  # python3 /tmp/x.py: the script
     ]
     launchd = run_cli("service", "install", "--print", "--manager", "launchd", env=env)
     assert "PrivateTmp" not in launchd.stderr  # launchd has no such thing

@@ -294,6 +294,12 @@ def test_an_act_the_lifecycle_refuses_is_an_error_and_changes_nothing(
     assert act(client, "approve", "nothing-here").headers["location"].startswith("/?error=")
     assert act(client, "explode", "dddddddd").status_code == 404
     assert act(client, "cancel", "dddddddd", back="//evil.example/").headers["location"][0] == "/"
+    for sneaky in ("/\t/evil.example/", "/\n/evil.example/", "/ /evil.example/"):
+        assert (
+            act(client, "approve", "dddddddd", back=sneaky)
+            .headers["location"]
+            .startswith("/?error=")
+        ), sneaky
     assert (
         not act(client, "cancel", "dddddddd", back="//evil.example/")
         .headers["location"]
@@ -470,8 +476,14 @@ def test_a_running_card_says_how_long_its_run_has_run(vault: Vault, client: Test
     )
     wait_for(lambda: in_column(client, "running") == ["R"], what="the running card")
     card = client.get("/").text.split('data-ref="rrrrrrrr"', 1)[1].split("</article>", 1)[0]
-    assert '<span class="age" title="how long its run has run">running 7m</span>' in card
-    assert '<dd id="duration">7m so far</dd>' in client.get("/task/rrrrrrrr").text
+    since = int(datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+    assert (
+        f'<span class="age" title="how long its run has run" data-started="{since}" '
+        'data-words="running {}">running 7m</span>'
+    ) in card  # the page counts on from data-started
+    assert (
+        f'<dd id="duration" data-started="{since}" data-words="{{}} so far">7m so far</dd>'
+    ) in client.get("/task/rrrrrrrr").text
 
 
 def test_the_badge_links_to_the_first_column_that_needs_a_person(

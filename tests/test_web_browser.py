@@ -5,6 +5,7 @@ that must not run."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,8 +84,12 @@ def test_create_a_task_and_watch_it_run_live_to_done(
     expect(turns).to_contain_text("first-line")  # live: the run is still going
     expect(page.locator("#task-status")).to_have_text("executing")
     assert "second-line" not in turns.inner_text()
-    (config.apps_dir / "tasks" / task_id / "go").touch()
     expect(page.locator("#live-state")).to_have_text("· live")
+    duration = page.locator("#duration")
+    expect(duration).to_have_text(re.compile(r"^(now|\d+s) so far$"))
+    counted = duration.inner_text()
+    expect(duration).not_to_have_text(counted, timeout=5_000)  # counted on without a redraw
+    (config.apps_dir / "tasks" / task_id / "go").touch()
     expect(turns).to_contain_text("second-line")
     expect(page.locator("#task-status")).to_have_text("done")
     expect(page.locator("#live-state")).to_have_text("· finished")
@@ -199,10 +204,13 @@ def test_on_a_phone_or_tablet_what_needs_you_is_on_the_first_screen(
         # Whole, on the first screen (the page has not scrolled: it just loaded).
         expect(card).to_be_in_viewport(ratio=1)
         assert page.evaluate("window.scrollY") == 0
-        approve = card.locator("button[data-act=approve]")
-        expect(approve).to_be_visible()
-        height = approve.evaluate("b => b.getBoundingClientRect().height")
-        assert height >= 40, f"a button a thumb can hit: {height} px"
+        # A button a thumb can hit (asked of the page as it is: a live redraw may replace it).
+        page.wait_for_function(
+            """() => {
+                const b = document.querySelector("[data-column=waiting] .card [data-act=approve]");
+                return b !== null && b.getBoundingClientRect().height >= 40;
+            }"""
+        )
         wide = page.evaluate("document.documentElement.scrollWidth")
         assert wide <= viewport["width"], f"the page scrolls sideways: {wide} px"
         page.click("#badge")
@@ -210,3 +218,28 @@ def test_on_a_phone_or_tablet_what_needs_you_is_on_the_first_screen(
         expect(page.locator("#needs-you")).to_have_attribute("data-column", "waiting")
     finally:
         context.close()
+
+
+def test_reject_asks_once_more_and_the_keyboard_answers(
+    page: Page, served: tuple[Config, Running], vault: Vault
+) -> None:
+    _, running = served
+    (vault.folder(Folder.NEEDS_ACTION) / "Deploy.md").write_text(
+        "---\ntitle: Deploy it\ntype: deploy\n---\nShip.\n"
+    )
+    waiting = vault.folder(Folder.PENDING_APPROVAL) / "Deploy.md"
+    wait_for(waiting.exists, what="the hold")
+    page.goto(base(running) + "/")
+    card = page.locator("[data-column=waiting] .card")
+    card.locator("button[data-act=reject]").click()
+    expect(page.locator("h1")).to_have_text("Reject “Deploy it”?")
+    expect(page.locator("#confirm")).to_be_focused()
+    page.keyboard.press("Escape")  # no
+    page.wait_for_url(base(running) + "/")
+    expect(page.locator("[data-column=waiting] .card")).to_have_count(1)
+    assert waiting.exists()
+    page.locator("[data-column=waiting] .card button[data-act=reject]").click()
+    expect(page.locator("#confirm")).to_be_focused()
+    page.keyboard.press("Enter")  # yes
+    expect(page.locator(".flash.notice")).to_contain_text("pending_approval -> rejected")
+    wait_for((vault.folder(Folder.REJECTED) / "Deploy.md").exists, what="the rejection")

@@ -125,9 +125,9 @@ def test_a_failed_result_and_end_show_as_errors_with_what_comes_next() -> None:
     assert (result.kind, result.label, result.text) == ("error", "error", "Not logged in")
     (end,) = transcript.turns_of({"kind": "end", "outcome": "permanent", "exit_code": 1})
     assert end.kind == "error"
-    assert end.label == "failed; not retried (another attempt would fail the same way) · exit 1"
+    assert end.label == "failed; another attempt would fail the same way · exit 1"
     (again,) = transcript.turns_of({"kind": "end", "outcome": "transient"})
-    assert again.kind == "error" and "retried after a pause" in again.label
+    assert again.kind == "error" and again.label == "failed; worth another attempt"
     (cancelled,) = transcript.turns_of({"kind": "end", "outcome": "cancelled"})
     assert cancelled.kind == "end" and cancelled.label == "cancelled by a person"
 

@@ -335,12 +335,11 @@ def claude_places() -> list[Path]:
     systemd or launchd gets a short PATH), in this order: Claude Code's own installs (its native
     installer's ~/.local/bin/claude, the older ~/.claude/local/claude), then the copy
     scripts/setup.sh installs in a checkout of this project (what scripts/run.sh runs)."""
-    checkout = Path(__file__).resolve().parents[2]  # base/, ai_employee/, the checkout
-    return [
-        Path("~/.local/bin/claude").expanduser(),
-        Path("~/.claude/local/claude").expanduser(),
-        checkout / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude",
-    ]
+    places = [Path("~/.local/bin/claude").expanduser(), Path("~/.claude/local/claude").expanduser()]
+    checkout = Path(__file__).resolve().parents[2]  # base/, ai_employee/, then the checkout
+    if (checkout / "scripts" / "setup.sh").is_file():  # not an installed package's folder
+        places.append(checkout / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude")
+    return places
 
 
 def find_claude(name: str, base: Path) -> str:

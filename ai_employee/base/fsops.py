@@ -368,3 +368,31 @@ def read_plain_text(path: Path, errors: str = "strict") -> str:
     finally:
         os.close(fd)
     return data.decode("utf-8", errors)
+
+
+def read_regular(path: Path, limit: int, from_end: bool = False) -> bytes:
+    """Up to `limit` bytes of a regular file (its last ones with `from_end`), never through a
+    symlink, never blocking on a FIFO; b"" for anything else or an error."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return b""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return b""
+        if from_end and st.st_size > limit:
+            os.lseek(fd, st.st_size - limit, os.SEEK_SET)
+        chunks = []
+        left = limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)

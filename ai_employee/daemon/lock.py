@@ -58,10 +58,7 @@ class Holder:
 
 def held_by(vault: Vault) -> Holder | None:
     """The service that holds the vault's lock now (None: no service runs on it)."""
-    try:
-        text = fsops.read_plain_text(vault.lock_file, errors="replace")[:200]
-    except OSError:  # none yet, or not a file of ours
-        text = ""
+    text = fsops.read_regular(vault.lock_file, 200).decode("utf-8", "replace")
     match = _HOLDER.search(text)
     pid = int(match.group(1)) if match else None
     locked = _locked(vault.lock_file)

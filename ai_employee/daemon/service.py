@@ -123,9 +123,6 @@ class Service:
             finished=self.dashboard,
         )
         dashboard = self.dashboard
-        # A note the loop itself moves into Done/ or Failed/ (a crash's move finished, attempts
-        # spent) counts there at once, as a run's end does.
-        reconciler.step_observers.append(lambda path, step, task_id: dashboard.landed(path))
         return MainLoop(
             config=config,
             vault=vault,

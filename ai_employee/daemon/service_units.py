@@ -199,9 +199,10 @@ def _under_tmp(config: Config) -> tuple[tuple[str, str], ...]:
     if "claude" in (config.agent, config.planner):
         needed.append(("claude_path", config.claude_path))
     if config.agent == "command":
-        with contextlib.suppress(ValueError, IndexError):
-            program = commandline.split(config.agent_command)[0]
+        with contextlib.suppress(ValueError, IndexError):  # checked when the config was read
+            program, *args = commandline.split(config.agent_command)
             needed.append(("agent_command", shutil.which(program) or program))
+            needed += [("agent_command", arg) for arg in args if os.path.isabs(arg)]
     return tuple(
         (what, where)
         for what, where in needed

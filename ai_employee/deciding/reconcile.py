@@ -26,7 +26,7 @@ from ..notes.identity import CopyOf, EditOf
 from ..notes.index import Entry, NoteIndex
 from ..notes.lifecycle import Action, Facts, Status, Step, decide, is_due
 from ..notes.notefile import NoteGone, NoteStore, Placed, Signature, note_from_bytes, signature_of
-from ..notes.records import TaskRecords
+from ..notes.records import FINISHED, TaskRecords
 from ..notes.taskfile import TaskNote, held_reason
 from ..notes.vault import TRIGGER_FOLDERS, Folder, Vault
 from ..telling.notify import Event, Notice, Tell, ToldRefusals, fingerprint
@@ -52,10 +52,14 @@ MAX_STEPS = 6
 
 
 class Finished(Protocol):
-    """What counts Done/ and Failed/ (Dashboard.md's model): told when a task's note is found
-    out of one (a retry, a person's move), so the counts follow at once."""
+    """What counts Done/ and Failed/ (Dashboard.md's model), told as soon as a look finds a
+    note put there or taken out (a retry, a person's move), so the counts follow at once."""
 
-    def left(self, path: Path) -> None: ...
+    def landed(self, path: Path) -> None:
+        """A note is at `path` after a step (counted if that is Done/ or Failed/)."""
+
+    def left(self, path: Path) -> None:
+        """A task's note, last at `path` in Done/ or Failed/, was found elsewhere."""
 
 
 StepObserver = Callable[[Path, Step, str], None]
@@ -163,6 +167,8 @@ class Reconciler:
             except NoteGone:  # moved since we read it: decided at its new place, by its event
                 self.index.forget(path)
                 return None
+        if who.task_id and folder not in FINISHED:
+            self._back_from_finished(who.task_id, path)
         facts = self._facts(folder, note, task_type, path, who.task_id, planned)
         step = decide(facts)
         copy = who.other if isinstance(who.other, CopyOf) else None
@@ -172,6 +178,15 @@ class Reconciler:
             return None
         self._remember(decided, facts.due, folder, seen, stepped)
         return step, stepped
+
+    def _back_from_finished(self, task_id: str, path: Path) -> None:
+        """The task's note is at `path` while its record has it in Done/, Failed/ or Rejected/
+        (a retry, a person's move, into any active folder): the record and the counts follow,
+        before a step moves it on."""
+        was = self.records.finished_at(task_id)
+        if was is not None and was != path:
+            self.records.moved(task_id, path, None)
+            self.finished.left(was)
 
     def _read(self, path: Path, placed: Placed | None) -> tuple[TaskNote, Signature] | None:
         """The note now and the file it came from; None when refused (said so) or gone."""
@@ -228,8 +243,7 @@ class Reconciler:
                 _held(note, stepped),
             ),
         )
-        if d.task_id and (was := self.records.returned(d.task_id, stepped.path)) is not None:
-            self.finished.left(was)
+        self.finished.landed(stepped.path)
         for observer in self.step_observers:
             observer(stepped.path, step, d.task_id)
 

@@ -264,18 +264,13 @@ class TaskRecords:
                 error=f"{type(err).__name__}: {err}",
             )
 
-    def returned(self, task_id: str, path: Path) -> Path | None:
-        """The task's note is at `path`, in an active folder, while its record has it in Done/,
-        Failed/ or Rejected/ (a retry, a person's move): the record follows (as `moved`);
-        returns where it was."""
+    def finished_at(self, task_id: str) -> Path | None:
+        """Where the record has the task's note, when that is Done/, Failed/ or Rejected/."""
         record = self.by_id.get(task_id)
         if record is None or not record.where:
             return None
-        was = self.vault.root / record.where
-        if self.vault.folder_of(was) not in FINISHED or self.vault.folder_of(path) in FINISHED:
-            return None
-        self.moved(task_id, path, None)
-        return was
+        where = self.vault.root / record.where
+        return where if self.vault.folder_of(where) in FINISHED else None
 
     def _numbered_finished(self, record: Record) -> dict[Path, TaskNote]:
         """The task's note under a numbered name in Done/ or Failed/ (`x (2).md`: the name a

@@ -82,9 +82,9 @@ class RunEnd:
 
     @property
     def said(self) -> str:
-        """The end in words a person reads (Dashboard.md's Recent list; `error` says why a
-        failed task failed, and how to try again)."""
-        return "failed" if self.kind is OutcomeKind.PERMANENT else self.kind.said
+        """What became of the task, in words a person reads (Dashboard.md's Recent list;
+        `error` says why a failed task failed, and how to try again)."""
+        return _SAID[self.kind]
 
     @property
     def label(self) -> str:
@@ -102,6 +102,18 @@ _LABELS = {
     OutcomeKind.ASKED: "asked a person",
     OutcomeKind.PAUSED: "paused",
 }
+
+_SAID = {
+    OutcomeKind.SUCCESS: "done",
+    OutcomeKind.TRANSIENT: "failed; retried after a pause",
+    OutcomeKind.PERMANENT: "failed",
+    OutcomeKind.CANCELLED: "cancelled",
+    OutcomeKind.INTERRUPTED: "interrupted; retried at the next start",
+    OutcomeKind.SKIPPED: "not run",
+    OutcomeKind.ASKED: "waits for a person's grant",
+    OutcomeKind.PAUSED: "paused until the usage limit resets",
+}
+"""What each end means for the task (a transient end on the last attempt is PERMANENT)."""
 
 NOT_SPENT = frozenset({OutcomeKind.ASKED, OutcomeKind.PAUSED})
 """Ends that spend no attempt: the claim's count is taken back (the work goes on later)."""

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -243,6 +244,7 @@ def _status(cmd: Invocation) -> int:
     report = inventory.scan(cmd.vault, cmd.config.max_note_bytes)
     now = datetime.now(UTC)
     holder = held_by(cmd.vault)
+    vault_flag = f"--vault {shlex.quote(str(cmd.vault.root))}"
     budget = DailyBudget.from_logs(cmd.vault.logs, cmd.config.daily_budget_usd, now)
     pause = load_pause(cmd.vault.machinery, now) if cmd.config.agent == "claude" else None
     if cmd.args.json:
@@ -259,7 +261,7 @@ def _status(cmd: Invocation) -> int:
         }
         _print(report.as_json(cmd.vault.root, holder is not None) | extra)
     else:
-        lines = [_service_line(holder), budget.status_line(now)]
+        lines = [_service_line(holder, vault_flag), budget.status_line(now)]
         if pause is not None:
             lines.append(f"claude runs are {pause.says(now)}: nothing starts before then")
         text = inventory.render_text(
@@ -269,14 +271,15 @@ def _status(cmd: Invocation) -> int:
     return 0
 
 
-def _service_line(holder: Holder | None) -> str:
+def _service_line(holder: Holder | None, vault_flag: str) -> str:
     if holder is None:
         return (
             "service: not running (nothing is planned or run until it starts: "
-            "`ai-employee run`, or `ai-employee service install`)"
+            f"`ai-employee {vault_flag} run`, or `ai-employee {vault_flag} service install`)"
         )
+    pid = f" (pid {holder.pid})" if holder.pid is not None else ""
     since = f" since {holder.since:%Y-%m-%d %H:%M:%S %Z}" if holder.since else ""
-    return f"service: running (pid {holder.pid}){since}"
+    return f"service: running{pid}{since}"
 
 
 def _add(cmd: Invocation) -> int:

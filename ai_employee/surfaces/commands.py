@@ -140,10 +140,13 @@ def find_task(vault: Vault, config: Config, ref: str) -> Found:
 
 
 def task_id_of(vault: Vault, config: Config, ref: str) -> str:
-    """The task_id a person means by `ref` (`logs --task`): a task_id as given (a task whose
-    note is gone still has its log), or the task_id of the note a file name or path names."""
+    """The task_id a person means by `ref` (`logs --task`): the task_id of the note a file name
+    (with or without .md) or path names, else a task_id as given (a task whose note is gone
+    still has its log). A word is looked up by name only, never by reading every note."""
     if not ref.endswith(".md") and "/" not in ref and TASK_ID_SHAPE.fullmatch(ref):
-        return ref
+        named = [vault.folder(f) / f"{ref}.md" for f in TASK_FOLDERS]
+        if not any(path.is_file() for path in named):
+            return ref
     found = find_task(vault, config, ref)
     if not found.note.task_id:
         raise UsageError(f"{ref!r} has no task_id yet: the service gives it one when it sees it")

@@ -123,11 +123,13 @@ class DashboardFile:
     folders nobody watches.
 
     Done/ and Failed/ are counted when the service starts and at each safety sweep (a scan of
-    each), and a note the service itself puts there adds one; a person's changes there show at
-    the next sweep. So a redraw costs the same in a vault of ten notes or of a hundred thousand.
-    The file is written atomically, not fsynced (it is rebuilt from the notes), and only when
-    more than its time stamp changed. Used by the main loop only, and it reads only the main
-    loop's state: the note index, the runs, the budget.
+    each); a note the service itself puts there adds one (`landed`), and a task's note found
+    out of one (a retry, a person's move into an active folder) takes one away (`left`); other
+    changes a person makes there show at the next sweep. So a redraw costs the same in a vault
+    of ten notes or of a hundred thousand. The file is written atomically, not fsynced (it is
+    rebuilt from the notes), and only when more than its time stamp changed. Used by the main
+    loop only, and it reads only the main loop's state: the note index, the runs, the budget,
+    the task records (where each task's note is now).
     """
 
     def __init__(

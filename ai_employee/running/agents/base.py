@@ -32,20 +32,20 @@ class OutcomeKind(StrEnum):
 
     @property
     def said(self) -> str:
-        """The end in words a person reads (the page's transcript, Dashboard.md): what
-        happened and what comes next."""
+        """How the agent's run went, in words a person reads (the page's transcript). What
+        became of the task is the run's end's to say (run_end.RunEnd.said)."""
         return _SAID[self]
 
 
 _SAID = {
     OutcomeKind.SUCCESS: "succeeded",
-    OutcomeKind.TRANSIENT: "failed; retried after a pause while attempts are left",
-    OutcomeKind.PERMANENT: "failed; not retried (another attempt would fail the same way)",
+    OutcomeKind.TRANSIENT: "failed; worth another attempt",
+    OutcomeKind.PERMANENT: "failed; another attempt would fail the same way",
     OutcomeKind.CANCELLED: "cancelled by a person",
-    OutcomeKind.INTERRUPTED: "interrupted by a stop; retried at the next start",
+    OutcomeKind.INTERRUPTED: "interrupted by a stop",
     OutcomeKind.SKIPPED: "not run: the note changed before it could be claimed",
-    OutcomeKind.ASKED: "waits for a person to grant a tool",
-    OutcomeKind.PAUSED: "paused until a usage limit resets",
+    OutcomeKind.ASKED: "asked a person for a tool",
+    OutcomeKind.PAUSED: "stopped by a usage limit",
 }
 
 

@@ -69,7 +69,7 @@ ACTIONS = ("approve", "reject", "retry", "cancel")
 CONFIRM = {
     "cancel": "Its run, if one is going, is stopped, and the note goes to Done/ as cancelled "
     "(Retry brings it back).",
-    "reject": "The note goes to Rejected/ and never runs.",
+    "reject": "The note goes to Rejected/; it does not run unless a person approves it later.",
 }
 """The acts asked once more before they are done (they end a task), and what they do."""
 
@@ -448,11 +448,9 @@ async def _form(request: Request, limit: int) -> Form | None:
 def _back(form: Form, fallback: str = "/") -> str:
     """Where to return after an act: a path on this site only."""
     back = str(form.get("back") or fallback)
-    return (
-        back
-        if back.startswith("/") and not back.startswith("//") and "\\" not in back
-        else fallback
-    )
+    # Browsers drop tabs and newlines from a URL: "/\t/host" would be "//host", another site.
+    on_site = back.startswith("/") and not back.startswith("//") and "\\" not in back
+    return back if on_site and all(ord(c) > 32 and c != "\x7f" for c in back) else fallback
 
 
 def _with(url: str, **params: str) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...base import fsops
 from ...base.logs import format_line
 
 MAX_ENTRIES = 500
@@ -70,34 +69,6 @@ MAX_DAY_BYTES = 64 * 1024 * 1024
 """The log page reads at most this much of one day's file (its end)."""
 
 
-def read_regular(path: Path, limit: int, from_end: bool = False) -> bytes:
-    """Up to `limit` bytes of a regular file (its last ones with `from_end`), never through a
-    symlink, never blocking on a FIFO; b"" for anything else or an error."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, ValueError):
-        return b""
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return b""
-        if from_end and st.st_size > limit:
-            os.lseek(fd, st.st_size - limit, os.SEEK_SET)
-        chunks = []
-        left = limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-
-
 def last_entry(logs_dir: Path) -> dict[str, Any] | None:
     """The newest entry of the log (the service's last word), if any: read from the end of
     the newest day's file, whatever its size."""
@@ -122,7 +93,7 @@ def _backwards(logs_dir: Path, per_day: int = MAX_DAY_BYTES) -> Iterator[dict[st
     except OSError:
         return
     for path in files:
-        data = read_regular(path, per_day, from_end=True)
+        data = fsops.read_regular(path, per_day, from_end=True)
         for raw in reversed(data.splitlines()):
             entry = _parse(raw)
             if entry is not None:

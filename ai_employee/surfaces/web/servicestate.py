@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ...base import fsops
 from ...daemon.lock import held_by
 from ...notes.vault import Vault
 from ...running.usage_limit import Pause, pause_file
-from .auditlog import last_entry, read_regular
+from .auditlog import last_entry
 from .view import local
 
 
@@ -51,7 +52,7 @@ def read_state(vault: Vault) -> ServiceState:
 
 def _pause(vault: Vault) -> Pause | None:
     """The usage limit's pause the service holds (its file), read as any file here is."""
-    raw = read_regular(pause_file(vault.machinery), 4096)
+    raw = fsops.read_regular(pause_file(vault.machinery), 4096)
     try:
         return Pause.from_json(json.loads(raw)) if raw else None
     except ValueError:

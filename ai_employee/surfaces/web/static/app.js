@@ -110,6 +110,22 @@
     window.setTimeout(() => { if (!source) connect(); }, 2000);
   }
 
+  // How long a run has run, counted on by the page between redraws (as view.span words it).
+  function span(seconds) {
+    seconds = Math.max(0, seconds);
+    for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+      if (seconds >= size) return Math.floor(seconds / size) + unit;
+    }
+    return "now";
+  }
+  window.setInterval(() => {
+    const now = Date.now() / 1000;
+    document.querySelectorAll("[data-started]").forEach((el) => {
+      const started = parseFloat(el.dataset.started);
+      if (!isNaN(started)) el.textContent = el.dataset.words.replace("{}", span(now - started));
+    });
+  }, 1000);
+
   // A question before an act that ends a task: Esc goes back, as its link does.
   if (page === "confirm") {
     document.addEventListener("keydown", (e) => {
