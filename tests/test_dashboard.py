@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from ai_employee.base.config import Config
 from ai_employee.notes.index import NoteIndex
 from ai_employee.notes.notefile import NoteStore
 from ai_employee.notes.records import TaskRecords
@@ -144,33 +147,43 @@ def test_counts_say_note_or_notes_and_nothing_is_a_dash(vault: Vault) -> None:
     assert "0 note" not in text
 
 
+@contextlib.contextmanager
+def _a_failed_task(vault: Vault, tmp_path: Path) -> Iterator[tuple[Config, Path]]:
+    """The service (no sweep for an hour) with a task `Fails` in Failed/, counted there; its
+    agent succeeds once the test writes the `fixed` file it yields beside the configuration."""
+    from .helpers import wait_for
+    from .service_harness import running_service, svc_config
+
+    fixed = tmp_path / "fixed"
+    agent = f"sh -c 'test -e {fixed} || {{ echo broken >&2; exit 3; }}'"
+    config = svc_config(vault, agent_command=agent, max_attempts=1, sweep_seconds=3600)
+    with running_service(config):
+        (vault.folder(Folder.NEEDS_ACTION) / "Fails.md").write_text("---\ntitle: Fails\n---\nx\n")
+        wait_for((vault.folder(Folder.FAILED) / "Fails.md").exists, 30, "the note in Failed/")
+        wait_for(lambda: "| Failed | 1 note |" in vault.dashboard.read_text(), 15, "Failed: 1")
+        yield config, fixed
+
+
+def _section(vault: Vault, name: str) -> str:
+    text = vault.dashboard.read_text()
+    return text.split(f"## {name}", 1)[1].split("\n## ", 1)[0]
+
+
 def test_a_retried_task_leaves_failed_at_once_and_recent_links_where_it_is(
     vault: Vault, tmp_path: Path
 ) -> None:
     from ai_employee.surfaces import commands
 
     from .helpers import wait_for
-    from .service_harness import running_service, svc_config
 
-    ok = tmp_path / "fixed"
-    agent = f"sh -c 'test -e {ok} || {{ echo broken >&2; exit 3; }}'"
-    config = svc_config(vault, agent_command=agent, max_attempts=1, sweep_seconds=3600)
-    with running_service(config):
-        (vault.folder(Folder.NEEDS_ACTION) / "Fails.md").write_text("---\ntitle: Fails\n---\nx\n")
-        wait_for((vault.folder(Folder.FAILED) / "Fails.md").exists, 30, "the note in Failed/")
-
-        def section(name: str) -> str:
-            text = vault.dashboard.read_text()
-            return text.split(f"## {name}", 1)[1].split("\n## ", 1)[0]
-
-        wait_for(lambda: "| Failed | 1 note |" in vault.dashboard.read_text(), 15, "Failed: 1")
-        assert "[[Failed/Fails|Fails]] - failed: " in section("Needs attention")
-        ok.write_text("")
+    with _a_failed_task(vault, tmp_path) as (config, fixed):
+        assert "[[Failed/Fails|Fails]] - failed: " in _section(vault, "Needs attention")
+        fixed.write_text("")
         commands.retry(vault, config, "Fails.md", actor="me", now=NOW)
         wait_for((vault.folder(Folder.DONE) / "Fails.md").exists, 30, "the retry done")
         wait_for(lambda: "| Failed | - |" in vault.dashboard.read_text(), 15, "Failed: none")
-        assert "Fails" not in section("Needs attention"), "no sweep needed"
-        recent = section("Recent")
+        assert "Fails" not in _section(vault, "Needs attention"), "no sweep needed"
+        recent = _section(vault, "Recent")
         assert recent.count("[[Done/Fails|Fails]]") == 2, recent  # both runs: where it is now
         assert "[[Done/Fails|Fails]] - done" in recent
         assert (
@@ -184,19 +197,11 @@ def test_a_failed_note_a_person_moves_into_approved_leaves_failed_at_once(
     vault: Vault, tmp_path: Path
 ) -> None:
     from .helpers import wait_for
-    from .service_harness import running_service, svc_config
 
-    ok = tmp_path / "fixed"
-    agent = f"sh -c 'test -e {ok} || {{ echo broken >&2; exit 3; }}'"
-    config = svc_config(vault, agent_command=agent, max_attempts=1, sweep_seconds=3600)
-    with running_service(config):
-        (vault.folder(Folder.NEEDS_ACTION) / "Fails.md").write_text("---\ntitle: Fails\n---\nx\n")
+    with _a_failed_task(vault, tmp_path) as (_, fixed):
+        fixed.write_text("")
         failed = vault.folder(Folder.FAILED) / "Fails.md"
-        wait_for(failed.exists, 30, "the note in Failed/")
-        wait_for(lambda: "| Failed | 1 note |" in vault.dashboard.read_text(), 15, "Failed: 1")
-        ok.write_text("")
         failed.rename(vault.folder(Folder.APPROVED) / "Fails.md")  # a person's approval
         wait_for((vault.folder(Folder.DONE) / "Fails.md").exists, 30, "the approved run done")
         wait_for(lambda: "| Failed | - |" in vault.dashboard.read_text(), 15, "Failed: none")
-        attention = vault.dashboard.read_text().split("## Needs attention", 1)[1]
-        assert "Fails" not in attention.split("\n## ", 1)[0]
+        assert "Fails" not in _section(vault, "Needs attention")
