@@ -74,7 +74,11 @@ def test_a_failed_check_gives_the_command_agent_another_round_told_what_failed(
     lines = (vault.transcripts / f"{done.task_id}.jsonl").read_text().splitlines()
     transcript = [json.loads(line) for line in lines]
     kinds = [r["kind"] for r in transcript if r["kind"] != "out"]
-    assert kinds == ["start", "check", "check_end", "round", "start", "check", "check_end", "end"]
+    assert kinds == [
+        "start", "check", "check_end", "commit",
+        "round", "start", "check", "check_end", "commit",
+        "changes", "end",
+    ]  # fmt: skip
     assert transcript[-1]["rounds"] == 2
 
 

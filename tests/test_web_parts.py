@@ -469,3 +469,16 @@ def test_a_line_longer_than_a_whole_read_is_left_out_and_the_rest_follows(tmp_pa
         turns, offset = transcript.read_from(path, offset)
         seen += turns
     assert "left out" in seen[0].text and seen[-1].text == "after"
+
+
+def test_a_rounds_commit_and_the_tasks_changes_are_turns() -> None:
+    record = {"kind": "commit", "round": 2, "sha": "0123456789abcdef", "agent_commits": 1}
+    (commit,) = transcript.turns_of(record)
+    assert (commit.kind, commit.label) == ("commit", "round 2 committed")
+    assert commit.text == "0123456789ab; 1 commit(s) by the agent kept"
+    (nothing,) = transcript.turns_of({"kind": "commit", "round": 1, "sha": None})
+    assert nothing.text == "nothing changed" and nothing.label == "round 1"
+    big = {"kind": "commit", "round": 1, "sha": "ab", "left_out": ["<big>.bin"]}
+    assert "left out (too big): <big>.bin" in transcript.turns_of(big)[0].text
+    changes = {"kind": "changes", "base": "fedcba9876543210", "summary": "3 files, +40 -2"}
+    assert transcript.turns_of(changes)[0].text == "3 files, +40 -2 since fedcba987654"

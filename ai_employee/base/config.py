@@ -82,6 +82,13 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec("model", "str", "", "passed to claude as --model when set"),
     KeySpec(
+        "max_commit_file_bytes",
+        "int",
+        10 * 1024 * 1024,
+        "a file a round wrote over this size is left out of its commit (and named in the Result)",
+        minimum=1,
+    ),
+    KeySpec(
         "permission_mode",
         "choice",
         "acceptEdits",
@@ -238,6 +245,7 @@ class Config:
     agent_command: str
     claude_path: str
     model: str
+    max_commit_file_bytes: int
     permission_mode: str
     allowed_tools: tuple[str, ...]
     disallowed_tools: tuple[str, ...]

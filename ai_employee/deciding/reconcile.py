@@ -29,9 +29,10 @@ from ..notes.notefile import NoteGone, NoteStore, Placed, Signature, note_from_b
 from ..notes.records import FINISHED, TaskRecords
 from ..notes.taskfile import TaskNote, held_reason
 from ..notes.vault import TRIGGER_FOLDERS, Folder, Vault
-from ..telling.notify import Event, Notice, Tell, ToldRefusals, fingerprint
+from ..telling.notify import Tell, ToldRefusals
 from . import planner
 from .intake import drop_candidates, take_drop
+from .refusals import Refusals
 from .steps import (
     CONTINUES,
     STEPS,
@@ -87,6 +88,11 @@ class Reconciler:
         return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
 
     @functools.cached_property
+    def refusals(self) -> Refusals:
+        """The refused notes (refusals.py), over this reconciler's index and hooks."""
+        return Refusals(self.vault, self.config, self.index, self.hooks, self.told)
+
+    @functools.cached_property
     def whose(self) -> Whose:
         """Whose note is this (whose.py), over this reconciler's index and records."""
         return Whose(self.vault, self.notes, self.index, self.records)
@@ -113,7 +119,7 @@ class Reconciler:
             seen.append(path)
             self.look(path)
         self.index.keep_only(seen)
-        self.told.keep_only(self.vault.rel(p) for p in self.index.refused)
+        self.refusals.keep_only_present()
         return len(seen)
 
     # --- one note ---------------------------------------------------------------------------
@@ -193,14 +199,12 @@ class Reconciler:
         try:
             note, seen = self._current(path, placed)
         except NoteRefused as err:
-            self._refuse(path, err.reason)
+            self.refusals.refuse(path, err.reason)
             return None
         except FileNotFoundError:
             self.index.forget(path)
             return None
-        if self.index.accept(path):
-            log.info("note accepted", target=self.vault.rel(path), result="refusal cleared")
-            self.told.forget(self.vault.rel(path))
+        self.refusals.readable(path)
         return note, seen
 
     def _step_or_wait(self, decided: Decided, edit: EditOf | None) -> Stepped | None:
@@ -209,7 +213,7 @@ class Reconciler:
         try:
             return self._step(decided, edit)
         except NoteRefused as err:
-            self._refuse(decided.path, err.reason)
+            self.refusals.refuse(decided.path, err.reason)
         except (NoteGone, FileNotFoundError):
             self.index.forget(decided.path)
         except LookLater:
@@ -309,28 +313,6 @@ class Reconciler:
             due=is_due(note.when("next_attempt_at"), self.now()),
             empty=note.empty,
         )
-
-    def _refuse(self, path: Path, reason: str) -> None:
-        try:
-            signature = signature_of(os.lstat(path))
-        except FileNotFoundError:
-            return
-        rel = self.vault.rel(path)
-        if self.index.refuse(path, signature, reason):
-            log.error(
-                "note refused",
-                action_type="refuse",
-                target=rel,
-                result="left untouched",
-                error=reason,
-            )
-        # Told once per note content: not again at a sweep, a rescan or a restart.
-        if self.hooks.wants(Event.NEEDS_ATTENTION) and self.told.first(
-            rel, fingerprint(path, reason, self.config.max_note_bytes)
-        ):
-            self.hooks.tell(
-                Notice(Event.NEEDS_ATTENTION, path, title=path.name, detail=f"refused: {reason}")
-            )
 
 
 def _held(note: TaskNote, stepped: Stepped) -> str | None:

@@ -43,6 +43,9 @@ OWNED_KEYS: tuple[str, ...] = (
     "rounds",
     "requested_tools",
     "granted_tools",
+    "base_commit",
+    "head_commit",
+    "changes",
 )
 """The closed list of frontmatter keys the service writes. Every other key is the person's."""
 

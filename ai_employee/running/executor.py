@@ -44,6 +44,7 @@ from .runrecords import RunJournal
 from .scheduler import RunRequest
 from .usage_limit import Pause
 from .verify import BadCheck, Check, check_for
+from .workrepo import WorkRepo
 
 log = structlog.get_logger(__name__)
 
@@ -229,7 +230,23 @@ class RunThread:
         def next_prompt(spec: RunSpec, failure: str) -> None:
             write_prompt(ctx.vault, ctx.agent, spec, claim.note, plan, failure)
 
-        return AttemptParts(ctx.agent, ctx.config, ctx.journal, transcript, self._stop, next_prompt)
+        repo = WorkRepo(
+            self.request.workdir,
+            claim.note.title,
+            self.task_id,
+            ctx.config.max_commit_file_bytes,
+        )
+        base = claim.note.meta.get("base_commit")
+        return AttemptParts(
+            ctx.agent,
+            ctx.config,
+            ctx.journal,
+            transcript,
+            self._stop,
+            next_prompt,
+            repo,
+            str(base) if isinstance(base, str) and base.strip() else None,
+        )
 
     def _follow_in_plan(self, where: Path, status: Status) -> None:
         """The plan's head follows the note to where its end put it. Here, not in the main

@@ -1,10 +1,14 @@
-"""One attempt of a task: the agent's rounds, and after each the task's check (verify.py).
+"""One attempt of a task: the agent's rounds, after each the task's check (verify.py), and the
+round's commit (workrepo.py).
 
 A task without a check is one round: the agent's outcome is the attempt's. With one, each round
 that succeeded is checked; a check that fails leaves the agent another round in the same session
 (claude `--resume <session_id>`; the command agent gets the failure in its prompt file), until
-the check passes or `max_rounds` is spent. Runs in the run's own thread (executor.RunThread),
-which owns everything it touches: the agent processes, the prompt file, the transcript.
+the check passes or `max_rounds` is spent. Each round's changes are committed in the work dir's
+repository once the round (and its check) is over, whatever its outcome but an interruption (the
+next start commits what it left); the attempt's outcome says what the task changed since its
+base. Runs in the run's own thread (executor.RunThread), which owns everything it touches: the
+agent processes, the prompt file, the transcript, the work dir's repository.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .verify import (
     failure_prompt,
     next_round,
 )
+from .workrepo import GitError, WorkRepo
 
 WritePrompt = Callable[[RunSpec, str], None]
 """Writes the next round's prompt file for this spec, with the failure's news (OSError)."""
@@ -44,6 +49,9 @@ class AttemptParts:
     transcript: Transcript
     stop: StopPipe
     write_prompt: WritePrompt
+    repo: WorkRepo
+    base: str | None
+    """The task's base commit as its note records it from an earlier attempt (None: none)."""
 
 
 class Attempt:
@@ -57,17 +65,35 @@ class Attempt:
     def run(self) -> Outcome:
         """The attempt's outcome: the agent's, or the check's verdict over its rounds, with
         the rounds' costs and turns summed. Never raises (as AgentProcess.run)."""
-        if isinstance(self.check, BadCheck):  # nothing runs: the note must be fixed first
-            self._note("error", error=str(self.check))
-            return Outcome(OutcomeKind.PERMANENT, error=f"{self.check}; fix it, then retry")
+        check = self.check
+        if isinstance(check, BadCheck):  # nothing runs: the note must be fixed first
+            self._note("error", error=str(check))
+            return Outcome(OutcomeKind.PERMANENT, error=f"{check}; fix it, then retry")
+        if self.spec.setup_error:  # no work dir or prompt: the attempt ends at once, saying so
+            return self._agent(self.spec)
+        try:
+            base = self.parts.repo.begin(self.parts.base)
+        except GitError as err:
+            self._note("error", error=str(err))
+            kind = OutcomeKind.PERMANENT if err.permanent else OutcomeKind.TRANSIENT
+            return Outcome(kind, error=str(err))
+        outcome = self._rounds(check)
+        if outcome.kind is OutcomeKind.INTERRUPTED:
+            return outcome
+        return self._with_changes(outcome, base)
+
+    def _rounds(self, check: Check | None) -> Outcome:
+        """Agent, check, commit, round after round, until the attempt has its outcome."""
         spec, rounds = self.spec, list[Round]()
         while True:
             number = len(rounds) + 1
             outcome = self._agent(spec)
-            check = self.check
-            if check is None:
-                return outcome
-            if outcome.kind is not OutcomeKind.SUCCESS:
+            if check is None or outcome.kind is not OutcomeKind.SUCCESS:
+                failed = self._commit(spec, number, outcome)
+                if failed is not None:
+                    return failed
+                if check is None:
+                    return outcome
                 rounds.append(Round(number, outcome.cost_usd, outcome.turns, None))
                 return _summed(outcome, rounds)
             checked = self._check(spec, check)
@@ -83,6 +109,9 @@ class Attempt:
                 error=result.error or None,
                 next=step.value,
             )
+            failed = self._commit(spec, number, outcome)
+            if failed is not None:
+                return _summed(failed, rounds)
             if step is Next.DONE:
                 return _summed(outcome, rounds)
             if step is Next.STOPPED:
@@ -96,6 +125,36 @@ class Attempt:
                     Outcome(OutcomeKind.TRANSIENT, error=spec.setup_error, result=outcome.result),
                     rounds,
                 )
+
+    def _commit(self, spec: RunSpec, number: int, outcome: Outcome) -> Outcome | None:
+        """The round's changes committed (None); or, when git fails, the attempt's outcome:
+        the work stays in the work dir, and the next attempt commits it first."""
+        if outcome.kind is OutcomeKind.INTERRUPTED:
+            return None  # the service stops: the next start commits what the round left
+        try:
+            committed = self.parts.repo.commit_round(spec.attempt, number)
+        except GitError as err:
+            self._note("error", error=str(err))
+            error = f"the round's work could not be committed: {err}"
+            return Outcome(OutcomeKind.TRANSIENT, error=error, result=outcome.result)
+        self._note(
+            "commit",
+            round=number,
+            sha=committed.sha,
+            left_out=list(committed.left_out) or None,
+            agent_commits=committed.agent_commits or None,
+        )
+        return None
+
+    def _with_changes(self, outcome: Outcome, base: str) -> Outcome:
+        """The outcome, with what the task changed since its base (said in the transcript)."""
+        try:
+            changes = self.parts.repo.changes(base)
+        except GitError as err:
+            self._note("error", error=str(err))
+            return outcome
+        self._note("changes", base=changes.base, head=changes.head, summary=changes.summary)
+        return dataclasses.replace(outcome, changes=changes)
 
     def _agent(self, spec: RunSpec) -> Outcome:
         parts = self.parts

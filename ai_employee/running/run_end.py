@@ -21,6 +21,7 @@ from ..notes.lifecycle import HOME, Status, check_transition
 from ..notes.vault import Folder
 from .agents.base import Outcome, OutcomeKind
 from .usage_limit import local_time
+from .workrepo import Changes
 
 RESULT_TAIL_CHARS = 4000
 """How much of the agent's last output the `## Result` section keeps."""
@@ -160,6 +161,8 @@ def decide_end(
     if outcome.session_id:
         changes["session_id"] = outcome.session_id
     changes["rounds"] = len(outcome.rounds) or None  # none: an earlier attempt's count goes
+    if outcome.changes is not None:
+        changes |= commit_keys(outcome.changes)
     run_number = attempts
     if kind in NOT_SPENT:
         attempts = max(0, attempts - 1)
@@ -260,6 +263,8 @@ def result_text(
     if error:
         lines += [f"Error: {error}", ""]
     lines += _rounds_text(outcome)
+    if outcome.changes is not None:
+        lines += changes_text(outcome.changes)
     if kind is OutcomeKind.ASKED and outcome.asked:
         lines.append("Asked for (an approval allows these rules, for this task only):")
         for ask in outcome.asked:
@@ -276,6 +281,41 @@ def result_text(
         lines += ["```text", tail, "```"]
     lines.append(f"Transcript: `Logs/tasks/{task_id}.jsonl`")
     return "\n".join(lines)
+
+
+def commit_keys(changes: Changes) -> dict[str, Any]:
+    """What the note records of the task's commits: its base, its head, what changed."""
+    return {"base_commit": changes.base, "head_commit": changes.head, "changes": changes.summary}
+
+
+MAX_FILES_LISTED = 50
+"""Changed files the `## Result` names; the rest are counted (the page shows them all)."""
+
+
+def changes_text(changes: Changes) -> list[str]:
+    """The `## Result`'s list of what the task changed, file by file, and what was left out."""
+    commits = f"{changes.commits} commit{'' if changes.commits == 1 else 's'}"
+    if changes.agent_commits:
+        commits += f", {changes.agent_commits} by the agent"
+    lines = [
+        f"Changed: {changes.summary} ({commits}; `git diff {changes.base[:12]} "
+        f"{changes.head[:12]}` in the work dir)",
+        "",
+    ]
+    for change in changes.files[:MAX_FILES_LISTED]:
+        counts = (
+            "binary"
+            if change.added is None or change.deleted is None
+            else f"+{change.added} -{change.deleted}"
+        )
+        lines.append(f"- {code(change.path)} {counts}")
+    more = len(changes.files) - MAX_FILES_LISTED
+    if more > 0:
+        lines.append(f"- … and {more} more")
+    if changes.left_out:
+        names = ", ".join(code(path) for path in changes.left_out)
+        lines += ["", f"Left out of the commits (over max_commit_file_bytes): {names}"]
+    return [*lines, ""]
 
 
 def _rounds_text(outcome: Outcome) -> list[str]:

@@ -34,7 +34,7 @@ class Check:
 
 
 def run_checks(config: Config, *, login_probe: bool = True) -> list[Check]:
-    checks = [*_vault_checks(config), *_inotify_checks()]
+    checks = [*_vault_checks(config), *_inotify_checks(), _git_check()]
     if config.agent == "claude" or config.planner == "claude":
         checks += _claude_checks(config, login_probe)
     if config.agent == "command":
@@ -169,6 +169,24 @@ def login_check(claude: str) -> Check:
             "check the API key, the network, and ANTHROPIC_BASE_URL",
         )
     return Check("ok", "claude is logged in and answers")
+
+
+def _git_check() -> Check:
+    """Every task's work dir is a git repository (each round a commit): git must be there."""
+    git = shutil.which("git")
+    if git is None:
+        return Check(
+            "fail",
+            "git not found: every task's work dir is a git repository",
+            "install git (apt install git, brew install git)",
+        )
+    try:
+        version = subprocess.run(
+            [git, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return Check("fail", f"git at {git} does not start: {err}", "reinstall git")
+    return Check("ok", f"{version or 'git'} at {git}")
 
 
 def _command_check(config: Config) -> Check:

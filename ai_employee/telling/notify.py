@@ -3,7 +3,7 @@
 
 The main loop tells (`Hooks.tell`, a `Notice`) where it decides: steps.hold and set_status (a
 task waits for a person's approval), steps.hold_copy (a copy held), steps.interrupted and
-`AfterRun.take` (a task failed, is done, or asks for a tool), `Reconciler._refuse` (a refused
+`AfterRun.take` (a task failed, is done, or asks for a tool), `Refusals.refuse` (a refused
 note, once per note content: `ToldRefusals`), `Pauses.began` (a usage limit holds the runs).
 One thread of its own, the hooks thread, runs the commands, one at a time, in the order told:
 argv from the key's command line with the agent contract's placeholders (commandline.py), no

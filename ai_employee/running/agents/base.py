@@ -8,6 +8,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..workrepo import Changes
+
 
 class OutcomeKind(StrEnum):
     """How a run ended, as far as retrying is concerned."""
@@ -154,6 +156,8 @@ class Outcome:
     """PAUSED: which limit ("5-hour limit")."""
     rounds: tuple[Round, ...] = ()
     """A checked task's rounds (empty without a `verify`); cost and turns are their sums."""
+    changes: Changes | None = None
+    """What the attempt's rounds changed in the work dir, committed (None: not known)."""
 
 
 class Agent(Protocol):

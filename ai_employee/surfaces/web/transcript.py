@@ -36,7 +36,7 @@ class Turn:
 
     kind: str
     """start, text, tool, result (a tool's), final (the run's result), end, error (a failed
-    result or end, or a note of ours), output."""
+    result or end, or a note of ours), commit (a round's commit, the task's changes), output."""
     text: str
     label: str = ""
     ts: str = ""
@@ -129,6 +129,19 @@ def turns_of(record: dict[str, Any]) -> list[Turn]:
         text = "passed" if passed else str(record.get("error") or "failed")
         label = f"check {'passed' if passed else 'failed'} · round {record.get('round')}"
         return [Turn("end", _cut(text), label, ts)]
+    if kind == "commit":  # a round's changes committed in the work dir (workrepo.py)
+        sha = str(record.get("sha") or "")
+        parts = [sha[:12] if sha else "nothing changed"]
+        if record.get("agent_commits"):
+            parts.append(f"{record['agent_commits']} commit(s) by the agent kept")
+        if isinstance(record.get("left_out"), list):
+            parts.append("left out (too big): " + ", ".join(map(str, record["left_out"])))
+        label = f"round {record.get('round')} committed" if sha else f"round {record.get('round')}"
+        return [Turn("commit", "; ".join(parts), label, ts)]
+    if kind == "changes":
+        base = str(record.get("base") or "")[:12]
+        text = f"{record.get('summary') or 'no change'} since {base}"
+        return [Turn("commit", text, "the task's changes", ts)]
     if kind == "round":
         resumed = " (same session)" if record.get("resume") else ""
         text = f"round {record.get('round')} of {record.get('of')}{resumed}"

@@ -1,0 +1,298 @@
+"""A task's work dir as a git repository: made one when it is not, a commit after each round,
+and what changed since the task began.
+
+Every apps/ work dir is a repository of its own: one that has none gets `git init`, an ignore
+list for dependency and build folders (in `.git/info/exclude`, not a file in the app) and a first
+commit of whatever was there. A repository that merely encloses the work dir (a clone of this
+project, a vault kept in git) is never committed into: the work dir gets its own. After each
+round the round's changes are committed (author and committer `ai-employee`, no hooks, no
+signing); commits the agent made itself are kept and counted; a round that changed nothing makes
+no commit; files over `max_commit_file_bytes` are left out and named.
+
+A round a crash cut short left its changes uncommitted: the next attempt commits them first,
+once, and a stale `index.lock` of a killed git is removed (nothing else runs git in the work dir
+between rounds). Everything is the git command line. Runs in the run's own thread
+(executor.RunThread), which owns the work dir while its task runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+GIT_TIMEOUT_SECONDS = 300.0
+"""A git command that takes longer is stopped (a work dir of millions of files)."""
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "ai-employee",
+    "GIT_AUTHOR_EMAIL": "ai-employee@localhost",
+    "GIT_COMMITTER_NAME": "ai-employee",
+    "GIT_COMMITTER_EMAIL": "ai-employee@localhost",
+}
+"""Who the service's commits are by (a person's own identity is never borrowed)."""
+
+QUIET_CONFIG = (
+    "-c", "commit.gpgsign=false",
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.autocrlf=false",
+    "-c", "init.defaultBranch=main",
+    "-c", "advice.detachedHead=false",
+    "-c", "core.untrackedCache=true",
+)  # fmt: skip
+"""The person's git configuration stands, but for what would stop or change our commits."""
+
+IGNORED = (
+    "node_modules/",
+    ".venv/",
+    "venv/",
+    "__pycache__/",
+    "*.pyc",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    "target/",
+    "dist/",
+    "build/",
+    ".gradle/",
+    ".next/",
+    ".cache/",
+    ".DS_Store",
+)
+"""Dependency and build folders left out of a new work dir's repository."""
+
+
+class GitError(Exception):
+    """git could not do what a round needs: the message says what and what to do."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        """Another attempt would fail the same way (git is not installed)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One file a task changed (`added`/`deleted` lines are None for a binary file)."""
+
+    path: str
+    added: int | None
+    deleted: int | None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a task changed in its work dir, from its base commit to its head."""
+
+    base: str
+    head: str
+    files: tuple[Change, ...] = ()
+    left_out: tuple[str, ...] = ()
+    """Files over max_commit_file_bytes, not committed."""
+    commits: int = 0
+    """Commits since the base (the service's rounds and the agent's own)."""
+    agent_commits: int = 0
+    """Of those, the ones the agent made itself."""
+
+    @property
+    def summary(self) -> str:
+        """`3 files, +40 -2` (the note's `changes`)."""
+        added = sum(c.added or 0 for c in self.files)
+        deleted = sum(c.deleted or 0 for c in self.files)
+        count = len(self.files)
+        return f"{count} file{'' if count == 1 else 's'}, +{added} -{deleted}"
+
+
+@dataclass(frozen=True)
+class Committed:
+    """One round's commit: its sha (None: the round changed nothing), what it left out, and
+    how many commits the agent made itself during the round."""
+
+    sha: str | None
+    left_out: tuple[str, ...] = ()
+    agent_commits: int = 0
+
+
+class WorkRepo:
+    """One task's work dir as a repository (see the module docstring). One thread."""
+
+    def __init__(
+        self, workdir: Path, title: str, task_id: str, max_file_bytes: int, git: str = "git"
+    ) -> None:
+        self.workdir = workdir
+        self.title = title
+        self.task_id = task_id
+        self.max_file_bytes = max_file_bytes
+        self.git = git
+        self._head: str | None = None
+        """HEAD after our last commit (commits past it in the next round are the agent's)."""
+        self._agent_commits = 0
+        self._left_out: dict[str, None] = {}
+
+    # --- the attempt's start ----------------------------------------------------------------
+
+    def begin(self, base: str | None) -> str:
+        """Ready the work dir for an attempt; returns the task's base commit. `base`: the one
+        its note records from an earlier attempt (then what is found uncommitted is what a
+        round cut short left, and is committed as that round's); without one, what is found is
+        how the work dir was before the task, and the base is a commit of it."""
+        if shutil.which(self.git) is None:
+            raise GitError(
+                f"git is not installed ({self.git!r} is not on PATH): every task's work dir is "
+                "a git repository; install git (apt install git, brew install git), then retry",
+                permanent=True,
+            )
+        if not (self.workdir / ".git").exists():  # none of its own (one may enclose it)
+            self._run("init", "-q")
+            (self.workdir / ".git" / "info").mkdir(parents=True, exist_ok=True)
+            (self.workdir / ".git" / "info" / "exclude").write_text(
+                "# ai-employee: dependency and build folders stay out of the task's commits\n"
+                + "\n".join(IGNORED)
+                + "\n"
+            )
+        self._remove_stale_lock()
+        found = "before this task" if base is None else "when an earlier round was cut short"
+        message = f"{self.title}\n\nThe work dir as found {found} (task {self.task_id})."
+        head = self._head_or_none()
+        committed = self._commit(message, head, allow_empty=head is None)
+        self._head = committed.sha or head
+        if self._head is None:  # cannot be: a first commit is made above
+            raise GitError(f"git in {self.workdir} has no commit after committing")
+        if base is not None and self._is_commit(base):
+            return base
+        return self._head
+
+    # --- after each round -------------------------------------------------------------------
+
+    def commit_round(self, attempt: int, number: int) -> Committed:
+        """Commit what the round changed (the agent's own commits kept and counted)."""
+        self._remove_stale_lock()
+        head = self._rev("HEAD")
+        agent = self._count(self._head, head) if self._head and self._head != head else 0
+        self._agent_commits += agent
+        message = f"{self.title}\n\nTask {self.task_id}, attempt {attempt}, round {number}."
+        committed = self._commit(message, head)
+        self._head = committed.sha or head
+        return Committed(committed.sha, committed.left_out, agent)
+
+    # --- what changed -----------------------------------------------------------------------
+
+    def changes(self, base: str) -> Changes:
+        """What the task changed, from `base` to HEAD."""
+        head = self._head or self._rev("HEAD")
+        files = []
+        numstat = self._run("diff", "--numstat", "-z", "--no-renames", base, head).stdout
+        for record in numstat.split("\0"):
+            if not record:
+                continue
+            added, deleted, path = record.split("\t", 2)
+            files.append(
+                Change(
+                    path,
+                    int(added) if added.isdigit() else None,
+                    int(deleted) if deleted.isdigit() else None,
+                )
+            )
+        return Changes(
+            base,
+            head,
+            tuple(files),
+            tuple(self._left_out),
+            self._count(base, head),
+            self._agent_commits,
+        )
+
+    # --- git --------------------------------------------------------------------------------
+
+    def _commit(self, message: str, parent: str | None, *, allow_empty: bool = False) -> Committed:
+        """Stage what changed but files over the size limit (the paths `git status` names: no
+        second scan of the work dir), and commit it (plumbing: no third); None when nothing
+        changed."""
+        changed, big = self._changed()
+        self._left_out.update(dict.fromkeys(big))
+        wanted = [path for path in changed if path not in big]
+        if wanted:
+            self._run(
+                "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-",
+                "--pathspec-file-nul", stdin="\0".join(wanted),
+            )  # fmt: skip
+        elif not allow_empty and (not changed or not self._staged()):
+            return Committed(None, tuple(big))  # (only big files: the agent may have staged some)
+        tree = self._run("write-tree").stdout.strip()
+        parents = ["-p", parent] if parent else []
+        sha = self._run("commit-tree", tree, *parents, "-m", message).stdout.strip()
+        self._run("update-ref", "-m", f"ai-employee: {self.task_id}", "HEAD", sha)
+        return Committed(sha, tuple(big))
+
+    def _changed(self) -> tuple[list[str], list[str]]:
+        """The paths that changed (new, modified, deleted, both sides of a rename: one `git
+        status`), and those over max_commit_file_bytes (never committed)."""
+        listed = self._run("status", "--porcelain=v1", "-z", "--untracked-files=all").stdout
+        changed: list[str] = []
+        big = []
+        records = iter(listed.split("\0"))
+        for record in records:
+            if len(record) < 4:
+                continue
+            state, path = record[:2], record[3:]
+            changed.append(path)
+            if "R" in state or "C" in state:
+                changed.append(next(records, ""))  # the source path of a rename or copy
+            try:
+                size = (self.workdir / path).lstat().st_size
+            except OSError:
+                continue
+            if size > self.max_file_bytes:
+                big.append(path)
+        return [path for path in changed if path], big
+
+    def _staged(self) -> bool:
+        return self._run("diff", "--cached", "--quiet", check=False).returncode != 0
+
+    def _remove_stale_lock(self) -> None:
+        """A git killed mid-command (a crash, a stopped agent) leaves `index.lock`; nothing
+        runs git here between rounds, so it is stale."""
+        (self.workdir / ".git" / "index.lock").unlink(missing_ok=True)
+
+    def _head_or_none(self) -> str | None:
+        done = self._run("rev-parse", "-q", "--verify", "HEAD", check=False)
+        return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+    def _is_commit(self, rev: str) -> bool:
+        done = self._run("cat-file", "-e", f"{rev}^{{commit}}", check=False)
+        return done.returncode == 0
+
+    def _rev(self, rev: str) -> str:
+        return self._run("rev-parse", "--verify", rev).stdout.strip()
+
+    def _count(self, since: str, until: str) -> int:
+        return int(self._run("rev-list", "--count", f"{since}..{until}").stdout.strip() or 0)
+
+    def _run(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | IDENTITY
+        env["GIT_TERMINAL_PROMPT"] = "0"
+        try:
+            done = subprocess.run(
+                [self.git, *QUIET_CONFIG, "-C", str(self.workdir), *args],
+                capture_output=True,
+                text=True,
+                errors="surrogateescape",
+                env=env,
+                input=stdin if stdin is not None else "",
+                timeout=GIT_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except FileNotFoundError as err:
+            raise GitError(
+                f"git is not installed: {err}; install git, then retry", permanent=True
+            ) from err
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise GitError(f"git {args[0]} in {self.workdir} failed: {err}") from err
+        if check and done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise GitError(f"git {args[0]} in {self.workdir} failed: {why}")
+        return done
