@@ -497,3 +497,17 @@ def test_the_badge_links_to_the_first_column_that_needs_a_person(
     page = client.get("/").text
     assert 'data-column="failed" id="needs-you"' in page
     assert page.count('id="needs-you"') == 1
+
+
+def test_work_under_review_offers_accept_and_reject_and_accept_is_done(
+    vault: Vault, client: TestClient
+) -> None:
+    write(vault, Folder.PENDING_APPROVAL, "R.md", task_text("R", "rrrrrrrr", "in_review"))
+    wait_for(lambda: in_column(client, "waiting") == ["R"], what="the card waiting for you")
+    card = client.get("/").text.split('data-ref="rrrrrrrr"', 1)[1].split("</article>", 1)[0]
+    assert 'data-act="accept"' in card and 'data-act="reject"' in card
+    assert 'data-act="approve"' not in card, "work under review is accepted, not approved"
+    assert board(client)["needs_you"] == 1
+    done = act(client, "accept", "rrrrrrrr")
+    assert done.status_code == 303 and "in_review+-%3E+done" in done.headers["location"]
+    assert note(vault.folder(Folder.DONE) / "R.md").meta["status"] == "done"

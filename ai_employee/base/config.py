@@ -205,6 +205,12 @@ TYPE_OVERRIDE_KEYS: Mapping[str, KeySpec] = {
     ),
     "verify_timeout_seconds": KEYS_BY_NAME["verify_timeout_seconds"],
     "max_rounds": KEYS_BY_NAME["max_rounds"],
+    "review": KeySpec(
+        "review",
+        "bool",
+        False,
+        "a person reviews this type's work before it is done (a note's `review:` wins)",
+    ),
 }
 """Keys a `[types.NAME]` table may set for one task type."""
 
@@ -224,6 +230,7 @@ class TypeConfig:
     verify: str | None = None
     verify_timeout_seconds: float | None = None
     max_rounds: int | None = None
+    review: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +291,13 @@ class Config:
         return (
             task_type not in self.auto_execute_types or self.for_type(task_type).requires_approval
         )
+
+    def review_for(self, task_type: str, asked: bool | None) -> bool:
+        """Whether a person reviews a task's work before it is done: its note's `review:`
+        (`asked`) when it says, else its type's, else no."""
+        if asked is not None:
+            return asked
+        return bool(self.for_type(task_type).review)
 
     def timeout_for(self, task_type: str) -> float:
         override = self.for_type(task_type).task_timeout_seconds

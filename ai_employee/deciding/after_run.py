@@ -31,8 +31,13 @@ from .reconcile import Reconciler
 
 log = structlog.get_logger(__name__)
 
-TOLD_ENDS = {Status.DONE: Event.DONE, Status.FAILED: Event.FAILED}
-"""The ends of a run a person is told of (a cancel is theirs; a retry is not news)."""
+TOLD_ENDS = {
+    Status.DONE: Event.DONE,
+    Status.FAILED: Event.FAILED,
+    Status.IN_REVIEW: Event.PENDING_APPROVAL,
+}
+"""The ends of a run a person is told of (a cancel is theirs; a retry is not news; work that
+waits for their review is an approval they owe)."""
 
 
 @dataclass

@@ -312,7 +312,17 @@ class Reconciler:
             running=running,
             due=is_due(note.when("next_attempt_at"), self.now()),
             empty=note.empty,
+            work_to_put_back=_work_to_put_back(
+                note, self.config.review_for(task_type, note.review)
+            ),
         )
+
+
+def _work_to_put_back(note: TaskNote, reviewed: bool) -> bool:
+    """Reviewed work a person rejected whose commits the note records, not yet put back."""
+    meta = note.meta
+    recorded = all(isinstance(meta.get(k), str) and meta[k] for k in ("base_commit", "head_commit"))
+    return reviewed and note.status is Status.REJECTED and recorded and not meta.get("put_back")
 
 
 def _held(note: TaskNote, stepped: Stepped) -> str | None:

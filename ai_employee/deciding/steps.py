@@ -37,6 +37,7 @@ from ..notes.vault import Folder, Vault, workdir_for
 from ..running.run_end import RetryPolicy, decide_interrupted
 from ..running.scheduler import RunRequest
 from ..running.verify import done_when
+from ..running.workrepo import GitError, WorkRepo
 from ..telling.notify import Event, Notice, Tell
 from . import planner
 
@@ -56,6 +57,9 @@ class Runs(Protocol):
 
     def stop(self, task_id: str) -> None:
         """A person ended a running task: stop its agent."""
+
+    def workdir_busy(self, workdir: Path) -> bool:
+        """Whether a run works in this work dir now."""
 
 
 class LookLater(Exception):
@@ -425,6 +429,37 @@ def move(ctx: StepContext, d: Decided) -> Stepped:
     return Stepped(moved, placed)
 
 
+def accept(ctx: StepContext, d: Decided) -> Stepped:
+    """ACCEPT: a person accepted the work under review: done, to Done/ (the audit log says
+    who and when)."""
+    changes = {**d.id_changes, "status": Status.DONE}
+    audit = ("accepted", {"approval_status": "accepted", "approved_by": ctx.actor})
+    placed = _write(ctx, d.path, changes, d.task_id, audit)
+    moved = _move(ctx, d.path, Folder.DONE, d.task_id, "accepted", Status.DONE)
+    _tell(ctx, Event.DONE, d, moved, "accepted after review")
+    return Stepped(moved, placed)
+
+
+def put_back(ctx: StepContext, d: Decided) -> Stepped:
+    """PUT_BACK: a person rejected the work under review: its work dir as it was before the
+    task, the task's commits kept under a ref; or left as it is, saying why (another task ran
+    there since, one runs there now, changes not committed). Once: `put_back` says which."""
+    base, head = str(d.note.meta.get("base_commit")), str(d.note.meta.get("head_commit"))
+    ref = f"refs/ai-employee/rejected/{d.task_id}"
+    try:
+        workdir = workdir_of(ctx.config, d.note, d.task_id)
+        if ctx.runs.workdir_busy(workdir):
+            said = "left as it is: a task runs in its work dir now"
+        else:
+            repo = WorkRepo(workdir, d.note.title, d.task_id, ctx.config.max_commit_file_bytes)
+            said = repo.put_back(base, head, ref)
+    except (GitError, NoteRefused) as err:
+        said = f"left as it is: {err}"
+    audit = ("work put back", {"result": said})
+    placed = _write(ctx, d.path, {**d.id_changes, "put_back": said}, d.task_id, audit)
+    return Stepped(d.path, placed)
+
+
 STEPS: Mapping[Action, StepFn] = {
     Action.NOTHING: leave,
     Action.WAIT: leave,
@@ -437,6 +472,8 @@ STEPS: Mapping[Action, StepFn] = {
     Action.SET_STATUS: set_status,
     Action.HOLD: hold,
     Action.MOVE: move,
+    Action.ACCEPT: accept,
+    Action.PUT_BACK: put_back,
 }
 """The step for each action of lifecycle.decide (every action has one: tested)."""
 

@@ -31,6 +31,10 @@ class Status(StrEnum):
     """A person approved it; the service records it and runs it."""
     EXECUTING = "executing"
     """Claimed: an agent run was started for it."""
+    IN_REVIEW = "in_review"
+    """Its run succeeded and is committed; it waits in Pending_Approval/ for a person's review
+    (`review:`): accepted, it is done; changes requested, it runs again; rejected, its work
+    dir is put back."""
     DONE = "done"
     """Finished successfully, in Done/."""
     FAILED = "failed"
@@ -67,6 +71,7 @@ HOME: dict[Status, Folder] = {
     Status.FAILED: Folder.FAILED,
     Status.REJECTED: Folder.REJECTED,
     Status.PENDING_APPROVAL: Folder.PENDING_APPROVAL,
+    Status.IN_REVIEW: Folder.PENDING_APPROVAL,
 }
 """Where a note with this status belongs (others live in Needs_Action)."""
 
@@ -90,6 +95,11 @@ class Action(StrEnum):
     """Set the status the rule names, then decide again."""
     MOVE = "move"
     """Move it to its status's folder (finishes a move a crash interrupted)."""
+    ACCEPT = "accept"
+    """Record a person's acceptance of the work under review: done, to Done/."""
+    PUT_BACK = "put_back"
+    """A person rejected the work under review: its work dir as it was before the task, the
+    task's commits kept under a ref the note names (once)."""
     STOP = "stop"
     """Stop its run (a person cancelled, rejected or ended it); the run's end moves the note."""
     INTERRUPTED = "interrupted"
@@ -119,6 +129,8 @@ class Facts:
     empty: bool = False
     refused: str | None = None
     """Why the note cannot be trusted, if it cannot."""
+    work_to_put_back: bool = False
+    """Reviewed work (`review:`) whose commits are recorded and not yet put back or kept."""
 
 
 @dataclass(frozen=True)
@@ -154,12 +166,17 @@ def _not_due(f: Facts) -> bool:
     return not f.due
 
 
+def _put_back(f: Facts) -> bool:
+    return f.work_to_put_back
+
+
 _CONDITION_TEXT: dict[Condition, str] = {
     _always: "",
     _running: "ours and running",
     _unapproved: "type needs approval and none is recorded",
     _unplanned: "no plan yet (or the body changed since)",
     _not_due: "`next_attempt_at` not reached",
+    _put_back: "reviewed work not put back yet",
 }
 
 
@@ -200,7 +217,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         _NA,
-        {None, S.NEW, S.PLANNED, S.APPROVED, S.PENDING_APPROVAL},
+        {None, S.NEW, S.PLANNED, S.APPROVED, S.PENDING_APPROVAL, S.IN_REVIEW},
         Action.SET_STATUS,
         "it runs: a stale copy wrote an old status back; ours is restored",
         when=_running,
@@ -264,10 +281,18 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(_NA, {S.APPROVED}, Action.PLAN, "plan it", when=_unplanned, status=S.PLANNED),
     _rule(_NA, {S.APPROVED}, Action.SET_STATUS, "as planned", status=S.PLANNED),
+    _rule(
+        _NA,
+        {S.IN_REVIEW},
+        Action.MOVE,
+        "back to Pending_Approval/: it waits for a person's review",
+        to=_PA,
+    ),
     _rule(_NA, {S.DONE, S.CANCELLED}, Action.MOVE, "finish the move to Done/", to=Folder.DONE),
     _rule(_NA, {S.FAILED}, Action.MOVE, "finish the move to Failed/", to=Folder.FAILED),
     _rule(_NA, {S.REJECTED}, Action.MOVE, "finish the move to Rejected/", to=_RJ),
     _rule(_PA, {S.PENDING_APPROVAL}, Action.WAIT, "wait for a person"),
+    _rule(_PA, {S.IN_REVIEW}, Action.WAIT, "wait for a person's review"),
     _rule(
         _PA,
         {S.APPROVED},
@@ -289,12 +314,27 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         _AP,
+        {S.IN_REVIEW},
+        Action.ACCEPT,
+        "a person accepted the work: done, to Done/",
+        status=S.DONE,
+        to=Folder.DONE,
+    ),
+    _rule(
+        _AP,
         _ANY - {S.DRAFT},
         Action.APPROVE,
         "a person's approval: record it, plan it if never planned, "
         "back to Needs_Action as planned, run",
         status=S.PLANNED,
         to=_NA,
+    ),
+    _rule(
+        _RJ,
+        {S.REJECTED},
+        Action.PUT_BACK,
+        "put its work dir back as before the task, its commits kept under a ref",
+        when=_put_back,
     ),
     _rule(_RJ, {S.REJECTED}, Action.NOTHING, "rejected"),
     _rule(
@@ -337,8 +377,9 @@ TRANSITIONS: dict[Status | None, frozenset[Status]] = {
         {S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.REJECTED, S.CANCELLED, S.EXECUTING}
     ),
     S.EXECUTING: frozenset(
-        {S.DONE, S.FAILED, S.PLANNED, S.CANCELLED, S.PENDING_APPROVAL, S.REJECTED}
+        {S.DONE, S.FAILED, S.PLANNED, S.CANCELLED, S.PENDING_APPROVAL, S.REJECTED, S.IN_REVIEW}
     ),
+    S.IN_REVIEW: frozenset({S.DONE, S.PLANNED, S.REJECTED, S.CANCELLED, S.EXECUTING}),
     S.DONE: frozenset({S.PLANNED, S.REJECTED}),
     S.FAILED: frozenset({S.PLANNED, S.REJECTED}),
     S.CANCELLED: frozenset({S.PLANNED, S.REJECTED}),
@@ -361,7 +402,8 @@ def check_transition(old: Status | None, new: Status, task_id: str) -> None:
 
 COMMAND_FROM: dict[str, frozenset[Status | None]] = {
     "approve": frozenset({None, S.NEW, S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.REJECTED}),
-    "reject": frozenset({None, S.NEW, S.PLANNED, S.PENDING_APPROVAL, S.APPROVED}),
+    "reject": frozenset({None, S.NEW, S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.IN_REVIEW}),
+    "accept": frozenset({S.IN_REVIEW}),
     "retry": frozenset({S.FAILED, S.CANCELLED}),
     "cancel": frozenset({None, S.NEW, S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.EXECUTING}),
 }

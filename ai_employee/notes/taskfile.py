@@ -46,6 +46,7 @@ OWNED_KEYS: tuple[str, ...] = (
     "base_commit",
     "head_commit",
     "changes",
+    "put_back",
 )
 """The closed list of frontmatter keys the service writes. Every other key is the person's."""
 
@@ -138,6 +139,16 @@ class TaskNote:
     @property
     def requires_approval(self) -> bool:
         raw = self.meta.get("requires_approval")
+        if isinstance(raw, str):
+            return raw.strip().lower() in ("true", "yes", "1", "on")
+        return bool(raw)
+
+    @property
+    def review(self) -> bool | None:
+        """The person's `review:` (None: the note does not say; its type decides)."""
+        raw = self.meta.get("review")
+        if raw is None or raw == "":
+            return None
         if isinstance(raw, str):
             return raw.strip().lower() in ("true", "yes", "1", "on")
         return bool(raw)

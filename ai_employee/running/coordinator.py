@@ -144,6 +144,10 @@ class RunCoordinator:
             )
             running.run.stop()
 
+    def workdir_busy(self, workdir: Path) -> bool:
+        """Whether a live agent of ours works in this work dir now."""
+        return any(r.workdir == workdir and not r.agent_gone for r in self.running.values())
+
     def interrupt_all(self) -> None:
         """Shutdown: every live agent is stopped; its note stays `executing` (retried later)."""
         for running in self.running.values():

@@ -412,6 +412,7 @@ def concluded(
         duration_s=duration,
         policy=RetryPolicy.of(config),
         now=now,
+        review=config.review_for(note.task_type or config.default_type, note.review),
     )
     return end, edit_note_text(text, {**restored, **end.changes}, end.result)
 

@@ -85,6 +85,8 @@ class RunEnd:
     def said(self) -> str:
         """What became of the task, in words a person reads (Dashboard.md's Recent list;
         `error` says why a failed task failed, and how to try again)."""
+        if self.status is Status.IN_REVIEW:
+            return "done; waits for a person's review"
         return _SAID[self.kind]
 
     @property
@@ -129,8 +131,10 @@ def decide_end(
     duration_s: float,
     policy: RetryPolicy,
     now: datetime,
+    review: bool = False,
 ) -> RunEnd:
-    """The end of a run, decided on the note as it is now (`status`, `attempts`).
+    """The end of a run, decided on the note as it is now (`status`, `attempts`); `review`: a
+    person reviews the task's work before it is done (it then waits for them, `in_review`).
 
     A person who cancelled or rejected the task while it ran wins over what the agent reported;
     a transient failure on the last attempt fails the task; our own shutdown leaves the note
@@ -153,26 +157,33 @@ def decide_end(
             f"{outcome.error} (attempt {attempts} of {policy.max_attempts}; "
             "`ai-employee retry` to try again)"
         )
-    changes: dict[str, Any] = {
-        "duration_s": round(duration_s, 3),
-        "exit_code": outcome.exit_code,
-        "cost_usd": outcome.cost_usd,
-    }
-    if outcome.session_id:
-        changes["session_id"] = outcome.session_id
-    changes["rounds"] = len(outcome.rounds) or None  # none: an earlier attempt's count goes
-    if outcome.changes is not None:
-        changes |= commit_keys(outcome.changes)
+    changes = _run_keys(outcome, duration_s)
     run_number = attempts
     if kind in NOT_SPENT:
         attempts = max(0, attempts - 1)
         changes["attempts"] = attempts
-    new, folder, keys, error = _where_it_goes(kind, status, outcome, error, attempts, policy, now)
+    ends = _where_it_goes(kind, status, outcome, error, attempts, policy, now, review)
+    new, folder, keys, error = ends
     changes |= keys
     if status is not None and new is not status:
         check_transition(status, new, task_id)
-    result = result_text(kind, outcome, error, duration_s, run_number, task_id)
+    result = result_text(kind, outcome, error, duration_s, run_number, task_id, new)
     return RunEnd(kind, new, changes, result, folder, error, attempts)
+
+
+def _run_keys(outcome: Outcome, duration_s: float) -> dict[str, Any]:
+    """The keys every recorded run writes: its figures, its session, its rounds, its commits."""
+    keys: dict[str, Any] = {
+        "duration_s": round(duration_s, 3),
+        "exit_code": outcome.exit_code,
+        "cost_usd": outcome.cost_usd,
+        "rounds": len(outcome.rounds) or None,  # none: an earlier attempt's count goes
+    }
+    if outcome.session_id:
+        keys["session_id"] = outcome.session_id
+    if outcome.changes is not None:
+        keys |= commit_keys(outcome.changes)
+    return keys
 
 
 def _where_it_goes(
@@ -183,6 +194,7 @@ def _where_it_goes(
     attempts: int,
     policy: RetryPolicy,
     now: datetime,
+    review: bool,
 ) -> tuple[Status, Folder | None, dict[str, Any], str]:
     """The status, folder and keys of each kind of end (`kind` as decide_end settled it), and
     the error as the note says it."""
@@ -195,8 +207,9 @@ def _where_it_goes(
         until = max(outcome.resets_at or now, now)
         error = f"{paused_until(until, outcome.limit, now)}; no attempt spent"
         keys |= {"error": error, "next_attempt_at": until}
-    elif kind is OutcomeKind.SUCCESS:
-        new, folder = Status.DONE, HOME[Status.DONE]
+    elif kind is OutcomeKind.SUCCESS:  # done, or first a person's review of the work
+        new = Status.IN_REVIEW if review else Status.DONE
+        folder = HOME[new]
         keys |= {"completed_at": now, "error": None}
     elif kind is OutcomeKind.CANCELLED:
         new = Status.REJECTED if status is Status.REJECTED else Status.CANCELLED
@@ -247,8 +260,10 @@ def result_text(
     duration_s: float,
     attempts: int,
     task_id: str,
+    status: Status | None = None,
 ) -> str:
-    """The `## Result` section: the facts in one line, the error, the agent's last output."""
+    """The `## Result` section: the facts in one line, the error, what changed, what a person
+    may do next, the agent's last output."""
     spent = " (not spent)" if kind in NOT_SPENT else ""
     facts = [f"**{kind.value}**", f"attempt {attempts}{spent}", f"{duration_s:.1f} s"]
     if outcome.exit_code is not None:
@@ -265,6 +280,13 @@ def result_text(
     lines += _rounds_text(outcome)
     if outcome.changes is not None:
         lines += changes_text(outcome.changes)
+    if status is Status.IN_REVIEW:
+        lines += [
+            "Waits for your review: accept it (move the note to Approved/, or "
+            f"`ai-employee accept {task_id}`), or reject it (move it to Rejected/: its work "
+            "dir is put back as it was before the task, its commits kept).",
+            "",
+        ]
     if kind is OutcomeKind.ASKED and outcome.asked:
         lines.append("Asked for (an approval allows these rules, for this task only):")
         for ask in outcome.asked:

@@ -204,6 +204,26 @@ class WorkRepo:
             self._agent_commits,
         )
 
+    # --- a person rejected the work ---------------------------------------------------------
+
+    def put_back(self, base: str, head: str, ref: str) -> str:
+        """The work dir as it was at `base`, the task's commits (to `head`) kept under `ref`,
+        when nothing happened there since the task; what was done, in words."""
+        if not self._is_commit(base) or not self._is_commit(head):
+            return "left as it is: its commits are not in the work dir's repository"
+        current = self._head_or_none()
+        if current != head:
+            return (
+                f"left as it is: the work dir moved on since the task ({(current or '-')[:12]} "
+                f"is not its {head[:12]}); its changes are `git diff {base[:12]} {head[:12]}`"
+            )
+        changed, _ = self._changed()
+        if changed:
+            return "left as it is: it has changes not committed since the task"
+        self._run("update-ref", "-m", f"ai-employee: rejected {self.task_id}", ref, head)
+        self._run("reset", "-q", "--hard", base)
+        return f"put back to {base[:12]}; the task's commits are kept at {ref}"
+
     # --- git --------------------------------------------------------------------------------
 
     def _commit(self, message: str, parent: str | None, *, allow_empty: bool = False) -> Committed:

@@ -421,6 +421,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("approve", "approve a task (a person's approval, recorded)", _edit, (TASK, JSON)),
     Command("reject", "reject a task (to Rejected/)", _edit, (TASK, JSON)),
+    Command("accept", "accept a task's work under review (to Done/)", _edit, (TASK, JSON)),
     Command("retry", "put a failed or cancelled task back as planned", _edit, (TASK, JSON)),
     Command("cancel", "cancel a queued or running task", _edit, (TASK, JSON)),
     Command(

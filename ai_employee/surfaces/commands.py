@@ -193,6 +193,12 @@ def approve(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime
     )
 
 
+def accept(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
+    """A person accepted the work under review (`in_review`): done, to Done/."""
+    found = find_task(vault, config, ref)
+    return _edit(vault, config, "accept", found, Status.DONE, {}, Folder.DONE, actor)
+
+
 def reject(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
     found = find_task(vault, config, ref)
     return _edit(vault, config, "reject", found, Status.REJECTED, {}, Folder.REJECTED, actor)
@@ -266,8 +272,8 @@ def _edit(
         target=vault.rel(path),
         task_id=task_id,
         parameters={"from": note.status.value if note.status else None, "to": new.value},
-        approval_status="approved" if command == "approve" else None,
-        approved_by=actor if command == "approve" else None,
+        approval_status={"approve": "approved", "accept": "accepted"}.get(command),
+        approved_by=actor if command in ("approve", "accept") else None,
         result="ok",
         **logged,
     )

@@ -76,7 +76,7 @@ def render(state: DashboardState) -> str:
         ),
         ("Running", state.running, "Nothing runs."),
         ("Queue", state.queued, "Empty."),
-        ("Waiting for approval", state.waiting_approval, "None."),
+        ("Waiting for you (approval or review)", state.waiting_approval, "None."),
         ("Recent", state.recent, "Nothing yet."),
     ):
         out += [f"## {heading}", ""]

@@ -44,7 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...base.config import Config
 from ...base.errors import AiEmployeeError, NoteRefused
 from ...base.logs import os_user
-from ...notes.lifecycle import Priority
+from ...notes.lifecycle import Priority, Status
 from ...notes.notefile import peek_note
 from ...notes.taskfile import RESULT_HEADING, TaskNote
 from ...notes.vault import Folder, Vault, workdir_for
@@ -65,11 +65,13 @@ KEEPALIVE_SECONDS = 15.0
 """An SSE comment this often keeps proxies and the browser from closing a quiet stream."""
 
 MAX_PLAN_BYTES = 1_048_576
-ACTIONS = ("approve", "reject", "retry", "cancel")
+ACTIONS = ("approve", "accept", "reject", "retry", "cancel")
 CONFIRM = {
     "cancel": "Its run, if one is going, is stopped, and the note goes to Done/ as cancelled "
     "(Retry brings it back).",
-    "reject": "The note goes to Rejected/; it does not run unless a person approves it later.",
+    "reject": "The note goes to Rejected/; it does not run unless a person approves it later. "
+    "Work under review is undone: its work dir is put back as it was before the task (the "
+    "task's commits are kept).",
 }
 """The acts asked once more before they are done (they end a task), and what they do."""
 
@@ -86,6 +88,16 @@ BUTTONS: dict[str, tuple[str, ...]] = {
     "done": (),
 }
 """Which acts each column's cards offer (the lifecycle table has the last word)."""
+
+REVIEW_BUTTONS = ("accept", "reject")
+"""What a card whose work waits for a person's review offers."""
+
+
+def acts_for(card: Card) -> tuple[str, ...]:
+    """The acts a card offers: its column's, or a review's."""
+    if card.status == Status.IN_REVIEW:
+        return REVIEW_BUTTONS
+    return BUTTONS.get(card.column, ())
 
 
 @dataclass(frozen=True)
@@ -115,7 +127,7 @@ def _templates(guard: Guard) -> Environment:
     env.filters["url"] = lambda v: quote(str(v), safe="")
     env.globals["csrf_field"] = CSRF_FIELD
     env.globals["csrf_token"] = guard.csrf_token
-    env.globals["buttons"] = BUTTONS
+    env.globals["acts_for"] = acts_for
     env.globals["priorities"] = [p.value for p in Priority]
     return env
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,61 +103,97 @@ def _stream_turns(message: dict[str, Any], ts: str) -> list[Turn]:
 
 def turns_of(record: dict[str, Any]) -> list[Turn]:
     """The turns one transcript line shows (none for stream-json bookkeeping)."""
-    kind = record.get("kind")
-    ts = str(record.get("ts") or "")
-    if kind == "start":
-        attempt = record.get("attempt")
-        resumed = " (resumed)" if record.get("resume") else ""
-        return [Turn("start", f"attempt {attempt}{resumed}", "run started", ts)]
-    if kind == "end":
-        outcome = str(record.get("outcome") or "")
-        parts = [OutcomeKind(outcome).said if outcome in _OUTCOMES else outcome]
-        if record.get("exit_code") is not None:
-            parts.append(f"exit {record['exit_code']}")
-        if isinstance(record.get("duration_s"), int | float):
-            parts.append(f"{record['duration_s']:.1f} s")
-        text = str(record.get("error") or "")
-        turn = "error" if outcome in FAILED_ENDS else "end"
-        return [Turn(turn, _cut(text), " · ".join(p for p in parts if p), ts)]
-    if kind == "error":
-        return [Turn("error", _cut(str(record.get("error") or "")), "error", ts)]
-    if kind == "check":  # a task's check started (verify)
-        argv = record.get("argv")
-        command = " ".join(str(a) for a in argv) if isinstance(argv, list) else ""
-        return [Turn("start", _cut(command), "check started", ts)]
-    if kind == "check_end":
-        passed = record.get("passed") is True
-        text = "passed" if passed else str(record.get("error") or "failed")
-        label = f"check {'passed' if passed else 'failed'} · round {record.get('round')}"
-        return [Turn("end", _cut(text), label, ts)]
-    if kind == "commit":  # a round's changes committed in the work dir (workrepo.py)
-        sha = str(record.get("sha") or "")
-        parts = [sha[:12] if sha else "nothing changed"]
-        if record.get("agent_commits"):
-            parts.append(f"{record['agent_commits']} commit(s) by the agent kept")
-        if isinstance(record.get("left_out"), list):
-            parts.append("left out (too big): " + ", ".join(map(str, record["left_out"])))
-        label = f"round {record.get('round')} committed" if sha else f"round {record.get('round')}"
-        return [Turn("commit", "; ".join(parts), label, ts)]
-    if kind == "changes":
-        base = str(record.get("base") or "")[:12]
-        text = f"{record.get('summary') or 'no change'} since {base}"
-        return [Turn("commit", text, "the task's changes", ts)]
-    if kind == "round":
-        resumed = " (same session)" if record.get("resume") else ""
-        text = f"round {record.get('round')} of {record.get('of')}{resumed}"
-        return [Turn("start", text, "next round: the check failed", ts)]
-    if kind == "out":
-        line = str(record.get("line") or "")
-        if line.startswith("{"):
-            try:
-                message = json.loads(line)
-            except ValueError:
-                message = None
-            if isinstance(message, dict) and "type" in message:
-                return _stream_turns(message, ts)
-        return [Turn("output", _cut(line), "", ts)] if line.strip() else []
-    return []
+    shown = _SHOWN.get(str(record.get("kind")))
+    return shown(record, str(record.get("ts") or "")) if shown is not None else []
+
+
+Record = dict[str, Any]
+
+
+def _start(record: Record, ts: str) -> list[Turn]:
+    resumed = " (resumed)" if record.get("resume") else ""
+    return [Turn("start", f"attempt {record.get('attempt')}{resumed}", "run started", ts)]
+
+
+def _end(record: Record, ts: str) -> list[Turn]:
+    outcome = str(record.get("outcome") or "")
+    parts = [OutcomeKind(outcome).said if outcome in _OUTCOMES else outcome]
+    if record.get("exit_code") is not None:
+        parts.append(f"exit {record['exit_code']}")
+    if isinstance(record.get("duration_s"), int | float):
+        parts.append(f"{record['duration_s']:.1f} s")
+    text = str(record.get("error") or "")
+    turn = "error" if outcome in FAILED_ENDS else "end"
+    return [Turn(turn, _cut(text), " · ".join(p for p in parts if p), ts)]
+
+
+def _error(record: Record, ts: str) -> list[Turn]:
+    return [Turn("error", _cut(str(record.get("error") or "")), "error", ts)]
+
+
+def _check(record: Record, ts: str) -> list[Turn]:
+    """A task's check started (verify)."""
+    argv = record.get("argv")
+    command = " ".join(str(a) for a in argv) if isinstance(argv, list) else ""
+    return [Turn("start", _cut(command), "check started", ts)]
+
+
+def _check_end(record: Record, ts: str) -> list[Turn]:
+    passed = record.get("passed") is True
+    text = "passed" if passed else str(record.get("error") or "failed")
+    label = f"check {'passed' if passed else 'failed'} · round {record.get('round')}"
+    return [Turn("end", _cut(text), label, ts)]
+
+
+def _commit(record: Record, ts: str) -> list[Turn]:
+    """A round's changes committed in the work dir (workrepo.py)."""
+    sha = str(record.get("sha") or "")
+    parts = [sha[:12] if sha else "nothing changed"]
+    if record.get("agent_commits"):
+        parts.append(f"{record['agent_commits']} commit(s) by the agent kept")
+    if isinstance(record.get("left_out"), list):
+        parts.append("left out (too big): " + ", ".join(map(str, record["left_out"])))
+    label = f"round {record.get('round')}" + (" committed" if sha else "")
+    return [Turn("commit", "; ".join(parts), label, ts)]
+
+
+def _changes(record: Record, ts: str) -> list[Turn]:
+    base = str(record.get("base") or "")[:12]
+    text = f"{record.get('summary') or 'no change'} since {base}"
+    return [Turn("commit", text, "the task's changes", ts)]
+
+
+def _round(record: Record, ts: str) -> list[Turn]:
+    resumed = " (same session)" if record.get("resume") else ""
+    text = f"round {record.get('round')} of {record.get('of')}{resumed}"
+    return [Turn("start", text, "next round: the check failed", ts)]
+
+
+def _out(record: Record, ts: str) -> list[Turn]:
+    """A line of the agent's output: a claude stream-json message, or text as it is."""
+    line = str(record.get("line") or "")
+    if line.startswith("{"):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and "type" in message:
+            return _stream_turns(message, ts)
+    return [Turn("output", _cut(line), "", ts)] if line.strip() else []
+
+
+_SHOWN: dict[str, Callable[[Record, str], list[Turn]]] = {
+    "start": _start,
+    "end": _end,
+    "error": _error,
+    "check": _check,
+    "check_end": _check_end,
+    "commit": _commit,
+    "changes": _changes,
+    "round": _round,
+    "out": _out,
+}
+"""How each kind of transcript line is shown (the run's own lines and the agent's output)."""
 
 
 def read_from(path: Path, offset: int) -> tuple[list[Turn], int]:

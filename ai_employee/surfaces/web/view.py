@@ -38,7 +38,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("new", "New", frozenset({Status.NEW, Status.DRAFT, Status.APPROVED})),
     Column("planned", "Planned", frozenset({Status.PLANNED})),
     Column("running", "Running", frozenset({Status.EXECUTING})),
-    Column("waiting", "Waiting for approval", frozenset({Status.PENDING_APPROVAL})),
+    Column("waiting", "Waiting for you", frozenset({Status.PENDING_APPROVAL, Status.IN_REVIEW})),
     Column("done", "Done", frozenset({Status.DONE})),
     Column("failed", "Failed", frozenset({Status.FAILED})),
     Column("cancelled", "Cancelled", frozenset({Status.CANCELLED})),
