@@ -44,7 +44,7 @@ def test_every_command_in_the_docs_exists_and_runs(doc: str) -> None:
     known = _subcommands()
     # Commands as docs show them: in `code` or code blocks, optionally after --vault PATH.
     code = "\n".join(re.findall(r"`[^`\n]+`|```.*?```", text, re.DOTALL))
-    used = set(re.findall(r"ai-employee(?: --vault [^ `]+)? ([a-z]+)", code))
+    used = set(re.findall(r"ai-employee(?: --vault [^ `]+)? ([a-z][a-z-]*)", code))
     for command in sorted(used):
         assert command in known, f"{doc} shows `ai-employee {command}`, which does not exist"
         with pytest.raises(SystemExit) as done:

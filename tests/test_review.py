@@ -132,3 +132,90 @@ def test_rejected_work_is_left_as_it_is_when_the_app_moved_on_since(vault: Vault
     assert said.startswith("left as it is: the work dir moved on since the task")
     assert git(work, "rev-parse", "HEAD") == head, "nothing touched"
     assert reviewed.meta["head_commit"] in said or "git diff" in said
+
+
+# --- request changes ----------------------------------------------------------------------
+
+
+def test_comments_are_the_persons_section_only_appended_and_sent_once() -> None:
+    from ai_employee.notes.review import comments_in, sent_mark, unsent, without_review
+    from ai_employee.notes.taskfile import with_review_comment
+
+    text = "---\ntitle: t\nstatus: in_review\n---\nBuild it.\n\n## Result\n\n**success**\n"
+    once = with_review_comment(text, "More tests.")
+    assert once == (
+        "---\ntitle: t\nstatus: in_review\n---\nBuild it.\n\n## Review\n\nMore tests.\n\n"
+        "## Result\n\n**success**\n"
+    )
+    twice = with_review_comment(once, "And docs.")
+    assert twice.startswith(once.split("\n\n## Result")[0]), "only appended"
+    note = parse_note(twice, "t.md")
+    assert note.review_comments == "More tests.\n\nAnd docs."
+    assert note.body_asked == "Build it.\n\n" and without_review(note.body) != note.body
+    assert note.asked == parse_note(text, "t.md").asked, "comments do not change the task"
+    sent = sent_mark(comments_in(parse_note(once, "t.md").body))
+    assert unsent(note.review_comments, sent) == "And docs."
+    assert unsent(note.review_comments, sent_mark(note.review_comments)) == ""
+    edited = note.review_comments.replace("More", "Fewer")
+    assert unsent(edited, sent) == edited, "edited above what was sent: all of it again"
+    crlf = with_review_comment("---\r\ntitle: t\r\n---\r\nx\r\n", "a\nb")
+    assert "\r\n## Review\r\n\r\na\r\nb\r\n" in crlf and "\n\n" not in crlf.replace("\r\n", "")
+
+
+def _prompt_agent(record: Path) -> str:
+    """A command agent that keeps each prompt it is given, and changes the app each round."""
+    return (
+        f'sh -c \'cat "$0" >> {record}; echo ---- >> {record}; '
+        'echo "$AI_EMPLOYEE_TASK_ID" >> log.txt; echo round done\' {prompt_file}'
+    )
+
+
+def test_request_changes_runs_the_task_again_told_the_comment_then_it_is_reviewed_again(
+    vault: Vault, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    config = svc_config(vault, agent_command=_prompt_agent(prompts))
+    work = config.apps_dir / "txt" / "shared"
+    with running_service(config):
+        waiting = task(vault, "Reviewed")
+        first = in_review(waiting)
+        edited = commands.request_changes(
+            vault, config, "Reviewed.md", "Add a second line.", actor="me",
+            now=datetime.now(UTC), at="log.txt:1",
+        )  # fmt: skip
+        assert edited.path == vault.folder(Folder.NEEDS_ACTION) / "Reviewed.md"
+        wait_for(lambda: prompts.read_text().count("----") == 2, 30, "a second run")
+        again = in_review(waiting)
+    told = prompts.read_text().split("----")[1]
+    assert "A person reviewed your changes and asks for more" in told
+    assert "In `log.txt:1`: Add a second line." in told
+    assert "# Task: Reviewed" in told, "the command agent gets the whole task again"
+    assert again.meta["head_commit"] != first.meta["head_commit"]
+    assert again.meta["base_commit"] == first.meta["base_commit"], "one task, one base"
+    assert again.meta["changes"] == "1 file, +2 -0"
+    assert again.meta["review_sent"], "what the agent was told is recorded"
+    assert git(work, "rev-list", "--count", f"{first.meta['head_commit']}..HEAD") == "1"
+    assert "## Review\n\nIn `log.txt:1`: Add a second line.\n" in waiting.read_text()
+
+
+def test_from_obsidian_a_review_section_and_a_move_back_send_the_work_back_once(
+    vault: Vault, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    config = svc_config(vault, agent_command=_prompt_agent(prompts))
+    with running_service(config):
+        waiting = task(vault, "Obsidian")
+        in_review(waiting)
+        text = waiting.read_text().replace(
+            "## Result", "## Review\n\nShorter, please.\n\n## Result"
+        )
+        waiting.write_text(text)  # a person writes in Obsidian, then moves the note
+        waiting.rename(vault.folder(Folder.NEEDS_ACTION) / "Obsidian.md")
+        wait_for(lambda: prompts.read_text().count("----") == 2, 30, "a second run")
+        in_review(waiting)
+        # Moved back again without a new comment: nothing runs; it waits for the review.
+        waiting.rename(vault.folder(Folder.NEEDS_ACTION) / "Obsidian.md")
+        wait_for(waiting.exists, 30, "back in Pending_Approval/")
+        assert note_at(waiting).status is Status.IN_REVIEW
+    assert prompts.read_text().count("----") == 2
+    assert "Shorter, please." in prompts.read_text().split("----")[1]

@@ -135,6 +135,9 @@ def test_filter_the_board(page: Page, served: tuple[Config, Running], vault: Vau
         (vault.folder(Folder.DONE) / f"{name}.md").write_text(
             f"---\ntitle: {name}\ntype: {kind}\npriority: {prio}\nstatus: done\n---\n"
         )
+    # The filters' choices are drawn with the page: load it once the page's view has the notes.
+    board = base(running) + "/api/board"
+    wait_for(lambda: page.request.get(board).json()["total"] == 3, what="the view of 3 notes")
     page.goto(base(running) + "/")
     cards = page.locator("[data-column=done] .card .title")
     expect(cards).to_have_count(3)

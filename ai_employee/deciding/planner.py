@@ -95,11 +95,11 @@ def template_plan(
     """A plan from the note alone: its checklist as steps, or sensible defaults for its type.
     `status`: the task's, for the record at its head. `done_when`: the task's check, as its
     "Done when" line (verify.done_when)."""
-    checklist = tuple(item.strip() for item in _CHECKLIST.findall(note.body_without_result))
+    checklist = tuple(item.strip() for item in _CHECKLIST.findall(note.body_asked))
     steps = checklist or DEFAULT_STEPS.get(task_type, _GENERIC_STEPS)
     task_id = note.task_id or ""
     note_link = f"[[{note_path.name.removesuffix('.md')}]]"
-    body = note.body_without_result.strip()
+    body = note.body_asked.strip()
     objective = note.title if not body else f"{note.title}: {_first_paragraph(body)}"
     where = f"{note_path.parent.name}/{note_path.name}"
     lines = [
@@ -146,7 +146,7 @@ def claude_plan(
     prompt = (
         "Write a short, numbered, step-by-step plan for the task below, and the acceptance "
         "criteria. Do not do the task; only plan it.\n\n"
-        f"# {note.title}\n\n{note.body_without_result.strip()}\n"
+        f"# {note.title}\n\n{note.body_asked.strip()}\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
     workdir.mkdir(parents=True, exist_ok=True)

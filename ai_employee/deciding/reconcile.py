@@ -27,6 +27,7 @@ from ..notes.index import Entry, NoteIndex
 from ..notes.lifecycle import Action, Facts, Status, Step, decide, is_due
 from ..notes.notefile import NoteGone, NoteStore, Placed, Signature, note_from_bytes, signature_of
 from ..notes.records import FINISHED, TaskRecords
+from ..notes.review import unsent
 from ..notes.taskfile import TaskNote, held_reason
 from ..notes.vault import TRIGGER_FOLDERS, Folder, Vault
 from ..telling.notify import Tell, ToldRefusals
@@ -312,6 +313,8 @@ class Reconciler:
             running=running,
             due=is_due(note.when("next_attempt_at"), self.now()),
             empty=note.empty,
+            review_asked=status is Status.IN_REVIEW
+            and bool(unsent(note.review_comments, note.meta.get("review_sent"))),
             work_to_put_back=_work_to_put_back(
                 note, self.config.review_for(task_type, note.review)
             ),

@@ -440,6 +440,22 @@ def accept(ctx: StepContext, d: Decided) -> Stepped:
     return Stepped(moved, placed)
 
 
+def request_changes(ctx: StepContext, d: Decided) -> Stepped:
+    """REQUEST_CHANGES: a person sent work under review back with comments: planned again,
+    attempts counted afresh (a review round is not a failure); its run tells the agent the
+    comments not sent yet (executor), in the same session."""
+    changes = {
+        **d.id_changes,
+        "status": Status.PLANNED,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "error": None,
+    }
+    audit = ("changes requested", {"parameters": {"comments": len(d.note.review_comments)}})
+    placed = _write(ctx, d.path, changes, d.task_id, audit)
+    return Stepped(d.path, placed)
+
+
 def put_back(ctx: StepContext, d: Decided) -> Stepped:
     """PUT_BACK: a person rejected the work under review: its work dir as it was before the
     task, the task's commits kept under a ref; or left as it is, saying why (another task ran
@@ -473,12 +489,21 @@ STEPS: Mapping[Action, StepFn] = {
     Action.HOLD: hold,
     Action.MOVE: move,
     Action.ACCEPT: accept,
+    Action.REQUEST_CHANGES: request_changes,
     Action.PUT_BACK: put_back,
 }
 """The step for each action of lifecycle.decide (every action has one: tested)."""
 
 CONTINUES: frozenset[Action] = frozenset(
-    {Action.PLAN, Action.SET_STATUS, Action.INTERRUPTED, Action.APPROVE, Action.MOVE, Action.HOLD}
+    {
+        Action.PLAN,
+        Action.SET_STATUS,
+        Action.INTERRUPTED,
+        Action.APPROVE,
+        Action.MOVE,
+        Action.HOLD,
+        Action.REQUEST_CHANGES,
+    }
 )
 """After these, the note is decided again in the same look (plan, then run or hold, ...)."""
 

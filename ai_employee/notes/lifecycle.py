@@ -95,6 +95,9 @@ class Action(StrEnum):
     """Set the status the rule names, then decide again."""
     MOVE = "move"
     """Move it to its status's folder (finishes a move a crash interrupted)."""
+    REQUEST_CHANGES = "request_changes"
+    """A person asks for changes to the work under review (their `## Review`): planned again,
+    its next run told their comments (the same session), then back to review."""
     ACCEPT = "accept"
     """Record a person's acceptance of the work under review: done, to Done/."""
     PUT_BACK = "put_back"
@@ -129,6 +132,8 @@ class Facts:
     empty: bool = False
     refused: str | None = None
     """Why the note cannot be trusted, if it cannot."""
+    review_asked: bool = False
+    """Work under review that a person sent back with comments not sent to the agent yet."""
     work_to_put_back: bool = False
     """Reviewed work (`review:`) whose commits are recorded and not yet put back or kept."""
 
@@ -170,6 +175,10 @@ def _put_back(f: Facts) -> bool:
     return f.work_to_put_back
 
 
+def _review_asked(f: Facts) -> bool:
+    return f.review_asked
+
+
 _CONDITION_TEXT: dict[Condition, str] = {
     _always: "",
     _running: "ours and running",
@@ -177,6 +186,7 @@ _CONDITION_TEXT: dict[Condition, str] = {
     _unplanned: "no plan yet (or the body changed since)",
     _not_due: "`next_attempt_at` not reached",
     _put_back: "reviewed work not put back yet",
+    _review_asked: "its `## Review` holds comments not sent yet",
 }
 
 
@@ -281,6 +291,14 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(_NA, {S.APPROVED}, Action.PLAN, "plan it", when=_unplanned, status=S.PLANNED),
     _rule(_NA, {S.APPROVED}, Action.SET_STATUS, "as planned", status=S.PLANNED),
+    _rule(
+        _NA,
+        {S.IN_REVIEW},
+        Action.REQUEST_CHANGES,
+        "a person asks for changes: planned again, its next run told their comments",
+        when=_review_asked,
+        status=S.PLANNED,
+    ),
     _rule(
         _NA,
         {S.IN_REVIEW},
@@ -404,6 +422,7 @@ COMMAND_FROM: dict[str, frozenset[Status | None]] = {
     "approve": frozenset({None, S.NEW, S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.REJECTED}),
     "reject": frozenset({None, S.NEW, S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.IN_REVIEW}),
     "accept": frozenset({S.IN_REVIEW}),
+    "request-changes": frozenset({S.IN_REVIEW}),
     "retry": frozenset({S.FAILED, S.CANCELLED}),
     "cancel": frozenset({None, S.NEW, S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.EXECUTING}),
 }

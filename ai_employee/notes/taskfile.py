@@ -23,6 +23,7 @@ import yaml
 
 from ..base.errors import NoteRefused
 from .lifecycle import Priority, Status
+from .review import comments_in, with_comment, without_review
 
 OWNED_KEYS: tuple[str, ...] = (
     "task_id",
@@ -47,6 +48,7 @@ OWNED_KEYS: tuple[str, ...] = (
     "head_commit",
     "changes",
     "put_back",
+    "review_sent",
 )
 """The closed list of frontmatter keys the service writes. Every other key is the person's."""
 
@@ -170,7 +172,18 @@ class TaskNote:
     def asked(self) -> str:
         """What was asked: the title and the person's text (not our Result). A plan is made
         from it, and a task is known by its hash (`text_hash`)."""
-        return f"{self.title}\n{self.body_without_result.strip()}"
+        return f"{self.title}\n{self.body_asked.strip()}"
+
+    @property
+    def body_asked(self) -> str:
+        """What the person asked: the body without our `## Result` and without their `## Review`
+        comments on work under review (review.py)."""
+        return without_review(self.body_without_result)
+
+    @property
+    def review_comments(self) -> str:
+        """The person's comments under `## Review` ("" when none)."""
+        return comments_in(self.body_without_result)
 
     @property
     def body_without_result(self) -> str:
@@ -547,6 +560,21 @@ def _edit_frontmatter(
     for start, end, replacement in sorted(splices, key=lambda s: s[0], reverse=True):
         fm = fm[:start] + replacement + fm[end:]
     return fm
+
+
+def with_review_comment(text: str, comment: str) -> str:
+    """The note's text with `comment` appended under its `## Review` section (made before our
+    `## Result` when there is none): a person's comment, as `request-changes` and the page
+    write it. Only the body before our section changes, and only by what is added."""
+    layout = locate(text)
+    content = text[len(layout.bom) :]
+    body = content[layout.body_start :]
+    start = _result_start(body)
+    asked, result = (body, "") if start is None else (body[:start], body[start:])
+    added = with_comment(asked, comment, layout.newline)
+    if result:
+        added += layout.newline
+    return layout.bom + content[: layout.body_start] + added + result
 
 
 def _result_start(body: str) -> int | None:

@@ -32,11 +32,12 @@ from ..base.errors import NoteRefused
 from ..notes.lifecycle import Status, check_transition
 from ..notes.notefile import NoteGone, NoteStore
 from ..notes.records import update_plan_head
+from ..notes.review import sent_mark, unsent
 from ..notes.taskfile import TaskNote, edit_note_text, parse_note, tool_rules
 from ..notes.vault import Vault
 from .agentproc import StopPipe, Transcript
 from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
-from .prompt import prompt_path, read_handbook, write_prompt
+from .prompt import prompt_path, read_handbook, review_prompt, write_prompt
 from .rounds import Attempt, AttemptParts
 from .run_end import RetryPolicy, RunEnd, decide_end
 from .run_messages import AgentGone, Claimed, PostRun, RunEnded
@@ -305,7 +306,8 @@ class RunThread:
             return dataclasses.replace(spec, setup_error=error), claim
         if ctx.agent.reads_prompt:
             try:
-                write_prompt(ctx.vault, ctx.agent, spec, claim.note, request.plan)
+                news = review_prompt(self._review_news(claim))
+                write_prompt(ctx.vault, ctx.agent, spec, claim.note, request.plan, news)
             except OSError as err:
                 error = f"cannot write the prompt file {spec.prompt_file}: {err}"
                 spec = dataclasses.replace(spec, setup_error=error)
@@ -323,7 +325,16 @@ class RunThread:
                 result="left executing; retried on the next start",
             )
             return self.path, None
-        return record_end(self.ctx, self.path, self.task_id, outcome, duration, claim.keys)
+        answered = sent_mark(claim.note.review_comments) if self._review_news(claim) else None
+        return record_end(
+            self.ctx, self.path, self.task_id, outcome, duration, claim.keys, answered
+        )
+
+    @staticmethod
+    def _review_news(claim: Claim) -> str:
+        """A person's comments on the work under review that its agent was not told yet."""
+        note = claim.note
+        return unsent(note.review_comments, note.meta.get("review_sent"))
 
 
 BEFORE_THE_CLAIM: frozenset[Status | None] = frozenset(
@@ -339,16 +350,20 @@ def record_end(
     outcome: Outcome,
     duration: float,
     claim: Mapping[str, Any],
+    answered: str | None = None,
 ) -> tuple[Path | None, RunEnd | None]:
     """The end of a run on its note, decided on the text it replaces (`concluded`), then the
     move to its folder: one durable step (notefile.rewrite_and_move). Where the note is now
-    (None: gone), and the end (None: not recorded)."""
+    (None: gone), and the end (None: not recorded). `answered`: the `review_sent` mark of the
+    comments this run was told, recorded when it succeeded (a failed run tells them again)."""
     ends: list[RunEnd] = []
 
     def conclude(text: str) -> str:
         end, concluded_text = concluded(
             text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now()
         )
+        if answered and end.kind is OutcomeKind.SUCCESS:
+            concluded_text = edit_note_text(concluded_text, {"review_sent": answered})
         ends.append(end)
         return concluded_text
 

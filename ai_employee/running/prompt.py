@@ -44,11 +44,23 @@ def prompt_text(
         f"Task id: {spec.task_id}. Type: {spec.task_type}. Attempt {spec.attempt}.",
         f"Work in this directory and nowhere else: {spec.workdir}",
         "## What was asked",
-        note.body_without_result.strip() or "(the note has no body; the title is the task)",
+        note.body_asked.strip() or "(the note has no body; the title is the task)",
         "## The plan",
         plan.strip(),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def review_prompt(comments: str) -> str:
+    """A review round's news: a person's comments on the work they reviewed ("" for none)."""
+    if not comments:
+        return ""
+    return (
+        "## A person reviewed your changes and asks for more\n\n"
+        f"{comments.strip()}\n\n"
+        "Change the work in the work dir to answer them. What you did before is committed "
+        "there (`git log` shows it); the person reviews again when you are done.\n"
+    )
 
 
 def going_on(spec: RunSpec) -> str:

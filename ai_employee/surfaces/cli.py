@@ -318,6 +318,27 @@ def _edit(cmd: Invocation) -> int:
     return 0
 
 
+def _request_changes(cmd: Invocation) -> int:
+    """request-changes: a comment under the note's `## Review`, and back to Needs_Action."""
+    configure_logging(cmd.vault.logs, console_level=logging.WARNING)
+    args = cmd.args
+    edited = commands.request_changes(
+        cmd.vault,
+        cmd.config,
+        args.task,
+        args.message,
+        actor=os_user(),
+        now=datetime.now(UTC),
+        at=args.at,
+    )
+    rel = edited.path.relative_to(cmd.vault.root)
+    if args.json:
+        _print({"path": str(rel), "task_id": edited.task_id, "requested": True})
+    else:
+        _print(f"{edited.task_id}: changes requested ({rel}); its agent runs again, told them")
+    return 0
+
+
 def _service(cmd: Invocation) -> int:
     configure_logging(cmd.vault.logs, console_level=logging.WARNING)
     args, config, vault = cmd.args, cmd.config, cmd.vault
@@ -422,6 +443,17 @@ COMMANDS: tuple[Command, ...] = (
     Command("approve", "approve a task (a person's approval, recorded)", _edit, (TASK, JSON)),
     Command("reject", "reject a task (to Rejected/)", _edit, (TASK, JSON)),
     Command("accept", "accept a task's work under review (to Done/)", _edit, (TASK, JSON)),
+    Command(
+        "request-changes",
+        "send a task's work under review back with a comment: it runs again, told it",
+        _request_changes,
+        (
+            TASK,
+            option("-m", "--message", required=True, help="the comment for the agent"),
+            option("--at", default="", help="the file (and :line) it is about"),
+            JSON,
+        ),
+    ),
     Command("retry", "put a failed or cancelled task back as planned", _edit, (TASK, JSON)),
     Command("cancel", "cancel a queued or running task", _edit, (TASK, JSON)),
     Command(

@@ -22,6 +22,7 @@ from ..notes.taskfile import (
     new_task_id,
     render_value,
     tool_rules,
+    with_review_comment,
 )
 from ..notes.vault import TASK_FOLDERS, Folder, Vault, check_name
 
@@ -197,6 +198,44 @@ def accept(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime)
     """A person accepted the work under review (`in_review`): done, to Done/."""
     found = find_task(vault, config, ref)
     return _edit(vault, config, "accept", found, Status.DONE, {}, Folder.DONE, actor)
+
+
+def request_changes(
+    vault: Vault,
+    config: Config,
+    ref: str,
+    comment: str,
+    *,
+    actor: str,
+    now: datetime,
+    at: str = "",
+) -> Edited:
+    """A person's comments on the work under review (`at`: the file, and line, they are
+    about), appended under the note's `## Review`, and the note back to Needs_Action: the
+    service runs the task again, its agent told the comments, and it comes back for review."""
+    if not comment.strip():
+        raise UsageError("request-changes: the comment is empty (-m TEXT)")
+    found = find_task(vault, config, ref)
+    task_id = found.note.task_id or ""
+    check_command("request-changes", found.note.status, Status.PLANNED, task_id)
+    text = f"In `{at.strip()}`: {comment.strip()}" if at.strip() else comment.strip()
+    _store(vault, config).rewrite(found.path, lambda current: with_review_comment(current, text))
+    path = found.path
+    if path.parent != vault.folder(Folder.NEEDS_ACTION):
+        try:
+            path = move_note(path, vault.folder(Folder.NEEDS_ACTION))
+        except NoteGone:
+            path = _moved_meanwhile(vault, config, task_id, "request-changes", found.path)
+    log.info(
+        "changes requested",
+        action_type="review",
+        actor=actor,
+        target=vault.rel(path),
+        task_id=task_id,
+        parameters={"at": at or None, "chars": len(text)},
+        result="back to Needs_Action: the agent runs again with the comments",
+    )
+    return Edited(path, task_id, found.note.status, Status.PLANNED)
 
 
 def reject(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import stat
@@ -65,7 +66,7 @@ KEEPALIVE_SECONDS = 15.0
 """An SSE comment this often keeps proxies and the browser from closing a quiet stream."""
 
 MAX_PLAN_BYTES = 1_048_576
-ACTIONS = ("approve", "accept", "reject", "retry", "cancel")
+ACTIONS = ("approve", "accept", "request_changes", "reject", "retry", "cancel")
 CONFIRM = {
     "cancel": "Its run, if one is going, is stopped, and the note goes to Done/ as cancelled "
     "(Retry brings it back).",
@@ -496,9 +497,20 @@ async def act(site: Site, request: Request) -> Response:
         )
     command = getattr(commands, action)
     path = site.view.path_of(card)
+    said: dict[str, str] = {}  # a review's comment, and what it is about
+    if action == "request_changes":
+        said = {"comment": str(form.get("comment") or ""), "at": str(form.get("at") or "")}
     try:
         edited = await run_in_threadpool(
-            command, site.vault, site.config, str(path), actor=_actor(), now=datetime.now(UTC)
+            functools.partial(
+                command,
+                site.vault,
+                site.config,
+                str(path),
+                actor=_actor(),
+                now=datetime.now(UTC),
+                **said,
+            )
         )
     except AiEmployeeError as err:
         return RedirectResponse(_with(back, error=f"{action}: {err}"), 303)
