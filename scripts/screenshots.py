@@ -88,12 +88,11 @@ def main() -> None:
                 base = match.group(1).decode().rstrip("/")
                 break
         try:
-            subprocess.run(
-                [sys.executable, "-m", "ai_employee", "add", "Build a greeter CLI", "--vault",
-                 str(root), "--type", "claude_app", "--app", "greeter", "--language", "python",
-                 "--body", "A command `greeter NAME` that prints a greeting, with a test."],
-                check=True, stdout=subprocess.DEVNULL, env=env,
-            )  # fmt: skip
+            (root / "Needs_Action" / "Build a greeter CLI.md").write_text(
+                "---\ntitle: Build a greeter CLI\ntype: claude_app\nlanguage: python\n"
+                "app: greeter\nreview: true\n---\n"
+                "A command `greeter NAME` that prints a greeting, with a test.\n"
+            )
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path="/usr/bin/chromium", args=FLAGS
@@ -118,13 +117,23 @@ def main() -> None:
                 phone.wait_for_selector("[data-column=waiting] .card")
                 time.sleep(0.5)
                 phone.screenshot(path=str(args.out / "board-phone.png"))  # the first screen
+                for work in (Path(tmp) / "apps").glob("*/*"):
+                    (work / "go").touch()
+                reviewed = root / "Pending_Approval" / "Build a greeter CLI.md"
+                for _ in range(300):  # the run ends: its work waits for review
+                    if reviewed.exists() and "status: in_review" in reviewed.read_text():
+                        break
+                    time.sleep(0.1)
+                task_id = re.search(r"task_id: (\w+)", reviewed.read_text())
+                assert task_id is not None
+                page.goto(f"{base}/task/{task_id.group(1)}")
+                page.wait_for_selector("#changes")
+                page.screenshot(path=str(args.out / "review.png"), full_page=True)
                 browser.close()
-            for work in (Path(tmp) / "apps").glob("*/*"):
-                (work / "go").touch()
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
-    for name in ("board", "task-live", "approval", "board-phone"):
+    for name in ("board", "task-live", "approval", "board-phone", "review"):
         print(args.out / f"{name}.png")
 
 

@@ -19,7 +19,7 @@ import sys
 from importlib.metadata import version
 floors = dict(line.strip().split("==") for line in open(sys.argv[1]) if "==" in line)
 runtime = ["watchdog", "python-frontmatter", "pyyaml", "structlog", "tenacity", "starlette", "uvicorn",
-           "jinja2", "markupsafe", "markdown-it-py"]
+           "jinja2", "markupsafe", "markdown-it-py", "pygments"]
 got = {name: version(name) for name in runtime}
 print("floors run with: " + ", ".join(f"{n} {v}" for n, v in got.items()), file=sys.stderr)
 def release(v):  # 1.1 and 1.1.0 are one release

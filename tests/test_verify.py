@@ -75,7 +75,7 @@ def test_a_failed_check_gives_the_command_agent_another_round_told_what_failed(
     transcript = [json.loads(line) for line in lines]
     kinds = [r["kind"] for r in transcript if r["kind"] != "out"]
     assert kinds == [
-        "start", "check", "check_end", "commit",
+        "base", "start", "check", "check_end", "commit",
         "round", "start", "check", "check_end", "commit",
         "changes", "end",
     ]  # fmt: skip

@@ -511,3 +511,52 @@ def test_work_under_review_offers_accept_and_reject_and_accept_is_done(
     done = act(client, "accept", "rrrrrrrr")
     assert done.status_code == 303 and "in_review+-%3E+done" in done.headers["location"]
     assert note(vault.folder(Folder.DONE) / "R.md").meta["status"] == "done"
+
+
+def _committed_task(vault: Vault, config: Config) -> tuple[str, str]:
+    """A work dir with a task's two round commits (a file holding <script>, a binary file)."""
+    from ai_employee.running.workrepo import WorkRepo
+
+    work = config.apps_dir / "html" / "page"
+    work.mkdir(parents=True)
+    (work / "old.txt").write_text("one\ntwo\n")
+    repo = WorkRepo(work, "Page", "dddddddd", 1 << 20)
+    base = repo.begin(None)
+    (work / "index.html").write_text("<script>alert('x')</script>\n<p>hi</p>\n")
+    repo.commit_round(1, 1)
+    (work / "old.txt").write_text("one\n")
+    (work / "logo.png").write_bytes(b"\x89PNG\x00\x01")
+    repo.commit_round(1, 2)
+    return base, repo.changes(base).head
+
+
+def test_a_tasks_page_shows_its_changes_escaped_file_by_file_and_round_by_round(
+    vault: Vault, config: Config, client: TestClient
+) -> None:
+    base, head = _committed_task(vault, config)
+    write(
+        vault,
+        Folder.PENDING_APPROVAL,
+        "D.md",
+        task_text(
+            "D", "dddddddd", "in_review", language="html", app="page",
+            base_commit=base, head_commit=head, changes="3 files, +2 -1",
+        ),
+    )  # fmt: skip
+    wait_for(lambda: in_column(client, "waiting") == ["D"], what="the card")
+    card = client.get("/").text.split('data-ref="dddddddd"', 1)[1].split("</article>", 1)[0]
+    assert '<span class="lines" title="3 files, +2 -1">+2 -1</span>' in card
+    page = client.get("/task/dddddddd").text
+    changes = page.split('<section class="changes" id="changes">', 1)[1].split("</section>")[0]
+    assert '3 files, <span class="add">+2</span> <span class="del">−1</span>' in changes
+    assert "<script>alert" not in changes and "&lt;script&gt;alert" in changes
+    assert '<code>logo.png</code> <span class="muted">binary</span>' in changes
+    assert changes.count('<details class="file"') == 3
+    commits = re.findall(r'href="\?commit=([0-9a-f]{40})#changes"', changes)
+    assert len(commits) == 2, "a commit per round, each its own view"
+    second = client.get(f"/task/dddddddd?commit={commits[1]}").text
+    assert second.count('<details class="file"') == 2  # the second round: old.txt, logo.png
+    raw = client.get(f"/diff/dddddddd?base={base}&head={head}")
+    assert raw.headers["content-type"].startswith("text/plain")
+    assert "+<script>alert('x')</script>" in raw.text and "-two" in raw.text
+    assert client.get("/diff/dddddddd?base=--output=x&head=HEAD").status_code == 404

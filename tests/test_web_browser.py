@@ -246,3 +246,49 @@ def test_reject_asks_once_more_and_the_keyboard_answers(
     page.keyboard.press("Enter")  # yes
     expect(page.locator(".flash.notice")).to_contain_text("pending_approval -> rejected")
     wait_for((vault.folder(Folder.REJECTED) / "Deploy.md").exists, what="the rejection")
+
+
+def test_review_on_the_page_diff_escaped_a_comment_reaches_the_agent_accept_is_done(
+    browser: Browser, vault: Vault, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    agent = (
+        f'sh -c \'cat "$0" >> {prompts}; echo ---- >> {prompts}; '
+        'echo "<script>window.pwned=1</script>" >> page.html\' {prompt_file}'
+    )
+    config = svc_config(vault, agent_command=agent)
+    dialogs: list[str] = []
+    with running_service(config):
+        running = serve_in_thread(config, "127.0.0.1", 0, print_line=lambda line: None)
+        page = browser.new_context().new_page()
+        page.set_default_timeout(20_000)
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        try:
+            (vault.folder(Folder.NEEDS_ACTION) / "Page.md").write_text(
+                "---\ntitle: Page\nlanguage: html\napp: page\nreview: true\n---\nA page.\n"
+            )
+            waiting = vault.folder(Folder.PENDING_APPROVAL) / "Page.md"
+            wait_for(lambda: waiting.exists() and "in_review" in waiting.read_text(), 30)
+            task_id = re.search(r"task_id: (\w+)", waiting.read_text())
+            assert task_id is not None
+            page.goto(f"{base(running)}/task/{task_id.group(1)}")
+            diff = page.locator("details.file[data-path='page.html'] pre.diff")
+            expect(diff).to_contain_text("+<script>window.pwned=1</script>")
+            assert page.evaluate("typeof window.pwned") == "undefined"
+            page.fill("#review textarea[name=comment]", "Make it two lines.")
+            page.fill("#review input[name=at]", "page.html:1")
+            page.click("#review button[data-act=request_changes]")
+            expect(page.locator(".flash.notice")).to_contain_text("in_review -> planned")
+            wait_for(lambda: prompts.read_text().count("----") == 2, 30, "the second run")
+            assert "In `page.html:1`: Make it two lines." in prompts.read_text().split("----")[1]
+            expect(page.locator("#task-status")).to_have_text("in_review")
+            expect(page.locator("details.file[data-path='page.html'] summary")).to_contain_text(
+                "+2"
+            )  # the page followed the second round's commit
+            page.click("button[data-act=accept]")
+            expect(page.locator(".flash.notice")).to_contain_text("in_review -> done")
+            wait_for((vault.folder(Folder.DONE) / "Page.md").exists, 10, "accepted: Done/")
+        finally:
+            page.context.close()
+            running.stop()
+    assert dialogs == []

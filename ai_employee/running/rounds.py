@@ -77,6 +77,7 @@ class Attempt:
             self._note("error", error=str(err))
             kind = OutcomeKind.PERMANENT if err.permanent else OutcomeKind.TRANSIENT
             return Outcome(kind, error=str(err))
+        self._note("base", sha=base)  # what the page diffs against while the task runs
         outcome = self._rounds(check)
         if outcome.kind is OutcomeKind.INTERRUPTED:
             return outcome

@@ -293,26 +293,34 @@ class WorkRepo:
     def _run(
         self, *args: str, check: bool = True, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | IDENTITY
-        env["GIT_TERMINAL_PROMPT"] = "0"
-        try:
-            done = subprocess.run(
-                [self.git, *QUIET_CONFIG, "-C", str(self.workdir), *args],
-                capture_output=True,
-                text=True,
-                errors="surrogateescape",
-                env=env,
-                input=stdin if stdin is not None else "",
-                timeout=GIT_TIMEOUT_SECONDS,
-                check=False,
-            )
-        except FileNotFoundError as err:
-            raise GitError(
-                f"git is not installed: {err}; install git, then retry", permanent=True
-            ) from err
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise GitError(f"git {args[0]} in {self.workdir} failed: {err}") from err
-        if check and done.returncode != 0:
-            why = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise GitError(f"git {args[0]} in {self.workdir} failed: {why}")
-        return done
+        return run_git(self.workdir, *args, check=check, stdin=stdin, git=self.git)
+
+
+def run_git(
+    workdir: Path, *args: str, check: bool = True, stdin: str | None = None, git: str = "git"
+) -> subprocess.CompletedProcess[str]:
+    """`git -C workdir ARGS` as the service runs git: its identity, no hooks, no signing, no
+    prompt, a timeout; GitError with git's last line when it fails (and `check`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | IDENTITY
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    try:
+        done = subprocess.run(
+            [git, *QUIET_CONFIG, "-C", str(workdir), *args],
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            env=env,
+            input=stdin if stdin is not None else "",
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except FileNotFoundError as err:
+        raise GitError(
+            f"git is not installed: {err}; install git, then retry", permanent=True
+        ) from err
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise GitError(f"git {args[0]} in {workdir} failed: {err}") from err
+    if check and done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise GitError(f"git {args[0]} in {workdir} failed: {why}")
+    return done

@@ -49,8 +49,9 @@ from ...notes.lifecycle import Priority, Status
 from ...notes.notefile import peek_note
 from ...notes.taskfile import RESULT_HEADING, TaskNote
 from ...notes.vault import Folder, Vault, workdir_for
+from ...running.workrepo import GitError
 from .. import commands
-from . import auditlog, charts, transcript
+from . import auditlog, charts, diff, transcript
 from .live import LiveVault, Subscription
 from .render import markdown
 from .security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, TOKEN_COOKIE, Guard
@@ -168,6 +169,7 @@ def create_app(
         Route("/events", page(events)),
         Route("/act/{action}", page(act), methods=["POST"]),
         Route("/task/{ref:path}", page(task_page)),
+        Route("/diff/{ref:path}", page(raw_diff_page)),
         Route("/favicon.ico", favicon),
         Mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static"),
     ]
@@ -368,7 +370,39 @@ def _work_dir(
     return str(path), files, more, ""
 
 
-def _task_context(site: Site, card: Card) -> dict[str, Any]:
+def _range(site: Site, note: TaskNote, card: Card, workdir: Path) -> tuple[str, str] | None:
+    """The task's base and head commits: as its note records them; while it runs (or before
+    its first end), its transcript's base and the work dir's HEAD."""
+    base, head = note.meta.get("base_commit"), note.meta.get("head_commit")
+    running = card.status == Status.EXECUTING
+    if not diff.is_sha(base) and card.task_id:
+        base = transcript.base_of(site.vault.transcripts / f"{card.task_id}.jsonl")
+    if running or not diff.is_sha(head):
+        head = diff.head_of(workdir)
+    if diff.is_sha(base) and diff.is_sha(head):
+        return str(base), str(head)
+    return None
+
+
+def _changes(
+    site: Site, note: TaskNote, card: Card, workdir: str, commit: str
+) -> tuple[diff.TaskDiff | None, str]:
+    """What the task changed (or one of its commits, `commit`), for its page."""
+    if not workdir or not Path(workdir).is_dir():
+        return None, ""
+    span = _range(site, note, card, Path(workdir))
+    if span is None:
+        return None, ""
+    try:
+        whole = diff.read_diff(Path(workdir), *span)
+        if commit and commit in {c.sha for c in whole.commits}:  # one round's commit
+            return diff.read_commit(Path(workdir), commit, whole.commits), ""
+        return whole, ""
+    except GitError as err:
+        return None, str(err)
+
+
+def _task_context(site: Site, card: Card, commit: str = "") -> dict[str, Any]:
     path = site.view.path_of(card)
     try:
         note, _ = peek_note(path, site.vault.root, site.config.max_note_bytes)
@@ -382,10 +416,13 @@ def _task_context(site: Site, card: Card) -> dict[str, Any]:
     if card.task_id:
         turns, offset = transcript.read_from(site.vault.transcripts / f"{card.task_id}.jsonl", 0)
     meta = {str(k): v for k, v in note.meta.items()}
+    changes, changes_error = _changes(site, note, card, workdir, commit)
     return {
         "card": card,
         "note": note,
         "meta": meta,
+        "diff": changes,
+        "diff_error": changes_error,
         "body_html": markdown(body),
         "result_html": markdown(result) if result.strip() else Markup(""),
         "plan_html": markdown(_plan_text(site, note)),
@@ -423,7 +460,8 @@ async def task_page(site: Site, request: Request) -> Response:
     card = site.view.find(ref)
     if card is None:
         return _render(site, request, "missing.html", 404, ref=ref)
-    context = await run_in_threadpool(_task_context, site, card)
+    commit = request.query_params.get("commit", "")
+    context = await run_in_threadpool(_task_context, site, card, commit)
     name = "_task_detail.html" if request.query_params.get("fragment") else "task.html"
     return _render(
         site,
@@ -433,6 +471,27 @@ async def task_page(site: Site, request: Request) -> Response:
         notice=request.query_params.get("notice", "")[:300],
         error=request.query_params.get("error", "")[:500],
     )
+
+
+async def raw_diff_page(site: Site, request: Request) -> Response:
+    """A task's whole diff as text (`?base=&head=`: commits of its work dir, checked)."""
+    card = site.view.find(request.path_params["ref"])
+    if card is None:
+        return PlainTextResponse("no such task\n", 404)
+    base, head = request.query_params.get("base", ""), request.query_params.get("head", "")
+
+    def read() -> str:
+        note, _ = peek_note(site.view.path_of(card), site.vault.root, site.config.max_note_bytes)
+        workdir, _, _, error = _work_dir(site, note, card)
+        if error or not workdir:
+            raise GitError(error or "the task has no work dir")
+        return diff.raw_diff(Path(workdir), base, head)
+
+    try:
+        text = await run_in_threadpool(read)
+    except (GitError, NoteRefused, OSError) as err:
+        return PlainTextResponse(f"no diff: {err}\n", 404)
+    return PlainTextResponse(text, headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def favicon(request: Request) -> Response:

@@ -196,6 +196,33 @@ _SHOWN: dict[str, Callable[[Record, str], list[Turn]]] = {
 """How each kind of transcript line is shown (the run's own lines and the agent's output)."""
 
 
+def base_of(path: Path) -> str | None:
+    """The base commit the task's latest attempt recorded in its transcript (a `base` line),
+    for the page's diff while the note does not record one yet."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.pread(fd, MAX_READ_BYTES, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    found = None
+    for raw in data.splitlines():
+        if b'"kind": "base"' in raw:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("sha"), str):
+                found = record["sha"]
+    return found
+
+
 def read_from(path: Path, offset: int) -> tuple[list[Turn], int]:
     """The turns of the complete lines after `offset`, and the offset after them. A file
     shorter than `offset` was started again (a new attempt): it is read from its start. Only a

@@ -109,6 +109,14 @@ class Card:
     """`completed` as a local date (the chart's day), worked out once."""
     changed: float = 0.0
     """The file's mtime (seconds): the board's order within a column, newest first."""
+    changes: str = ""
+    """What the task changed, as its note says (`3 files, +40 -2`)."""
+
+    @property
+    def lines(self) -> str:
+        """The lines a task changed, for its card (`+40 -2`; empty when not known)."""
+        _, _, counts = self.changes.partition(", ")
+        return counts if counts.startswith("+") else ""
 
     @property
     def ref(self) -> str:
@@ -192,6 +200,7 @@ def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
         completed=completed,
         completed_day=local_date(completed),
         changed=changed,
+        changes=str(meta.get("changes") or "")[:80],
     )
 
 

@@ -26,7 +26,7 @@
   }
 
   // A finished task's transcript grows no more: it says so instead of "live".
-  const FINISHED = ["done", "failed", "cancelled", "rejected", "refused"];
+  const FINISHED = ["done", "failed", "cancelled", "rejected", "refused", "in_review"];
   function liveWords() {
     const status = document.getElementById("task-status");
     return status && FINISHED.includes(status.textContent.trim()) ? "· finished" : "· live";
@@ -67,6 +67,7 @@
     const near = window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
     list.insertAdjacentHTML("beforeend", html);
     if (near) window.scrollTo(0, document.body.scrollHeight);
+    if (html.indexOf("t-commit") >= 0) redrawTask();  // a round committed: its diff changed
   }
 
   function setLive(words) {
