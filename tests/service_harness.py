@@ -119,8 +119,12 @@ def drop(vault: Vault, tmp_path: Path, name: str, text: str, folder: str = "Need
     return target
 
 
-def service_process(vault: Vault, env: dict[str, str]) -> subprocess.Popen[str]:
-    """`ai-employee run` as a child process (what systemd starts), once it is ready."""
+def service_process(
+    vault: Vault, env: dict[str, str], *, own_group: bool = False
+) -> subprocess.Popen[str]:
+    """`ai-employee run` as a child process (what systemd starts), once it is ready.
+    `own_group`: in a process group of its own, which `os.killpg` ends whole (the service,
+    its git and its agents at once: a power cut)."""
     full_env = {**os.environ, **env, "AI_EMPLOYEE_VAULT": str(vault.root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai_employee", "run"],
@@ -128,6 +132,7 @@ def service_process(vault: Vault, env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
+        start_new_session=own_group,
     )
     assert proc.stderr is not None
     deadline = time.monotonic() + 30

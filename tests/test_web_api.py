@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -528,6 +529,53 @@ def _committed_task(vault: Vault, config: Config) -> tuple[str, str]:
     (work / "logo.png").write_bytes(b"\x89PNG\x00\x01")
     repo.commit_round(1, 2)
     return base, repo.changes(base).head
+
+
+def test_a_repo_tasks_changes_are_read_from_its_repository_after_its_worktree_is_gone(
+    vault: Vault, config: Config, client: TestClient
+) -> None:
+    from ai_employee.running.workrepo import WorkRepo
+    from ai_employee.running.worktree import TaskWorktree
+
+    shop = config.apps_dir / "repos" / "shop"  # inside the allowed roots
+    shop.mkdir(parents=True)
+    (shop / "a.txt").write_text("a\n")
+    subprocess.run(["git", "-C", str(shop), "init", "-q"], check=True)
+    WorkRepo(shop, "first", "-", 1 << 20).begin(None)  # a first commit
+    path = config.apps_dir / ".worktrees" / "rrrrrrrr"
+    nothing = {"branch": None, "base_branch": None, "head_commit": None}
+    worktree = TaskWorktree(str(shop), config.allowed_roots, path, "rrrrrrrr", None, nothing)
+    opened = worktree.open()
+    repo = WorkRepo(path, "R", "rrrrrrrr", 1 << 20)
+    base = repo.begin(None)
+    (path / "b.txt").write_text("<b>new</b>\n")
+    repo.commit_round(1, 1)
+    head = repo.changes(base).head
+    assert worktree.close() is None and not path.exists()
+    write(
+        vault,
+        Folder.PENDING_APPROVAL,
+        "R.md",
+        task_text(
+            "R", "rrrrrrrr", "in_review", repo=shop, branch=opened.branch,
+            base_commit=base, head_commit=head, changes="1 file, +1 -0",
+        ),
+    )  # fmt: skip
+    write(
+        vault,
+        Folder.PENDING_APPROVAL,
+        "Out.md",
+        task_text("Out", "oooooooo", "in_review", repo="/etc", base_commit=base, head_commit=head),
+    )
+    wait_for(lambda: in_column(client, "waiting") == ["Out", "R"], what="the cards")
+    page = client.get("/task/rrrrrrrr").text
+    changes = page.split('<section class="changes" id="changes">', 1)[1].split("</section>")[0]
+    assert "<code>b.txt</code>" in changes and "&lt;b&gt;new&lt;/b&gt;" in changes
+    raw = client.get(f"/diff/rrrrrrrr?base={base}&head={head}")
+    assert raw.status_code == 200 and "+<b>new</b>" in raw.text
+    out = client.get("/task/oooooooo").text
+    assert "repo &#39;/etc&#39; is outside the allowed roots" in out, "git never runs there"
+    assert client.get(f"/diff/oooooooo?base={base}&head={head}").status_code == 404
 
 
 def test_a_tasks_page_shows_its_changes_escaped_file_by_file_and_round_by_round(

@@ -89,6 +89,14 @@ KEYS: tuple[KeySpec, ...] = (
         minimum=1,
     ),
     KeySpec(
+        "merge",
+        "choice",
+        "branch",
+        "after a person accepts a repo task's work: leave its branch to merge (`branch`), or "
+        "fast-forward the branch it began from to it (`ff`), never in a checkout with changes",
+        choices=("branch", "ff"),
+    ),
+    KeySpec(
         "permission_mode",
         "choice",
         "acceptEdits",
@@ -209,8 +217,10 @@ TYPE_OVERRIDE_KEYS: Mapping[str, KeySpec] = {
         "review",
         "bool",
         False,
-        "a person reviews this type's work before it is done (a note's `review:` wins)",
+        "a person reviews this type's work before it is done (a note's `review:` wins; a "
+        "task with `repo:` is reviewed unless its note or its type says no)",
     ),
+    "merge": KEYS_BY_NAME["merge"],
 }
 """Keys a `[types.NAME]` table may set for one task type."""
 
@@ -231,6 +241,7 @@ class TypeConfig:
     verify_timeout_seconds: float | None = None
     max_rounds: int | None = None
     review: bool | None = None
+    merge: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +264,7 @@ class Config:
     claude_path: str
     model: str
     max_commit_file_bytes: int
+    merge: str
     permission_mode: str
     allowed_tools: tuple[str, ...]
     disallowed_tools: tuple[str, ...]
@@ -292,12 +304,18 @@ class Config:
             task_type not in self.auto_execute_types or self.for_type(task_type).requires_approval
         )
 
-    def review_for(self, task_type: str, asked: bool | None) -> bool:
+    def review_for(self, task_type: str, asked: bool | None, on_repo: bool = False) -> bool:
         """Whether a person reviews a task's work before it is done: its note's `review:`
-        (`asked`) when it says, else its type's, else no."""
+        (`asked`) when it says, else its type's, else yes for a task on a person's repository
+        (`on_repo`), no otherwise."""
         if asked is not None:
             return asked
-        return bool(self.for_type(task_type).review)
+        by_type = self.for_type(task_type).review
+        return on_repo if by_type is None else by_type
+
+    def merge_for(self, task_type: str) -> str:
+        """After an accepted review of a repo task: `branch` (left to merge) or `ff`."""
+        return self.for_type(task_type).merge or self.merge
 
     def timeout_for(self, task_type: str) -> float:
         override = self.for_type(task_type).task_timeout_seconds

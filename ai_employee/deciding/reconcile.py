@@ -316,7 +316,7 @@ class Reconciler:
             review_asked=status is Status.IN_REVIEW
             and bool(unsent(note.review_comments, note.meta.get("review_sent"))),
             work_to_put_back=_work_to_put_back(
-                note, self.config.review_for(task_type, note.review)
+                note, self.config.review_for(task_type, note.review, note.on_repo)
             ),
         )
 

@@ -38,6 +38,7 @@ from ..running.run_end import RetryPolicy, decide_interrupted
 from ..running.scheduler import RunRequest
 from ..running.verify import done_when
 from ..running.workrepo import GitError, WorkRepo
+from ..running.worktree import branch_of, merge_accepted
 from ..telling.notify import Event, Notice, Tell
 from . import planner
 
@@ -183,6 +184,7 @@ def workdir_of(config: Config, note: TaskNote, task_id: str) -> Path:
         task_id,
         note.meta.get("language"),
         note.meta.get("app"),
+        note.meta.get("repo"),
     )
 
 
@@ -431,9 +433,13 @@ def move(ctx: StepContext, d: Decided) -> Stepped:
 
 def accept(ctx: StepContext, d: Decided) -> Stepped:
     """ACCEPT: a person accepted the work under review: done, to Done/ (the audit log says
-    who and when)."""
-    changes = {**d.id_changes, "status": Status.DONE}
+    who and when). A task on a person's repository: its branch left to merge, or with
+    `merge = "ff"` its base branch fast-forwarded to it when it can be (`merged` says which)."""
+    changes: dict[str, Any] = {**d.id_changes, "status": Status.DONE}
     audit = ("accepted", {"approval_status": "accepted", "approved_by": ctx.actor})
+    if d.note.on_repo:
+        changes["merged"] = merge_accepted(ctx.config, d.note, d.task_type)
+        audit[1]["result"] = changes["merged"]
     placed = _write(ctx, d.path, changes, d.task_id, audit)
     moved = _move(ctx, d.path, Folder.DONE, d.task_id, "accepted", Status.DONE)
     _tell(ctx, Event.DONE, d, moved, "accepted after review")
@@ -459,21 +465,28 @@ def request_changes(ctx: StepContext, d: Decided) -> Stepped:
 def put_back(ctx: StepContext, d: Decided) -> Stepped:
     """PUT_BACK: a person rejected the work under review: its work dir as it was before the
     task, the task's commits kept under a ref; or left as it is, saying why (another task ran
-    there since, one runs there now, changes not committed). Once: `put_back` says which."""
-    base, head = str(d.note.meta.get("base_commit")), str(d.note.meta.get("head_commit"))
-    ref = f"refs/ai-employee/rejected/{d.task_id}"
-    try:
-        workdir = workdir_of(ctx.config, d.note, d.task_id)
-        if ctx.runs.workdir_busy(workdir):
-            said = "left as it is: a task runs in its work dir now"
-        else:
-            repo = WorkRepo(workdir, d.note.title, d.task_id, ctx.config.max_commit_file_bytes)
-            said = repo.put_back(base, head, ref)
-    except (GitError, NoteRefused) as err:
-        said = f"left as it is: {err}"
+    there since, one runs there now, changes not committed; a person's repository is never
+    reset, the task's branch kept). Once: `put_back` says which."""
+    said = _put_back(ctx, d)
     audit = ("work put back", {"result": said})
     placed = _write(ctx, d.path, {**d.id_changes, "put_back": said}, d.task_id, audit)
     return Stepped(d.path, placed)
+
+
+def _put_back(ctx: StepContext, d: Decided) -> str:
+    """Put the rejected task's work dir back (or not); what was done, in words."""
+    if d.note.on_repo:
+        branch = d.note.meta.get("branch") or branch_of(d.task_id)
+        return f"left as it is: your repository is not reset; the branch {branch} is kept"
+    base, head = str(d.note.meta.get("base_commit")), str(d.note.meta.get("head_commit"))
+    try:
+        workdir = workdir_of(ctx.config, d.note, d.task_id)
+        if ctx.runs.workdir_busy(workdir):
+            return "left as it is: a task runs in its work dir now"
+        repo = WorkRepo(workdir, d.note.title, d.task_id, ctx.config.max_commit_file_bytes)
+        return repo.put_back(base, head, f"refs/ai-employee/rejected/{d.task_id}")
+    except (GitError, NoteRefused) as err:
+        return f"left as it is: {err}"
 
 
 STEPS: Mapping[Action, StepFn] = {

@@ -49,6 +49,9 @@ OWNED_KEYS: tuple[str, ...] = (
     "changes",
     "put_back",
     "review_sent",
+    "branch",
+    "base_branch",
+    "merged",
 )
 """The closed list of frontmatter keys the service writes. Every other key is the person's."""
 
@@ -154,6 +157,12 @@ class TaskNote:
         if isinstance(raw, str):
             return raw.strip().lower() in ("true", "yes", "1", "on")
         return bool(raw)
+
+    @property
+    def on_repo(self) -> bool:
+        """The note names a person's repository (`repo:`): its task works in a worktree of
+        it (running/worktree.py checks the path)."""
+        return self.meta.get("repo") not in (None, "")
 
     @property
     def attempts(self) -> int:

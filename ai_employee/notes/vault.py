@@ -224,15 +224,24 @@ def check_name(key: str, value: object) -> str:
     return text
 
 
+WORKTREES_DIR = ".worktrees"
+"""Under apps_dir: the worktrees of tasks on a person's repository (`repo:`), one per task (a
+name no app or language can have)."""
+
+
 def workdir_for(
     apps_dir: Path,
     allowed_roots: tuple[Path, ...],
     task_id: str,
     language: object = None,
     app: object = None,
+    repo: object = None,
 ) -> Path:
-    """apps/<language>/<app>/ (or apps/tasks/<task_id>/), checked to stay inside allowed roots."""
-    if app in (None, ""):
+    """apps/<language>/<app>/ (or apps/tasks/<task_id>/; a task with `repo:` its worktree,
+    apps/.worktrees/<task_id>/), checked to stay inside allowed roots."""
+    if repo not in (None, ""):
+        parts: tuple[str, ...] = (WORKTREES_DIR, check_name("task_id", task_id))
+    elif app in (None, ""):
         parts = ("tasks", check_name("task_id", task_id))
     else:
         lang = check_name("language", language) if language not in (None, "") else "misc"

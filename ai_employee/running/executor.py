@@ -38,7 +38,7 @@ from ..notes.vault import Vault
 from .agentproc import StopPipe, Transcript
 from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
 from .prompt import prompt_path, read_handbook, review_prompt, write_prompt
-from .rounds import Attempt, AttemptParts
+from .rounds import Attempt, AttemptParts, base_in_transcript
 from .run_end import RetryPolicy, RunEnd, decide_end
 from .run_messages import AgentGone, Claimed, PostRun, RunEnded
 from .runrecords import RunJournal
@@ -46,6 +46,7 @@ from .scheduler import RunRequest
 from .usage_limit import Pause
 from .verify import BadCheck, Check, check_for
 from .workrepo import WorkRepo
+from .worktree import TaskWorktree
 
 log = structlog.get_logger(__name__)
 
@@ -231,13 +232,25 @@ class RunThread:
         def next_prompt(spec: RunSpec, failure: str) -> None:
             write_prompt(ctx.vault, ctx.agent, spec, claim.note, plan, failure)
 
+        meta = claim.note.meta
         repo = WorkRepo(
             self.request.workdir,
             claim.note.title,
             self.task_id,
             ctx.config.max_commit_file_bytes,
         )
-        base = claim.note.meta.get("base_commit")
+        worktree = None
+        if meta.get("repo") not in (None, ""):
+            recorded = {k: _text(meta.get(k)) for k in ("branch", "base_branch", "head_commit")}
+            worktree = TaskWorktree(
+                meta.get("repo"),
+                ctx.config.allowed_roots,
+                self.request.workdir,
+                self.task_id,
+                meta.get("base"),
+                recorded,
+            )
+        base = _text(meta.get("base_commit")) or base_in_transcript(transcript.path)
         return AttemptParts(
             ctx.agent,
             ctx.config,
@@ -246,7 +259,8 @@ class RunThread:
             self._stop,
             next_prompt,
             repo,
-            str(base) if isinstance(base, str) and base.strip() else None,
+            base,
+            worktree,
         )
 
     def _follow_in_plan(self, where: Path, status: Status) -> None:
@@ -300,7 +314,8 @@ class RunThread:
             handbook=read_handbook(ctx.vault) if ctx.agent.reads_prompt else "",
         )
         try:
-            fsops.ensure_dir(request.workdir)
+            if claim.note.meta.get("repo") in (None, ""):  # else the worktree is made there
+                fsops.ensure_dir(request.workdir)
         except OSError as err:
             error = f"cannot make the work dir {request.workdir}: {err}"
             return dataclasses.replace(spec, setup_error=error), claim
@@ -427,7 +442,7 @@ def concluded(
         duration_s=duration,
         policy=RetryPolicy.of(config),
         now=now,
-        review=config.review_for(note.task_type or config.default_type, note.review),
+        review=config.review_for(note.task_type or config.default_type, note.review, note.on_repo),
     )
     return end, edit_note_text(text, {**restored, **end.changes}, end.result)
 
@@ -452,3 +467,8 @@ def _log_end(where: str, task_id: str, end: RunEnd, outcome: Outcome, duration: 
             "next_attempt_at": end.changes.get("next_attempt_at"),
         },
     )
+
+
+def _text(value: object) -> str | None:
+    """A key the note records as text (None: missing, empty or not text)."""
+    return value.strip() if isinstance(value, str) and value.strip() else None

@@ -14,6 +14,7 @@ from ..base import fsops
 from ..notes.taskfile import TaskNote
 from ..notes.vault import Vault
 from .agents.base import Agent, RunSpec
+from .worktree import branch_of
 
 
 def prompt_path(vault: Vault, task_id: str) -> Path:
@@ -43,12 +44,24 @@ def prompt_text(
         f"# Task: {note.title}",
         f"Task id: {spec.task_id}. Type: {spec.task_type}. Attempt {spec.attempt}.",
         f"Work in this directory and nowhere else: {spec.workdir}",
+        *_on_branch(note, spec),
         "## What was asked",
         note.body_asked.strip() or "(the note has no body; the title is the task)",
         "## The plan",
         plan.strip(),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _on_branch(note: TaskNote, spec: RunSpec) -> list[str]:
+    """A task on a person's repository is told where it works (worktree.py)."""
+    if not note.on_repo:
+        return []
+    return [
+        f"It is a git worktree of {note.meta.get('repo')} on the branch "
+        f"{branch_of(spec.task_id)}: stay on that branch. What you change is committed there "
+        "after each round, for a person to review and merge."
+    ]
 
 
 def review_prompt(comments: str) -> str:

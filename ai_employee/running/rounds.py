@@ -7,7 +7,9 @@ that succeeded is checked; a check that fails leaves the agent another round in 
 the check passes or `max_rounds` is spent. Each round's changes are committed in the work dir's
 repository once the round (and its check) is over, whatever its outcome but an interruption (the
 next start commits what it left); the attempt's outcome says what the task changed since its
-base. Runs in the run's own thread (executor.RunThread), which owns everything it touches: the
+base. A task on a person's repository works in a worktree of its own (worktree.py), made
+before the rounds and removed after them (left for the next start when the service stops
+mid-attempt). Runs in the run's own thread (executor.RunThread), which owns everything it touches: the
 agent processes, the prompt file, the transcript, the work dir's repository.
 """
 
@@ -15,9 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..base.config import Config
 from .agentproc import AgentProcess, Limits, StopPipe, Transcript
@@ -34,6 +40,7 @@ from .verify import (
     next_round,
 )
 from .workrepo import GitError, WorkRepo
+from .worktree import Opened, TaskWorktree
 
 WritePrompt = Callable[[RunSpec, str], None]
 """Writes the next round's prompt file for this spec, with the failure's news (OSError)."""
@@ -51,7 +58,11 @@ class AttemptParts:
     write_prompt: WritePrompt
     repo: WorkRepo
     base: str | None
-    """The task's base commit as its note records it from an earlier attempt (None: none)."""
+    """The task's base commit as its note (or its transcript) records it from an earlier
+    attempt (None: none)."""
+    worktree: TaskWorktree | None = None
+    """A task on a person's repository: its worktree, made before the rounds and removed
+    after them (the work dir is its path)."""
 
 
 class Attempt:
@@ -71,17 +82,51 @@ class Attempt:
             return Outcome(OutcomeKind.PERMANENT, error=f"{check}; fix it, then retry")
         if self.spec.setup_error:  # no work dir or prompt: the attempt ends at once, saying so
             return self._agent(self.spec)
+        worktree = self.parts.worktree
+        if worktree is None:
+            return self._in_work_dir(check, None)
+        try:
+            opened = worktree.open()
+        except GitError as err:
+            return self._git_failed(err)
+        self._note(
+            "worktree", path=str(opened.path), branch=opened.branch, repo=str(opened.repo),
+            base=opened.base, reused=opened.reused or None,
+        )  # fmt: skip
+        outcome = self._in_work_dir(check, opened)
+        if outcome.kind is not OutcomeKind.INTERRUPTED:  # else the next start finds it
+            kept = worktree.close()
+            self._note("worktree_end", branch=opened.branch, kept=kept)
+        return outcome
+
+    def _in_work_dir(self, check: Check | None, opened: Opened | None) -> Outcome:
+        """The rounds in the work dir's repository, from the task's base; the outcome with
+        what the task changed."""
         try:
             base = self.parts.repo.begin(self.parts.base)
         except GitError as err:
-            self._note("error", error=str(err))
-            kind = OutcomeKind.PERMANENT if err.permanent else OutcomeKind.TRANSIENT
-            return Outcome(kind, error=str(err))
+            return self._git_failed(err)
         self._note("base", sha=base)  # what the page diffs against while the task runs
         outcome = self._rounds(check)
         if outcome.kind is OutcomeKind.INTERRUPTED:
             return outcome
-        return self._with_changes(outcome, base)
+        outcome = self._with_changes(outcome, base)
+        if opened is not None and outcome.changes is not None:
+            on_branch = dataclasses.replace(
+                outcome.changes,
+                branch=opened.branch,
+                base_branch=opened.base_branch,
+                repo=str(opened.repo),
+            )
+            outcome = dataclasses.replace(outcome, changes=on_branch)
+        return outcome
+
+    def _git_failed(self, err: GitError) -> Outcome:
+        """git could not ready the work dir: the attempt ends, saying why (permanent when
+        only a change to the note or the machine helps)."""
+        self._note("error", error=str(err))
+        kind = OutcomeKind.PERMANENT if err.permanent else OutcomeKind.TRANSIENT
+        return Outcome(kind, error=str(err))
 
     def _rounds(self, check: Check | None) -> Outcome:
         """Agent, check, commit, round after round, until the attempt has its outcome."""
@@ -195,6 +240,39 @@ class Attempt:
     def _note(self, kind: str, **fields: object) -> None:
         with contextlib.suppress(OSError):  # a transcript line never fails the attempt
             self.parts.transcript.write(kind, **fields)
+
+
+BASE_LINE_WITHIN_BYTES = 1024 * 1024
+"""The first `base` line of a transcript is written before its first agent round: it is in
+the file's first lines (read no further)."""
+
+
+def base_in_transcript(path: Path) -> str | None:
+    """The task's base commit as its transcript's first `base` line says (the note records it
+    only when an attempt ends: an attempt a crash cut short, or one still running, has only
+    this). Only a regular file is read, never through a symlink."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.pread(fd, BASE_LINE_WITHIN_BYTES, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    for raw in data.splitlines():
+        if b'"kind": "base"' in raw:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            sha = record.get("sha") if isinstance(record, dict) else None
+            if isinstance(sha, str) and sha:
+                return sha
+    return None
 
 
 def _with_agent(verdict: Outcome, agent: Outcome) -> Outcome:

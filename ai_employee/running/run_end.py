@@ -10,6 +10,7 @@ jitter (tenacity's random wait), bounded and tested.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -281,10 +282,16 @@ def result_text(
     if outcome.changes is not None:
         lines += changes_text(outcome.changes)
     if status is Status.IN_REVIEW:
+        rejected = (
+            "its branch is kept and your repository left as it is"
+            if outcome.changes is not None and outcome.changes.branch
+            else "its work dir is put back as it was before the task, its commits kept"
+        )
         lines += [
             "Waits for your review: accept it (move the note to Approved/, or "
-            f"`ai-employee accept {task_id}`), or reject it (move it to Rejected/: its work "
-            "dir is put back as it was before the task, its commits kept).",
+            f"`ai-employee accept {task_id}`), ask for changes (`ai-employee request-changes "
+            f'{task_id} -m "..."`, or a `## Review` section and a move to Needs_Action/), or '
+            f"reject it (move it to Rejected/: {rejected}).",
             "",
         ]
     if kind is OutcomeKind.ASKED and outcome.asked:
@@ -306,8 +313,16 @@ def result_text(
 
 
 def commit_keys(changes: Changes) -> dict[str, Any]:
-    """What the note records of the task's commits: its base, its head, what changed."""
-    return {"base_commit": changes.base, "head_commit": changes.head, "changes": changes.summary}
+    """What the note records of the task's commits: its base, its head, what changed (and a
+    repo task's branch, and the branch it began from)."""
+    keys: dict[str, Any] = {
+        "base_commit": changes.base,
+        "head_commit": changes.head,
+        "changes": changes.summary,
+    }
+    if changes.branch:
+        keys |= {"branch": changes.branch, "base_branch": changes.base_branch}
+    return keys
 
 
 MAX_FILES_LISTED = 50
@@ -319,11 +334,17 @@ def changes_text(changes: Changes) -> list[str]:
     commits = f"{changes.commits} commit{'' if changes.commits == 1 else 's'}"
     if changes.agent_commits:
         commits += f", {changes.agent_commits} by the agent"
-    lines = [
-        f"Changed: {changes.summary} ({commits}; `git diff {changes.base[:12]} "
-        f"{changes.head[:12]}` in the work dir)",
-        "",
-    ]
+    span = f"{changes.base[:12]} {changes.head[:12]}"
+    if changes.branch and changes.repo:
+        lines = [
+            f"Changed: {changes.summary} ({commits}) on the branch {code(changes.branch)} of "
+            f"{code(changes.repo)}"
+            + (f", from {code(changes.base_branch)}" if changes.base_branch else "")
+            + f": {code(f'git -C {shlex.quote(changes.repo)} diff {span}')}",
+            "",
+        ]
+    else:
+        lines = [f"Changed: {changes.summary} ({commits}; `git diff {span}` in the work dir)", ""]
     for change in changes.files[:MAX_FILES_LISTED]:
         counts = (
             "binary"

@@ -95,6 +95,12 @@ class Changes:
     """Commits since the base (the service's rounds and the agent's own)."""
     agent_commits: int = 0
     """Of those, the ones the agent made itself."""
+    branch: str | None = None
+    """A task on a person's repository: the branch its commits are on (worktree.py)."""
+    base_branch: str | None = None
+    """... and the branch it began from (None: a commit, or a detached HEAD)."""
+    repo: str | None = None
+    """... and that repository."""
 
     @property
     def summary(self) -> str:
@@ -130,6 +136,7 @@ class WorkRepo:
         """HEAD after our last commit (commits past it in the next round are the agent's)."""
         self._agent_commits = 0
         self._left_out: dict[str, None] = {}
+        self._index_lock = workdir / ".git" / "index.lock"
 
     # --- the attempt's start ----------------------------------------------------------------
 
@@ -152,6 +159,8 @@ class WorkRepo:
                 + "\n".join(IGNORED)
                 + "\n"
             )
+        git_path = self._run("rev-parse", "--git-path", "index.lock").stdout.strip()
+        self._index_lock = self.workdir / git_path  # .git/index.lock, or a worktree's own
         self._remove_stale_lock()
         found = "before this task" if base is None else "when an earlier round was cut short"
         message = f"{self.title}\n\nThe work dir as found {found} (task {self.task_id})."
@@ -274,7 +283,7 @@ class WorkRepo:
     def _remove_stale_lock(self) -> None:
         """A git killed mid-command (a crash, a stopped agent) leaves `index.lock`; nothing
         runs git here between rounds, so it is stale."""
-        (self.workdir / ".git" / "index.lock").unlink(missing_ok=True)
+        self._index_lock.unlink(missing_ok=True)
 
     def _head_or_none(self) -> str | None:
         done = self._run("rev-parse", "-q", "--verify", "HEAD", check=False)

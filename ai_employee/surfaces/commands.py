@@ -25,6 +25,7 @@ from ..notes.taskfile import (
     with_review_comment,
 )
 from ..notes.vault import TASK_FOLDERS, Folder, Vault, check_name
+from ..running.worktree import merge_accepted
 
 log = structlog.get_logger(__name__)
 
@@ -195,9 +196,14 @@ def approve(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime
 
 
 def accept(vault: Vault, config: Config, ref: str, *, actor: str, now: datetime) -> Edited:
-    """A person accepted the work under review (`in_review`): done, to Done/."""
+    """A person accepted the work under review (`in_review`): done, to Done/; a task on a
+    person's repository has its branch left to merge or fast-forwarded into (`merged`)."""
     found = find_task(vault, config, ref)
-    return _edit(vault, config, "accept", found, Status.DONE, {}, Folder.DONE, actor)
+    changes: dict[str, Any] = {}
+    if found.note.on_repo and found.note.status is Status.IN_REVIEW:
+        task_type = found.note.task_type or config.default_type
+        changes["merged"] = merge_accepted(config, found.note, task_type)
+    return _edit(vault, config, "accept", found, Status.DONE, changes, Folder.DONE, actor)
 
 
 def request_changes(

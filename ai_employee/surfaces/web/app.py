@@ -49,7 +49,9 @@ from ...notes.lifecycle import Priority, Status
 from ...notes.notefile import peek_note
 from ...notes.taskfile import RESULT_HEADING, TaskNote
 from ...notes.vault import Folder, Vault, workdir_for
+from ...running.rounds import base_in_transcript
 from ...running.workrepo import GitError
+from ...running.worktree import person_repo
 from .. import commands
 from . import auditlog, charts, diff, transcript
 from .live import LiveVault, Subscription
@@ -363,6 +365,7 @@ def _work_dir(
             card.task_id,
             note.meta.get("language"),
             note.meta.get("app"),
+            note.meta.get("repo"),
         )
     except NoteRefused as err:
         return "", [], False, err.reason
@@ -370,14 +373,15 @@ def _work_dir(
     return str(path), files, more, ""
 
 
-def _range(site: Site, note: TaskNote, card: Card, workdir: Path) -> tuple[str, str] | None:
+def _range(site: Site, note: TaskNote, card: Card, workdir: Path | None) -> tuple[str, str] | None:
     """The task's base and head commits: as its note records them; while it runs (or before
-    its first end), its transcript's base and the work dir's HEAD."""
+    its first end), its transcript's base and the work dir's HEAD (`workdir`: None when it is
+    not there)."""
     base, head = note.meta.get("base_commit"), note.meta.get("head_commit")
     running = card.status == Status.EXECUTING
     if not diff.is_sha(base) and card.task_id:
-        base = transcript.base_of(site.vault.transcripts / f"{card.task_id}.jsonl")
-    if running or not diff.is_sha(head):
+        base = base_in_transcript(site.vault.transcripts / f"{card.task_id}.jsonl")
+    if (running or not diff.is_sha(head)) and workdir is not None:
         head = diff.head_of(workdir)
     if diff.is_sha(base) and diff.is_sha(head):
         return str(base), str(head)
@@ -387,19 +391,31 @@ def _range(site: Site, note: TaskNote, card: Card, workdir: Path) -> tuple[str, 
 def _changes(
     site: Site, note: TaskNote, card: Card, workdir: str, commit: str
 ) -> tuple[diff.TaskDiff | None, str]:
-    """What the task changed (or one of its commits, `commit`), for its page."""
-    if not workdir or not Path(workdir).is_dir():
-        return None, ""
-    span = _range(site, note, card, Path(workdir))
-    if span is None:
-        return None, ""
+    """What the task changed (or one of its commits, `commit`), for its page: read in its
+    work dir, or for a task on a person's repository in that repository (its worktree is
+    there only while it runs)."""
     try:
-        whole = diff.read_diff(Path(workdir), *span)
+        where = _repo_of(site, note, workdir)
+        if where is None:
+            return None, ""
+        live = Path(workdir) if workdir and Path(workdir).is_dir() else None
+        span = _range(site, note, card, live)
+        if span is None:
+            return None, ""
+        whole = diff.read_diff(where, *span)
         if commit and commit in {c.sha for c in whole.commits}:  # one round's commit
-            return diff.read_commit(Path(workdir), commit, whole.commits), ""
+            return diff.read_commit(where, commit, whole.commits), ""
         return whole, ""
     except GitError as err:
         return None, str(err)
+
+
+def _repo_of(site: Site, note: TaskNote, workdir: str) -> Path | None:
+    """Where git reads a task's commits (None: nowhere yet); GitError for a `repo:` the task
+    may not use (the page says why, as the run did)."""
+    if note.on_repo:
+        return person_repo(note.meta.get("repo"), site.config.allowed_roots)
+    return Path(workdir) if workdir and Path(workdir).is_dir() else None
 
 
 def _task_context(site: Site, card: Card, commit: str = "") -> dict[str, Any]:
@@ -483,9 +499,10 @@ async def raw_diff_page(site: Site, request: Request) -> Response:
     def read() -> str:
         note, _ = peek_note(site.view.path_of(card), site.vault.root, site.config.max_note_bytes)
         workdir, _, _, error = _work_dir(site, note, card)
-        if error or not workdir:
+        where = None if error else _repo_of(site, note, workdir)
+        if where is None:
             raise GitError(error or "the task has no work dir")
-        return diff.raw_diff(Path(workdir), base, head)
+        return diff.raw_diff(where, base, head)
 
     try:
         text = await run_in_threadpool(read)

@@ -163,6 +163,18 @@ def _changes(record: Record, ts: str) -> list[Turn]:
     return [Turn("commit", text, "the task's changes", ts)]
 
 
+def _worktree(record: Record, ts: str) -> list[Turn]:
+    """A task on a person's repository: its worktree made (or found) for the attempt."""
+    found = " (found again after a crash)" if record.get("reused") else ""
+    text = f"{record.get('path')} on {record.get('branch')} of {record.get('repo')}{found}"
+    return [Turn("commit", _cut(text), "worktree", ts)]
+
+
+def _worktree_end(record: Record, ts: str) -> list[Turn]:
+    text = str(record.get("kept") or f"removed; the branch {record.get('branch')} stays")
+    return [Turn("commit", _cut(text), "worktree", ts)]
+
+
 def _round(record: Record, ts: str) -> list[Turn]:
     resumed = " (same session)" if record.get("resume") else ""
     text = f"round {record.get('round')} of {record.get('of')}{resumed}"
@@ -190,37 +202,12 @@ _SHOWN: dict[str, Callable[[Record, str], list[Turn]]] = {
     "check_end": _check_end,
     "commit": _commit,
     "changes": _changes,
+    "worktree": _worktree,
+    "worktree_end": _worktree_end,
     "round": _round,
     "out": _out,
 }
 """How each kind of transcript line is shown (the run's own lines and the agent's output)."""
-
-
-def base_of(path: Path) -> str | None:
-    """The base commit the task's latest attempt recorded in its transcript (a `base` line),
-    for the page's diff while the note does not record one yet."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, ValueError):
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = os.pread(fd, MAX_READ_BYTES, 0)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    found = None
-    for raw in data.splitlines():
-        if b'"kind": "base"' in raw:
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("sha"), str):
-                found = record["sha"]
-    return found
 
 
 def read_from(path: Path, offset: int) -> tuple[list[Turn], int]:

@@ -1,0 +1,331 @@
+"""A task on a person's repository (`repo:`): a git worktree of its own on branch
+`ai-employee/<task_id>`, kept in `<apps_dir>/.worktrees/<task_id>/`, outside the person's
+checkout. Their working tree, index, HEAD, stash and other branches are never touched: the
+worktree starts from a commit (`base:`, else their HEAD), and everything here is `git worktree`,
+`git update-ref` and reads.
+
+The branch is made with `update-ref` only where none exists (atomic: a branch of the same name
+that is not this task's is an error, nothing touched), its reflog saying which task made it, so
+an attempt a crash cut short finds the branch it made. A worktree is made again for each
+attempt at the same path (claude resumes a session by its folder) and removed when the attempt
+ends; the branch stays. A worktree a crash left is reused (what the agent wrote in it is
+committed by the next attempt); one a crash left half made (git's `locked initializing`) is
+removed and made again.
+
+`fast_forward` is the accept of `merge = "ff"`: the base branch moved to the task's head when
+that is a fast-forward, and never in a checkout with local changes. Runs in the run's own
+thread (open, close), or where a person accepts the work (merge_accepted: the main loop's
+ACCEPT step, or the `accept` command).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..base.config import Config
+from ..notes.taskfile import TaskNote
+from .workrepo import GitError, run_git
+
+BRANCH_PREFIX = "ai-employee/"
+
+
+def branch_of(task_id: str) -> str:
+    return f"{BRANCH_PREFIX}{task_id}"
+
+
+def person_repo(value: object, allowed_roots: tuple[Path, ...]) -> Path:
+    """The repository a note's `repo:` names, checked: an absolute path (or `~/...`), inside
+    the allowed roots once its symlinks are resolved, the top of a git checkout. GitError
+    (permanent: the note must change) saying which and what to do."""
+    if not isinstance(value, str) or not value.strip():
+        raise GitError(f"repo must be a path to a git repository, not {value!r}", permanent=True)
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute():
+        raise GitError(
+            f"repo {value!r} is not an absolute path: write it from / (or ~/)", permanent=True
+        )
+    real = path.resolve()
+    if not any(real.is_relative_to(root.resolve()) for root in allowed_roots):
+        roots = ", ".join(str(r) for r in allowed_roots)
+        raise GitError(
+            f"repo {str(path)!r} is outside the allowed roots ({roots}): add its folder to "
+            "extra_roots in .ai-employee.toml",
+            permanent=True,
+        )
+    if not real.is_dir():
+        raise GitError(f"repo {str(path)!r} is not a folder", permanent=True)
+    done = run_git(real, "rev-parse", "--show-toplevel", check=False)
+    if done.returncode != 0:
+        raise GitError(
+            f"repo {str(path)!r} is not a git repository (`git -C {real} status` says why)",
+            permanent=True,
+        )
+    top = Path(done.stdout.strip()).resolve()
+    if top != real:
+        raise GitError(
+            f"repo {str(path)!r} is inside the repository {str(top)!r}, not its top: name that",
+            permanent=True,
+        )
+    return real
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A worktree ready for an attempt."""
+
+    repo: Path
+    path: Path
+    branch: str
+    base: str
+    """The commit the branch started from (the task's base on its first attempt)."""
+    base_branch: str | None
+    """The branch `base:` or the person's HEAD named when the branch was made (None: a
+    detached HEAD or a commit); what `merge = "ff"` moves."""
+    reused: bool
+    """A worktree a crash left was found and kept (its leftovers are committed next)."""
+
+
+class TaskWorktree:
+    """One task's worktree of a person's repository (see the module docstring). One thread."""
+
+    def __init__(
+        self,
+        repo: object,
+        allowed_roots: tuple[Path, ...],
+        path: Path,
+        task_id: str,
+        base_name: object,
+        recorded: dict[str, str | None],
+    ) -> None:
+        self.asked_repo = repo
+        """The note's `repo:`, checked by `open` (person_repo)."""
+        self.allowed_roots = allowed_roots
+        self.repo = Path()
+        self.path = path
+        self.task_id = task_id
+        self.branch = branch_of(task_id)
+        self.base_name = base_name
+        """The note's `base:` (None: the person's HEAD)."""
+        self.recorded = recorded
+        """What the note records of earlier attempts: `branch`, `base_branch`, `head_commit`."""
+
+    def open(self) -> Opened:
+        """Make (or find) the worktree for an attempt. GitError, nothing touched, when the
+        repository is not one the task may use, the base does not exist, the branch is
+        another's, or the worktree's place holds something else."""
+        self.repo = person_repo(self.asked_repo, self.allowed_roots)
+        recorded = self.recorded
+        if self.path.resolve().is_relative_to(self.repo):
+            raise GitError(
+                f"the worktree {self.path} would be inside the repository's checkout "
+                f"{self.repo}: set apps_dir to a folder outside it",
+                permanent=True,
+            )
+        ref = f"refs/heads/{self.branch}"
+        tip = self._commit_of(ref)
+        if tip is None:
+            base, base_branch = self._start(self.base_name, recorded)
+            began = f"ai-employee: task {self.task_id} begins at {base}"
+            if base_branch:
+                began += f" of {base_branch}"
+            self._git("update-ref", "--create-reflog", "-m", began, ref, base, "")
+        elif (made := self._made_from(ref)) is not None:
+            base, base_branch = made
+        elif recorded.get("branch") == self.branch:
+            base, base_branch = tip, recorded.get("base_branch")
+        else:
+            raise GitError(
+                f"the branch {self.branch} already exists in {self.repo} and is not this "
+                f"task's: rename it (git branch -m {self.branch} another-name), then retry",
+                permanent=True,
+            )
+        elsewhere = _checked_out(self.repo, ref)
+        if elsewhere is not None and elsewhere.resolve() != self.path.resolve():
+            raise GitError(
+                f"the branch {self.branch} is checked out at {elsewhere}: check out another "
+                "branch there, then retry",
+                permanent=True,
+            )
+        reused = self._ready_place()
+        if not reused:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._git("worktree", "add", "-q", str(self.path), self.branch)
+        return Opened(self.repo, self.path, self.branch, base, base_branch, reused)
+
+    def close(self) -> str | None:
+        """Remove the worktree once its attempt is over (its work committed); the branch
+        stays. None when removed; otherwise why it is kept (files not committed: the next
+        attempt commits them, or a person looks)."""
+        if not self.path.exists():
+            self._git("worktree", "prune", check=False)
+            return None
+        done = self._git("worktree", "remove", str(self.path), check=False)
+        if done.returncode == 0:
+            return None
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"the worktree {self.path} is kept: {why}"
+
+    # --- the branch -------------------------------------------------------------------------
+
+    def _start(self, base_name: object, recorded: dict[str, str | None]) -> tuple[str, str | None]:
+        """Where a new branch starts: the note's head_commit when the branch was ours and a
+        person deleted it; else `base:`; else the person's HEAD."""
+        head = recorded.get("head_commit")
+        if recorded.get("branch") == self.branch and head and self._commit_of(head):
+            return head, recorded.get("base_branch")
+        if base_name not in (None, ""):
+            name = str(base_name).strip()
+            if name.startswith("-"):
+                raise GitError(f"base {name!r} is not a branch or a commit", permanent=True)
+            sha = self._commit_of(name)
+            if sha is None:
+                raise GitError(
+                    f"base {name!r} is not a branch or a commit of {self.repo} "
+                    "(`git -C REPO branch` lists them)",
+                    permanent=True,
+                )
+            is_branch = self._commit_of(f"refs/heads/{name}") is not None
+            return sha, name if is_branch else None
+        sha = self._commit_of("HEAD")
+        if sha is None:
+            raise GitError(f"the repository {self.repo} has no commit yet", permanent=True)
+        symbolic = self._git("symbolic-ref", "-q", "--short", "HEAD", check=False)
+        return sha, symbolic.stdout.strip() or None
+
+    def _made_from(self, ref: str) -> tuple[str, str | None] | None:
+        """The branch's first reflog entry, when this task made it (`ai-employee: task <id>
+        begins at <sha> [of <branch>]`): the commit and the branch it began at. None: not
+        made by this task (or its reflog is gone: then only the note can say it is ours)."""
+        log = self._git("reflog", "show", "--format=%gs", ref, "--", check=False).stdout
+        entries = log.strip().splitlines()
+        prefix = f"ai-employee: task {self.task_id} begins at "
+        if not entries or not entries[-1].startswith(prefix):
+            return None
+        sha, _, base_branch = entries[-1].removeprefix(prefix).partition(" of ")
+        return sha, base_branch or None
+
+    # --- the worktree's place ---------------------------------------------------------------
+
+    def _ready_place(self) -> bool:
+        """True when the worktree a crash left is there to reuse; False when the place is free
+        (a half-made one removed). GitError when something else is there."""
+        listed = self._listed()
+        entry = listed.get(self.path.resolve()) if self.path.exists() else None
+        if entry is None:
+            self._git("worktree", "prune", check=False)
+            if self.path.exists() and any(self.path.iterdir()):
+                raise GitError(
+                    f"{self.path} holds files and is not a worktree of {self.repo}: move it "
+                    "away, then retry",
+                    permanent=True,
+                )
+            if self.path.exists():
+                self.path.rmdir()
+            return False
+        if entry.get("locked", "").startswith("initializing"):  # git was killed making it
+            self._git("worktree", "remove", "--force", "--force", str(self.path), check=False)
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self._git("worktree", "prune", check=False)
+            return False
+        if entry.get("branch") != f"refs/heads/{self.branch}":
+            raise GitError(
+                f"the worktree {self.path} is not on {self.branch} "
+                f"({entry.get('branch') or 'detached'}): the agent should not switch branches; "
+                f"check it out again there, then retry",
+                permanent=True,
+            )
+        return True
+
+    def _listed(self) -> dict[Path, dict[str, str]]:
+        """`git worktree list --porcelain`: each worktree's path and its attributes."""
+        text = self._git("worktree", "list", "--porcelain").stdout
+        listed: dict[Path, dict[str, str]] = {}
+        for block in text.strip().split("\n\n"):
+            attrs = {}
+            for line in block.splitlines():
+                name, _, value = line.partition(" ")
+                attrs[name] = value
+            if "worktree" in attrs:
+                listed[Path(attrs["worktree"]).resolve()] = attrs
+        return listed
+
+    # --- git --------------------------------------------------------------------------------
+
+    def _commit_of(self, rev: str) -> str | None:
+        done = self._git(
+            "rev-parse", "-q", "--verify", "--end-of-options", f"{rev}^{{commit}}", check=False
+        )
+        sha = done.stdout.strip()
+        return sha if done.returncode == 0 and sha else None
+
+    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_git(self.repo, *args, check=check)
+
+
+def merge_accepted(config: Config, note: TaskNote, task_type: str) -> str:
+    """What becomes of an accepted repo task's branch, in words (the note's `merged`): left
+    to merge (`merge = "branch"`), or its base branch fast-forwarded to it (`ff`)."""
+    meta = note.meta
+    branch, head = str(meta.get("branch") or ""), str(meta.get("head_commit") or "")
+    base_branch = str(meta.get("base_branch") or "") or None
+    if not branch or not head:
+        return "nothing to merge: the task recorded no branch"
+    try:
+        repo = person_repo(meta.get("repo"), config.allowed_roots)
+    except GitError as err:
+        return f"not merged: {err}"
+    if config.merge_for(task_type) == "ff":
+        return fast_forward(repo, base_branch, branch, head)
+    into = f" into {base_branch}" if base_branch else ""
+    return f"ready to merge{into}: git -C {shlex.quote(str(repo))} merge {branch}"
+
+
+def fast_forward(repo: Path, base_branch: str | None, branch: str, head: str) -> str:
+    """`merge = "ff"` after an accept: `base_branch` moved to `head` when that is a
+    fast-forward and where it is checked out has no local changes; what was done (or why
+    not), in words."""
+    merge_by_hand = f"merge it yourself: git merge --ff-only {branch}"
+    if not base_branch:
+        return f"not merged: the task began from a commit, not a branch; {merge_by_hand}"
+    ref = f"refs/heads/{base_branch}"
+    old = run_git(repo, "rev-parse", "-q", "--verify", ref, check=False).stdout.strip()
+    if not old:
+        return f"not merged: {base_branch} is gone from {repo}"
+    if old == head:
+        return f"{base_branch} is already at {head[:12]}"
+    ahead = run_git(repo, "merge-base", "--is-ancestor", old, head, check=False)
+    if ahead.returncode != 0:
+        return f"not merged: {base_branch} moved on since the task began; {merge_by_hand}"
+    checkout = _checked_out(repo, ref)
+    try:
+        if checkout is None:
+            message = f"ai-employee: fast-forward to {branch}"
+            run_git(repo, "update-ref", "-m", message, ref, head, old)
+            return f"fast-forwarded {base_branch} to {head[:12]}"
+        dirty = run_git(  # (no optional locks: the person's index is not refreshed)
+            checkout, "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"
+        ).stdout
+        if dirty.strip():
+            return (
+                f"not merged: {base_branch} is checked out at {checkout} with local changes; "
+                f"there, {merge_by_hand}"
+            )
+        run_git(checkout, "merge", "-q", "--ff-only", head)
+        return f"fast-forwarded {base_branch} (checked out at {checkout}) to {head[:12]}"
+    except GitError as err:
+        return f"not merged: {err}"
+
+
+def _checked_out(repo: Path, ref: str) -> Path | None:
+    """Where the branch `ref` is checked out (the person's checkout or a worktree), if anywhere."""
+    text = run_git(repo, "worktree", "list", "--porcelain").stdout
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        if f"branch {ref}" in lines:
+            return Path(lines[0].removeprefix("worktree "))
+    return None
