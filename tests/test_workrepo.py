@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_employee.notes.vault import Vault
-from ai_employee.running.workrepo import GitError, WorkRepo
+from ai_employee.running.workrepo import GitError, WorkRepo, git_dir, parse_status
 
 
 def git(where: Path, *args: str) -> str:
@@ -190,3 +190,49 @@ def test_three_tasks_on_one_app_make_three_commits_each_note_saying_what_it_chan
         assert f"Task {n}" in git(work, "log", "-1", "--format=%s", note.meta["head_commit"])
     assert notes[1].meta["base_commit"] == notes[0].meta["head_commit"]
     assert notes[2].meta["base_commit"] == notes[1].meta["head_commit"]
+
+
+def test_parse_status_reads_head_and_every_changed_path_of_porcelain_v2() -> None:
+    sha = "a" * 40
+    text = "\0".join(
+        [
+            f"# branch.oid {sha}",
+            "# branch.head main",
+            f"1 .M N... 100644 100644 100644 {sha} {sha} src/app.py",
+            f"2 R. N... 100644 100644 100644 {sha} {sha} R100 new name.txt",
+            "old name.txt",
+            f"u UU N... 100644 100644 100644 100644 {sha} {sha} {sha} both.txt",
+            "? untracked dir/file with spaces.md",
+            "",
+        ]
+    )
+    assert parse_status(text) == (
+        sha,
+        [
+            "src/app.py",
+            "new name.txt",
+            "old name.txt",
+            "both.txt",
+            "untracked dir/file with spaces.md",
+        ],
+    )
+    assert parse_status("# branch.oid (initial)\0# branch.head main\0? a\0") == (None, ["a"])
+
+
+def test_a_worktrees_stale_index_lock_is_found_in_its_own_git_dir(tmp_path: Path) -> None:
+    main = tmp_path / "main"
+    main.mkdir()
+    repo = WorkRepo(main, "t", "t1", 1 << 20)
+    repo.begin(None)
+    subprocess.run(
+        ["git", "-C", str(main), "worktree", "add", "-q", "-b", "b", str(tmp_path / "wt")],
+        check=True,
+    )
+    lock = git_dir(tmp_path / "wt") / "index.lock"
+    assert lock.parent == main / ".git" / "worktrees" / "wt"
+    lock.write_text("")  # a git killed mid-command
+    (tmp_path / "wt" / "new.txt").write_text("x\n")
+    worktree = WorkRepo(tmp_path / "wt", "t", "t2", 1 << 20)
+    worktree.begin(None)
+    assert not lock.exists()
+    assert worktree.commit_round(1, 1).sha is None, "new.txt was committed as found"

@@ -9,8 +9,8 @@ repository once the round (and its check) is over, whatever its outcome but an i
 next start commits what it left); the attempt's outcome says what the task changed since its
 base. A task on a person's repository works in a worktree of its own (worktree.py), made
 before the rounds and removed after them (left for the next start when the service stops
-mid-attempt). Runs in the run's own thread (executor.RunThread), which owns everything it touches: the
-agent processes, the prompt file, the transcript, the work dir's repository.
+mid-attempt). Runs in the run's own thread (executor.RunThread), which owns everything it
+touches: the agent processes, the prompt file, the transcript, the work dir's repository.
 """
 
 from __future__ import annotations

@@ -159,14 +159,13 @@ class WorkRepo:
                 + "\n".join(IGNORED)
                 + "\n"
             )
-        git_path = self._run("rev-parse", "--git-path", "index.lock").stdout.strip()
-        self._index_lock = self.workdir / git_path  # .git/index.lock, or a worktree's own
+        self._index_lock = git_dir(self.workdir) / "index.lock"
         self._remove_stale_lock()
         found = "before this task" if base is None else "when an earlier round was cut short"
         message = f"{self.title}\n\nThe work dir as found {found} (task {self.task_id})."
-        head = self._head_or_none()
-        committed = self._commit(message, head, allow_empty=head is None)
-        self._head = committed.sha or head
+        scan = self._scan()
+        committed = self._commit(message, scan, allow_empty=scan.head is None)
+        self._head = committed.sha or scan.head
         if self._head is None:  # cannot be: a first commit is made above
             raise GitError(f"git in {self.workdir} has no commit after committing")
         if base is not None and self._is_commit(base):
@@ -178,11 +177,12 @@ class WorkRepo:
     def commit_round(self, attempt: int, number: int) -> Committed:
         """Commit what the round changed (the agent's own commits kept and counted)."""
         self._remove_stale_lock()
-        head = self._rev("HEAD")
+        scan = self._scan()
+        head = scan.head or self._rev("HEAD")  # (none: a broken repository, said by git)
         agent = self._count(self._head, head) if self._head and self._head != head else 0
         self._agent_commits += agent
         message = f"{self.title}\n\nTask {self.task_id}, attempt {attempt}, round {number}."
-        committed = self._commit(message, head)
+        committed = self._commit(message, scan)
         self._head = committed.sha or head
         return Committed(committed.sha, committed.left_out, agent)
 
@@ -220,14 +220,14 @@ class WorkRepo:
         when nothing happened there since the task; what was done, in words."""
         if not self._is_commit(base) or not self._is_commit(head):
             return "left as it is: its commits are not in the work dir's repository"
-        current = self._head_or_none()
+        scan = self._scan()
+        current = scan.head
         if current != head:
             return (
                 f"left as it is: the work dir moved on since the task ({(current or '-')[:12]} "
                 f"is not its {head[:12]}); its changes are `git diff {base[:12]} {head[:12]}`"
             )
-        changed, _ = self._changed()
-        if changed:
+        if scan.changed:
             return "left as it is: it has changes not committed since the task"
         self._run("update-ref", "-m", f"ai-employee: rejected {self.task_id}", ref, head)
         self._run("reset", "-q", "--hard", base)
@@ -235,47 +235,41 @@ class WorkRepo:
 
     # --- git --------------------------------------------------------------------------------
 
-    def _commit(self, message: str, parent: str | None, *, allow_empty: bool = False) -> Committed:
-        """Stage what changed but files over the size limit (the paths `git status` names: no
-        second scan of the work dir), and commit it (plumbing: no third); None when nothing
-        changed."""
-        changed, big = self._changed()
-        self._left_out.update(dict.fromkeys(big))
-        wanted = [path for path in changed if path not in big]
+    def _commit(self, message: str, scan: Scan, *, allow_empty: bool = False) -> Committed:
+        """Stage what changed but files over the size limit (the paths `scan` names: no
+        second look at the work dir), and commit it on the scan's head (plumbing: no third);
+        None when nothing changed."""
+        self._left_out.update(dict.fromkeys(scan.big))
+        wanted = [path for path in scan.changed if path not in scan.big]
         if wanted:
             self._run(
                 "--literal-pathspecs", "add", "-A", "--pathspec-from-file=-",
                 "--pathspec-file-nul", stdin="\0".join(wanted),
             )  # fmt: skip
-        elif not allow_empty and (not changed or not self._staged()):
-            return Committed(None, tuple(big))  # (only big files: the agent may have staged some)
+        elif not allow_empty and (not scan.changed or not self._staged()):
+            return Committed(None, scan.big)  # (only big files: the agent may have staged some)
         tree = self._run("write-tree").stdout.strip()
-        parents = ["-p", parent] if parent else []
+        parents = ["-p", scan.head] if scan.head else []
         sha = self._run("commit-tree", tree, *parents, "-m", message).stdout.strip()
         self._run("update-ref", "-m", f"ai-employee: {self.task_id}", "HEAD", sha)
-        return Committed(sha, tuple(big))
+        return Committed(sha, scan.big)
 
-    def _changed(self) -> tuple[list[str], list[str]]:
-        """The paths that changed (new, modified, deleted, both sides of a rename: one `git
-        status`), and those over max_commit_file_bytes (never committed)."""
-        listed = self._run("status", "--porcelain=v1", "-z", "--untracked-files=all").stdout
-        changed: list[str] = []
+    def _scan(self) -> Scan:
+        """One `git status`: HEAD, the paths that changed (new, modified, deleted, both sides
+        of a rename), and those over max_commit_file_bytes (never committed)."""
+        listed = self._run(
+            "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all"
+        ).stdout
+        head, changed = parse_status(listed)
         big = []
-        records = iter(listed.split("\0"))
-        for record in records:
-            if len(record) < 4:
-                continue
-            state, path = record[:2], record[3:]
-            changed.append(path)
-            if "R" in state or "C" in state:
-                changed.append(next(records, ""))  # the source path of a rename or copy
+        for path in changed:
             try:
                 size = (self.workdir / path).lstat().st_size
             except OSError:
                 continue
             if size > self.max_file_bytes:
                 big.append(path)
-        return [path for path in changed if path], big
+        return Scan(head, tuple(changed), tuple(big))
 
     def _staged(self) -> bool:
         return self._run("diff", "--cached", "--quiet", check=False).returncode != 0
@@ -284,10 +278,6 @@ class WorkRepo:
         """A git killed mid-command (a crash, a stopped agent) leaves `index.lock`; nothing
         runs git here between rounds, so it is stale."""
         self._index_lock.unlink(missing_ok=True)
-
-    def _head_or_none(self) -> str | None:
-        done = self._run("rev-parse", "-q", "--verify", "HEAD", check=False)
-        return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
     def _is_commit(self, rev: str) -> bool:
         done = self._run("cat-file", "-e", f"{rev}^{{commit}}", check=False)
@@ -303,6 +293,50 @@ class WorkRepo:
         self, *args: str, check: bool = True, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         return run_git(self.workdir, *args, check=check, stdin=stdin, git=self.git)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one `git status` said of the work dir."""
+
+    head: str | None
+    """HEAD's commit (None: no commit yet)."""
+    changed: tuple[str, ...]
+    big: tuple[str, ...]
+    """Of `changed`, the files over max_commit_file_bytes."""
+
+
+def parse_status(text: str) -> tuple[str | None, list[str]]:
+    """`git status --porcelain=v2 -z --branch`: HEAD's commit, and every path that changed (a
+    rename's or a copy's both sides)."""
+    head: str | None = None
+    changed: list[str] = []
+    records = iter(text.split("\0"))
+    for record in records:
+        kind = record[:2]
+        if record.startswith("# branch.oid "):
+            oid = record.removeprefix("# branch.oid ")
+            head = None if oid == "(initial)" else oid
+        elif kind == "1 ":
+            changed.append(record.split(" ", 8)[8])
+        elif kind == "2 ":
+            changed += [record.split(" ", 9)[9], next(records, "")]
+        elif kind == "u ":
+            changed.append(record.split(" ", 10)[10])
+        elif kind == "? ":
+            changed.append(record[2:])
+    return head, [path for path in changed if path]
+
+
+def git_dir(workdir: Path) -> Path:
+    """The work dir's own git dir: `.git`, or where a worktree's `.git` file points."""
+    dot = workdir / ".git"
+    if dot.is_file():
+        text = dot.read_text(errors="replace").strip()
+        if text.startswith("gitdir:"):
+            path = Path(text.removeprefix("gitdir:").strip())
+            return path if path.is_absolute() else workdir / path
+    return dot
 
 
 def run_git(
