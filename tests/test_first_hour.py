@@ -251,3 +251,15 @@ def test_claude_is_found_in_its_older_place_and_not_found_is_said(
     chosen = choose_claude(config, env)
     assert not chosen.found
     assert chosen.why == "not on this shell's PATH, nor where Claude Code installs itself"
+
+
+def test_doctor_says_when_git_is_too_old_for_the_work_dirs(tmp_path: Path) -> None:
+    vault = tmp_path / "v"
+    assert run_cli("init", "--vault", str(vault)).returncode == 0
+    old = _program(tmp_path / "bin" / "git", "#!/bin/sh\necho 'git version 2.30.2'\n")
+    env = {"PATH": f"{old.parent}:/usr/bin:/bin", "AI_EMPLOYEE_VAULT": str(vault)}
+    done = run_cli("doctor", "--no-login-check", env=env)
+    assert f"FAIL git version 2.30.2 at {old} is older than git 2.36" in done.stdout
+    assert "fix: install git 2.36 or later" in done.stdout
+    ours = run_cli("doctor", "--no-login-check", env={"AI_EMPLOYEE_VAULT": str(vault)})
+    assert "ok   git version " in ours.stdout

@@ -208,6 +208,7 @@ def test_parse_status_reads_head_and_every_changed_path_of_porcelain_v2() -> Non
     )
     assert parse_status(text) == (
         sha,
+        "main",
         [
             "src/app.py",
             "new name.txt",
@@ -216,7 +217,16 @@ def test_parse_status_reads_head_and_every_changed_path_of_porcelain_v2() -> Non
             "untracked dir/file with spaces.md",
         ],
     )
-    assert parse_status("# branch.oid (initial)\0# branch.head main\0? a\0") == (None, ["a"])
+    assert parse_status("# branch.oid (initial)\0# branch.head main\0? a\0") == (
+        None,
+        "main",
+        ["a"],
+    )
+    dirty_submodule = f"1 .M S.M. 160000 160000 160000 {sha} {sha} lib/vendored"
+    moved_submodule = f"1 .M SC.. 160000 160000 160000 {sha} {sha} lib/pinned"
+    assert parse_status(
+        f"# branch.oid {sha}\0# branch.head (detached)\0{dirty_submodule}\0{moved_submodule}\0"
+    ) == (sha, None, ["lib/pinned"]), "only a submodule's new commit can be committed"
 
 
 def test_a_worktrees_stale_index_lock_is_found_in_its_own_git_dir(tmp_path: Path) -> None:

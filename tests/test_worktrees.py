@@ -19,7 +19,7 @@ from ai_employee.base.config import Config
 from ai_employee.notes.lifecycle import Status
 from ai_employee.notes.taskfile import TaskNote, parse_note
 from ai_employee.notes.vault import Folder, Vault
-from ai_employee.running.workrepo import GitError
+from ai_employee.running.workrepo import GitError, WorkRepo
 from ai_employee.running.worktree import TaskWorktree, fast_forward, person_repo
 from ai_employee.surfaces import commands
 
@@ -554,3 +554,136 @@ def test_sigkill_while_the_worktree_is_made_then_a_restart_makes_it_whole(
     assert git(shop, "rev-list", "--count", f"{note.meta['base_commit']}..{branch}") == "1"
     assert git(shop, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert same(snapshot(shop), before)
+
+
+# --- what a review found: the person's other worktrees, branches and odd places -------------
+
+
+def test_a_persons_other_worktree_whose_folder_is_away_keeps_its_record(
+    tmp_path: Path, shop: Path
+) -> None:
+    """No `git worktree prune`: a worktree of the person's on a drive that is not mounted
+    now must still be theirs when it comes back."""
+    usb = shop.parent / "usb"
+    git(shop, "worktree", "add", "-q", "-b", "experiment", str(usb))
+    usb.rename(shop.parent / "usb-unplugged")
+    apps = tmp_path / "apps"
+    worktree = worktree_of(shop, apps, "away1")
+    worktree.open()
+    assert worktree.close() is None
+    (shop.parent / "usb-unplugged").rename(usb)
+    assert f"worktree {usb}" in git(shop, "worktree", "list", "--porcelain")
+    assert git(usb, "rev-parse", "--abbrev-ref", "HEAD") == "experiment"
+
+
+def test_an_agent_that_switches_branches_gets_no_commit_and_the_other_branch_stays(
+    tmp_path: Path, shop: Path
+) -> None:
+    git(shop, "branch", "develop", "main")
+    develop = git(shop, "rev-parse", "develop")
+    apps = tmp_path / "apps"
+    opened = worktree_of(shop, apps, "switch1").open()
+    repo = WorkRepo(opened.path, "t", "switch1", 1 << 20, branch=opened.branch)
+    repo.begin(opened.base)
+    git(opened.path, "checkout", "-q", "develop")  # the agent, in its worktree
+    (opened.path / "oops.txt").write_text("x\n")
+    with pytest.raises(GitError, match="is on develop, not ai-employee/switch1: the agent"):
+        repo.commit_round(1, 1)
+    assert git(shop, "rev-parse", "develop") == develop
+    assert git(shop, "rev-parse", opened.branch) == opened.base
+    assert "not committed: oops.txt" in str(worktree_of(shop, apps, "switch1").close())
+
+
+def test_a_worktree_half_removed_when_the_service_was_killed_is_made_again_whole(
+    tmp_path: Path, shop: Path
+) -> None:
+    apps = tmp_path / "apps"
+    opened = worktree_of(shop, apps, "gone1").open()
+    git(shop, "worktree", "lock", "--reason", "ai-employee: removing", str(opened.path))
+    (opened.path / "README.md").unlink()  # git had begun to delete its files
+    (opened.path / "app.py").unlink()
+    again = worktree_of(shop, apps, "gone1").open()
+    assert again.reused is False
+    assert (again.path / "README.md").exists() and (again.path / "app.py").exists()
+    assert git(again.path, "status", "--porcelain") == ""
+    assert "locked" not in git(shop, "worktree", "list", "--porcelain")
+
+
+def test_a_worktree_the_last_attempt_left_without_a_base_on_record_takes_the_branchs(
+    tmp_path: Path, shop: Path
+) -> None:
+    """The service died before the note or the transcript said the base: the leftovers are
+    still the task's change, measured from where its branch began."""
+    apps = tmp_path / "apps"
+    first = worktree_of(shop, apps, "nobase1").open()
+    (first.path / "half.txt").write_text("the agent's\n")
+    again = worktree_of(shop, apps, "nobase1").open()
+    repo = WorkRepo(again.path, "t", "nobase1", 1 << 20, branch=again.branch)
+    assert repo.begin(again.base) == first.base
+    assert repo.changes(first.base).summary == "1 file, +1 -0"
+
+
+@pytest.mark.parametrize(
+    ("place", "error"),
+    [("file", "is not a folder: move it away"), ("symlink", "is not a folder: move it away")],
+)
+def test_something_else_at_the_worktrees_place_is_an_error_and_no_branch_is_made(
+    tmp_path: Path, shop: Path, place: str, error: str
+) -> None:
+    apps = tmp_path / "apps"
+    where = apps / ".worktrees" / "odd1"
+    where.parent.mkdir(parents=True)
+    if place == "file":
+        where.write_text("mine\n")
+    else:
+        where.symlink_to(tmp_path)
+    with pytest.raises(GitError, match=error) as raised:
+        worktree_of(shop, apps, "odd1").open()
+    assert raised.value.permanent
+    assert not git(shop, "branch", "--list", "ai-employee/*")
+
+
+@pytest.mark.parametrize(
+    ("repo", "base", "error"),
+    [
+        ("~nosuchuser-here/shop", None, "is not a path this machine has"),
+        ("{shop}", "ma\0in", "null byte"),
+    ],
+    ids=["no such user", "a NUL in base"],
+)
+def test_odd_values_are_errors_that_say_so_not_crashes(
+    tmp_path: Path, shop: Path, repo: str, base: str | None, error: str
+) -> None:
+    nothing: dict[str, str | None] = {"branch": None, "base_branch": None, "head_commit": None}
+    worktree = TaskWorktree(
+        repo.format(shop=shop), (tmp_path,), tmp_path / "apps" / ".worktrees" / "odd2",
+        "odd2", base, nothing,
+    )  # fmt: skip
+    with pytest.raises(GitError, match=error) as raised:
+        worktree.open()
+    assert raised.value.permanent
+
+
+def test_base_names_a_branch_before_a_tag_of_the_same_name(tmp_path: Path, shop: Path) -> None:
+    git(shop, "tag", "main", "feature")  # a tag named like the branch, elsewhere
+    main = git(shop, "rev-parse", "refs/heads/main")
+    opened = TaskWorktree(
+        str(shop), (tmp_path,), tmp_path / "apps" / ".worktrees" / "tag1", "tag1", "main",
+        {"branch": None, "base_branch": None, "head_commit": None},
+    ).open()  # fmt: skip
+    assert (opened.base, opened.base_branch) == (main, "main")
+
+
+def test_a_repo_tasks_check_runs_in_its_worktree_and_a_failed_round_goes_on_there(
+    vault: Vault, code: Path, shop: Path
+) -> None:
+    """verify on top of a worktree: the first round's check fails (one line), the second
+    round in the same worktree makes it pass; both rounds are commits on the task's branch."""
+    config = config_of(vault, code)
+    with running_service(config):
+        path = repo_task(vault, "Checked", shop, "verify: test $(wc -l < log.txt) -ge 2\n")
+        note = in_review(vault.folder(Folder.PENDING_APPROVAL) / path.name)
+    branch = f"ai-employee/{note.task_id}"
+    assert note.meta["rounds"] == 2
+    assert git(shop, "show", f"{branch}:log.txt").splitlines() == [note.task_id] * 2
+    assert git(shop, "rev-list", "--count", f"{note.meta['base_commit']}..{branch}") == "2"

@@ -46,7 +46,7 @@ from .scheduler import RunRequest
 from .usage_limit import Pause
 from .verify import BadCheck, Check, check_for
 from .workrepo import WorkRepo
-from .worktree import TaskWorktree
+from .worktree import TaskWorktree, branch_of
 
 log = structlog.get_logger(__name__)
 
@@ -238,9 +238,10 @@ class RunThread:
             claim.note.title,
             self.task_id,
             ctx.config.max_commit_file_bytes,
+            branch=branch_of(self.task_id) if claim.note.on_repo else None,
         )
         worktree = None
-        if meta.get("repo") not in (None, ""):
+        if claim.note.on_repo:
             recorded = {k: _text(meta.get(k)) for k in ("branch", "base_branch", "head_commit")}
             worktree = TaskWorktree(
                 meta.get("repo"),

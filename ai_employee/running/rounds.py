@@ -9,8 +9,10 @@ repository once the round (and its check) is over, whatever its outcome but an i
 next start commits what it left); the attempt's outcome says what the task changed since its
 base. A task on a person's repository works in a worktree of its own (worktree.py), made
 before the rounds and removed after them (left for the next start when the service stops
-mid-attempt). Runs in the run's own thread (executor.RunThread), which owns everything it
-touches: the agent processes, the prompt file, the transcript, the work dir's repository.
+mid-attempt). Runs in the run's own thread (executor.RunThread), which owns the agent
+processes, the prompt file, the transcript and the work dir: an apps/ work dir's repository
+is its alone while it runs (coordinator.workdir_busy); a worktree's branch and record are its
+alone, in a repository that others (other runs, the person) use at the same time.
 """
 
 from __future__ import annotations
@@ -93,17 +95,21 @@ class Attempt:
             "worktree", path=str(opened.path), branch=opened.branch, repo=str(opened.repo),
             base=opened.base, reused=opened.reused or None,
         )  # fmt: skip
-        outcome = self._in_work_dir(check, opened)
-        if outcome.kind is not OutcomeKind.INTERRUPTED:  # else the next start finds it
-            kept = worktree.close()
-            self._note("worktree_end", branch=opened.branch, kept=kept)
+        outcome = Outcome(OutcomeKind.INTERRUPTED)  # (what a crash here leaves)
+        try:
+            outcome = self._in_work_dir(check, opened)
+        finally:
+            if outcome.kind is not OutcomeKind.INTERRUPTED:  # else the next start finds it
+                kept = worktree.close()
+                self._note("worktree_end", branch=opened.branch, kept=kept)
         return outcome
 
     def _in_work_dir(self, check: Check | None, opened: Opened | None) -> Outcome:
         """The rounds in the work dir's repository, from the task's base; the outcome with
         what the task changed."""
+        known = self.parts.base or (opened.base if opened is not None else None)
         try:
-            base = self.parts.repo.begin(self.parts.base)
+            base = self.parts.repo.begin(known)
         except GitError as err:
             return self._git_failed(err)
         self._note("base", sha=base)  # what the page diffs against while the task runs

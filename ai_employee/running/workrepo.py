@@ -44,6 +44,10 @@ QUIET_CONFIG = (
 )  # fmt: skip
 """The person's git configuration stands, but for what would stop or change our commits."""
 
+SAFE_DIFF = ("--no-ext-diff", "--no-textconv", "--no-renames")
+"""A diff git draws itself, file by file: no external diff or textconv program that a
+repository's configuration names runs (a page being viewed, a run ending)."""
+
 IGNORED = (
     "node_modules/",
     ".venv/",
@@ -125,13 +129,22 @@ class WorkRepo:
     """One task's work dir as a repository (see the module docstring). One thread."""
 
     def __init__(
-        self, workdir: Path, title: str, task_id: str, max_file_bytes: int, git: str = "git"
+        self,
+        workdir: Path,
+        title: str,
+        task_id: str,
+        max_file_bytes: int,
+        git: str = "git",
+        branch: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.title = title
         self.task_id = task_id
         self.max_file_bytes = max_file_bytes
         self.git = git
+        self.branch = branch
+        """The branch every commit must go on (a task's worktree: worktree.py); None: the
+        work dir's HEAD, whatever it is."""
         self._head: str | None = None
         """HEAD after our last commit (commits past it in the next round are the agent's)."""
         self._agent_commits = 0
@@ -192,7 +205,7 @@ class WorkRepo:
         """What the task changed, from `base` to HEAD."""
         head = self._head or self._rev("HEAD")
         files = []
-        numstat = self._run("diff", "--numstat", "-z", "--no-renames", base, head).stdout
+        numstat = self._run("diff", *SAFE_DIFF, "--numstat", "-z", base, head).stdout
         for record in numstat.split("\0"):
             if not record:
                 continue
@@ -239,6 +252,13 @@ class WorkRepo:
         """Stage what changed but files over the size limit (the paths `scan` names: no
         second look at the work dir), and commit it on the scan's head (plumbing: no third);
         None when nothing changed."""
+        if self.branch is not None and scan.branch != self.branch:
+            raise GitError(
+                f"the worktree {self.workdir} is on {scan.branch or 'a detached HEAD'}, not "
+                f"{self.branch}: the agent switched branches; nothing was committed, its work "
+                "is left there",
+                permanent=True,
+            )
         self._left_out.update(dict.fromkeys(scan.big))
         wanted = [path for path in scan.changed if path not in scan.big]
         if wanted:
@@ -251,7 +271,9 @@ class WorkRepo:
         tree = self._run("write-tree").stdout.strip()
         parents = ["-p", scan.head] if scan.head else []
         sha = self._run("commit-tree", tree, *parents, "-m", message).stdout.strip()
-        self._run("update-ref", "-m", f"ai-employee: {self.task_id}", "HEAD", sha)
+        ref = f"refs/heads/{self.branch}" if self.branch else "HEAD"
+        old = scan.head or ""  # what the scan saw: a ref moved meanwhile is not overwritten
+        self._run("update-ref", "-m", f"ai-employee: {self.task_id}", ref, sha, old)
         return Committed(sha, scan.big)
 
     def _scan(self) -> Scan:
@@ -260,7 +282,7 @@ class WorkRepo:
         listed = self._run(
             "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all"
         ).stdout
-        head, changed = parse_status(listed)
+        head, branch, changed = parse_status(listed)
         big = []
         for path in changed:
             try:
@@ -269,7 +291,7 @@ class WorkRepo:
                 continue
             if size > self.max_file_bytes:
                 big.append(path)
-        return Scan(head, tuple(changed), tuple(big))
+        return Scan(head, branch, tuple(changed), tuple(big))
 
     def _staged(self) -> bool:
         return self._run("diff", "--cached", "--quiet", check=False).returncode != 0
@@ -301,15 +323,19 @@ class Scan:
 
     head: str | None
     """HEAD's commit (None: no commit yet)."""
+    branch: str | None
+    """The branch checked out (None: a detached HEAD)."""
     changed: tuple[str, ...]
     big: tuple[str, ...]
     """Of `changed`, the files over max_commit_file_bytes."""
 
 
-def parse_status(text: str) -> tuple[str | None, list[str]]:
-    """`git status --porcelain=v2 -z --branch`: HEAD's commit, and every path that changed (a
-    rename's or a copy's both sides)."""
+def parse_status(text: str) -> tuple[str | None, str | None, list[str]]:
+    """`git status --porcelain=v2 -z --branch`: HEAD's commit, its branch, and every path that
+    changed (a rename's or a copy's both sides). A submodule whose own files changed but whose
+    commit did not is left out: the work dir cannot commit that."""
     head: str | None = None
+    branch: str | None = None
     changed: list[str] = []
     records = iter(text.split("\0"))
     for record in records:
@@ -317,15 +343,29 @@ def parse_status(text: str) -> tuple[str | None, list[str]]:
         if record.startswith("# branch.oid "):
             oid = record.removeprefix("# branch.oid ")
             head = None if oid == "(initial)" else oid
+        elif record.startswith("# branch.head "):
+            name = record.removeprefix("# branch.head ")
+            branch = None if name == "(detached)" else name
         elif kind == "1 ":
-            changed.append(record.split(" ", 8)[8])
+            fields = record.split(" ", 8)
+            if _committable(fields[2]):
+                changed.append(fields[8])
         elif kind == "2 ":
-            changed += [record.split(" ", 9)[9], next(records, "")]
+            fields = record.split(" ", 9)
+            moved_from = next(records, "")
+            if _committable(fields[2]):
+                changed += [fields[9], moved_from]
         elif kind == "u ":
             changed.append(record.split(" ", 10)[10])
         elif kind == "? ":
             changed.append(record[2:])
-    return head, [path for path in changed if path]
+    return head, branch, [path for path in changed if path]
+
+
+def _committable(sub: str) -> bool:
+    """A status entry's submodule field: `N...` (not a submodule), or `S<c><m><u>`: only a
+    submodule whose commit changed (`c` = C) has something the work dir can commit."""
+    return not sub.startswith("S") or sub[1:2] == "C"
 
 
 def git_dir(workdir: Path) -> Path:
@@ -340,15 +380,23 @@ def git_dir(workdir: Path) -> Path:
 
 
 def run_git(
-    workdir: Path, *args: str, check: bool = True, stdin: str | None = None, git: str = "git"
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    stdin: str | None = None,
+    git: str = "git",
+    own_config: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """`git -C workdir ARGS` as the service runs git: its identity, no hooks, no signing, no
-    prompt, a timeout; GitError with git's last line when it fails (and `check`)."""
+    """`git -C workdir ARGS` as the service runs git: its identity, no hooks, no signing
+    (`own_config`; False: as the person's git would run, for what is done in their own
+    checkout), no prompt, a timeout; GitError with git's last line when it fails (and
+    `check`), and for an argument git cannot be given (a NUL: a note's bad value)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | IDENTITY
     env["GIT_TERMINAL_PROMPT"] = "0"
+    config = QUIET_CONFIG if own_config else ()
     try:
         done = subprocess.run(
-            [git, *QUIET_CONFIG, "-C", str(workdir), *args],
+            [git, *config, "-C", str(workdir), *args],
             capture_output=True,
             text=True,
             errors="surrogateescape",
@@ -361,6 +409,8 @@ def run_git(
         raise GitError(
             f"git is not installed: {err}; install git, then retry", permanent=True
         ) from err
+    except ValueError as err:  # "embedded null byte"
+        raise GitError(f"git {args[0]}: {err} in what it was given", permanent=True) from err
     except (OSError, subprocess.TimeoutExpired) as err:
         raise GitError(f"git {args[0]} in {workdir} failed: {err}") from err
     if check and done.returncode != 0:

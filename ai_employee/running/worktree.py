@@ -1,21 +1,27 @@
 """A task on a person's repository (`repo:`): a git worktree of its own on branch
 `ai-employee/<task_id>`, kept in `<apps_dir>/.worktrees/<task_id>/`, outside the person's
-checkout. Their working tree, index, HEAD, stash and other branches are never touched: the
-worktree starts from a commit (`base:`, else their HEAD), and everything here is `git worktree`,
-`git update-ref` and reads.
+checkout. Their working tree, index, HEAD, stash, other branches and other worktrees are never
+touched: the worktree starts from a commit (`base:`, else their HEAD), and what is written in
+their repository is the task's branch (`git update-ref`, only where none exists: atomic, so a
+branch of that name that is not this task's is an error, nothing made), the task's worktree's
+own record (`git worktree add`, `lock`, `remove` of that one path; never `prune`), and the
+objects of its commits. The branch's reflog says which task made it, so an attempt a crash cut
+short finds the branch it made.
 
-The branch is made with `update-ref` only where none exists (atomic: a branch of the same name
-that is not this task's is an error, nothing touched), its reflog saying which task made it, so
-an attempt a crash cut short finds the branch it made. A worktree is made again for each
-attempt at the same path (claude resumes a session by its folder) and removed when the attempt
-ends; the branch stays. A worktree a crash left is reused (what the agent wrote in it is
-committed by the next attempt); one a crash left half made (git's `locked initializing`) is
-removed and made again.
+A worktree is made again for each attempt at the same path (claude resumes a session by its
+folder) and removed when the attempt ends, once everything in it is committed (files git
+ignores go with it); the branch stays. A worktree a crash left is reused (what the agent wrote
+in it is committed by the next attempt); one a crash left half made (git's `locked
+initializing`) or half removed (our `locked removing`) is removed and made again.
 
-`fast_forward` is the accept of `merge = "ff"`: the base branch moved to the task's head when
-that is a fast-forward, and never in a checkout with local changes. Runs in the run's own
-thread (open, close), or where a person accepts the work (merge_accepted: the main loop's
-ACCEPT step, or the `accept` command).
+`merge_accepted` is what an accept does to the branch: nothing (`merge = "branch"`), or with
+`ff` the base branch moved to the task's head when that is a fast-forward, never in a checkout
+with local changes (there, `git merge --ff-only` as the person's own git would run it).
+
+Threads: a TaskWorktree lives in its run's thread (executor.RunThread); `merge_accepted` runs
+where a person accepts (the main loop's ACCEPT step, or the `accept` command). Other runs, the
+person and the page may use the same repository at the same time: everything here touches only
+this task's branch and worktree, or reads.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from .workrepo import GitError, run_git
 
 BRANCH_PREFIX = "ai-employee/"
 
+REMOVING = "ai-employee: removing"
+"""The lock reason of a worktree being removed (one found locked so was half removed)."""
+
 
 def branch_of(task_id: str) -> str:
     return f"{BRANCH_PREFIX}{task_id}"
@@ -43,12 +52,16 @@ def person_repo(value: object, allowed_roots: tuple[Path, ...]) -> Path:
     (permanent: the note must change) saying which and what to do."""
     if not isinstance(value, str) or not value.strip():
         raise GitError(f"repo must be a path to a git repository, not {value!r}", permanent=True)
-    path = Path(value.strip()).expanduser()
+    try:
+        path = Path(value.strip()).expanduser()
+        real = path.resolve()
+    except (RuntimeError, OSError, ValueError) as err:  # ~nobody/, a loop, a NUL
+        message = f"repo {value!r} is not a path this machine has: {err}"
+        raise GitError(message, permanent=True) from err
     if not path.is_absolute():
         raise GitError(
             f"repo {value!r} is not an absolute path: write it from / (or ~/)", permanent=True
         )
-    real = path.resolve()
     if not any(real.is_relative_to(root.resolve()) for root in allowed_roots):
         roots = ", ".join(str(r) for r in allowed_roots)
         raise GitError(
@@ -114,9 +127,15 @@ class TaskWorktree:
         """What the note records of earlier attempts: `branch`, `base_branch`, `head_commit`."""
 
     def open(self) -> Opened:
-        """Make (or find) the worktree for an attempt. GitError, nothing touched, when the
+        """Make (or find) the worktree for an attempt. GitError, nothing made, when the
         repository is not one the task may use, the base does not exist, the branch is
-        another's, or the worktree's place holds something else."""
+        another's or checked out elsewhere, or the worktree's place holds something else."""
+        try:
+            return self._open()
+        except OSError as err:  # mkdir, rmdir, a full disk
+            raise GitError(f"cannot make the worktree {self.path}: {err}") from err
+
+    def _open(self) -> Opened:
         self.repo = person_repo(self.asked_repo, self.allowed_roots)
         recorded = self.recorded
         if self.path.resolve().is_relative_to(self.repo):
@@ -127,17 +146,8 @@ class TaskWorktree:
             )
         ref = f"refs/heads/{self.branch}"
         tip = self._commit_of(ref)
-        if tip is None:
-            base, base_branch = self._start(self.base_name, recorded)
-            began = f"ai-employee: task {self.task_id} begins at {base}"
-            if base_branch:
-                began += f" of {base_branch}"
-            self._git("update-ref", "--create-reflog", "-m", began, ref, base, "")
-        elif (made := self._made_from(ref)) is not None:
-            base, base_branch = made
-        elif recorded.get("branch") == self.branch:
-            base, base_branch = tip, recorded.get("base_branch")
-        else:
+        made = self._made_from(ref) if tip is not None else None
+        if tip is not None and made is None and recorded.get("branch") != self.branch:
             raise GitError(
                 f"the branch {self.branch} already exists in {self.repo} and is not this "
                 f"task's: rename it (git branch -m {self.branch} another-name), then retry",
@@ -150,24 +160,46 @@ class TaskWorktree:
                 "branch there, then retry",
                 permanent=True,
             )
-        reused = self._ready_place()
+        entry = self._place()
+        if tip is None:
+            base, base_branch = self._start(self.base_name, recorded)
+            began = f"ai-employee: task {self.task_id} begins at {base}"
+            if base_branch:
+                began += f" of {base_branch}"
+            self._git("update-ref", "--create-reflog", "-m", began, ref, base, "")
+        elif made is not None:
+            base, base_branch = made
+        else:
+            base, base_branch = tip, recorded.get("base_branch")
+        reused = self._ready(entry)
         if not reused:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._git("worktree", "add", "-q", str(self.path), self.branch)
+            force = ["--force"] if entry is not None else []  # our own stale record
+            self._git("worktree", "add", "-q", *force, str(self.path), self.branch)
         return Opened(self.repo, self.path, self.branch, base, base_branch, reused)
 
     def close(self) -> str | None:
-        """Remove the worktree once its attempt is over (its work committed); the branch
-        stays. None when removed; otherwise why it is kept (files not committed: the next
-        attempt commits them, or a person looks)."""
-        if not self.path.exists():
-            self._git("worktree", "prune", check=False)
-            return None
-        done = self._git("worktree", "remove", str(self.path), check=False)
-        if done.returncode == 0:
-            return None
-        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        return f"the worktree {self.path} is kept: {why}"
+        """Remove the worktree once its attempt is over and everything in it is committed;
+        the branch stays. None when removed (or not there); otherwise why it is kept (files
+        not committed: the next attempt commits them, or a person looks). Never raises."""
+        try:
+            if not self.path.is_dir() or self.path.is_symlink():
+                return None
+            left = run_git(self.path, "status", "--porcelain", "--untracked-files=all").stdout
+            if left.strip():
+                names = ", ".join(line[3:] for line in left.splitlines()[:5])
+                return f"the worktree {self.path} is kept: not committed: {names}"
+            self._git("worktree", "lock", "--reason", REMOVING, str(self.path), check=False)
+            done = self._git(
+                "worktree", "remove", "--force", "--force", str(self.path), check=False
+            )
+            if done.returncode == 0:
+                return None
+            self._git("worktree", "unlock", str(self.path), check=False)
+            why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            return f"the worktree {self.path} is kept: {why}"
+        except (GitError, OSError) as err:
+            return f"the worktree {self.path} is kept: {err}"
 
     # --- the branch -------------------------------------------------------------------------
 
@@ -181,20 +213,20 @@ class TaskWorktree:
             name = str(base_name).strip()
             if name.startswith("-"):
                 raise GitError(f"base {name!r} is not a branch or a commit", permanent=True)
-            sha = self._commit_of(name)
+            on_branch = self._commit_of(f"refs/heads/{name}")  # a branch before a tag
+            sha = on_branch or self._commit_of(name)
             if sha is None:
                 raise GitError(
                     f"base {name!r} is not a branch or a commit of {self.repo} "
                     "(`git -C REPO branch` lists them)",
                     permanent=True,
                 )
-            is_branch = self._commit_of(f"refs/heads/{name}") is not None
-            return sha, name if is_branch else None
+            return sha, name if on_branch else None
         sha = self._commit_of("HEAD")
         if sha is None:
             raise GitError(f"the repository {self.repo} has no commit yet", permanent=True)
-        symbolic = self._git("symbolic-ref", "-q", "--short", "HEAD", check=False)
-        return sha, symbolic.stdout.strip() or None
+        symbolic = self._git("symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
+        return sha, symbolic.removeprefix("refs/heads/") if symbolic.startswith("refs/") else None
 
     def _made_from(self, ref: str) -> tuple[str, str | None] | None:
         """The branch's first reflog entry, when this task made it (`ai-employee: task <id>
@@ -210,28 +242,35 @@ class TaskWorktree:
 
     # --- the worktree's place ---------------------------------------------------------------
 
-    def _ready_place(self) -> bool:
+    def _place(self) -> dict[str, str] | None:
+        """git's record of a worktree at our path, if any; GitError (nothing touched) when
+        the place holds something that is not ours."""
+        entry = self._listed().get(self.path.resolve())
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_dir()):
+            raise GitError(f"{self.path} is not a folder: move it away, then retry", permanent=True)
+        if entry is None and self.path.exists() and any(self.path.iterdir()):
+            raise GitError(
+                f"{self.path} holds files and is not a worktree of {self.repo}: move it "
+                "away, then retry",
+                permanent=True,
+            )
+        return entry
+
+    def _ready(self, entry: dict[str, str] | None) -> bool:
         """True when the worktree a crash left is there to reuse; False when the place is free
-        (a half-made one removed). GitError when something else is there."""
-        listed = self._listed()
-        entry = listed.get(self.path.resolve()) if self.path.exists() else None
+        for a new one (a half-made or half-removed one removed first)."""
         if entry is None:
-            self._git("worktree", "prune", check=False)
-            if self.path.exists() and any(self.path.iterdir()):
-                raise GitError(
-                    f"{self.path} holds files and is not a worktree of {self.repo}: move it "
-                    "away, then retry",
-                    permanent=True,
-                )
             if self.path.exists():
-                self.path.rmdir()
+                self.path.rmdir()  # empty (checked)
             return False
-        if entry.get("locked", "").startswith("initializing"):  # git was killed making it
+        locked = entry.get("locked", "")
+        if locked.startswith(("initializing", REMOVING)):  # killed making or removing it
             self._git("worktree", "remove", "--force", "--force", str(self.path), check=False)
-            if self.path.exists():
+            if self.path.is_dir() and not self.path.is_symlink():
                 shutil.rmtree(self.path)
-            self._git("worktree", "prune", check=False)
             return False
+        if not self.path.exists():
+            return False  # its record is stale: `add --force` makes it again
         if entry.get("branch") != f"refs/heads/{self.branch}":
             raise GitError(
                 f"the worktree {self.path} is not on {self.branch} "
@@ -242,17 +281,8 @@ class TaskWorktree:
         return True
 
     def _listed(self) -> dict[Path, dict[str, str]]:
-        """`git worktree list --porcelain`: each worktree's path and its attributes."""
-        text = self._git("worktree", "list", "--porcelain").stdout
-        listed: dict[Path, dict[str, str]] = {}
-        for block in text.strip().split("\n\n"):
-            attrs = {}
-            for line in block.splitlines():
-                name, _, value = line.partition(" ")
-                attrs[name] = value
-            if "worktree" in attrs:
-                listed[Path(attrs["worktree"]).resolve()] = attrs
-        return listed
+        """`git worktree list --porcelain -z`: each worktree's path and its attributes."""
+        return {path: attrs for path, attrs in _worktrees(self.repo)}
 
     # --- git --------------------------------------------------------------------------------
 
@@ -269,7 +299,8 @@ class TaskWorktree:
 
 def merge_accepted(config: Config, note: TaskNote, task_type: str) -> str:
     """What becomes of an accepted repo task's branch, in words (the note's `merged`): left
-    to merge (`merge = "branch"`), or its base branch fast-forwarded to it (`ff`)."""
+    to merge (`merge = "branch"`), or its base branch fast-forwarded to it (`ff`). Never
+    raises: what git could not do is said."""
     meta = note.meta
     branch, head = str(meta.get("branch") or ""), str(meta.get("head_commit") or "")
     base_branch = str(meta.get("base_branch") or "") or None
@@ -277,10 +308,10 @@ def merge_accepted(config: Config, note: TaskNote, task_type: str) -> str:
         return "nothing to merge: the task recorded no branch"
     try:
         repo = person_repo(meta.get("repo"), config.allowed_roots)
+        if config.merge_for(task_type) == "ff":
+            return fast_forward(repo, base_branch, branch, head)
     except GitError as err:
         return f"not merged: {err}"
-    if config.merge_for(task_type) == "ff":
-        return fast_forward(repo, base_branch, branch, head)
     into = f" into {base_branch}" if base_branch else ""
     return f"ready to merge{into}: git -C {shlex.quote(str(repo))} merge {branch}"
 
@@ -288,7 +319,7 @@ def merge_accepted(config: Config, note: TaskNote, task_type: str) -> str:
 def fast_forward(repo: Path, base_branch: str | None, branch: str, head: str) -> str:
     """`merge = "ff"` after an accept: `base_branch` moved to `head` when that is a
     fast-forward and where it is checked out has no local changes; what was done (or why
-    not), in words."""
+    not), in words. GitError when git cannot even be asked."""
     merge_by_hand = f"merge it yourself: git merge --ff-only {branch}"
     if not base_branch:
         return f"not merged: the task began from a commit, not a branch; {merge_by_hand}"
@@ -302,30 +333,46 @@ def fast_forward(repo: Path, base_branch: str | None, branch: str, head: str) ->
     if ahead.returncode != 0:
         return f"not merged: {base_branch} moved on since the task began; {merge_by_hand}"
     checkout = _checked_out(repo, ref)
-    try:
-        if checkout is None:
-            message = f"ai-employee: fast-forward to {branch}"
-            run_git(repo, "update-ref", "-m", message, ref, head, old)
-            return f"fast-forwarded {base_branch} to {head[:12]}"
-        dirty = run_git(  # (no optional locks: the person's index is not refreshed)
-            checkout, "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"
-        ).stdout
-        if dirty.strip():
-            return (
-                f"not merged: {base_branch} is checked out at {checkout} with local changes; "
-                f"there, {merge_by_hand}"
-            )
-        run_git(checkout, "merge", "-q", "--ff-only", head)
-        return f"fast-forwarded {base_branch} (checked out at {checkout}) to {head[:12]}"
-    except GitError as err:
-        return f"not merged: {err}"
+    if checkout is None:  # the old value checked: a branch moved meanwhile is not overwritten
+        run_git(repo, "update-ref", "-m", f"ai-employee: fast-forward to {branch}", ref, head, old)
+        return f"fast-forwarded {base_branch} to {head[:12]}"
+    dirty = run_git(  # (no optional locks: the person's index is not refreshed)
+        checkout, "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"
+    ).stdout
+    if dirty.strip():
+        return (
+            f"not merged: {base_branch} is checked out at {checkout} with local changes; "
+            f"there, {merge_by_hand}"
+        )
+    still = run_git(checkout, "symbolic-ref", "-q", "HEAD", check=False).stdout.strip()
+    if still != ref:  # the person switched branches a moment ago
+        return f"not merged: {checkout} is no longer on {base_branch}; {merge_by_hand}"
+    merged = run_git(checkout, "merge", "-q", "--ff-only", head, check=False, own_config=False)
+    if merged.returncode != 0:
+        why = (merged.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"not merged: {why}; {merge_by_hand}"
+    return f"fast-forwarded {base_branch} (checked out at {checkout}) to {head[:12]}"
+
+
+def _worktrees(repo: Path) -> list[tuple[Path, dict[str, str]]]:
+    """`git worktree list --porcelain -z`: each worktree's path (resolved) and attributes
+    (`HEAD`, `branch`, `locked` with its reason, `prunable`, `detached`, `bare`)."""
+    text = run_git(repo, "worktree", "list", "--porcelain", "-z").stdout
+    found = []
+    for block in text.split("\0\0"):
+        attrs = {}
+        for line in block.split("\0"):
+            name, _, value = line.partition(" ")
+            if name:
+                attrs[name] = value
+        if "worktree" in attrs:
+            found.append((Path(attrs["worktree"]).resolve(), attrs))
+    return found
 
 
 def _checked_out(repo: Path, ref: str) -> Path | None:
     """Where the branch `ref` is checked out (the person's checkout or a worktree), if anywhere."""
-    text = run_git(repo, "worktree", "list", "--porcelain").stdout
-    for block in text.strip().split("\n\n"):
-        lines = block.splitlines()
-        if f"branch {ref}" in lines:
-            return Path(lines[0].removeprefix("worktree "))
+    for path, attrs in _worktrees(repo):
+        if attrs.get("branch") == ref:
+            return path
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -186,7 +187,20 @@ def _git_check() -> Check:
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired) as err:
         return Check("fail", f"git at {git} does not start: {err}", "reinstall git")
+    found = re.search(r"(\d+)\.(\d+)", version)
+    if found and (int(found[1]), int(found[2])) < GIT_AT_LEAST:
+        wanted = ".".join(map(str, GIT_AT_LEAST))
+        return Check(
+            "fail",
+            f"{version} at {git} is older than git {wanted}, which tasks need",
+            f"install git {wanted} or later (apt install git, brew install git)",
+        )
     return Check("ok", f"{version or 'git'} at {git}")
+
+
+GIT_AT_LEAST = (2, 36)
+"""The oldest git the work dirs use: `git worktree list --porcelain -z` (2.36); porcelain v2
+status, `--pathspec-file-nul` and `update-ref` with an old value are older."""
 
 
 def _command_check(config: Config) -> Check:

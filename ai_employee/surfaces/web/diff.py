@@ -15,7 +15,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
-from ...running.workrepo import GitError, run_git
+from ...running.workrepo import SAFE_DIFF, GitError, run_git
 
 SHA = re.compile(r"[0-9a-f]{7,64}")
 """A commit id as the note and the transcript record it (never an option or a ref name)."""
@@ -84,10 +84,10 @@ def read_diff(workdir: Path, base: str, head: str) -> TaskDiff:
     git cannot read them."""
     if not (is_sha(base) and is_sha(head)):
         raise GitError(f"not commit ids: {base!r}, {head!r}")
-    numstat = run_git(workdir, "diff", "--numstat", "-z", "--no-renames", base, head).stdout
+    numstat = run_git(workdir, "diff", *SAFE_DIFF, "--numstat", "-z", base, head).stdout
     counts = _numstat(numstat)
     patch = run_git(
-        workdir, "-c", "core.quotePath=false", "diff", "--no-color", "--no-renames", base, head
+        workdir, "-c", "core.quotePath=false", "diff", *SAFE_DIFF, "--no-color", base, head
     ).stdout
     cut = len(patch) > MAX_DIFF_CHARS
     per_file = _split(patch[:MAX_DIFF_CHARS])
@@ -113,7 +113,7 @@ def raw_diff(workdir: Path, base: str, head: str) -> str:
     """The whole diff as text (the page serves it as text/plain)."""
     if not (is_sha(base) and is_sha(head)):
         raise GitError(f"not commit ids: {base!r}, {head!r}")
-    return run_git(workdir, "diff", "--no-color", "--no-renames", base, head).stdout
+    return run_git(workdir, "diff", *SAFE_DIFF, "--no-color", base, head).stdout
 
 
 def head_of(workdir: Path) -> str | None:
