@@ -681,7 +681,7 @@ def test_a_repo_tasks_check_runs_in_its_worktree_and_a_failed_round_goes_on_ther
     round in the same worktree makes it pass; both rounds are commits on the task's branch."""
     config = config_of(vault, code)
     with running_service(config):
-        path = repo_task(vault, "Checked", shop, "verify: test $(wc -l < log.txt) -ge 2\n")
+        path = repo_task(vault, "Checked", shop, "verify: sh -c 'test $(wc -l < log.txt) -ge 2'\n")
         note = in_review(vault.folder(Folder.PENDING_APPROVAL) / path.name)
     branch = f"ai-employee/{note.task_id}"
     assert note.meta["rounds"] == 2
