@@ -246,3 +246,18 @@ def test_a_worktrees_stale_index_lock_is_found_in_its_own_git_dir(tmp_path: Path
     worktree.begin(None)
     assert not lock.exists()
     assert worktree.commit_round(1, 1).sha is None, "new.txt was committed as found"
+
+
+def test_a_repository_the_service_makes_has_a_split_index_and_one_it_finds_is_left_as_is(
+    tmp_path: Path,
+) -> None:
+    made = repo(tmp_path / "made")
+    made.begin(None)
+    assert git(tmp_path / "made", "config", "core.splitIndex") == "true"
+    assert list((tmp_path / "made" / ".git").glob("sharedindex.*")), "the index is split"
+    found = tmp_path / "found"
+    found.mkdir()
+    git(found, "init", "-q")
+    repo(found).begin(None)
+    done = subprocess.run(["git", "-C", str(found), "config", "core.splitIndex"], check=False)
+    assert done.returncode == 1, "a person's own repository's config is not changed"

@@ -148,6 +148,9 @@ class WorkRepo:
         self._head: str | None = None
         """HEAD after our last commit (commits past it in the next round are the agent's)."""
         self._agent_commits = 0
+        self._round_commits = 0
+        self._began_at: str | None = None
+        """HEAD once `begin` readied the work dir (the base, on a task's first attempt)."""
         self._left_out: dict[str, None] = {}
         self._index_lock = workdir / ".git" / "index.lock"
 
@@ -166,6 +169,9 @@ class WorkRepo:
             )
         if not (self.workdir / ".git").exists():  # none of its own (one may enclose it)
             self._run("init", "-q")
+            # Ours: its index split, so a commit of one file rewrites only what changed (of a
+            # work dir of 10,000 files, -12 ms a round: bench/commits.py).
+            self._run("config", "core.splitIndex", "true")
             (self.workdir / ".git" / "info").mkdir(parents=True, exist_ok=True)
             (self.workdir / ".git" / "info" / "exclude").write_text(
                 "# ai-employee: dependency and build folders stay out of the task's commits\n"
@@ -181,6 +187,7 @@ class WorkRepo:
         self._head = committed.sha or scan.head
         if self._head is None:  # cannot be: a first commit is made above
             raise GitError(f"git in {self.workdir} has no commit after committing")
+        self._began_at = self._head
         if base is not None and self._is_commit(base):
             return base
         return self._head
@@ -197,6 +204,7 @@ class WorkRepo:
         message = f"{self.title}\n\nTask {self.task_id}, attempt {attempt}, round {number}."
         committed = self._commit(message, scan)
         self._head = committed.sha or head
+        self._round_commits += committed.sha is not None
         return Committed(committed.sha, committed.left_out, agent)
 
     # --- what changed -----------------------------------------------------------------------
@@ -222,7 +230,11 @@ class WorkRepo:
             head,
             tuple(files),
             tuple(self._left_out),
-            self._count(base, head),
+            (  # counted as they were made, when this attempt began at the base
+                self._round_commits + self._agent_commits
+                if base == self._began_at
+                else self._count(base, head)
+            ),
             self._agent_commits,
         )
 
