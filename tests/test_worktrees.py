@@ -687,3 +687,17 @@ def test_a_repo_tasks_check_runs_in_its_worktree_and_a_failed_round_goes_on_ther
     assert note.meta["rounds"] == 2
     assert git(shop, "show", f"{branch}:log.txt").splitlines() == [note.task_id] * 2
     assert git(shop, "rev-list", "--count", f"{note.meta['base_commit']}..{branch}") == "2"
+
+
+def test_a_detached_head_is_no_obstacle_and_has_no_branch_to_fast_forward(
+    tmp_path: Path, shop: Path
+) -> None:
+    git(shop, "stash", "-q", "--include-untracked")
+    git(shop, "checkout", "-q", "--detach", "main")
+    before = snapshot(shop)
+    opened = worktree_of(shop, tmp_path / "apps", "detach1").open()
+    assert opened.base == git(shop, "rev-parse", "main") and opened.base_branch is None
+    assert fast_forward(shop, opened.base_branch, opened.branch, opened.base).startswith(
+        "not merged: the task began from a commit, not a branch"
+    )
+    assert same(snapshot(shop), before)
