@@ -608,3 +608,19 @@ def test_a_tasks_page_shows_its_changes_escaped_file_by_file_and_round_by_round(
     assert raw.headers["content-type"].startswith("text/plain")
     assert "+<script>alert('x')</script>" in raw.text and "-two" in raw.text
     assert client.get("/diff/dddddddd?base=--output=x&head=HEAD").status_code == 404
+
+
+def test_the_new_task_form_takes_after_and_the_card_says_what_a_task_waits_for(
+    vault: Vault, client: TestClient
+) -> None:
+    form = {"csrf": csrf(client), "title": "Docs", "after": "[[Build]]\r\n\r\nabc123\r\n"}
+    response = client.post("/new", data=form, headers=ORIGIN)
+    assert response.status_code == 303
+    path = vault.folder(Folder.NEEDS_ACTION) / "Docs.md"
+    assert note(path).meta["after"] == ["[[Build]]", "abc123"]
+    # as the service leaves it while it waits
+    (vault.folder(Folder.NEEDS_ACTION) / "Wait.md").write_text(
+        task_text("Wait", "w1", "planned", waiting_for='"Build (b1) <b>now</b>"')
+    )
+    page = wait_for(lambda: "waits for" in (t := client.get("/").text) and t, what="the card")
+    assert "waits for Build (b1) &lt;b&gt;now&lt;/b&gt;" in page

@@ -206,6 +206,8 @@ class MainLoop:
             self._start_runs()  # a note planned just now starts at once if a slot is free
         for path in self.index.due_wakeups(self.now()):
             self._look(path)
+        for path in self.reconciler.waits.take_woken():  # what they wait on changed
+            self._look(path, force=True)
         self.pauses.end_if_over()
         if time.monotonic() >= self._next_sweep:
             self._sweep()
@@ -245,11 +247,11 @@ class MainLoop:
         self.dashboard.count_finished()
         self._next_sweep = time.monotonic() + self.config.sweep_seconds
 
-    def _look(self, path: Path) -> None:
+    def _look(self, path: Path, *, force: bool = False) -> None:
         self._beat()
         self.stats.looks += 1
         try:
-            self.reconciler.look(path)
+            self.reconciler.look(path, force=force)
         except OSError as err:  # a full disk, a permission: say so, keep serving the rest
             log.error(
                 "cannot process note",
@@ -259,8 +261,8 @@ class MainLoop:
             )
 
     def _next_timeout(self) -> float:
-        if self._relayout or self._rescan:  # taken with the runs' messages after _work looked
-            return 0.0
+        if self._relayout or self._rescan or self.reconciler.waits.any_woken:
+            return 0.0  # taken with the runs' messages after _work looked
         now = time.monotonic()
         deadlines = [self._next_sweep]
         pause = self.runs.pause
@@ -282,7 +284,7 @@ class MainLoop:
 
     def _once_done(self) -> bool:
         """`once`: nothing runs, nothing settles, nothing queued can start now."""
-        if len(self.settling) or self._rescan or self._relayout:
+        if len(self.settling) or self._rescan or self._relayout or self.reconciler.waits.any_woken:
             return False
         return self.runs.idle
 

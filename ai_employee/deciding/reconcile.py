@@ -45,6 +45,7 @@ from .steps import (
     fold_edit,
     hold_copy,
 )
+from .waits import NOT_WAITING, Waiting, Waits
 from .whose import Identified, Whose
 
 log = structlog.get_logger(__name__)
@@ -94,6 +95,13 @@ class Reconciler:
         return Refusals(self.vault, self.config, self.index, self.hooks, self.told)
 
     @functools.cached_property
+    def waits(self) -> Waits:
+        """The tasks that wait for others (waits.py), told of every change to a task's record."""
+        waits = Waits(self.records, self.index)
+        self.records.listeners.append(waits.record_changed)
+        return waits
+
+    @functools.cached_property
     def whose(self) -> Whose:
         """Whose note is this (whose.py), over this reconciler's index and records."""
         return Whose(self.vault, self.notes, self.index, self.records)
@@ -110,6 +118,7 @@ class Reconciler:
         """At the service's start: what the plans record of every task and which refused notes
         a person was told of, then every active note. Returns how many were looked at."""
         self.records.load()
+        assert self.waits is not None  # told of the records' changes from now on
         self.told.load()
         return self.reconcile_all()
 
@@ -176,10 +185,16 @@ class Reconciler:
                 return None
         if who.task_id and folder not in FINISHED:
             self._back_from_finished(who.task_id, path)
-        facts = self._facts(folder, note, task_type, path, who.task_id, planned)
+        waiting = self._waiting(path, folder, note, who.task_id)
+        if waiting is None:
+            return None
+        facts = self._facts(folder, note, task_type, path, who.task_id, planned, waiting.blocked)
         step = decide(facts)
         copy = who.other if isinstance(who.other, CopyOf) else None
-        decided = Decided(path, note, step, task_type, who.task_id, who.changes, copy)
+        changes = {**who.changes, **waiting.changes}
+        decided = Decided(
+            path, note, step, task_type, who.task_id, changes, copy, waiting.attention, waiting.says
+        )
         stepped = self._step_or_wait(decided, who.other if isinstance(who.other, EditOf) else None)
         if stepped is None:
             return None
@@ -194,6 +209,23 @@ class Reconciler:
         if was is not None and was != path:
             self.records.moved(task_id, path, None)
             self.finished.left(was)
+
+    def _waiting(self, path: Path, folder: Folder, note: TaskNote, task_id: str) -> Waiting | None:
+        """What its `after:` comes to, for a task that may still wait (None: refused for it,
+        said so)."""
+        if (
+            not task_id
+            or folder is not Folder.NEEDS_ACTION
+            or note.status not in _MAY_WAIT
+            or self.runs.is_running(task_id)
+        ):
+            self.waits.not_waiting(task_id)
+            return NOT_WAITING
+        try:
+            return self.waits.of(task_id, note)
+        except NoteRefused as err:
+            self.refusals.refuse(path, err.reason)
+            return None
 
     def _read(self, path: Path, placed: Placed | None) -> tuple[TaskNote, Signature] | None:
         """The note now and the file it came from; None when refused (said so) or gone."""
@@ -245,7 +277,8 @@ class Reconciler:
                 d.task_type,
                 note.priority.value,
                 wake,
-                _held(note, stepped),
+                d.attention or _held(note, stepped),
+                d.waiting_for if step.action is Action.WAIT else None,
             ),
         )
         self.finished.landed(stepped.path)
@@ -292,6 +325,7 @@ class Reconciler:
         path: Path,
         task_id: str,
         planned_plan: tuple[Path, str] | None,
+        blocked: bool,
     ) -> Facts:
         running = self.runs.is_running(task_id)
         status = note.status
@@ -318,7 +352,12 @@ class Reconciler:
             work_to_put_back=_work_to_put_back(
                 note, self.config.review_for(task_type, note.review, note.on_repo)
             ),
+            blocked=blocked,
         )
+
+
+_MAY_WAIT = frozenset({None, Status.NEW, Status.PLANNED, Status.APPROVED})
+"""Statuses of a task in Needs_Action/ whose `after:` is looked at (it has not run yet)."""
 
 
 def _work_to_put_back(note: TaskNote, reviewed: bool) -> bool:

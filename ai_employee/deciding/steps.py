@@ -41,6 +41,7 @@ from ..running.workrepo import GitError, WorkRepo
 from ..running.worktree import branch_of, merge_accepted
 from ..telling.notify import Event, Notice, Tell
 from . import planner
+from .waits import produced
 
 log = structlog.get_logger(__name__)
 
@@ -99,9 +100,14 @@ class Decided:
     task_type: str
     task_id: str
     id_changes: Mapping[str, Any]
-    """Our keys that identify the task anew (a first task_id; a copy's new one)."""
+    """Our keys to write with whatever step: what identifies the task anew (a first task_id;
+    a copy's new one), and what its `after:` comes to (`after_ids`, `waiting_for`)."""
     copy: CopyOf | None = None
     """The task this note is a copy of (it is held for a person)."""
+    attention: str | None = None
+    """Why it needs a person beyond an approval (a task it waits for failed)."""
+    waiting_for: str | None = None
+    """What it waits for (the tasks its `after:` names that are not done), while it waits."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,9 @@ def run(ctx: StepContext, d: Decided) -> Stepped:
             d.note.when("planned_at"),
             workdir_of(ctx.config, d.note, d.task_id),
             ctx.plan_path(d.path, d.task_id),
+            produced(
+                ctx.records, ctx.config, d.id_changes.get("after_ids", d.note.meta.get("after_ids"))
+            ),
         )
     )
     if queued:

@@ -35,6 +35,8 @@ class Entry:
     wake_at: datetime | None = None
     attention: str | None = None
     """Why it waits for a person beyond an approval (a copy of another task), for Dashboard.md."""
+    waiting_for: str | None = None
+    """What it waits for (the tasks its `after:` names that are not done), while it waits."""
 
 
 @dataclass

@@ -136,6 +136,8 @@ class Facts:
     """Work under review that a person sent back with comments not sent to the agent yet."""
     work_to_put_back: bool = False
     """Reviewed work (`review:`) whose commits are recorded and not yet put back or kept."""
+    blocked: bool = False
+    """A task its `after:` names is not done yet (or no task answers to a name)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,10 @@ def _review_asked(f: Facts) -> bool:
     return f.review_asked
 
 
+def _blocked(f: Facts) -> bool:
+    return f.blocked
+
+
 _CONDITION_TEXT: dict[Condition, str] = {
     _always: "",
     _running: "ours and running",
@@ -187,6 +193,7 @@ _CONDITION_TEXT: dict[Condition, str] = {
     _not_due: "`next_attempt_at` not reached",
     _put_back: "reviewed work not put back yet",
     _review_asked: "its `## Review` holds comments not sent yet",
+    _blocked: "a task its `after:` names is not done",
 }
 
 
@@ -244,6 +251,13 @@ RULES: tuple[Rule, ...] = (
         for p in (_NA, _PA, _AP, Folder.DONE, Folder.FAILED)
     ),
     _rule(_NA, {None, S.NEW}, Action.PLAN, "plan it", status=S.PLANNED),
+    _rule(
+        _NA,
+        {S.PLANNED},
+        Action.WAIT,
+        "wait for the tasks it runs after (an approval is asked once they are done)",
+        when=_blocked,
+    ),
     _rule(
         _NA,
         {S.PLANNED},

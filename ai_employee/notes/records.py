@@ -16,6 +16,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,6 +187,8 @@ class TaskRecords:
         # Task ids oldest first (lists: small, and most names have one): newest searched first.
         self._by_name: dict[str, list[str]] = {}
         self._by_hash: dict[str, list[str]] = {}
+        self.listeners: list[Callable[[Record], None]] = []
+        """Told of each record the service adds or changes (the waiting tasks' index)."""
 
     def load(self) -> int:
         """Read every plan's head (at start), oldest first; returns how many records there
@@ -223,6 +226,11 @@ class TaskRecords:
         self.by_id[record.task_id] = record
         self._by_name.setdefault(record.name, []).append(record.task_id)
         self._by_hash.setdefault(record.body_hash, []).append(record.task_id)
+        self._changed(record)
+
+    def _changed(self, record: Record) -> None:
+        for listener in self.listeners:
+            listener(record)
 
     def asked_now(self, task_id: str, title: str, body_hash: str) -> None:
         """A task's note now asks for this text (an edit folded into it): it is what the
@@ -247,6 +255,7 @@ class TaskRecords:
         record.where = self.vault.rel(where)
         if status is not None:
             record.status = status
+        self._changed(record)
         if head_written:
             return
         # Not fsynced: a head that missed a move (a crash just after it) is corrected when the

@@ -52,6 +52,8 @@ OWNED_KEYS: tuple[str, ...] = (
     "branch",
     "base_branch",
     "merged",
+    "after_ids",
+    "waiting_for",
 )
 """The closed list of frontmatter keys the service writes. Every other key is the person's."""
 
@@ -193,6 +195,12 @@ class TaskNote:
     def review_comments(self) -> str:
         """The person's comments under `## Review` ("" when none)."""
         return comments_in(self.body_without_result)
+
+    @property
+    def result(self) -> str:
+        """Our `## Result` section's text, without its heading ("" when there is none)."""
+        start = _result_start(self.body)
+        return "" if start is None else self.body[start + len(RESULT_HEADING) :].strip()
 
     @property
     def body_without_result(self) -> str:
@@ -414,6 +422,8 @@ def render_value(value: object) -> str:
         return value.value
     if isinstance(value, list | tuple):  # a flow sequence of strings, exactly (JSON is YAML)
         return _quoted([str(item) for item in value])
+    if isinstance(value, dict):  # a flow mapping of strings (or nulls), exactly
+        return _quoted({str(k): None if v is None else str(v) for k, v in value.items()})
     text = " ".join(str(value).split())  # our values are one line
     if (
         _PLAIN_SAFE.match(text)
@@ -433,7 +443,7 @@ would fold (NEL, LS, PS), which JSON leaves as they are."""
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _quoted(value: str | list[str]) -> str:
+def _quoted(value: str | list[str] | dict[str, str | None]) -> str:
     """A JSON string or list of strings, which YAML reads back as written: characters YAML does
     not allow in a document are escaped (a lone surrogate, never valid UTF-8, becomes U+FFFD)."""
     text = json.dumps(value, ensure_ascii=False)

@@ -230,7 +230,7 @@ class RunThread:
         ctx, plan = self.ctx, self.request.plan
 
         def next_prompt(spec: RunSpec, failure: str) -> None:
-            write_prompt(ctx.vault, ctx.agent, spec, claim.note, plan, failure)
+            write_prompt(ctx.vault, ctx.agent, spec, claim.note, plan, failure, self.request.after)
 
         meta = claim.note.meta
         repo = WorkRepo(
@@ -323,7 +323,9 @@ class RunThread:
         if ctx.agent.reads_prompt:
             try:
                 news = review_prompt(self._review_news(claim))
-                write_prompt(ctx.vault, ctx.agent, spec, claim.note, request.plan, news)
+                write_prompt(
+                    ctx.vault, ctx.agent, spec, claim.note, request.plan, news, request.after
+                )
             except OSError as err:
                 error = f"cannot write the prompt file {spec.prompt_file}: {err}"
                 spec = dataclasses.replace(spec, setup_error=error)

@@ -8,6 +8,7 @@ the check that failed. Written by the run's own thread, before each round.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..base import fsops
@@ -30,7 +31,12 @@ def read_handbook(vault: Vault) -> str:
 
 
 def prompt_text(
-    vault: Vault, agent: Agent, spec: RunSpec, note: TaskNote, plan_path: Path | None
+    vault: Vault,
+    agent: Agent,
+    spec: RunSpec,
+    note: TaskNote,
+    plan_path: Path | None,
+    earlier: Sequence[str] = (),
 ) -> str:
     try:
         plan = fsops.read_plain_text(plan_path) if plan_path else "(no plan file)"
@@ -50,6 +56,8 @@ def prompt_text(
         "## The plan",
         plan.strip(),
     ]
+    if earlier:
+        parts += ["## What the tasks this one runs after produced", *earlier]
     return "\n\n".join(parts) + "\n"
 
 
@@ -94,16 +102,18 @@ def write_prompt(
     note: TaskNote,
     plan_path: Path | None,
     failure: str = "",
+    earlier: Sequence[str] = (),
 ) -> None:
     """Write the prompt file atomically (not fsynced: a crash retries and writes it again).
 
     `failure`: a later round's news (the check that failed, verify.failure_prompt). A session
     that is resumed already holds the task and is told only that; any other agent gets the
-    whole task again with the news after it."""
+    whole task again with the news after it. `earlier`: what the tasks it runs after
+    produced (RunRequest.after)."""
     if failure and spec.resume and getattr(agent, "uses_sessions", False):
         text = failure.strip() + "\n"
     else:
-        text = prompt_text(vault, agent, spec, note, plan_path)
+        text = prompt_text(vault, agent, spec, note, plan_path, earlier)
         if failure:
             text += "\n" + failure.strip() + "\n"
     fsops.write_atomic(spec.prompt_file, text.encode("utf-8"), vault.tmp, durable=False)

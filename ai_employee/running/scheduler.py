@@ -31,6 +31,8 @@ class RunRequest:
     workdir: Path
     plan: Path | None = None
     """The task's plan file (for its prompt)."""
+    after: tuple[str, ...] = ()
+    """What each task it runs after produced (its Result, work dir, branch), for its prompt."""
 
 
 def _rank(priority: str) -> int:

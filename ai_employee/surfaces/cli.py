@@ -295,6 +295,7 @@ def _add(cmd: Invocation) -> int:
         body=body,
         app=args.app,
         language=args.language,
+        after=args.after or (),
         actor=os_user(),
     )
     if args.json:
@@ -437,6 +438,13 @@ COMMANDS: tuple[Command, ...] = (
             option("--body", help="the task text; '-' reads it from stdin"),
             option("--app", help="app folder name: the work dir is apps/<language>/<app>/"),
             option("--language", help="language folder name"),
+            option(
+                "--after",
+                action="append",
+                metavar="TASK",
+                help="run after this task is done (a note name, [[link]] or task_id; repeat "
+                "for more)",
+            ),
             JSON,
         ),
     ),

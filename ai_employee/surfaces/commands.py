@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ import structlog
 from ..base import fsops
 from ..base.config import Config
 from ..base.errors import NoteRefused, TaskNotFound, UsageError
+from ..notes.after import references
 from ..notes.lifecycle import HOME, Priority, Status, check_command
 from ..notes.notefile import NoteGone, NoteStore, move_note
 from ..notes.taskfile import (
@@ -54,18 +56,25 @@ def add_task(
     body: str = "",
     app: str | None = None,
     language: str | None = None,
+    after: Sequence[str] = (),
     actor: str,
 ) -> Added:
-    """Write a new task note into Needs_Action atomically; never overwrite one."""
+    """Write a new task note into Needs_Action atomically; never overwrite one. `after`: the
+    tasks it runs after (`after:`, one or a list)."""
     vault.require()
     _check_new_task(title, priority, app, language)
+    try:
+        refs = references(list(after))
+    except NoteRefused as err:
+        raise UsageError(f"add: --after: {err.reason}") from None
     task_id = new_task_id()
-    keys: list[tuple[str, str | None]] = [
+    keys: list[tuple[str, object]] = [
         ("title", title.strip()),
         ("type", task_type or config.default_type),
         ("priority", priority or Priority.NORMAL.value),
         ("language", language),
         ("app", app),
+        ("after", refs[0] if len(refs) == 1 else list(refs)),
         ("task_id", task_id),
         ("status", Status.NEW.value),
     ]

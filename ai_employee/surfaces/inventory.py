@@ -35,6 +35,8 @@ class NoteSummary:
     error: str | None
     cost_usd: float | None
     completed_at: str | None
+    waiting_for: str | None = None
+    """What it waits for (`after:`), as its note says."""
 
     def as_json(self, root: Path) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -112,6 +114,7 @@ def scan(vault: Vault, max_note_bytes: int) -> VaultReport:
                     error=str(note.meta["error"]) if note.meta.get("error") else None,
                     cost_usd=float(cost) if isinstance(cost, int | float) else None,
                     completed_at=str(note.meta.get("completed_at") or "") or None,
+                    waiting_for=str(note.meta.get("waiting_for") or "") or None,
                 )
             )
     return report
@@ -143,6 +146,8 @@ def render_text(
     lines.append(f"active tasks: {len(active)}")
     for task in active:
         stale = f"  {STALE}" if is_stale(task, service_running) else ""
+        if task.waiting_for and task.status == Status.PLANNED.value:
+            stale += f"  (waits for {task.waiting_for})"
         lines.append(
             f"  {task.task_id or '-':<9} {task.status:<17} {task.priority:<6} "
             f"{task.path.relative_to(root)}  {task.title}{stale}"

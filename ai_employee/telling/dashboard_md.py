@@ -43,6 +43,7 @@ class DashboardState:
     queued: Sequence[Line] = ()
     running: Sequence[Line] = ()
     waiting_approval: Sequence[Line] = ()
+    waiting_tasks: Sequence[Line] = ()
     recent: Sequence[Line] = ()
     attention: Sequence[Line] = ()
     notes: Sequence[str] = field(default_factory=tuple)
@@ -77,6 +78,7 @@ def render(state: DashboardState) -> str:
         ("Running", state.running, "Nothing runs."),
         ("Queue", state.queued, "Empty."),
         ("Waiting for you (approval or review)", state.waiting_approval, "None."),
+        ("Waiting for other tasks (`after:`)", state.waiting_tasks, "None."),
         ("Recent", state.recent, "Nothing yet."),
     ):
         out += [f"## {heading}", ""]
@@ -242,6 +244,11 @@ class DashboardFile:
                 Line(link_for(self.vault.root, p), e.title, e.task_type)
                 for p, e in self.index.entries.items()
                 if e.folder is Folder.PENDING_APPROVAL
+            ],
+            waiting_tasks=[
+                Line(link_for(self.vault.root, p), e.title, f"waits for {e.waiting_for}")
+                for p, e in sorted(self.index.entries.items())
+                if e.waiting_for and not e.attention  # else under "Needs attention"
             ],
             recent=[self._followed(line) for line in self.recent],
             attention=self._attention(),

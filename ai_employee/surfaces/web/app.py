@@ -620,7 +620,8 @@ async def new_page(site: Site, request: Request) -> Response:
     if not site.guard.csrf_ok(_csrf(request, form)):
         return PlainTextResponse("refused: the page is stale; reload it and try again\n", 403)
     values = {
-        k: str(form.get(k) or "") for k in ("title", "type", "priority", "app", "language", "body")
+        k: str(form.get(k) or "")
+        for k in ("title", "type", "priority", "app", "language", "after", "body")
     }
     errors = []
     if not values["title"].strip():
@@ -641,6 +642,7 @@ async def new_page(site: Site, request: Request) -> Response:
                     body=values["body"].replace("\r\n", "\n"),
                     app=values["app"].strip() or None,
                     language=values["language"].strip() or None,
+                    after=[a for a in values["after"].splitlines() if a.strip()],
                     actor=_actor(),
                 )
             )

@@ -111,6 +111,8 @@ class Card:
     """The file's mtime (seconds): the board's order within a column, newest first."""
     changes: str = ""
     """What the task changed, as its note says (`3 files, +40 -2`)."""
+    waiting_for: str = ""
+    """What it waits for (`after:`), as its note says, while it waits."""
 
     @property
     def lines(self) -> str:
@@ -201,6 +203,7 @@ def _card(note: TaskNote, rel: str, folder: Folder, changed: float) -> Card:
         completed_day=local_date(completed),
         changed=changed,
         changes=str(meta.get("changes") or "")[:80],
+        waiting_for=str(meta.get("waiting_for") or "") if status == Status.PLANNED else "",
     )
 
 
