@@ -39,7 +39,7 @@ FAKE = Path(__file__).with_name("fake_agent.py")
         ("", ()),
         ("[[Build the app]]", ("[[Build the app]]",)),
         ([["Build the app"]], ("[[Build the app]]",)),  # `after: [[Build the app]]` unquoted
-        (["a", [["b"]], "a", " c  d "], ("a", "[[b]]", "c d")),
+        (["a", [["b"]], "a", " c  d "], ("a", "[[b]]", "c  d")),
         ("k3x9pq", ("k3x9pq",)),
     ],
 )
@@ -102,8 +102,7 @@ def agent_config(vault: Vault, **overrides: object) -> Config:
         agent_command=command,
         retry_initial_seconds=0,
         retry_max_seconds=0,
-        max_parallel=4,
-        **overrides,
+        **{"max_parallel": 4, **overrides},
     )
 
 
@@ -335,3 +334,94 @@ def test_add_after_and_status_show_what_a_task_waits_for(
         gate.touch()
         drop(vault, tmp_path, "Other.md", task("Other"))
         wait_status(vault.folder(Folder.DONE) / "Seed data.md", "done", 20)
+
+
+def started(ledger: Path) -> list[str]:
+    return [t for t, event, _ in ledger_order(ledger) if event == "start"]
+
+
+def test_a_queued_task_that_comes_to_wait_is_taken_off_the_queue(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    """The one slot is busy; D is queued; a person adds `after:` to it: D must not run."""
+    gate = tmp_path / "gate"
+    needs, done = vault.folder(Folder.NEEDS_ACTION), vault.folder(Folder.DONE)
+    with running_service(agent_config(vault, max_parallel=1)):
+        drop(vault, tmp_path, "Busy.md", task("Busy", behave=f"gate {gate}"))
+        wait_for(lambda: started(ledger), what="Busy to run")
+        drop(vault, tmp_path, "D.md", task("D"))
+        queued = wait_for(lambda: len(q := events(vault, "queued")) == 2 and q, what="D queued")
+        d_id = queued[-1]["task_id"]
+        assert d_id == note(needs / "D.md").task_id
+        text = (
+            (needs / "D.md")
+            .read_text()
+            .replace("type: claude_app\n", "type: claude_app\nafter: Nope\n")
+        )
+        drop(vault, tmp_path, "D.md", text)
+        wait_for(lambda: note(needs / "D.md").meta.get("waiting_for"), what="D to wait")
+        gate.touch()
+        drop(vault, tmp_path, "E.md", task("E"))  # queued after D: it runs once D would have
+        wait_status(done / "E.md", "done", 20)
+        assert d_id not in started(ledger), "D ran though it waits for Nope"
+        drop(vault, tmp_path, "Nope.md", task("Nope"))
+        wait_status(done / "D.md", "done", 20)
+
+
+def test_a_done_dependency_whose_note_was_archived_still_counts_as_done(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    gate = tmp_path / "gate"
+    needs, done = vault.folder(Folder.NEEDS_ACTION), vault.folder(Folder.DONE)
+    with running_service(agent_config(vault)):
+        drop(vault, tmp_path, "A.md", task("A"))
+        drop(vault, tmp_path, "B.md", task("B", behave=f"gate {gate}"))
+        wait_status(done / "A.md", "done", 20)
+        drop(vault, tmp_path, "D.md", task("D", after='["A", "B"]'))
+        wait_for(lambda: note(needs / "D.md").meta.get("waiting_for"), what="D waits for B")
+        (done / "A.md").unlink()  # a person tidies Done/
+        gate.touch()
+        wait_status(done / "D.md", "done", 20)
+
+
+def test_a_name_means_the_note_of_that_name_now_not_last_weeks_finished_one(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    gate = tmp_path / "gate"
+    done = vault.folder(Folder.DONE)
+    with running_service(agent_config(vault)):
+        drop(vault, tmp_path, "Deploy.md", task("Deploy"))
+        old = wait_status(done / "Deploy.md", "done", 20)
+        drop(vault, tmp_path, "Deploy.md", task("Deploy", behave=f"gate {gate}") + "this week\n")
+        drop(vault, tmp_path, "Smoke.md", task("Smoke", after="Deploy"))
+        new_id = wait_for(
+            lambda: [e["task_id"] for e in events(vault, "queued") if e["task_id"] != old.task_id],
+            what="this week's Deploy queued",
+        )[0]
+        smoke = wait_for(
+            lambda: (
+                (n := note(vault.folder(Folder.NEEDS_ACTION) / "Smoke.md")).meta.get("waiting_for")
+                and n
+            ),
+            what="Smoke waits",
+        )
+        assert smoke.meta["after_ids"] == {"Deploy": new_id}
+        gate.touch()
+        wait_status(done / "Smoke.md", "done", 20)
+    assert started(ledger)[1:] == [new_id, smoke.task_id]
+
+
+def test_a_deleted_dependency_is_said_and_needs_attention_and_a_cycle_through_it_ends(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    needs = vault.folder(Folder.NEEDS_ACTION)
+    with running_service(agent_config(vault)):
+        drop(vault, tmp_path, "X  two.md", task("X  two", after="Y"))  # a double space
+        drop(vault, tmp_path, "Y.md", task("Y", after='"[[X  two]]"'))
+        wait_for(lambda: "cycle" in str(note(needs / "Y.md").meta.get("waiting_for")), what="cycle")
+        x_id = note(needs / "X  two.md").task_id
+        (needs / "X  two.md").unlink()
+        said = f"X two ({x_id}): its note is gone (name another task in `after:`)"
+        wait_for(lambda: note(needs / "Y.md").meta.get("waiting_for") == said, what="gone")
+        wait_for(lambda: f"waits for {said}" in _dashboard(vault), what="Needs attention")
+    assert not ledger.read_text()

@@ -624,3 +624,21 @@ def test_the_new_task_form_takes_after_and_the_card_says_what_a_task_waits_for(
     )
     page = wait_for(lambda: "waits for" in (t := client.get("/").text) and t, what="the card")
     assert "waits for Build (b1) &lt;b&gt;now&lt;/b&gt;" in page
+
+
+def test_the_new_task_form_takes_every_and_the_board_lists_the_series(
+    vault: Vault, client: TestClient
+) -> None:
+    assert "No series." in client.get("/").text
+    bad = client.post(
+        "/new", data={"csrf": csrf(client), "title": "B", "every": "5s"}, headers=ORIGIN
+    )
+    assert bad.status_code == 400 and "is shorter than 10s" in bad.text
+    form = {"csrf": csrf(client), "title": "Backup <check>", "every": "0 3 * * *"}
+    response = client.post("/new", data=form, headers=ORIGIN)
+    assert response.status_code == 303 and response.headers["location"].startswith("/?notice=")
+    path = vault.folder(Folder.RECURRING) / "Backup check.md"
+    assert note(path).meta["every"] == "0 3 * * *" and "task_id" not in note(path).meta
+    board = client.get("/").text
+    assert 'Backup &lt;check&gt;</span> <span class="muted">every <code>0 3 * * *</code>' in board
+    assert "not seen by the service yet" in board

@@ -4,11 +4,12 @@ Messages are hints (settled, then looked at), the runs' words (taken by the run 
 then the note looked at again), plans written, folder changes, overflows and stop requests.
 Between messages it looks at the paths whose time has come, starts the runs that may start,
 runs the safety sweep and redraws Dashboard.md. It blocks only on its queue, until the next
-message or the next deadline (a settling note, a retry time, the sweep, a redraw, a usage
-limit's reset): nothing sleeps on a fixed interval. It routes; the parts it routes to own
-their jobs: a look at one note (deciding/reconcile.py), a run's end (deciding/after_run.py), a
-usage limit's pause (pauses.py), the stop (shutdown.py), Dashboard.md (telling/dashboard_md.py).
-Everything they touch (the note index, the coordinator, settling, the dashboard, the budget, the
+message or the next deadline (a settling note, a retry time, a series' next time, the sweep, a
+redraw, a usage limit's reset): nothing sleeps on a fixed interval. It routes; the parts it
+routes to own their jobs: a look at one note (deciding/reconcile.py, and deciding/recurring.py
+for a series), a run's end (deciding/after_run.py), a usage limit's pause (pauses.py), the
+stop (shutdown.py), Dashboard.md (telling/dashboard_md.py). Everything they touch (the note
+index, the series, the waiting tasks, the coordinator, settling, the dashboard, the budget, the
 pause) is changed by this thread alone.
 """
 
@@ -42,6 +43,10 @@ from .sdnotify import WatchdogPinger
 from .shutdown import Shutdown
 
 log = structlog.get_logger(__name__)
+
+CLOCK_CHECK_SECONDS = 300.0
+"""With a series waiting for its time, the loop wakes at least this often: a wall-clock jump (a
+laptop that slept, a clock set forward) makes a time come sooner than the loop's own clock says."""
 
 LOOKS_PER_TURN = 16
 """Settled paths looked at per turn of the loop before finished runs are handled again."""
@@ -139,7 +144,7 @@ class MainLoop:
         self._beat()
         if isinstance(message, Hint):
             if self.settling.take(message, time.monotonic()):
-                self.index.forget(message.path)
+                self.reconciler.forget(message.path)
         elif isinstance(message, Claimed):
             if self.runs.claimed(message):
                 # A stale copy seen before the claim was known waits for this: look again.
@@ -208,6 +213,8 @@ class MainLoop:
             self._look(path)
         for path in self.reconciler.waits.take_woken():  # what they wait on changed
             self._look(path, force=True)
+        for path in self.reconciler.recurring.due_paths(self.now()):  # a series' time came
+            self._look(path, force=True)
         self.pauses.end_if_over()
         if time.monotonic() >= self._next_sweep:
             self._sweep()
@@ -266,9 +273,12 @@ class MainLoop:
         now = time.monotonic()
         deadlines = [self._next_sweep]
         pause = self.runs.pause
-        for when in (self.index.next_wakeup(), pause.until if pause is not None else None):
-            if when is not None:  # a wall-clock time: a retry's, a usage limit's reset
+        series = self.reconciler.recurring.next_wakeup()
+        for when in (self.index.next_wakeup(), pause.until if pause is not None else None, series):
+            if when is not None:  # a wall-clock time: a retry's, a usage limit's reset, a series'
                 deadlines.append(now + max(0.0, (when - self.now()).total_seconds()))
+        if series is not None:  # the wall clock may jump (a laptop's sleep): looked at again
+            deadlines.append(now + CLOCK_CHECK_SECONDS)
         for deadline in (self.settling.next_deadline(), self.dashboard.deadline()):
             if deadline is not None:
                 deadlines.append(deadline)

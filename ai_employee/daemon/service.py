@@ -123,6 +123,7 @@ class Service:
             finished=self.dashboard,
         )
         dashboard = self.dashboard
+        dashboard.series = reconciler.recurring.upcoming
         return MainLoop(
             config=config,
             vault=vault,
@@ -150,6 +151,8 @@ class Service:
             # Before any retry can start; the journal of this service's runs then begins empty.
             stop_leftovers(self.vault.run_journal, self.vault.runs, self.vault.root)
             remove_old_logs(self.vault.logs, self.config.log_retention_days, self.now())
+            # A vault made before recurring tasks: its Recurring/ (watched like the others).
+            self.vault.folder(Folder.RECURRING).mkdir(exist_ok=True)
             self.watcher = VaultWatcher(
                 self.vault.root, self.inbox.put, polling=self.config.polling
             )

@@ -33,6 +33,7 @@ from ..notes.vault import TRIGGER_FOLDERS, Folder, Vault
 from ..telling.notify import Tell, ToldRefusals
 from . import planner
 from .intake import drop_candidates, take_drop
+from .recurring import Recurring
 from .refusals import Refusals
 from .steps import (
     CONTINUES,
@@ -95,6 +96,11 @@ class Reconciler:
         return Refusals(self.vault, self.config, self.index, self.hooks, self.told)
 
     @functools.cached_property
+    def recurring(self) -> Recurring:
+        """The series in Recurring/ (recurring.py), over this reconciler's records and index."""
+        return Recurring(self.vault, self.notes, self.records, self.index, self.refusals, self.now)
+
+    @functools.cached_property
     def waits(self) -> Waits:
         """The tasks that wait for others (waits.py), told of every change to a task's record."""
         waits = Waits(self.records, self.index)
@@ -109,10 +115,12 @@ class Reconciler:
     # --- scanning ---------------------------------------------------------------------------
 
     def active_paths(self) -> Iterator[Path]:
-        """Every path the service may act on: notes in trigger folders, files in Inbox/Drop."""
+        """Every path the service may act on: notes in trigger folders, files in Inbox/Drop,
+        series notes in Recurring/ (last: the occurrences they wrote are known by then)."""
         for folder in TRIGGER_FOLDERS:
             yield from self.vault.notes_in(folder)
         yield from drop_candidates(self.vault)
+        yield from self.recurring.paths()
 
     def start(self) -> int:
         """At the service's start: what the plans record of every task and which refused notes
@@ -129,6 +137,8 @@ class Reconciler:
             seen.append(path)
             self.look(path)
         self.index.keep_only(seen)
+        self.recurring.keep_only(seen)
+        self.waits.keep_only({e.task_id for e in self.index.entries.values() if e.task_id})
         self.refusals.keep_only_present()
         return len(seen)
 
@@ -139,7 +149,7 @@ class Reconciler:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            self.index.forget(path)
+            self.forget(path)
             return None
         if not force and self.index.unchanged(path, signature_of(st), self.now()):
             return None  # unchanged since we last looked (or wrote): nothing new to decide
@@ -147,6 +157,10 @@ class Reconciler:
             created = take_drop(self.vault, path, st)
             if created is not None:
                 self.look(created)
+            return None
+        if self.vault.folder_of(path) is Folder.RECURRING:
+            for occurrence in self.recurring.look(path, force=force):
+                self.look(occurrence)
             return None
         step: Step | None = None
         placed: Placed | None = None
@@ -200,6 +214,13 @@ class Reconciler:
             return None
         self._remember(decided, facts.due, folder, seen, stepped)
         return step, stepped
+
+    def forget(self, path: Path) -> None:
+        """The note at `path` is gone: forgotten, and the tasks waiting on its task told."""
+        entry = self.index.entries.get(path)
+        if entry is not None and entry.task_id and self.index.owners.get(entry.task_id) == path:
+            self.waits.gone(entry.task_id)
+        self.index.forget(path)
 
     def _back_from_finished(self, task_id: str, path: Path) -> None:
         """The task's note is at `path` while its record has it in Done/, Failed/ or Rejected/

@@ -57,6 +57,9 @@ class Runs(Protocol):
     def offer(self, request: RunRequest) -> bool:
         """Queue a planned task that may run; True when it was not queued before."""
 
+    def withdraw(self, task_id: str) -> None:
+        """A queued task may not run now after all: off the queue."""
+
     def stop(self, task_id: str) -> None:
         """A person ended a running task: stop its agent."""
 
@@ -198,7 +201,14 @@ def workdir_of(config: Config, note: TaskNote, task_id: str) -> Path:
 
 
 def leave(ctx: StepContext, d: Decided) -> Stepped:
-    """NOTHING, WAIT, REFUSE: the note stays as it is."""
+    """NOTHING, REFUSE: the note stays as it is."""
+    return Stepped(d.path)
+
+
+def wait(ctx: StepContext, d: Decided) -> Stepped:
+    """WAIT: the note stays as it is; a run offered before (queued when it could run, and now
+    it waits for another task, or a retry's time) is withdrawn."""
+    ctx.runs.withdraw(d.task_id)
     return Stepped(d.path)
 
 
@@ -500,7 +510,7 @@ def _put_back(ctx: StepContext, d: Decided) -> str:
 
 STEPS: Mapping[Action, StepFn] = {
     Action.NOTHING: leave,
-    Action.WAIT: leave,
+    Action.WAIT: wait,
     Action.REFUSE: leave,
     Action.RUN: run,
     Action.STOP: stop,

@@ -31,7 +31,7 @@ from ..notes.lifecycle import Status
 from ..notes.notefile import NoteGone
 from ..notes.records import Record, TaskRecords
 from ..notes.taskfile import TASK_ID_SHAPE, TaskNote
-from ..notes.vault import workdir_for
+from ..notes.vault import Folder, workdir_for
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +76,8 @@ class Waits:
         """Dependency -> the waiting tasks that name it."""
         self._missing: dict[str, set[str]] = {}
         """A name (casefolded note name, or a task_id) that matched no task -> who names it."""
+        self._missing_of: dict[str, set[str]] = {}
+        """A waiting task -> the names of it that matched no task (the keys of `_missing`)."""
         self._cycles: dict[str, tuple[str, ...]] = {}
         """A task refused for a cycle -> the cycle."""
         self._woken: set[str] = set()
@@ -95,52 +97,70 @@ class Waits:
         lines: list[str] = []
         pending: list[str] = []
         trouble: list[str] = []
+        missing: set[str] = set()
         for ref in refs:
             known = kept.get(ref)
             dep_id = known if isinstance(known, str) and TASK_ID_SHAPE.fullmatch(known) else None
             dep_id = dep_id or self._resolve(ref)
             ids[ref] = dep_id
             dep = self._dependency(dep_id) if dep_id else None
-            if dep is None or dep.gone:
-                why = "no such task yet" if dep is None else "its note is gone"
-                lines.append(f"{ref}: {why}")
-                for key in _keys(ref):
-                    self._missing.setdefault(key, set()).add(task_id)
+            if dep is None:
+                lines.append(f"{ref}: no such task yet")
+                missing |= _keys(ref)
                 continue
-            if dep.status is Status.DONE:
+            if dep.status is Status.DONE:  # done, even if its note was archived since
                 continue
             named = f"{dep.title} ({dep.task_id})"
-            if dep.status in GAVE_UP:
-                said = f"{named} is {dep.status}: retry it to go on"
+            if dep.gone or dep.status in GAVE_UP:
+                said = (
+                    f"{named}: its note is gone (name another task in `after:`)"
+                    if dep.gone
+                    else f"{named} is {dep.status}: retry it to go on"
+                )
                 lines.append(said)
                 trouble.append(f"waits for {said}")
             else:
                 lines.append(named)
             pending.append(dep.task_id)
+        self._missing_now(task_id, missing)
         self._waiting_on(task_id, tuple(pending))
         cycle = find_cycle(task_id, self._waits_on)
         if cycle is not None:
             lines = trouble = [self._refuse_cycle(cycle)]
-        says = "; ".join(lines) or None
+        says = " ".join("; ".join(lines).split()) or None  # as the note will say it
         changes: dict[str, Any] = {}
         if ids != kept:
             changes["after_ids"] = ids or None
         if says != note.meta.get("waiting_for"):
             changes["waiting_for"] = says
-        attention = "; ".join(trouble) or None
+        attention = " ".join("; ".join(trouble).split()) or None
         return Waiting(bool(lines), changes, attention, says)
 
     def not_waiting(self, task_id: str) -> None:
         """The task runs, ended or left: it waits on nothing any more."""
         if task_id in self._waits_on:
             self._waiting_on(task_id, ())
+        if task_id in self._missing_of:
+            self._missing_now(task_id, set())
+
+    def gone(self, task_id: str) -> None:
+        """The task's note is gone (deleted, moved away): it waits no more, and the tasks
+        that wait on it are looked at again (to say so)."""
+        self.not_waiting(task_id)
+        self._woken |= self._dependents.get(task_id, set())
+
+    def keep_only(self, present: set[str]) -> None:
+        """After a full scan: forget the waiting tasks whose notes were not seen (deleted,
+        moved out by a person); the tasks that were in a cycle with one are looked at again."""
+        for task_id in (set(self._waits_on) | set(self._missing_of)) - present:
+            self.not_waiting(task_id)
 
     def record_changed(self, record: Record) -> None:
         """The service planned a task or changed its record (moved, done, failed): the tasks
         that wait on it, or on a name it now answers to, are looked at again."""
         self._woken |= self._dependents.get(record.task_id, set())
         for key in (record.task_id, record.name.casefold()):
-            self._woken |= self._missing.pop(key, set())
+            self._woken |= self._missing.get(key, set())  # each forgets it when it resolves
 
     def take_woken(self) -> list[Path]:
         """The notes of the waiting tasks to look at again now (each once)."""
@@ -162,30 +182,57 @@ class Waits:
     # --- inside ---------------------------------------------------------------------------
 
     def _resolve(self, ref: str) -> str | None:
-        """The task a name means: a known task_id, else the newest task planned from a note
-        of that name, else a note of that name the service sees now (not planned yet)."""
+        """The task a name means: a known task_id; else the task of a note of that name in the
+        folders the service acts on (any case); else none yet if such a note is in
+        Needs_Action/ unseen (it is planned in a moment, and wakes this one); else the newest
+        task planned from a note of that name (finished, most likely)."""
         if TASK_ID_SHAPE.fullmatch(ref) and (ref in self.records.by_id or ref in self.index.owners):
             return ref
         name = note_name(ref)
+        active = self.index.named(name)
+        if active:
+            return active[0]
+        unseen = self.records.vault.folder(Folder.NEEDS_ACTION) / name
+        if unseen.exists():
+            return None
         named = self.records.named(name)
-        if named:
-            return named[0]
-        folded = name.casefold()
-        for task_id, path in self.index.owners.items():
-            if path.name.casefold() == folded:
-                return task_id
-        return None
+        return named[0] if named else None
 
     def _dependency(self, task_id: str) -> _Dependency | None:
-        """A dependency as the vault has it now (its note found on the disk)."""
-        known = self.records.known(task_id, read_body=False)
-        if known is not None:
-            return _Dependency(task_id, known.title, known.status, known.where is None)
+        """A dependency as the vault has it now: its active note (the index's), else its note
+        where its record says, else wherever it is found (records.known); gone: nowhere."""
         path = self.index.owners.get(task_id)
         entry = self.index.entries.get(path) if path is not None else None
-        if entry is None:
+        if entry is not None:
+            return _Dependency(task_id, entry.title, entry.status, False)
+        record = self.records.by_id.get(task_id)
+        if record is None:
             return None
-        return _Dependency(task_id, entry.title, entry.status, False)
+        if record.where:
+            try:
+                note, _ = self.records.notes.read(self.records.vault.root / record.where)
+            except (OSError, NoteRefused, NoteGone):
+                note = None
+            if note is not None and note.task_id == task_id:
+                return _Dependency(task_id, note.title, note.status, False)
+        known = self.records.known(task_id, read_body=False)
+        if known is None:
+            return None
+        return _Dependency(task_id, known.title, known.status, known.where is None)
+
+    def _missing_now(self, task_id: str, keys: set[str]) -> None:
+        """The task's names that match no task are now `keys` (woken when one appears)."""
+        before = self._missing_of.pop(task_id, set())
+        for key in before - keys:
+            waiters = self._missing.get(key)
+            if waiters is not None:
+                waiters.discard(task_id)
+                if not waiters:
+                    del self._missing[key]
+        for key in keys:
+            self._missing.setdefault(key, set()).add(task_id)
+        if keys:
+            self._missing_of[task_id] = keys
 
     def _waiting_on(self, task_id: str, pending: tuple[str, ...]) -> None:
         """The task now waits on `pending`: the reverse index follows; a cycle it was in is

@@ -33,7 +33,7 @@ def references(value: object) -> tuple[str, ...]:
         item = _link(item)
         if not isinstance(item, str) or not item.strip():
             raise NoteRefused(f"{_SHAPE}; found {item!r}")
-        ref = " ".join(item.split())
+        ref = item.strip()  # inner spaces kept: a file name may have two in a row
         if ref not in found:
             found.append(ref)
     if len(found) > MAX_REFERENCES:

@@ -48,6 +48,8 @@ class NoteIndex:
     """Notes waiting for a time (a retry's next_attempt_at): few, so scanned whole."""
     owners: dict[str, Path] = field(default_factory=dict)
     """task_id -> the path that holds it (a copy elsewhere gets a new id)."""
+    _names: dict[str, set[Path]] = field(default_factory=dict)
+    """A note's file name, casefolded -> the paths with that name (`after:` names tasks)."""
     changes: int = 0
     """Counts changes, so Dashboard.md knows when to redraw."""
 
@@ -62,6 +64,8 @@ class NoteIndex:
 
     def remember(self, path: Path, entry: Entry) -> None:
         """What was decided on `path`: its entry, its task's owner, its wake-up."""
+        if path not in self.entries:
+            self._names.setdefault(path.name.casefold(), set()).add(path)
         self.entries[path] = entry
         if entry.task_id:
             self.owners[entry.task_id] = path
@@ -75,6 +79,8 @@ class NoteIndex:
         """The path is gone (or no longer ours to watch)."""
         self.wakeups.pop(path, None)
         entry = self.entries.pop(path, None)
+        if entry is not None:
+            self._unname(path)
         if entry and entry.task_id and self.owners.get(entry.task_id) == path:
             del self.owners[entry.task_id]
         if self.refused.pop(path, None) is not None or entry is not None:
@@ -83,13 +89,15 @@ class NoteIndex:
     def unsettled(self, path: Path) -> None:
         """Nothing could be decided yet (a message will bring the note back): no entry, so
         that look is not taken for an unchanged note."""
-        self.entries.pop(path, None)
+        if self.entries.pop(path, None) is not None:
+            self._unname(path)
 
     def refuse(self, path: Path, signature: Signature, reason: str) -> bool:
         """Remember a refusal; True when it is new or its reason changed (worth saying)."""
         previous = self.refused.get(path)
         self.refused[path] = (signature, reason)
-        self.entries.pop(path, None)
+        if self.entries.pop(path, None) is not None:
+            self._unname(path)
         self.changes += 1
         return previous is None or previous[1] != reason
 
@@ -102,6 +110,19 @@ class NoteIndex:
 
     def owner_of(self, task_id: str) -> Path | None:
         return self.owners.get(task_id)
+
+    def named(self, name: str) -> list[str]:
+        """The tasks whose notes (in the folders the service acts on) have this file name, in
+        any case."""
+        paths = self._names.get(name.casefold(), ())
+        return [t for p in paths if (t := self.entries[p].task_id)]
+
+    def _unname(self, path: Path) -> None:
+        paths = self._names.get(path.name.casefold())
+        if paths is not None:
+            paths.discard(path)
+            if not paths:
+                del self._names[path.name.casefold()]
 
     def keep_only(self, seen: Iterable[Path]) -> None:
         """After a full scan: forget every path that was not seen."""

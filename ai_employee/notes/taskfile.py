@@ -54,6 +54,12 @@ OWNED_KEYS: tuple[str, ...] = (
     "merged",
     "after_ids",
     "waiting_for",
+    "series",
+    "occurrence",
+    "series_id",
+    "next_at",
+    "last_occurrence",
+    "last_skipped",
 )
 """The closed list of frontmatter keys the service writes. Every other key is the person's."""
 
@@ -247,6 +253,13 @@ def new_task_id() -> str:
     return "".join(secrets.choice(_TASK_ID_ALPHABET) for _ in range(8))
 
 
+def derived_task_id(seed: str) -> str:
+    """A task_id that is the same wherever and whenever it is made from `seed` (a series'
+    occurrence: written once, recognised on every machine and after every restart)."""
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    return "".join(_TASK_ID_ALPHABET[b % len(_TASK_ID_ALPHABET)] for b in digest[:8])
+
+
 def as_datetime(value: object) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -363,7 +376,12 @@ def _load_yaml_now(fm: str) -> tuple[Mapping[Any, Any], yaml.MappingNode | None]
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
-        raise NoteRefused(f"frontmatter is not valid YAML{where}: {err.problem or err}") from err
+        hint = ""
+        if mark is not None and fm[mark.index : mark.index + 1] in ("@", "`"):
+            hint = f'; a value that begins with {fm[mark.index]} must be quoted: "@daily"'
+        raise NoteRefused(
+            f"frontmatter is not valid YAML{where}: {err.problem or err}{hint}"
+        ) from err
     except yaml.YAMLError as err:
         raise NoteRefused(f"frontmatter is not valid YAML: {err}") from err
     except RecursionError as err:

@@ -25,6 +25,8 @@ class Folder(StrEnum):
     """New, planned and executing tasks (drop notes here)."""
     PLANS = "Plans"
     """PLAN_<note> (<task_id>).md files, linked both ways with the note."""
+    RECURRING = "Recurring"
+    """Series notes (`every:`): each occurrence becomes a task note in Needs_Action."""
     PENDING_APPROVAL = "Pending_Approval"
     """Tasks waiting for a person."""
     APPROVED = "Approved"
@@ -58,6 +60,15 @@ TASK_FOLDERS: tuple[Folder, ...] = (*TRIGGER_FOLDERS, Folder.DONE, Folder.FAILED
 
 MACHINERY_DIR = ".ai-employee"
 """Machinery only: lock, temp files, records of live agent processes."""
+
+_UNSAFE_FILE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#^\[\]]+')
+
+
+def file_name_for(title: str) -> str:
+    """A note file name from a title: readable, no path tricks, no Obsidian link characters."""
+    name = " ".join(_UNSAFE_FILE_CHARS.sub(" ", title).split()).lstrip(".-").strip()
+    return (name[:80].rstrip() or "Task") + ".md"
+
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
 

@@ -135,6 +135,10 @@ class RunCoordinator:
             return False
         return self.scheduler.add(request)
 
+    def withdraw(self, task_id: str) -> None:
+        """A queued task may not run now after all (it waits for another task): off the queue."""
+        self.scheduler.discard(task_id)
+
     def stop(self, task_id: str) -> None:
         """A person ended a running task: stop its agent (a run recording its end has none)."""
         running = self.running.get(task_id)

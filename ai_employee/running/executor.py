@@ -78,6 +78,8 @@ def claim_note(
         current = parse_note(text, path.name)
         if current.task_id != request.task_id or current.status is not Status.PLANNED:
             raise ClaimLost(request.task_id)
+        if current.meta.get("waiting_for"):  # it waits for another task (deciding/waits.py)
+            raise ClaimLost(request.task_id)
         check_transition(current.status, Status.EXECUTING, request.task_id)
         session_id, resume = None, False
         if uses_sessions:

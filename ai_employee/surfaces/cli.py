@@ -296,10 +296,13 @@ def _add(cmd: Invocation) -> int:
         app=args.app,
         language=args.language,
         after=args.after or (),
+        every=args.every,
         actor=os_user(),
     )
     if args.json:
         _print({"path": str(added.path), "task_id": added.task_id})
+    elif added.task_id is None:
+        _print(f"{added.path}\nseries: every {args.every} (each occurrence is a task)")
     else:
         _print(f"{added.path}\ntask_id: {added.task_id}")
     return 0
@@ -429,7 +432,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("status", "counts, active tasks, refused notes", _status, (JSON,)),
     Command(
         "add",
-        "write a new task note into Needs_Action",
+        "write a new task note into Needs_Action (with --every: a series into Recurring)",
         _add,
         (
             option("title"),
@@ -444,6 +447,12 @@ COMMANDS: tuple[Command, ...] = (
                 metavar="TASK",
                 help="run after this task is done (a note name, [[link]] or task_id; repeat "
                 "for more)",
+            ),
+            option(
+                "--every",
+                metavar="WHEN",
+                help="a recurring task: a series in Recurring/ ('0 8 * * 1', @daily, 30m, 1d); "
+                "each occurrence becomes a task",
             ),
             JSON,
         ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from ..base.errors import NoteRefused, TaskNotFound, UsageError
 from ..notes.after import references
 from ..notes.lifecycle import HOME, Priority, Status, check_command
 from ..notes.notefile import NoteGone, NoteStore, move_note
+from ..notes.schedule import parse_every
 from ..notes.taskfile import (
     TASK_ID_SHAPE,
     TaskNote,
@@ -26,24 +26,17 @@ from ..notes.taskfile import (
     tool_rules,
     with_review_comment,
 )
-from ..notes.vault import TASK_FOLDERS, Folder, Vault, check_name
+from ..notes.vault import TASK_FOLDERS, Folder, Vault, check_name, file_name_for
 from ..running.worktree import merge_accepted
 
 log = structlog.get_logger(__name__)
-
-_UNSAFE_FILE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|#^\[\]]+')
 
 
 @dataclass(frozen=True)
 class Added:
     path: Path
-    task_id: str
-
-
-def file_name_for(title: str) -> str:
-    """A note file name from a title: readable, no path tricks, no Obsidian link characters."""
-    name = " ".join(_UNSAFE_FILE_CHARS.sub(" ", title).split()).lstrip(".-").strip()
-    return (name[:80].rstrip() or "Task") + ".md"
+    task_id: str | None
+    """None for a series (each of its occurrences is a task of its own)."""
 
 
 def add_task(
@@ -57,17 +50,24 @@ def add_task(
     app: str | None = None,
     language: str | None = None,
     after: Sequence[str] = (),
+    every: str | None = None,
     actor: str,
 ) -> Added:
     """Write a new task note into Needs_Action atomically; never overwrite one. `after`: the
-    tasks it runs after (`after:`, one or a list)."""
+    tasks it runs after (`after:`, one or a list). `every`: a series note in Recurring/
+    instead, whose every occurrence becomes a task (it has no task_id of its own)."""
     vault.require()
     _check_new_task(title, priority, app, language)
     try:
         refs = references(list(after))
     except NoteRefused as err:
         raise UsageError(f"add: --after: {err.reason}") from None
-    task_id = new_task_id()
+    if every is not None:
+        try:
+            parse_every(every)
+        except NoteRefused as err:
+            raise UsageError(f"add: --every: {err.reason}") from None
+    task_id = None if every is not None else new_task_id()
     keys: list[tuple[str, object]] = [
         ("title", title.strip()),
         ("type", task_type or config.default_type),
@@ -75,24 +75,27 @@ def add_task(
         ("language", language),
         ("app", app),
         ("after", refs[0] if len(refs) == 1 else list(refs)),
+        ("every", every),
         ("task_id", task_id),
-        ("status", Status.NEW.value),
+        ("status", None if every is not None else Status.NEW.value),
     ]
+    folder = Folder.RECURRING if every is not None else Folder.NEEDS_ACTION
     front = "".join(f"{k}: {render_value(v)}\n" for k, v in keys if v)
     text = f"---\n{front}---\n{body.rstrip()}\n" if body.strip() else f"---\n{front}---\n"
     target = fsops.write_temp(vault.tmp, text.encode("utf-8"))
     try:
-        path = fsops.move_noreplace(target, vault.folder(Folder.NEEDS_ACTION), file_name_for(title))
+        fsops.ensure_dir(vault.folder(folder))  # Recurring/ of a vault made before it
+        path = fsops.move_noreplace(target, vault.folder(folder), file_name_for(title))
     except BaseException:
         target.unlink(missing_ok=True)
         raise
     log.info(
-        "task added",
+        "series added" if every is not None else "task added",
         action_type="add",
         actor=actor,
         target=vault.rel(path),
         task_id=task_id,
-        parameters={"type": task_type or config.default_type, "priority": priority},
+        parameters={"type": task_type or config.default_type, "priority": priority, "every": every},
         result="ok",
     )
     return Added(path, task_id)

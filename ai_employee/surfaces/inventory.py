@@ -1,4 +1,4 @@
-"""What is in the vault: counts per folder and status, active tasks, refused notes.
+"""What is in the vault: counts per folder and status, active tasks, series, refused notes.
 
 Used by `ai-employee status` and Dashboard.md. Reading only; it never writes a note.
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import NoteRefused
 from ..notes.lifecycle import Status
 from ..notes.notefile import read_note
+from ..notes.schedule import parse_every
 from ..notes.vault import TASK_FOLDERS, Folder, Vault
 
 ACTIVE_STATUSES = frozenset(
@@ -52,11 +54,30 @@ class Refusal:
     reason: str
 
 
+@dataclass(frozen=True)
+class SeriesSummary:
+    """A series note in Recurring/ as status shows it."""
+
+    path: Path
+    title: str
+    every: str
+    next_at: str | None
+    """As the note says (the service writes it); None when paused or not seen yet."""
+    last_occurrence: str | None
+    paused: bool
+
+    def as_json(self, root: Path) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["path"] = str(self.path.relative_to(root))
+        return data
+
+
 @dataclass
 class VaultReport:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     tasks: list[NoteSummary] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    series: list[SeriesSummary] = field(default_factory=list)
 
     @property
     def active(self) -> list[NoteSummary]:
@@ -77,6 +98,7 @@ class VaultReport:
             "refused": [
                 {"path": str(r.path.relative_to(root)), "reason": r.reason} for r in self.refused
             ],
+            "series": [s.as_json(root) for s in self.series],
         }
 
 
@@ -117,7 +139,52 @@ def scan(vault: Vault, max_note_bytes: int) -> VaultReport:
                     waiting_for=str(note.meta.get("waiting_for") or "") or None,
                 )
             )
+    _scan_series(vault, max_note_bytes, report)
     return report
+
+
+def series_soonest(vault: Vault, max_note_bytes: int) -> list[SeriesSummary]:
+    """The series notes in Recurring/, the soonest first (the page's Recurring list)."""
+    report = VaultReport()
+    _scan_series(vault, max_note_bytes, report)
+    return sorted(report.series, key=_soonest)
+
+
+def _scan_series(vault: Vault, max_note_bytes: int, report: VaultReport) -> None:
+    """The series notes in Recurring/ (a bad one is listed as refused, with why)."""
+    for path in vault.notes_in(Folder.RECURRING):
+        try:
+            note, _ = read_note(path, vault.root, max_note_bytes)
+            parse_every(note.meta.get("every"))
+        except NoteRefused as err:
+            report.refused.append(Refusal(path, err.reason))
+            continue
+        except FileNotFoundError:
+            continue
+        meta = note.meta
+        report.series.append(
+            SeriesSummary(
+                path=path,
+                title=note.title,
+                every=" ".join(str(meta.get("every")).split()),
+                next_at=_when(meta.get("next_at")),
+                last_occurrence=_when(meta.get("last_occurrence")),
+                paused=meta.get("paused") is True,
+            )
+        )
+
+
+def _soonest(series: SeriesSummary) -> tuple[bool, float]:
+    """The soonest first, paused ones and those not seen yet last."""
+    try:
+        at = datetime.fromisoformat(series.next_at or "").timestamp()
+    except ValueError:
+        at = float("inf")
+    return series.paused, at
+
+
+def _when(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
 
 
 def is_stale(task: NoteSummary, service_running: bool) -> bool:
@@ -151,6 +218,14 @@ def render_text(
         lines.append(
             f"  {task.task_id or '-':<9} {task.status:<17} {task.priority:<6} "
             f"{task.path.relative_to(root)}  {task.title}{stale}"
+        )
+    lines.append(f"series: {len(report.series)}")
+    for series in sorted(report.series, key=lambda s: (s.paused, s.next_at or "")):
+        when = (
+            "paused" if series.paused else f"next {series.next_at or '(when the service sees it)'}"
+        )
+        lines.append(
+            f"  {series.path.relative_to(root)}  every {series.every}  {when}  {series.title}"
         )
     lines.append(f"refused notes: {len(report.refused)}")
     for refusal in report.refused:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from ..base import fsops
 from ..notes.index import NoteIndex
@@ -44,6 +45,7 @@ class DashboardState:
     running: Sequence[Line] = ()
     waiting_approval: Sequence[Line] = ()
     waiting_tasks: Sequence[Line] = ()
+    upcoming: Sequence[Line] = ()
     recent: Sequence[Line] = ()
     attention: Sequence[Line] = ()
     notes: Sequence[str] = field(default_factory=tuple)
@@ -79,6 +81,7 @@ def render(state: DashboardState) -> str:
         ("Queue", state.queued, "Empty."),
         ("Waiting for you (approval or review)", state.waiting_approval, "None."),
         ("Waiting for other tasks (`after:`)", state.waiting_tasks, "None."),
+        ("Next occurrences (Recurring/)", state.upcoming, "No series."),
         ("Recent", state.recent, "Nothing yet."),
     ):
         out += [f"## {heading}", ""]
@@ -98,6 +101,39 @@ def _counted(n: int, what: str) -> str:
 
 def _safe(text: str) -> str:
     return text.replace("|", "/").replace("]]", "] ]").replace("\n", " ")
+
+
+class SeriesShown(Protocol):
+    """A series in Recurring/ as Dashboard.md lists it (deciding/recurring.py's Series)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def every(self) -> str: ...
+
+    @property
+    def zone(self) -> ZoneInfo: ...
+
+    @property
+    def next_at(self) -> datetime | None:
+        """None while paused."""
+
+
+UPCOMING_LINES = 15
+"""How many series the "Next occurrences" list shows (the soonest)."""
+
+
+def upcoming_line(root: Path, series: SeriesShown) -> Line:
+    """`Standup notes - every 0 9 * * 1-5; next 2026-12-07 09:00 (Europe/Berlin)`."""
+    if series.next_at is None:
+        when = "paused"
+    else:
+        when = f"next {series.next_at.astimezone(series.zone):%Y-%m-%d %H:%M} ({series.zone.key})"
+    return Line(link_for(root, series.path), series.title, f"every {series.every}; {when}")
 
 
 class RunsShown(Protocol):
@@ -160,6 +196,8 @@ class DashboardFile:
         self._drawn_version = -1
         self.version = 0
         """Bumped by every change worth a redraw (the owner counts its own changes too)."""
+        self.series: Callable[[], Sequence[SeriesShown]] = tuple
+        """The series in Recurring/, the soonest first (set by the service once it has them)."""
 
     def count_finished(self) -> None:
         """Count the notes in Done/ and Failed/ (at start and at each sweep); failures whose
@@ -250,6 +288,7 @@ class DashboardFile:
                 for p, e in sorted(self.index.entries.items())
                 if e.waiting_for and not e.attention  # else under "Needs attention"
             ],
+            upcoming=[upcoming_line(self.vault.root, s) for s in self.series()[:UPCOMING_LINES]],
             recent=[self._followed(line) for line in self.recent],
             attention=self._attention(),
         )

@@ -50,12 +50,13 @@ PostWatch = Callable[[WatchMessage], None]
 """How the watcher's reader thread hands what it saw to the main loop (the queue's `put`)."""
 
 
-_TRIGGER_NAMES = frozenset(f.value for f in TRIGGER_FOLDERS)
+_TRIGGER_NAMES = frozenset(f.value for f in (*TRIGGER_FOLDERS, Folder.RECURRING))
 
 
 def name_is_relevant(root: Path, folder: Path, name: str) -> bool:
     """A file called `name` in `folder` is one the service acts on: a note in a trigger
-    folder, or any file in Inbox/Drop (never hidden files, editor droppings, .ai-employee/)."""
+    folder or Recurring/, or any file in Inbox/Drop (never hidden files, editor droppings,
+    .ai-employee/)."""
     if is_ignored_name(name):  # hidden names included
         return False
     kind = _folder_kind(root, folder)

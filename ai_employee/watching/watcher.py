@@ -19,7 +19,7 @@ from .watchsources import EventSource, make_source
 
 __all__ = ["Hint", "Kind", "VaultWatcher", "relevant"]
 
-WATCHED_FOLDERS: tuple[Folder, ...] = (*TRIGGER_FOLDERS, Folder.DROP)
+WATCHED_FOLDERS: tuple[Folder, ...] = (*TRIGGER_FOLDERS, Folder.RECURRING, Folder.DROP)
 """The folders whose files the service acts on: each gets its own watch, nothing below it."""
 
 LAYOUT_PARENTS: tuple[str, ...] = ("", Folder.INBOX.value)

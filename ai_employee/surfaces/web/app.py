@@ -52,7 +52,7 @@ from ...notes.vault import Folder, Vault, workdir_for
 from ...running.rounds import base_in_transcript
 from ...running.workrepo import GitError
 from ...running.worktree import person_repo
-from .. import commands
+from .. import commands, inventory
 from . import auditlog, charts, diff, transcript
 from .live import LiveVault, Subscription
 from .render import markdown
@@ -249,17 +249,26 @@ def _render(
     return HTMLResponse(html, status)
 
 
+SERIES_SHOWN = 20
+"""The board's Recurring list shows the soonest this many."""
+
+
 async def board_page(site: Site, request: Request) -> Response:
     filters = Filters.from_query(request.query_params)
     board = site.view.board(filters)
     today = charts.today_local(datetime.now(UTC))
     figures = charts.days(site.view.per_day, today)
     chart = charts.cost_chart(figures, site.config.daily_budget_usd)
+    series = await run_in_threadpool(
+        inventory.series_soonest, site.vault, site.config.max_note_bytes
+    )
     return _render(
         site,
         request,
         "board.html",
         board=board,
+        series=series[:SERIES_SHOWN],
+        series_total=len(series),
         chart=chart,
         figures=figures,
         budget=site.config.daily_budget_usd,
@@ -621,7 +630,7 @@ async def new_page(site: Site, request: Request) -> Response:
         return PlainTextResponse("refused: the page is stale; reload it and try again\n", 403)
     values = {
         k: str(form.get(k) or "")
-        for k in ("title", "type", "priority", "app", "language", "after", "body")
+        for k in ("title", "type", "priority", "app", "language", "after", "every", "body")
     }
     errors = []
     if not values["title"].strip():
@@ -643,6 +652,7 @@ async def new_page(site: Site, request: Request) -> Response:
                     app=values["app"].strip() or None,
                     language=values["language"].strip() or None,
                     after=[a for a in values["after"].splitlines() if a.strip()],
+                    every=values["every"].strip() or None,
                     actor=_actor(),
                 )
             )
@@ -650,6 +660,9 @@ async def new_page(site: Site, request: Request) -> Response:
             errors.append(str(err))
         else:
             site.live.changed_now(added.path)
+            if added.task_id is None:  # a series: its occurrences are the tasks
+                notice = f"series added: {site.vault.rel(added.path)}"
+                return RedirectResponse(f"/?{urlencode({'notice': notice})}", 303)
             return RedirectResponse(f"/task/{quote(added.task_id)}", 303)
     return _render(site, request, "new.html", 400, form=values, errors=errors, types=types)
 
