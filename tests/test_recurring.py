@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,7 +96,7 @@ def test_a_series_across_a_stop_writes_one_catch_up_and_a_restart_right_after_wr
     assert written.name == "Standup notes 2026-12-07 08.05.md"
     done = note(vault.folder(Folder.DONE) / written.name)
     assert done.title == "Standup notes 2026-12-07 08:05"
-    assert done.meta["series"] == first["series_id"] and done.meta["type"] == "claude_app"
+    assert done.meta["series_id"] == first["series_id"] and done.meta["type"] == "claude_app"
     assert done.meta["occurrence"] == datetime.fromisoformat("2026-12-07T08:05:00+01:00")
     assert done.task_id == occurrence_id(str(first["series_id"]), START + timedelta(minutes=5))
     after = series_note(vault)
@@ -120,7 +121,7 @@ def test_an_occurrence_written_before_a_crash_is_not_written_again(
     clock.move(minutes=1, seconds=5)
     task_id = occurrence_id(sid, due_at)
     (vault.folder(Folder.NEEDS_ACTION) / "Standup notes 2026-12-07 08.01.md").write_text(
-        f"---\ntitle: Standup notes 2026-12-07 08:01\ntype: claude_app\nseries: {sid}\n"
+        f"---\ntitle: Standup notes 2026-12-07 08:01\ntype: claude_app\nseries_id: {sid}\n"
         f"task_id: {task_id}\n---\nbehave: ok\n"
     )
     with running_service(agent_config(vault), now=clock):
@@ -289,3 +290,53 @@ def test_an_occurrence_that_cannot_be_written_is_tried_again_a_minute_later_not_
     clock.move(seconds=61)
     (written,) = recurring.look(path, force=True)
     assert written.name == "Standup notes 2026-12-07 08.00.55.md"  # the latest due (catch_up)
+
+
+def service_parts(config: Config, clock: Clock) -> Any:
+    """The service's parts, not started: its Recurring, driven by hand with a moved clock."""
+    from ai_employee.daemon.service import Service
+
+    return Service(config, now=clock).reconciler
+
+
+def test_catch_up_all_with_queue_chains_the_caught_up_occurrences_and_with_skip_writes_one(
+    vault: Vault, config: Config
+) -> None:
+    clock = Clock()
+    path = vault.folder(Folder.RECURRING) / "Standup.md"
+    due_at = (START - timedelta(minutes=3)).isoformat()
+    path.write_text(series("1m", catch_up="all", overlap="queue", next_at=due_at))
+    written = service_parts(config, clock).recurring.look(path)
+    notes = [note(p) for p in written]
+    assert [n.title[-5:] for n in notes] == ["07:57", "07:58", "07:59", "08:00"]
+    assert [n.meta.get("after") for n in notes] == [None] + [[n.task_id] for n in notes[:-1]]
+    # the same with overlap: skip, on a fresh vault: one written, the others skipped
+    for p in written:
+        p.unlink()
+    path.write_text(series("1m", catch_up="all", next_at=due_at))
+    (first,) = service_parts(config, clock).recurring.look(path)
+    assert note(first).title.endswith("07:57")
+    assert series_note(vault)["last_skipped"] == datetime.fromisoformat("2026-12-07T08:00:00+01:00")
+
+
+def test_a_conflict_copy_of_a_series_is_refused_and_a_deleted_series_ends(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    clock = Clock()
+    folder = vault.folder(Folder.RECURRING)
+    (folder / "Standup.md").write_text(series("1m"))
+    copy = folder / "Standup.sync-conflict-20261207-080000-ABCDEFG.md"
+    with running_service(agent_config(vault), now=clock) as service:
+        recurring = service.reconciler.recurring
+        wait_for(lambda: series_note(vault).get("next_at"), what="the series")
+        drop(vault, tmp_path, copy.name, (folder / "Standup.md").read_text(), "Recurring")
+        wait_for(lambda: events(vault, "note refused"), what="the copy refused")
+        (refused,) = events(vault, "note refused")
+        assert refused["target"] == f"Recurring/{copy.name}"
+        assert refused["error"].startswith(
+            "a sync tool's conflict copy of Recurring/Standup.md: keep what you want of it"
+        )
+        assert list(recurring.known) == [folder / "Standup.md"]
+        (folder / "Standup.md").unlink()
+        wait_for(lambda: not recurring.known, what="the deleted series forgotten")
+        assert recurring.next_wakeup() is None

@@ -63,6 +63,7 @@ def test_every_reads_intervals_cron_and_nicknames(
         (True, "`every:` is missing or empty"),
         ("9s", "shorter than 10s"),
         ("0s", "shorter than 10s"),
+        ("9999999d", "longer than 366d; for a yearly time: @yearly"),
         ("@sometimes", "is not one of @annually, @daily"),
         ("0 8 * *", "nor a cron expression of 5 fields"),
         ("0 0 8 * * 1", "nor a cron expression of 5 fields"),  # cronsim takes seconds; we do not
@@ -201,3 +202,23 @@ def test_a_clock_moved_by_any_steps_writes_each_time_at_most_once_in_order(
             assert decision.write, "a time that came is written (latest, all) or missed (none)"
         next_at = decision.next_at
     assert written == sorted(set(written))
+
+
+def test_catch_up_all_after_a_long_sleep_writes_the_latest_hundred() -> None:
+    r = rules("* * * * *", catch_up="all")
+    now = T0 + timedelta(days=365, seconds=30)
+    decision = due(r, T0, now)
+    last = T0 + timedelta(days=365)
+    assert decision.write == tuple(last - timedelta(minutes=99 - i) for i in range(100))
+    assert decision.missed >= 20_000 - 100  # a lower bound past MAX_STEPS
+
+
+def test_an_occurrence_on_the_hour_the_clocks_repeat_is_named_with_its_zone() -> None:
+    from ai_employee.deciding.recurring import occurrence_name
+
+    first = datetime(2026, 10, 25, 0, 30, tzinfo=UTC).astimezone(BERLIN)  # 02:30 CEST
+    second = datetime(2026, 10, 25, 1, 30, tzinfo=UTC).astimezone(BERLIN)  # 02:30 CET
+    assert occurrence_name("Backup", first) == "Backup 2026-10-25 02.30 CEST.md"
+    assert occurrence_name("Backup", second) == "Backup 2026-10-25 02.30 CET.md"
+    plain = datetime(2026, 10, 25, 3, 30, tzinfo=UTC).astimezone(BERLIN)
+    assert occurrence_name("Backup", plain) == "Backup 2026-10-25 04.30.md"

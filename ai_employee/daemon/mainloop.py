@@ -48,6 +48,10 @@ CLOCK_CHECK_SECONDS = 300.0
 """With a series waiting for its time, the loop wakes at least this often: a wall-clock jump (a
 laptop that slept, a clock set forward) makes a time come sooner than the loop's own clock says."""
 
+CLOCK_CHECK_NEAR_SECONDS = 20.0
+"""... and this often while a series' time is less than CLOCK_CHECK_SECONDS away, so a laptop
+waking just after a time writes it within `schedule.ON_TIME` (`catch_up: none` keeps it)."""
+
 LOOKS_PER_TURN = 16
 """Settled paths looked at per turn of the loop before finished runs are handled again."""
 
@@ -278,7 +282,8 @@ class MainLoop:
             if when is not None:  # a wall-clock time: a retry's, a usage limit's reset, a series'
                 deadlines.append(now + max(0.0, (when - self.now()).total_seconds()))
         if series is not None:  # the wall clock may jump (a laptop's sleep): looked at again
-            deadlines.append(now + CLOCK_CHECK_SECONDS)
+            soon = (series - self.now()).total_seconds() < CLOCK_CHECK_SECONDS
+            deadlines.append(now + (CLOCK_CHECK_NEAR_SECONDS if soon else CLOCK_CHECK_SECONDS))
         for deadline in (self.settling.next_deadline(), self.dashboard.deadline()):
             if deadline is not None:
                 deadlines.append(deadline)

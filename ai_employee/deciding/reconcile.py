@@ -103,7 +103,7 @@ class Reconciler:
     @functools.cached_property
     def waits(self) -> Waits:
         """The tasks that wait for others (waits.py), told of every change to a task's record."""
-        waits = Waits(self.records, self.index)
+        waits = Waits(self.records, self.index, self.runs.is_running)
         self.records.listeners.append(waits.record_changed)
         return waits
 
@@ -206,8 +206,19 @@ class Reconciler:
         step = decide(facts)
         copy = who.other if isinstance(who.other, CopyOf) else None
         changes = {**who.changes, **waiting.changes}
+        after_ids = changes.get("after_ids", note.meta.get("after_ids"))
+        produced = self.waits.produced(self.config, after_ids) if step.action is Action.RUN else ()
         decided = Decided(
-            path, note, step, task_type, who.task_id, changes, copy, waiting.attention, waiting.says
+            path,
+            note,
+            step,
+            task_type,
+            who.task_id,
+            changes,
+            copy,
+            waiting.attention,
+            waiting.says,
+            produced,
         )
         stepped = self._step_or_wait(decided, who.other if isinstance(who.other, EditOf) else None)
         if stepped is None:
@@ -216,11 +227,13 @@ class Reconciler:
         return step, stepped
 
     def forget(self, path: Path) -> None:
-        """The note at `path` is gone: forgotten, and the tasks waiting on its task told."""
+        """The note at `path` is gone: forgotten, the tasks waiting on its task told (a series
+        note: its times end)."""
         entry = self.index.entries.get(path)
         if entry is not None and entry.task_id and self.index.owners.get(entry.task_id) == path:
             self.waits.gone(entry.task_id)
         self.index.forget(path)
+        self.recurring.forget(path)  # a series note: no more of its times
 
     def _back_from_finished(self, task_id: str, path: Path) -> None:
         """The task's note is at `path` while its record has it in Done/, Failed/ or Rejected/

@@ -3,7 +3,7 @@
 `Recurring.look(path)` reads a series note, checks its rules (`schedule.parse_rules`; a bad one
 refuses the note, said once) and asks `schedule.due` what is due now. Each occurrence it names
 is written into Needs_Action/ as a new task note: its name holds the occurrence's local date and
-time, its keys name its series (`series`) and its occurrence (`occurrence`), and its task_id is
+time, its keys name its series (`series_id`) and its occurrence (`occurrence`), and its task_id is
 derived from the two, so an occurrence is written once: after a restart, after a crash between
 writing it and recording it on the series note, and where a sync tool brings it back (identity
 holds such copies), it is found, not written again. Then the series note's own keys say what
@@ -19,6 +19,7 @@ series it knows, and every write here (occurrence notes, the series' keys).
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,8 @@ import structlog
 import yaml
 
 from ..base import fsops
-from ..base.errors import NoteRefused
+from ..base.errors import NoteRefused, WriteConflict
+from ..notes.identity import conflict_base
 from ..notes.index import NoteIndex
 from ..notes.lifecycle import TERMINAL
 from ..notes.notefile import NoteGone, NoteStore, Signature, signature_of
@@ -71,6 +73,19 @@ class Series:
     """None while paused."""
 
 
+@dataclass(frozen=True)
+class Written:
+    """An occurrence of a series: its task, and where it was written (None: only recorded)."""
+
+    task_id: str
+    path: Path | None
+
+
+RECENT_OCCURRENCES = 8
+"""Occurrences of each series remembered for the overlap rule (the last one recorded on the
+note is always among them)."""
+
+
 def occurrence_id(series_id: str, moment: datetime) -> str:
     """The task_id of a series' occurrence: the same on every machine, after every restart."""
     return derived_task_id(f"{series_id}@{moment.isoformat()}")
@@ -89,6 +104,12 @@ class Recurring:
     zone: ZoneInfo = field(default_factory=machine_zone)
     """Where a series without `timezone:` keeps its times: the machine's zone."""
     known: dict[Path, Series] = field(default_factory=dict)
+    _by_id: dict[str, Path] = field(default_factory=dict)
+    """series_id -> the note that holds it."""
+    _written: dict[str, deque[Written]] = field(default_factory=dict)
+    """series_id -> its latest occurrences (written by this service, or recorded on the note
+    as its last): the overlap rule asks about each; one written is known at once, before its
+    own look."""
 
     def paths(self) -> Iterator[Path]:
         yield from self.vault.notes_in(Folder.RECURRING)
@@ -106,10 +127,11 @@ class Recurring:
         if unchanged and seen is not None and (seen.next_at is None or seen.next_at > now):
             return []
         try:
+            self._not_a_conflict_copy(path)
             note, snap = self.notes.read(path)
             rules = parse_rules(note.meta, self.zone)
         except NoteRefused as err:
-            self.known.pop(path, None)
+            self.forget(path)
             self.refusals.refuse(path, err.reason)
             return []
         except (FileNotFoundError, NoteGone):
@@ -119,17 +141,42 @@ class Recurring:
         signature = (snap.inode, len(snap.data), snap.mtime_ns)
         try:
             return self._bring_in_line(path, note, signature, rules)
-        except OSError:  # a full disk, a permission: tried again later, not at every turn
-            series_id = str(note.meta.get("series_id") or "")
+        except (FileNotFoundError, NoteGone):  # moved or deleted while we wrote: its event
+            self.forget(path)
+            return []
+        except (OSError, WriteConflict):  # a full disk; a note that kept changing: tried
+            series_id = str(note.meta.get("series_id") or "")  # again later, not every turn
             retry = now + RETRY_AFTER_ERROR
-            self.known[path] = Series(
-                path, signature, series_id, note.title, rules.every.text, rules.zone, retry
+            self._remember(
+                Series(path, signature, series_id, note.title, rules.every.text, rules.zone, retry)
             )
             raise
 
     def forget(self, path: Path) -> None:
-        if self.known.pop(path, None) is not None:
+        """The series note is gone (or refused): no more of its times."""
+        series = self.known.pop(path, None)
+        if series is not None:
+            if self._by_id.get(series.series_id) == path:
+                del self._by_id[series.series_id]
             self.index.changes += 1
+
+    def _remember(self, series: Series) -> None:
+        old = self.known.get(series.path)
+        if old is not None and self._by_id.get(old.series_id) == series.path:
+            del self._by_id[old.series_id]
+        self.known[series.path] = series
+        if series.series_id:
+            self._by_id.setdefault(series.series_id, series.path)
+
+    def _not_a_conflict_copy(self, path: Path) -> None:
+        """A sync tool's conflict copy of a series note beside the note it copies would be a
+        second series writing every occurrence again: refused, saying so."""
+        base, sure = conflict_base(path.name)
+        if base is not None and sure and (path.parent / base).exists():
+            raise NoteRefused(
+                f"a sync tool's conflict copy of {Folder.RECURRING.value}/{base}: keep what you "
+                "want of it in that note and delete this one (a copy would be a second series)"
+            )
 
     def keep_only(self, seen: Iterable[Path]) -> None:
         """After a full scan: forget the series whose notes were not seen."""
@@ -162,14 +209,16 @@ class Recurring:
         if series_id != note.meta.get("series_id"):
             changes["series_id"] = series_id
         decision = due(rules, _next_from(rules, note.when("next_at"), now), now)
-        previous = _as_utc(note.when("last_occurrence"))
+        last = _as_utc(note.when("last_occurrence"))
+        recent = self._written.setdefault(series_id, deque(maxlen=RECENT_OCCURRENCES))
+        if last is not None and all(w.task_id != occurrence_id(series_id, last) for w in recent):
+            recent.appendleft(Written(occurrence_id(series_id, last), None))  # the note's record
         written: list[Path] = []
         for moment in decision.write:
-            wrote, skipped = self._occur(note, rules, series_id, moment, previous)
+            wrote, skipped = self._occur(note, rules, series_id, moment, recent)
             if skipped:
                 changes["last_skipped"] = moment.astimezone(rules.zone)
                 continue
-            previous = moment
             changes["last_occurrence"] = moment.astimezone(rules.zone)
             if wrote is not None:
                 written.append(wrote)
@@ -185,14 +234,16 @@ class Recurring:
         if next_local != note.when("next_at"):
             changes["next_at"] = next_local
         placed = self.notes.update(path, changes) if changes else None
-        self.known[path] = Series(
-            path,
-            placed.signature if placed is not None else signature,
-            series_id,
-            note.title,
-            rules.every.text,
-            rules.zone,
-            decision.next_at,
+        self._remember(
+            Series(
+                path,
+                placed.signature if placed is not None else signature,
+                series_id,
+                note.title,
+                rules.every.text,
+                rules.zone,
+                decision.next_at,
+            )
         )
         self.index.changes += 1  # Dashboard.md's next occurrences
         return written
@@ -203,8 +254,8 @@ class Recurring:
         kept = note.meta.get("series_id")
         if not isinstance(kept, str) or not TASK_ID_SHAPE.fullmatch(kept):
             return new_task_id()
-        taken = any(s.series_id == kept for p, s in self.known.items() if p != path)
-        return new_task_id() if taken else kept
+        holder = self._by_id.get(kept)
+        return new_task_id() if holder is not None and holder != path else kept
 
     def _occur(
         self,
@@ -212,28 +263,28 @@ class Recurring:
         rules: Rules,
         series_id: str,
         moment: datetime,
-        previous: datetime | None,
+        recent: deque[Written],
     ) -> tuple[Path | None, bool]:
         """Write one occurrence (unless it is there already, or skipped for overlap). Returns
-        the note written (None: there already, or skipped) and whether it was skipped."""
+        the note written (None: there already, or skipped) and whether it was skipped.
+        `recent`: the series' latest occurrences (newest last); this one is added once written."""
         task_id = occurrence_id(series_id, moment)
-        if self._exists(task_id):
+        if any(w.task_id == task_id for w in recent) or self._exists(task_id):
             return None, False
         after: str | None = None
-        if previous is not None:
-            before = occurrence_id(series_id, previous)
-            if self._unfinished(before):
-                if rules.overlap == "skip":
-                    log.info(
-                        "occurrence skipped",
-                        action_type="recurring",
-                        target=f"{Folder.RECURRING.value}/{series.name}",
-                        task_id=task_id,
-                        parameters={"occurrence": moment.astimezone(rules.zone).isoformat()},
-                        result=f"the previous occurrence ({before}) has not ended (overlap: skip)",
-                    )
-                    return None, True
-                after = before
+        before = next((w.task_id for w in reversed(recent) if self._unfinished(w)), None)
+        if before is not None and rules.overlap == "skip":
+            log.info(
+                "occurrence skipped",
+                action_type="recurring",
+                target=f"{Folder.RECURRING.value}/{series.name}",
+                task_id=task_id,
+                parameters={"occurrence": moment.astimezone(rules.zone).isoformat()},
+                result=f"the previous occurrence ({before}) has not ended (overlap: skip)",
+            )
+            return None, True
+        if before is not None:  # overlap: queue
+            after = before
         local = moment.astimezone(rules.zone)
         text = occurrence_text(series, series_id, local, task_id, after)
         name = occurrence_name(series.title, local)
@@ -243,6 +294,7 @@ class Recurring:
         except BaseException:
             staged.unlink(missing_ok=True)
             raise
+        recent.append(Written(task_id, path))
         log.info(
             "occurrence written",
             action_type="recurring",
@@ -256,14 +308,18 @@ class Recurring:
         """The occurrence was written before: its task is known (planned, or seen)."""
         return task_id in self.records.by_id or task_id in self.index.owners
 
-    def _unfinished(self, task_id: str) -> bool:
-        """The task has a note that has not ended (done, failed, cancelled, rejected)."""
-        known = self.records.known(task_id, read_body=False)
-        if known is not None:
-            return known.where is not None and known.status not in TERMINAL
+    def _unfinished(self, written: Written) -> bool:
+        """The occurrence's note has not ended (done, failed, cancelled, rejected). One this
+        service wrote a moment ago, not looked at yet: its note is where it was written."""
+        task_id = written.task_id
         path = self.index.owners.get(task_id)
         entry = self.index.entries.get(path) if path is not None else None
-        return entry is not None and entry.status not in TERMINAL
+        if entry is not None:
+            return entry.status not in TERMINAL
+        if task_id not in self.records.by_id:
+            return written.path is not None and written.path.exists()
+        known = self.records.known(task_id, read_body=False)
+        return known is not None and known.where is not None and known.status not in TERMINAL
 
 
 def _next_from(rules: Rules, recorded: datetime | None, now: datetime) -> datetime | None:
@@ -281,10 +337,18 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC) if moment is not None else None
 
 
+def _stamp(local: datetime, time_sep: str) -> str:
+    """`2026-12-07 08:00` (seconds too when it has them; the zone's abbreviation too on the
+    hour the clocks repeat, whose local times come twice)."""
+    stamp = f"{local:%Y-%m-%d %H}{time_sep}{local:%M}"
+    stamp += f"{time_sep}{local:%S}" if local.second else ""
+    other = local.replace(fold=1 - local.fold)
+    return f"{stamp} {local:%Z}" if other.utcoffset() != local.utcoffset() else stamp
+
+
 def occurrence_name(title: str, local: datetime) -> str:
-    """`<title> 2026-12-07 08.00.md` (seconds too when the time has them)."""
-    stamp = f"{local:%Y-%m-%d %H.%M}" + (f".{local:%S}" if local.second else "")
-    return f"{file_name_for(title).removesuffix('.md')[:60].rstrip()} {stamp}.md"
+    """`<title> 2026-12-07 08.00.md` (see `_stamp`)."""
+    return f"{file_name_for(title).removesuffix('.md')[:60].rstrip()} {_stamp(local, '.')}.md"
 
 
 def occurrence_text(
@@ -292,7 +356,7 @@ def occurrence_text(
 ) -> str:
     """An occurrence's note: the series' title with the time, the series' task keys, its body;
     and our keys naming the series, the occurrence and the task."""
-    stamp = f"{local:%Y-%m-%d %H:%M}" + (f":{local:%S}" if local.second else "")
+    stamp = _stamp(local, ":")
     copied = {k: v for k, v in series.meta.items() if k not in NOT_COPIED}
     if after is not None:
         named = copied.get("after")
@@ -305,7 +369,7 @@ def occurrence_text(
         dumped = yaml.safe_dump(copied, allow_unicode=True, sort_keys=False, width=1_000_000)
         lines.append(dumped.rstrip("\n"))
     lines += [
-        f"series: {series_id}",
+        f"series_id: {series_id}",
         f"occurrence: {render_value(local)}",
         f"task_id: {task_id}",
     ]

@@ -41,7 +41,6 @@ from ..running.workrepo import GitError, WorkRepo
 from ..running.worktree import branch_of, merge_accepted
 from ..telling.notify import Event, Notice, Tell
 from . import planner
-from .waits import produced
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +110,8 @@ class Decided:
     """Why it needs a person beyond an approval (a task it waits for failed)."""
     waiting_for: str | None = None
     """What it waits for (the tasks its `after:` names that are not done), while it waits."""
+    produced: tuple[str, ...] = ()
+    """For a run: what the tasks it ran after produced (its prompt tells the agent)."""
 
 
 @dataclass(frozen=True)
@@ -294,9 +295,7 @@ def run(ctx: StepContext, d: Decided) -> Stepped:
             d.note.when("planned_at"),
             workdir_of(ctx.config, d.note, d.task_id),
             ctx.plan_path(d.path, d.task_id),
-            produced(
-                ctx.records, ctx.config, d.id_changes.get("after_ids", d.note.meta.get("after_ids"))
-            ),
+            d.produced,
         )
     )
     if queued:

@@ -16,7 +16,7 @@ a task of that name is planned. No sweep and no poll. Owned by the main loop (it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,14 @@ class _Dependency:
 class Waits:
     """The waiting tasks and what they wait on (see the module docstring)."""
 
-    def __init__(self, records: TaskRecords, index: NoteIndex) -> None:
+    def __init__(
+        self, records: TaskRecords, index: NoteIndex, running: Callable[[str], bool]
+    ) -> None:
         self.records = records
         self.index = index
+        self.running = running
+        """Whether a run of the task is alive: a dependency is done once its run has ended too
+        (its note then is where its record says, with its Result)."""
         self._waits_on: dict[str, tuple[str, ...]] = {}
         """Waiting task -> its dependencies that are not done."""
         self._dependents: dict[str, set[str]] = {}
@@ -108,8 +113,8 @@ class Waits:
                 lines.append(f"{ref}: no such task yet")
                 missing |= _keys(ref)
                 continue
-            if dep.status is Status.DONE:  # done, even if its note was archived since
-                continue
+            if dep.status is Status.DONE and not self.running(dep.task_id):
+                continue  # done, even if its note was archived since
             named = f"{dep.title} ({dep.task_id})"
             if dep.gone or dep.status in GAVE_UP:
                 said = (
@@ -199,26 +204,56 @@ class Waits:
         return named[0] if named else None
 
     def _dependency(self, task_id: str) -> _Dependency | None:
-        """A dependency as the vault has it now: its active note (the index's), else its note
-        where its record says, else wherever it is found (records.known); gone: nowhere."""
+        """A dependency as the vault has it now: as the index last saw its note (in an active
+        folder), else as its note says wherever it is (`note_of`); gone: its record, but its
+        note is nowhere; None: no such task."""
         path = self.index.owners.get(task_id)
         entry = self.index.entries.get(path) if path is not None else None
         if entry is not None:
             return _Dependency(task_id, entry.title, entry.status, False)
+        found = self.note_of(task_id)
+        if found is not None:
+            return _Dependency(task_id, found[1].title, found[1].status, False)
         record = self.records.by_id.get(task_id)
         if record is None:
             return None
-        if record.where:
+        return _Dependency(task_id, record.title, record.status, True)
+
+    def note_of(self, task_id: str) -> tuple[Path, TaskNote] | None:
+        """The task's note now: where the index saw it, else where its record says, else
+        wherever `records.known` finds it (its name in each task folder); None: nowhere."""
+        record = self.records.by_id.get(task_id)
+        places = [self.index.owners.get(task_id)]
+        places.append(self.records.vault.root / record.where if record and record.where else None)
+        for place in places:
+            if place is None:
+                continue
             try:
-                note, _ = self.records.notes.read(self.records.vault.root / record.where)
+                note, _ = self.records.notes.read(place)
             except (OSError, NoteRefused, NoteGone):
-                note = None
-            if note is not None and note.task_id == task_id:
-                return _Dependency(task_id, note.title, note.status, False)
-        known = self.records.known(task_id, read_body=False)
-        if known is None:
+                continue
+            if note.task_id == task_id:
+                return place, note
+        known = self.records.known(task_id, read_body=False) if record is not None else None
+        if known is None or known.where is None:
             return None
-        return _Dependency(task_id, known.title, known.status, known.where is None)
+        try:
+            note, _ = self.records.notes.read(known.where)
+        except (OSError, NoteRefused, NoteGone):
+            return None
+        return known.where, note
+
+    def produced(self, config: Config, after_ids: object) -> tuple[str, ...]:
+        """What each task named in `after_ids` produced, for the prompt of the task that ran
+        after them: its title, work dir, branch (a repo task) and Result, from its note now."""
+        if not isinstance(after_ids, dict):
+            return ()
+        blocks = []
+        for dep_id in dict.fromkeys(v for v in after_ids.values() if isinstance(v, str)):
+            found = self.note_of(dep_id)
+            if found is not None:
+                blocks.append(_produced_by(config, dep_id, found[1]))
+        return tuple(blocks)
 
     def _missing_now(self, task_id: str, keys: set[str]) -> None:
         """The task's names that match no task are now `keys` (woken when one appears)."""
@@ -293,42 +328,29 @@ MAX_PRODUCED_CHARS = 4000
 """Of each dependency's Result, at most this much goes into the prompt."""
 
 
-def produced(records: TaskRecords, config: Config, after_ids: object) -> tuple[str, ...]:
-    """What each task a task runs after produced, for its prompt: its title, work dir,
-    branch (a repo task) and Result. Read from their notes now (in the main loop)."""
-    if not isinstance(after_ids, dict):
-        return ()
-    blocks = []
-    for dep_id in dict.fromkeys(v for v in after_ids.values() if isinstance(v, str)):
-        known = records.known(dep_id, read_body=False)
-        if known is None or known.where is None:
-            continue
-        try:
-            dep, _ = records.notes.read(known.where)
-        except (OSError, NoteRefused, NoteGone):
-            continue
-        lines = [f"### {dep.title} ({dep_id})"]
-        meta = dep.meta
-        try:
-            workdir = workdir_for(
-                config.apps_dir,
-                config.allowed_roots,
-                dep_id,
-                meta.get("language"),
-                meta.get("app"),
-                meta.get("repo"),
-            )
-            lines.append(f"Its work dir: {workdir}")
-        except NoteRefused:
-            pass
-        if meta.get("branch"):
-            lines.append(f"Its branch: {meta['branch']}")
-        result = dep.result
-        if len(result) > MAX_PRODUCED_CHARS:
-            result = result[:MAX_PRODUCED_CHARS] + "\n(cut here)"
-        lines.append(result or "(it recorded no result)")
-        blocks.append("\n".join(lines))
-    return tuple(blocks)
+def _produced_by(config: Config, dep_id: str, dep: TaskNote) -> str:
+    """One dependency's block in the prompt: title, work dir, branch, Result (cut)."""
+    lines = [f"### {dep.title} ({dep_id})"]
+    meta = dep.meta
+    try:
+        workdir = workdir_for(
+            config.apps_dir,
+            config.allowed_roots,
+            dep_id,
+            meta.get("language"),
+            meta.get("app"),
+            meta.get("repo"),
+        )
+        lines.append(f"Its work dir: {workdir}")
+    except NoteRefused:
+        pass
+    if meta.get("branch"):
+        lines.append(f"Its branch: {meta['branch']}")
+    result = dep.result
+    if len(result) > MAX_PRODUCED_CHARS:
+        result = result[:MAX_PRODUCED_CHARS] + "\n(cut here)"
+    lines.append(result or "(it recorded no result)")
+    return "\n".join(lines)
 
 
 def _keys(ref: str) -> set[str]:

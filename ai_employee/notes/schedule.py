@@ -26,6 +26,9 @@ from ..base.errors import NoteRefused
 MIN_INTERVAL = timedelta(seconds=10)
 """The shortest `every:` interval."""
 
+MAX_INTERVAL = timedelta(days=366)
+"""The longest (a yearly time is `@yearly`)."""
+
 MAX_CATCH_UP = 100
 """With `catch_up: all`, at most this many missed occurrences are written at once (the latest)."""
 
@@ -75,17 +78,18 @@ class Every:
         start = moment.astimezone(zone).replace(microsecond=0)
         return (t for t in self._times(start) if t > moment)
 
-    def latest_at_or_before(self, moment: datetime, zone: ZoneInfo) -> datetime:
-        """The last cron time at or before `moment` (UTC)."""
+    def latest_times(self, moment: datetime, zone: ZoneInfo, n: int) -> list[datetime]:
+        """The last `n` cron times at or before `moment`, oldest first (UTC)."""
         assert self.cron is not None
         start = moment.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
-        found = next(CronSim(self.cron, start, reverse=True)).astimezone(UTC)
-        # Walking back, a time the clocks repeat is seen once: walk forward from it.
-        for later in self._times(found.astimezone(zone)):
-            if later > moment:
+        found: list[datetime] = []
+        for t in CronSim(self.cron, start, reverse=True):
+            at = t.astimezone(UTC)
+            if at <= moment and at not in found:
+                found.append(at)
+            if len(found) == n:
                 break
-            found = later
-        return found
+        return found[::-1]
 
     def _times(self, start: datetime) -> Iterator[datetime]:
         return (t.astimezone(UTC) for t in CronSim(self.cron or "", start))
@@ -103,6 +107,8 @@ def parse_every(value: object) -> Every:
         interval = timedelta(seconds=int(match[1]) * _UNIT[match[2]])
         if interval < MIN_INTERVAL:
             raise NoteRefused(f"`every: {text}` is shorter than 10s")
+        if interval > MAX_INTERVAL:
+            raise NoteRefused(f"`every: {text}` is longer than 366d; for a yearly time: @yearly")
         return Every(text, interval=interval)
     cron = NICKNAMES.get(text.lower(), text)
     if text.startswith("@") and cron == text:
@@ -236,5 +242,6 @@ def _times_between(rules: Rules, first: datetime, now: datetime) -> tuple[list[d
             del kept[0]
         if count >= MAX_STEPS:
             break
-    latest = every.latest_at_or_before(now, rules.zone)
-    return [*kept[1:], latest] if latest != kept[-1] else kept, count + 1
+    # Too many to walk: the latest ones, found walking back from now (the count a lower bound).
+    latest = every.latest_times(now, rules.zone, MAX_CATCH_UP)
+    return latest, max(count + 1, len(latest))

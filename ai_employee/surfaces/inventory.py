@@ -5,6 +5,8 @@ Used by `ai-employee status` and Dashboard.md. Reading only; it never writes a n
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,8 +15,8 @@ from typing import Any
 
 from ..base.errors import NoteRefused
 from ..notes.lifecycle import Status
-from ..notes.notefile import read_note
-from ..notes.schedule import parse_every
+from ..notes.notefile import Signature, read_note, signature_of
+from ..notes.schedule import machine_zone, parse_rules
 from ..notes.vault import TASK_FOLDERS, Folder, Vault
 
 ACTIVE_STATUSES = frozenset(
@@ -143,35 +145,79 @@ def scan(vault: Vault, max_note_bytes: int) -> VaultReport:
     return report
 
 
-def series_soonest(vault: Vault, max_note_bytes: int) -> list[SeriesSummary]:
+class SeriesCache:
+    """What each series note said when it had this identity, so the page reads only the
+    changed ones; its worker threads share it (one scan at a time)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: dict[Path, tuple[Signature, SeriesSummary | Refusal]] = {}
+
+
+def series_soonest(
+    vault: Vault, max_note_bytes: int, cache: SeriesCache | None = None
+) -> list[SeriesSummary]:
     """The series notes in Recurring/, the soonest first (the page's Recurring list)."""
     report = VaultReport()
-    _scan_series(vault, max_note_bytes, report)
+    if cache is None:
+        _scan_series(vault, max_note_bytes, report)
+    else:
+        with cache.lock:
+            _scan_series(vault, max_note_bytes, report, cache.seen)
     return sorted(report.series, key=_soonest)
 
 
-def _scan_series(vault: Vault, max_note_bytes: int, report: VaultReport) -> None:
-    """The series notes in Recurring/ (a bad one is listed as refused, with why)."""
+def _scan_series(
+    vault: Vault,
+    max_note_bytes: int,
+    report: VaultReport,
+    cache: dict[Path, tuple[Signature, SeriesSummary | Refusal]] | None = None,
+) -> None:
+    """The series notes in Recurring/ (a bad one is listed as refused, with why); with a
+    cache, a note whose identity (inode, size, mtime) is unchanged is not read again."""
+    seen: set[Path] = set()
     for path in vault.notes_in(Folder.RECURRING):
         try:
-            note, _ = read_note(path, vault.root, max_note_bytes)
-            parse_every(note.meta.get("every"))
-        except NoteRefused as err:
-            report.refused.append(Refusal(path, err.reason))
-            continue
+            signature = signature_of(os.lstat(path))
         except FileNotFoundError:
             continue
-        meta = note.meta
-        report.series.append(
-            SeriesSummary(
-                path=path,
-                title=note.title,
-                every=" ".join(str(meta.get("every")).split()),
-                next_at=_when(meta.get("next_at")),
-                last_occurrence=_when(meta.get("last_occurrence")),
-                paused=meta.get("paused") is True,
-            )
+        seen.add(path)
+        hit = cache.get(path) if cache is not None else None
+        found = (
+            hit[1]
+            if hit is not None and hit[0] == signature
+            else _read_series(vault, path, max_note_bytes)
         )
+        if found is None:
+            continue
+        if cache is not None:
+            cache[path] = (signature, found)
+        if isinstance(found, Refusal):
+            report.refused.append(found)
+        else:
+            report.series.append(found)
+    if cache is not None:
+        for gone in set(cache) - seen:
+            del cache[gone]
+
+
+def _read_series(vault: Vault, path: Path, max_note_bytes: int) -> SeriesSummary | Refusal | None:
+    try:
+        note, _ = read_note(path, vault.root, max_note_bytes)
+        parse_rules(note.meta, machine_zone())
+    except NoteRefused as err:
+        return Refusal(path, err.reason)
+    except FileNotFoundError:
+        return None
+    meta = note.meta
+    return SeriesSummary(
+        path=path,
+        title=note.title,
+        every=" ".join(str(meta.get("every")).split()),
+        next_at=_when(meta.get("next_at")),
+        last_occurrence=_when(meta.get("last_occurrence")),
+        paused=meta.get("paused") is True,
+    )
 
 
 def _soonest(series: SeriesSummary) -> tuple[bool, float]:

@@ -16,7 +16,7 @@ import json
 import os
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -113,6 +113,8 @@ class Site:
     live: LiveVault
     guard: Guard
     templates: Environment
+    series: inventory.SeriesCache = field(default_factory=inventory.SeriesCache)
+    """The Recurring list's notes as last read (read again only when changed)."""
 
     @property
     def view(self) -> VaultView:
@@ -260,7 +262,7 @@ async def board_page(site: Site, request: Request) -> Response:
     figures = charts.days(site.view.per_day, today)
     chart = charts.cost_chart(figures, site.config.daily_budget_usd)
     series = await run_in_threadpool(
-        inventory.series_soonest, site.vault, site.config.max_note_bytes
+        inventory.series_soonest, site.vault, site.config.max_note_bytes, site.series
     )
     return _render(
         site,
