@@ -292,3 +292,32 @@ def test_review_on_the_page_diff_escaped_a_comment_reaches_the_agent_accept_is_d
             page.context.close()
             running.stop()
     assert dialogs == []
+
+
+def test_a_live_redraw_keeps_what_a_person_is_typing_in_the_review_form(
+    browser: Browser, vault: Vault, tmp_path: Path
+) -> None:
+    config = svc_config(vault, agent_command="sh -c 'echo hi >> page.html'")
+    with running_service(config):
+        running = serve_in_thread(config, "127.0.0.1", 0, print_line=lambda line: None)
+        page = browser.new_context().new_page()
+        page.set_default_timeout(20_000)
+        try:
+            note = vault.folder(Folder.NEEDS_ACTION) / "Page.md"
+            note.write_text(
+                "---\ntitle: Page\nlanguage: html\napp: p\nreview: true\n---\nA page.\n"
+            )
+            waiting = vault.folder(Folder.PENDING_APPROVAL) / "Page.md"
+            wait_for(lambda: waiting.exists() and "in_review" in waiting.read_text(), 30)
+            task_id = re.search(r"task_id: (\w+)", waiting.read_text())
+            assert task_id is not None
+            page.goto(f"{base(running)}/task/{task_id.group(1)}")
+            page.fill("#review textarea[name=comment]", "Half a thought")
+            page.focus("#review textarea[name=comment]")
+            waiting.write_text(waiting.read_text().replace("A page.", "A page, redrawn live."))
+            expect(page.locator("#task-live")).to_contain_text("A page, redrawn live.")
+            expect(page.locator("#review textarea[name=comment]")).to_have_value("Half a thought")
+            assert page.evaluate("document.activeElement.name") == "comment"
+        finally:
+            page.context.close()
+            running.stop()

@@ -24,14 +24,15 @@ from ..base.config import Config
 from ..base.errors import NoteRefused
 from ..notes.identity import CopyOf, EditOf
 from ..notes.index import Entry, NoteIndex
-from ..notes.lifecycle import Action, Facts, Status, Step, decide, is_due
+from ..notes.lifecycle import Action, Status, Step, decide
 from ..notes.notefile import NoteGone, NoteStore, Placed, Signature, note_from_bytes, signature_of
 from ..notes.records import FINISHED, TaskRecords
-from ..notes.review import unsent
 from ..notes.taskfile import TaskNote, held_reason
 from ..notes.vault import TRIGGER_FOLDERS, Folder, Vault
 from ..telling.notify import Tell, ToldRefusals
 from . import planner
+from .dependencies import Dependencies
+from .facts import FactsOf
 from .intake import drop_candidates, take_drop
 from .recurring import Recurring
 from .refusals import Refusals
@@ -46,7 +47,7 @@ from .steps import (
     fold_edit,
     hold_copy,
 )
-from .waits import NOT_WAITING, Waiting, Waits
+from .waits import Waiting, Waits
 from .whose import Identified, Whose
 
 log = structlog.get_logger(__name__)
@@ -103,9 +104,14 @@ class Reconciler:
     @functools.cached_property
     def waits(self) -> Waits:
         """The tasks that wait for others (waits.py), told of every change to a task's record."""
-        waits = Waits(self.records, self.index, self.runs.is_running)
+        waits = Waits(Dependencies(self.records, self.index), self.index, self.runs.is_running)
         self.records.listeners.append(waits.record_changed)
         return waits
+
+    @functools.cached_property
+    def facts(self) -> FactsOf:
+        """What a decision depends on (facts.py), read with this reconciler's parts."""
+        return FactsOf(self.vault, self.config, self.runs, self.records, self.now)
 
     @functools.cached_property
     def whose(self) -> Whose:
@@ -199,32 +205,46 @@ class Reconciler:
                 return None
         if who.task_id and folder not in FINISHED:
             self._back_from_finished(who.task_id, path)
-        waiting = self._waiting(path, folder, note, who.task_id)
-        if waiting is None:
+        try:
+            waiting = self.waits.of_note(who.task_id, folder, note)
+        except NoteRefused as err:  # an `after:` that names no tasks
+            self.refusals.refuse(path, err.reason)
             return None
-        facts = self._facts(folder, note, task_type, path, who.task_id, planned, waiting.blocked)
-        step = decide(facts)
-        copy = who.other if isinstance(who.other, CopyOf) else None
+        facts = self.facts.of(folder, note, task_type, path, who.task_id, planned, waiting.blocked)
+        decided = self._decided(path, note, decide(facts), task_type, who, waiting)
+        stepped = self._step_or_wait(decided, who.other if isinstance(who.other, EditOf) else None)
+        if stepped is None:
+            return None
+        self._remember(decided, facts.due, folder, seen, stepped)
+        return decided.step, stepped
+
+    def _decided(
+        self,
+        path: Path,
+        note: TaskNote,
+        step: Step,
+        task_type: str,
+        who: Identified,
+        waiting: Waiting,
+    ) -> Decided:
+        """The decision with what its step needs: the keys to write (a task_id, what `after:`
+        comes to), the task it copies, and for a run what its dependencies produced."""
         changes = {**who.changes, **waiting.changes}
         after_ids = changes.get("after_ids", note.meta.get("after_ids"))
-        produced = self.waits.produced(self.config, after_ids) if step.action is Action.RUN else ()
-        decided = Decided(
+        found = self.waits.found
+        produced = found.produced(self.config, after_ids) if step.action is Action.RUN else ()
+        return Decided(
             path,
             note,
             step,
             task_type,
             who.task_id,
             changes,
-            copy,
+            who.other if isinstance(who.other, CopyOf) else None,
             waiting.attention,
             waiting.says,
             produced,
         )
-        stepped = self._step_or_wait(decided, who.other if isinstance(who.other, EditOf) else None)
-        if stepped is None:
-            return None
-        self._remember(decided, facts.due, folder, seen, stepped)
-        return step, stepped
 
     def forget(self, path: Path) -> None:
         """The note at `path` is gone: forgotten, the tasks waiting on its task told (a series
@@ -243,23 +263,6 @@ class Reconciler:
         if was is not None and was != path:
             self.records.moved(task_id, path, None)
             self.finished.left(was)
-
-    def _waiting(self, path: Path, folder: Folder, note: TaskNote, task_id: str) -> Waiting | None:
-        """What its `after:` comes to, for a task that may still wait (None: refused for it,
-        said so)."""
-        if (
-            not task_id
-            or folder is not Folder.NEEDS_ACTION
-            or note.status not in _MAY_WAIT
-            or self.runs.is_running(task_id)
-        ):
-            self.waits.not_waiting(task_id)
-            return NOT_WAITING
-        try:
-            return self.waits.of(task_id, note)
-        except NoteRefused as err:
-            self.refusals.refuse(path, err.reason)
-            return None
 
     def _read(self, path: Path, placed: Placed | None) -> tuple[TaskNote, Signature] | None:
         """The note now and the file it came from; None when refused (said so) or gone."""
@@ -350,55 +353,6 @@ class Reconciler:
                 return note, placed.signature
         note, snap = self.notes.read(path)
         return note, (snap.inode, len(snap.data), snap.mtime_ns)
-
-    def _facts(
-        self,
-        folder: Folder,
-        note: TaskNote,
-        task_type: str,
-        path: Path,
-        task_id: str,
-        planned_plan: tuple[Path, str] | None,
-        blocked: bool,
-    ) -> Facts:
-        running = self.runs.is_running(task_id)
-        status = note.status
-        planned = bool(note.meta.get("plan"))
-        stale = False
-        if planned and not running and status in (Status.PLANNED, Status.APPROVED):
-            fresh = planned_plan == (path, planner.body_hash(note))
-            plan = self.records.plan_of(task_id) or self.vault.folder(Folder.PLANS) / (
-                planner.plan_name(path, task_id)
-            )
-            stale = not fresh and planner.plan_is_stale(plan, note)
-        return Facts(
-            place=folder,
-            status=status,
-            needs_approval=self.config.requires_approval(task_type) or note.requires_approval,
-            approved=note.meta.get("approved_at") is not None,
-            planned=planned,
-            plan_stale=stale,
-            running=running,
-            due=is_due(note.when("next_attempt_at"), self.now()),
-            empty=note.empty,
-            review_asked=status is Status.IN_REVIEW
-            and bool(unsent(note.review_comments, note.meta.get("review_sent"))),
-            work_to_put_back=_work_to_put_back(
-                note, self.config.review_for(task_type, note.review, note.on_repo)
-            ),
-            blocked=blocked,
-        )
-
-
-_MAY_WAIT = frozenset({None, Status.NEW, Status.PLANNED, Status.APPROVED})
-"""Statuses of a task in Needs_Action/ whose `after:` is looked at (it has not run yet)."""
-
-
-def _work_to_put_back(note: TaskNote, reviewed: bool) -> bool:
-    """Reviewed work a person rejected whose commits the note records, not yet put back."""
-    meta = note.meta
-    recorded = all(isinstance(meta.get(k), str) and meta[k] for k in ("base_commit", "head_commit"))
-    return reviewed and note.status is Status.REJECTED and recorded and not meta.get("put_back")
 
 
 def _held(note: TaskNote, stepped: Stepped) -> str | None:

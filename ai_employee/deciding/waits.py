@@ -2,7 +2,8 @@
 
 `Waits.of(task_id, note)` resolves each name `after:` holds to a task identity (a task_id kept
 on the note in `after_ids`, so renaming or moving a dependency's note, or a sync tool bringing it
-back, changes nothing), reads where each dependency is now, and says whether the task may run,
+back, changes nothing), reads where each dependency is now (both by dependencies.py), and says
+whether the task may run,
 what it waits for (`waiting_for`, one line on the note) and what needs a person (a dependency
 that failed, was rejected or cancelled). A cycle among waiting tasks refuses every task in it:
 none runs, each note says the cycle (`waiting_for`), Dashboard.md lists it under "Needs
@@ -23,15 +24,14 @@ from typing import Any
 
 import structlog
 
-from ..base.config import Config
 from ..base.errors import NoteRefused
 from ..notes.after import find_cycle, note_name, references
 from ..notes.index import NoteIndex
 from ..notes.lifecycle import Status
-from ..notes.notefile import NoteGone
-from ..notes.records import Record, TaskRecords
+from ..notes.records import Record
 from ..notes.taskfile import TASK_ID_SHAPE, TaskNote
-from ..notes.vault import Folder, workdir_for
+from ..notes.vault import Folder
+from .dependencies import Dependencies
 
 log = structlog.get_logger(__name__)
 
@@ -55,22 +55,19 @@ class Waiting:
 
 NOT_WAITING = Waiting()
 
-
-@dataclass(frozen=True)
-class _Dependency:
-    task_id: str
-    title: str
-    status: Status | None
-    gone: bool
+MAY_WAIT = frozenset({None, Status.NEW, Status.PLANNED, Status.APPROVED})
+"""Statuses of a task in Needs_Action/ whose `after:` is looked at (it has not run yet)."""
 
 
 class Waits:
     """The waiting tasks and what they wait on (see the module docstring)."""
 
     def __init__(
-        self, records: TaskRecords, index: NoteIndex, running: Callable[[str], bool]
+        self, found: Dependencies, index: NoteIndex, running: Callable[[str], bool]
     ) -> None:
-        self.records = records
+        self.found = found
+        """Which task a name means, and where each is now (dependencies.py)."""
+        self.records = found.records
         self.index = index
         self.running = running
         """Whether a run of the task is alive: a dependency is done once its run has ended too
@@ -106,9 +103,9 @@ class Waits:
         for ref in refs:
             known = kept.get(ref)
             dep_id = known if isinstance(known, str) and TASK_ID_SHAPE.fullmatch(known) else None
-            dep_id = dep_id or self._resolve(ref)
+            dep_id = dep_id or self.found.resolve(ref)
             ids[ref] = dep_id
-            dep = self._dependency(dep_id) if dep_id else None
+            dep = self.found.state(dep_id) if dep_id else None
             if dep is None:
                 lines.append(f"{ref}: no such task yet")
                 missing |= _keys(ref)
@@ -140,6 +137,19 @@ class Waits:
             changes["waiting_for"] = says
         attention = " ".join("; ".join(trouble).split()) or None
         return Waiting(bool(lines), changes, attention, says)
+
+    def of_note(self, task_id: str, folder: Folder | None, note: TaskNote) -> Waiting:
+        """`of`, for a note that may still wait: in Needs_Action/, not run yet (no run alive,
+        a status before `executing`); for any other, nothing (and it waits no more)."""
+        if (
+            not task_id
+            or folder is not Folder.NEEDS_ACTION
+            or note.status not in MAY_WAIT
+            or self.running(task_id)
+        ):
+            self.not_waiting(task_id)
+            return NOT_WAITING
+        return self.of(task_id, note)
 
     def not_waiting(self, task_id: str) -> None:
         """The task runs, ended or left: it waits on nothing any more."""
@@ -186,75 +196,6 @@ class Waits:
 
     # --- inside ---------------------------------------------------------------------------
 
-    def _resolve(self, ref: str) -> str | None:
-        """The task a name means: a known task_id; else the task of a note of that name in the
-        folders the service acts on (any case); else none yet if such a note is in
-        Needs_Action/ unseen (it is planned in a moment, and wakes this one); else the newest
-        task planned from a note of that name (finished, most likely)."""
-        if TASK_ID_SHAPE.fullmatch(ref) and (ref in self.records.by_id or ref in self.index.owners):
-            return ref
-        name = note_name(ref)
-        active = self.index.named(name)
-        if active:
-            return active[0]
-        unseen = self.records.vault.folder(Folder.NEEDS_ACTION) / name
-        if unseen.exists():
-            return None
-        named = self.records.named(name)
-        return named[0] if named else None
-
-    def _dependency(self, task_id: str) -> _Dependency | None:
-        """A dependency as the vault has it now: as the index last saw its note (in an active
-        folder), else as its note says wherever it is (`note_of`); gone: its record, but its
-        note is nowhere; None: no such task."""
-        path = self.index.owners.get(task_id)
-        entry = self.index.entries.get(path) if path is not None else None
-        if entry is not None:
-            return _Dependency(task_id, entry.title, entry.status, False)
-        found = self.note_of(task_id)
-        if found is not None:
-            return _Dependency(task_id, found[1].title, found[1].status, False)
-        record = self.records.by_id.get(task_id)
-        if record is None:
-            return None
-        return _Dependency(task_id, record.title, record.status, True)
-
-    def note_of(self, task_id: str) -> tuple[Path, TaskNote] | None:
-        """The task's note now: where the index saw it, else where its record says, else
-        wherever `records.known` finds it (its name in each task folder); None: nowhere."""
-        record = self.records.by_id.get(task_id)
-        places = [self.index.owners.get(task_id)]
-        places.append(self.records.vault.root / record.where if record and record.where else None)
-        for place in places:
-            if place is None:
-                continue
-            try:
-                note, _ = self.records.notes.read(place)
-            except (OSError, NoteRefused, NoteGone):
-                continue
-            if note.task_id == task_id:
-                return place, note
-        known = self.records.known(task_id, read_body=False) if record is not None else None
-        if known is None or known.where is None:
-            return None
-        try:
-            note, _ = self.records.notes.read(known.where)
-        except (OSError, NoteRefused, NoteGone):
-            return None
-        return known.where, note
-
-    def produced(self, config: Config, after_ids: object) -> tuple[str, ...]:
-        """What each task named in `after_ids` produced, for the prompt of the task that ran
-        after them: its title, work dir, branch (a repo task) and Result, from its note now."""
-        if not isinstance(after_ids, dict):
-            return ()
-        blocks = []
-        for dep_id in dict.fromkeys(v for v in after_ids.values() if isinstance(v, str)):
-            found = self.note_of(dep_id)
-            if found is not None:
-                blocks.append(_produced_by(config, dep_id, found[1]))
-        return tuple(blocks)
-
     def _missing_now(self, task_id: str, keys: set[str]) -> None:
         """The task's names that match no task are now `keys` (woken when one appears)."""
         before = self._missing_of.pop(task_id, set())
@@ -298,7 +239,7 @@ class Waits:
         members = tuple(cycle)
         titles = []
         for member in cycle:
-            dep = self._dependency(member)
+            dep = self.found.state(member)
             titles.append(f"{dep.title} ({member})" if dep is not None else member)
         if len(cycle) == 2:
             said = f"refused: `after:` names the task itself ({titles[0]}): it would wait for ever"
@@ -322,35 +263,6 @@ class Waits:
                 error=said,
             )
         return said
-
-
-MAX_PRODUCED_CHARS = 4000
-"""Of each dependency's Result, at most this much goes into the prompt."""
-
-
-def _produced_by(config: Config, dep_id: str, dep: TaskNote) -> str:
-    """One dependency's block in the prompt: title, work dir, branch, Result (cut)."""
-    lines = [f"### {dep.title} ({dep_id})"]
-    meta = dep.meta
-    try:
-        workdir = workdir_for(
-            config.apps_dir,
-            config.allowed_roots,
-            dep_id,
-            meta.get("language"),
-            meta.get("app"),
-            meta.get("repo"),
-        )
-        lines.append(f"Its work dir: {workdir}")
-    except NoteRefused:
-        pass
-    if meta.get("branch"):
-        lines.append(f"Its branch: {meta['branch']}")
-    result = dep.result
-    if len(result) > MAX_PRODUCED_CHARS:
-        result = result[:MAX_PRODUCED_CHARS] + "\n(cut here)"
-    lines.append(result or "(it recorded no result)")
-    return "\n".join(lines)
 
 
 def _keys(ref: str) -> set[str]:

@@ -10,6 +10,24 @@
   let offset = parseInt(body.dataset.offset || "0", 10) || 0;
   let source = null;
 
+  // What a person is typing in a form the new HTML also has (a review comment while the task
+  // changes) is kept, and so is the focus: a live redraw never takes their words.
+  function replaceKeepingInput(target, html) {
+    const kept = [];
+    const fields = "form[id] textarea, form[id] input:not([type]), form[id] input[type=text]";
+    target.querySelectorAll(fields).forEach((el) => {
+      if (el.value) kept.push([el.form.id, el.name, el.value, el === document.activeElement]);
+    });
+    target.innerHTML = html;
+    kept.forEach(([formId, name, value, focused]) => {
+      const form = document.getElementById(formId);
+      const el = form && target.contains(form) ? form.elements.namedItem(name) : null;
+      if (!el || el.value) return;
+      el.value = value;
+      if (focused) el.focus();
+    });
+  }
+
   function refetch(url, targetId, then) {
     const target = document.getElementById(targetId);
     if (!target) return;
@@ -17,7 +35,7 @@
     target.dataset.busy = "1";
     fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((html) => { target.innerHTML = html; if (then) then(); })
+      .then((html) => { replaceKeepingInput(target, html); if (then) then(); })
       .catch(() => {})
       .finally(() => {
         target.dataset.busy = "0";
