@@ -17,9 +17,11 @@ wheel=$(ls "$dist"/ai_employee-*.whl)
 "$work/venv/bin/python" - "$work/constraints.txt" <<'PY'
 import sys
 from importlib.metadata import version
+from pathlib import Path
+sys.path.insert(0, "scripts")
+from floors import floors as runtime_floors  # every [project] dependency, from pyproject.toml
 floors = dict(line.strip().split("==") for line in open(sys.argv[1]) if "==" in line)
-runtime = ["watchdog", "python-frontmatter", "pyyaml", "structlog", "tenacity", "starlette", "uvicorn",
-           "jinja2", "markupsafe", "markdown-it-py", "pygments"]
+runtime = list(runtime_floors(Path("pyproject.toml")))
 got = {name: version(name) for name in runtime}
 print("floors run with: " + ", ".join(f"{n} {v}" for n, v in got.items()), file=sys.stderr)
 def release(v):  # 1.1 and 1.1.0 are one release
