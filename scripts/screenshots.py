@@ -56,6 +56,14 @@ def demo_vault(root: Path) -> None:
         "---\ntitle: Tidy the downloads folder\ntype: claude_task\npriority: low\n---\n"
         "Sort files into folders by type.\n"
     )
+    (root / "Recurring" / "Weekly briefing.md").write_text(
+        '---\ntitle: Weekly briefing\nevery: "0 8 * * 1"\ntype: claude_task\n---\n'
+        "Summarise last week's commits in apps/.\n"
+    )
+    (root / "Recurring" / "Check the backups.md").write_text(
+        "---\ntitle: Check the backups\nevery: 6h\ntype: claude_code\n---\n"
+        "Restore the newest backup into a temp dir and compare.\n"
+    )
 
 
 def main() -> None:
@@ -93,6 +101,10 @@ def main() -> None:
                 "app: greeter\nreview: true\n---\n"
                 "A command `greeter NAME` that prints a greeting, with a test.\n"
             )
+            (root / "Needs_Action" / "Document the greeter.md").write_text(
+                "---\ntitle: Document the greeter\ntype: claude_task\n"
+                'after: "[[Build a greeter CLI]]"\n---\nA README for the greeter.\n'
+            )
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path="/usr/bin/chromium", args=FLAGS
@@ -101,6 +113,7 @@ def main() -> None:
                 page.goto(base + "/")
                 page.wait_for_selector("[data-column=running] .card")
                 page.wait_for_selector("[data-column=waiting] .card")
+                page.wait_for_selector(".card .waits")
                 time.sleep(0.5)  # the live fragment settles; a picture, not a test
                 page.screenshot(path=str(args.out / "board.png"), full_page=True)
                 page.click("[data-column=running] .card .title")

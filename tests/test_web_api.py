@@ -642,3 +642,10 @@ def test_the_new_task_form_takes_every_and_the_board_lists_the_series(
     board = client.get("/").text
     assert 'Backup &lt;check&gt;</span> <span class="muted">every <code>0 3 * * *</code>' in board
     assert "not seen by the service yet" in board
+    (vault.folder(Folder.RECURRING) / "Standup.md").write_text(
+        '---\ntitle: Standup\nevery: "0 8 * * 1-5"\nnext_at: 2026-12-07T08:00:00+01:00\n'
+        "last_occurrence: 2026-12-04T08:00:00+01:00\n---\nNotes.\n"
+    )
+    board = client.get("/").text
+    assert "next Mon 07 Dec 08:00 +01:00 · last Fri 04 Dec 08:00 +01:00" in board
+    assert board.index("Standup</span>") < board.index("Backup &lt;check&gt;"), "soonest first"

@@ -121,6 +121,17 @@ class Site:
         return self.live.view
 
 
+def stamp(value: object) -> str:
+    """An ISO time as a note holds it, as a person reads it, in its own zone:
+    `Mon 07 Dec 08:00 +01:00` (the text as it is when it is not one)."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    zone = moment.strftime("%z")
+    return moment.strftime("%a %d %b %H:%M") + (f" {zone[:3]}:{zone[3:]}" if zone else "")
+
+
 def _templates(guard: Guard) -> Environment:
     env = Environment(
         loader=PackageLoader(PACKAGE, "templates"),
@@ -130,6 +141,7 @@ def _templates(guard: Guard) -> Environment:
     )
     env.filters["money"] = lambda v: f"${v:.2f}" if isinstance(v, int | float) else ""
     env.filters["local"] = local
+    env.filters["stamp"] = stamp
     env.filters["url"] = lambda v: quote(str(v), safe="")
     env.globals["csrf_field"] = CSRF_FIELD
     env.globals["csrf_token"] = guard.csrf_token
