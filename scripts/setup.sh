@@ -35,16 +35,20 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # The real Claude Code CLI, pinned, for the tests (they drive it against a fake API on
-# 127.0.0.1) and as a fallback claude for the service. About 360 MB, from the npm registry only.
-CLAUDE_CODE_VERSION=2.1.328
-claude_bin=.cache/claude-code/node_modules/.bin/claude
-if command -v npm >/dev/null 2>&1; then
-  if [ ! -x "$claude_bin" ] || [ "$("$claude_bin" --version 2>/dev/null | cut -d' ' -f1)" != "$CLAUDE_CODE_VERSION" ]; then
-    echo "setup: installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION into .cache/claude-code" >&2
-    mkdir -p .cache/claude-code
-    npm install --prefix .cache/claude-code --no-audit --no-fund --loglevel=error \
-      "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
+# 127.0.0.1) and as the claude the service runs from a clone when none is installed: the native
+# binary the claude-agent-sdk wheel carries, installed alone (--no-deps, from PyPI: no npm) into
+# .cache/claude-agent-sdk/. The wheel's version pins the CLI's (claude.version beside it).
+CLAUDE_AGENT_SDK_VERSION=0.2.190 # carries Claude Code 2.1.337
+sdk=.cache/claude-agent-sdk
+claude_bin=$sdk/claude_agent_sdk/_bundled/claude
+if [ ! -x "$claude_bin" ] || [ "$(cat "$sdk/.wheel-version" 2>/dev/null)" != "$CLAUDE_AGENT_SDK_VERSION" ]; then
+  echo "setup: installing Claude Code from claude-agent-sdk $CLAUDE_AGENT_SDK_VERSION into $sdk" >&2
+  rm -rf "$sdk"
+  if .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    --only-binary :all: --target "$sdk" "claude-agent-sdk==$CLAUDE_AGENT_SDK_VERSION" >&2; then
+    echo "$CLAUDE_AGENT_SDK_VERSION" >"$sdk/.wheel-version"
+  else
+    echo "setup: no claude-agent-sdk wheel for this machine: install Claude Code yourself" \
+      "(https://docs.claude.com/en/docs/claude-code/setup) or set claude_path" >&2
   fi
-else
-  echo "setup: npm not found: the Claude Code CLI is not installed (its tests will be skipped)" >&2
 fi

@@ -38,5 +38,5 @@ tar xzf "$(ls "$dist"/ai_employee-*.tar.gz)" -C "$work/sdist" --strip-components
 rm -rf "$work/sdist/ai_employee"  # the tests must import the installed wheel, not the source
 cd "$work/sdist"
 # test_install.py installs the wheel into virtualenvs of its own (the main run did that).
-TEST_EXPECT_INSTALLED=1 TEST_CLAUDE_BIN="$OLDPWD/.cache/claude-code/node_modules/.bin/claude" \
+TEST_EXPECT_INSTALLED=1 TEST_CLAUDE_BIN="$OLDPWD/.cache/claude-agent-sdk/claude_agent_sdk/_bundled/claude" \
   "$work/venv/bin/python" -m pytest -p no:cacheprovider -q --ignore=tests/test_install.py

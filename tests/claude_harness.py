@@ -22,7 +22,8 @@ from .service_harness import svc_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAUDE = Path(
-    os.environ.get("TEST_CLAUDE_BIN") or ROOT / ".cache/claude-code/node_modules/.bin/claude"
+    os.environ.get("TEST_CLAUDE_BIN")
+    or ROOT / ".cache/claude-agent-sdk/claude_agent_sdk/_bundled/claude"
 )
 """The pinned CLI scripts/setup.sh installs (TEST_CLAUDE_BIN: the floors run's copy of it)."""
 

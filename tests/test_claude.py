@@ -261,7 +261,8 @@ def test_doctor_finds_claude_and_sees_it_logged_in(
     claude_env.enqueue(text("OK"))
     result = _doctor(vault, claude_bin)
     assert result.returncode == 0, result.stdout
-    assert f"ok   claude 2.1.328 (Claude Code) at {claude_bin}" in result.stdout
+    pinned = (Path(claude_bin).parent / "claude.version").read_text().split()[0]  # the wheel
+    assert f"ok   claude {pinned} (Claude Code) at {claude_bin}" in result.stdout
     assert "ok   claude is logged in and answers" in result.stdout
     assert "ok   inotify limits: max_user_watches=" in result.stdout
     assert result.stdout.rstrip().endswith("nothing blocks runs")

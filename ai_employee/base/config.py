@@ -378,7 +378,8 @@ def claude_places() -> list[Path]:
     places = [Path("~/.local/bin/claude").expanduser(), Path("~/.claude/local/claude").expanduser()]
     checkout = Path(__file__).resolve().parents[2]  # base/, ai_employee/, then the checkout
     if (checkout / "scripts" / "setup.sh").is_file():  # not an installed package's folder
-        places.append(checkout / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude")
+        sdk = checkout / ".cache" / "claude-agent-sdk"  # the claude-agent-sdk wheel's CLI
+        places.append(sdk / "claude_agent_sdk" / "_bundled" / "claude")
     return places
 
 

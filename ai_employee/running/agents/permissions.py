@@ -4,9 +4,10 @@ A run in a permission mode that does not allow a tool ends with `permission_deni
 refused call: `{"tool_name": "Bash", "tool_input": {"command": "npm install"}, ...}`. Each
 becomes an `Ask`: the tool, what it wanted (shown to the person), and the narrowest rule that
 allows exactly that call on the resumed session (one `--allowedTools` flag each). Checked with
-the real CLI 2.1.328: `Bash(<command>)` allows that command and no other; `Edit(//<abs path>)`
-allows writing that one file (a `Write(...)` rule with a path does not); a bare tool name
-allows the tool everywhere, so it is only used for tools with no narrower rule. Pure.
+the real CLI 2.1.328 (and by the tests with 2.1.337, the pin now): `Bash(<command>)` allows
+that command and no other; `Edit(//<abs path>)` allows writing that one file (a `Write(...)`
+rule with a path does not); a bare tool name allows the tool everywhere, so it is only used
+for tools with no narrower rule. Pure.
 """
 
 from __future__ import annotations
