@@ -275,6 +275,7 @@ def test_review_on_the_page_diff_escaped_a_comment_reaches_the_agent_accept_is_d
             diff = page.locator("details.file[data-path='page.html'] pre.diff")
             expect(diff).to_contain_text("+<script>window.pwned=1</script>")
             assert page.evaluate("typeof window.pwned") == "undefined"
+            expect(page.locator("#task-live[data-drawn]")).to_have_count(1)  # redrawn once
             page.fill("#review textarea[name=comment]", "Make it two lines.")
             page.fill("#review input[name=at]", "page.html:1")
             page.click("#review button[data-act=request_changes]")
@@ -312,6 +313,9 @@ def test_a_live_redraw_keeps_what_a_person_is_typing_in_the_review_form(
             task_id = re.search(r"task_id: (\w+)", waiting.read_text())
             assert task_id is not None
             page.goto(f"{base(running)}/task/{task_id.group(1)}")
+            # the redraw the live stream makes as it opens is done (typing into a form while
+            # a redraw lands between Playwright's steps of one `fill` is not a person's typing)
+            expect(page.locator("#task-live[data-drawn]")).to_have_count(1)
             page.fill("#review textarea[name=comment]", "Half a thought")
             page.focus("#review textarea[name=comment]")
             waiting.write_text(waiting.read_text().replace("A page.", "A page, redrawn live."))

@@ -35,7 +35,11 @@
     target.dataset.busy = "1";
     fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((html) => { replaceKeepingInput(target, html); if (then) then(); })
+      .then((html) => {
+        replaceKeepingInput(target, html);
+        target.dataset.drawn = String((parseInt(target.dataset.drawn || "0", 10) || 0) + 1);
+        if (then) then();
+      })
       .catch(() => {})
       .finally(() => {
         target.dataset.busy = "0";
