@@ -2,8 +2,9 @@
 # The programs the tests drive for real, from Debian's packages, installed when missing:
 # systemd (systemd-analyze, and `systemd --test` to read a unit back as systemd parses it),
 # util-linux (setpriv, to run that as an unprivileged user when the tests run as root), and
-# the tools vaults live in (tests/test_sync_tools.py): git, syncthing, vim; and the browser the
-# web page's tests drive with Playwright (tests/test_web_browser.py): Debian's chromium.
+# the tools vaults live in (tests/test_sync_tools.py): git, syncthing, vim; the browser the
+# web page's tests drive with Playwright (tests/test_web_browser.py): Debian's chromium; and
+# node with npm, for the ACP agents the tests install from the npm registry.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,7 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v syncthing >/dev/null 2>&1 || need+=(syncthing)
 command -v vim >/dev/null 2>&1 || need+=(vim)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm) # node and npm: the ACP agents (scripts/acp-agents.sh)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

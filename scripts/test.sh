@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 bash scripts/system-packages.sh
+bash scripts/acp-agents.sh
 echo "== ruff" >&2
 .venv/bin/ruff check ai_employee tests bench scripts
 .venv/bin/ruff format --check ai_employee tests bench scripts

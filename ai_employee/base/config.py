@@ -69,9 +69,17 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec(
         "planner", "choice", "template", "how plans are written", choices=("template", "claude")
     ),
-    KeySpec("agent", "choice", "claude", "which agent runs tasks", choices=("claude", "command")),
+    KeySpec(
+        "agent", "choice", "claude", "which agent runs tasks", choices=("claude", "command", "acp")
+    ),
     KeySpec(
         "agent_command", "command", "", "the command line for agent = command (docs/AGENTS.md)"
+    ),
+    KeySpec(
+        "acp_command",
+        "command",
+        "",
+        "the ACP agent's command line for agent = acp (docs/AGENTS.md)",
     ),
     KeySpec(
         "claude_path",
@@ -261,6 +269,7 @@ class Config:
     planner: str
     agent: str
     agent_command: str
+    acp_command: str
     claude_path: str
     model: str
     max_commit_file_bytes: int

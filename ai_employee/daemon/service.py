@@ -37,6 +37,7 @@ from ..notes.notefile import NoteStore
 from ..notes.records import TaskRecords
 from ..notes.vault import Folder, Vault
 from ..running.agents import Agent, CommandAgent
+from ..running.agents.acp import AcpAgent
 from ..running.agents.claude import ClaudeAgent
 from ..running.budget import DailyBudget
 from ..running.coordinator import RunCoordinator
@@ -229,4 +230,6 @@ def make_agent(config: Config) -> Agent:
     """The configured agent backend."""
     if config.agent == "command":
         return CommandAgent(config.agent_command)
+    if config.agent == "acp":
+        return AcpAgent(config)
     return ClaudeAgent(config)

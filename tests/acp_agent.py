@@ -1,0 +1,112 @@
+"""A scripted ACP agent for tests: JSON-RPC over stdio, no model. What it does in a turn comes
+from a `behave:` line in the prompt:
+  ok              say "did it" (two chunks), report a cost (usage_update), end_turn
+  ask             ask to write hello.txt (session/request_permission, kind edit); allowed: write
+                  it and say so; rejected: say so; end_turn either way
+  die             write to stderr and exit 3 mid-turn
+  refuse          end the turn with stopReason refusal
+  noisy           write 2 MB to stderr first, then as ok
+Every session it makes is remembered in $ACP_SESSIONS (one id per line), so `session/load` of
+a session it made (in an earlier process) works, as a real agent's would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+
+def send(message: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", **message}) + "\n")
+    sys.stdout.flush()
+
+
+def update(session: str, body: dict[str, object]) -> None:
+    send({"method": "session/update", "params": {"sessionId": session, "update": body}})
+
+
+def say(session: str, text: str) -> None:
+    update(
+        session, {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": text}}
+    )
+
+
+def main() -> int:
+    sessions = Path(os.environ.get("ACP_SESSIONS", "/dev/null"))
+    cwd = Path.cwd()
+    pending: dict[int, tuple[str, int]] = {}  # our request id -> (session, prompt id)
+    next_id = 1000
+    for line in sys.stdin:
+        message = json.loads(line)
+        method, mid = message.get("method"), message.get("id")
+        params = message.get("params") or {}
+        if method == "initialize":
+            capabilities = {"loadSession": True}
+            info = {"name": "scripted-acp", "version": "1.0"}
+            result = {"protocolVersion": 1, "agentCapabilities": capabilities, "agentInfo": info}
+            send({"id": mid, "result": result})
+        elif method == "session/new":
+            session = f"sess-{uuid.uuid4().hex[:12]}"
+            with sessions.open("a") as out:
+                out.write(session + "\n")
+            send({"id": mid, "result": {"sessionId": session}})
+        elif method == "session/load":
+            known = sessions.read_text().split() if sessions.exists() else []
+            if params.get("sessionId") not in known:
+                send({"id": mid, "error": {"code": -32002, "message": "no such session"}})
+            else:
+                say(params["sessionId"], "(replayed)")
+                send({"id": mid, "result": {}})
+        elif method == "session/prompt":
+            session = params["sessionId"]
+            text = " ".join(b.get("text", "") for b in params.get("prompt", []))
+            behave = next(
+                (w.split(":", 1)[1].strip() for w in text.splitlines() if w.startswith("behave:")),
+                "ok",
+            )
+            if behave == "noisy":
+                sys.stderr.write("x" * 2_000_000)
+                sys.stderr.flush()
+            if behave == "die":
+                sys.stderr.write("fatal: the scripted agent broke\n")
+                sys.stderr.flush()
+                os._exit(3)
+            if behave == "refuse":
+                send({"id": mid, "result": {"stopReason": "refusal"}})
+                continue
+            if behave == "ask":
+                wanted = {"file_path": str(cwd / "hello.txt"), "content": "hello\n"}
+                call = {"toolCallId": "call-1", "title": "Write hello.txt", "kind": "edit"}
+                call["rawInput"] = wanted
+                update(session, {"sessionUpdate": "tool_call", "status": "pending", **call})
+                next_id += 1
+                pending[next_id] = (session, mid)
+                send({"id": next_id, "method": "session/request_permission", "params": {
+                    "sessionId": session, "toolCall": call, "options": [
+                        {"optionId": "a1", "name": "Allow", "kind": "allow_once"},
+                        {"optionId": "r1", "name": "Reject", "kind": "reject_once"}]}})  # fmt: skip
+                continue
+            say(session, "did ")
+            say(session, "it")
+            update(session, {"sessionUpdate": "usage_update", "used": 10, "size": 1000,
+                             "cost": {"amount": 0.0125, "currency": "USD"}})  # fmt: skip
+            send({"id": mid, "result": {"stopReason": "end_turn"}})
+        elif mid in pending and "result" in message:  # the answer to a permission request
+            session, prompt_id = pending.pop(mid)
+            outcome = message["result"].get("outcome", {})
+            if outcome.get("optionId") == "a1":
+                (cwd / "hello.txt").write_text("hello\n")
+                say(session, "wrote hello.txt")
+            else:
+                say(session, "was not allowed to write hello.txt")
+            send({"id": prompt_id, "result": {"stopReason": "end_turn"}})
+        elif method == "session/cancel":
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

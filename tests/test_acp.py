@@ -1,0 +1,106 @@
+"""`agent = "acp"`: the service as an Agent Client Protocol client, with a scripted ACP agent
+(tests/acp_agent.py, a real process speaking JSON-RPC on stdio) through the real bridge."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_employee.base.config import Config
+from ai_employee.notes.vault import Folder, Vault
+
+from .service_harness import drop, person, running_service, svc_config, wait_status
+
+AGENT = Path(__file__).with_name("acp_agent.py")
+
+
+@pytest.fixture
+def sessions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "sessions.txt"
+    monkeypatch.setenv("ACP_SESSIONS", str(path))
+    return path
+
+
+def acp_config(vault: Vault, **overrides: object) -> Config:
+    return svc_config(
+        vault,
+        agent="acp",
+        acp_command=f"{sys.executable} {AGENT}",
+        retry_initial_seconds=0,
+        retry_max_seconds=0,
+        **overrides,
+    )
+
+
+def task(title: str, behave: str) -> str:
+    return f"---\ntitle: {title}\ntype: claude_app\n---\nbehave: {behave}\n"
+
+
+def transcript(vault: Vault, task_id: str) -> str:
+    return (vault.transcripts / f"{task_id}.jsonl").read_text()
+
+
+def test_a_task_runs_over_acp_with_its_words_cost_and_session_recorded(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    with running_service(acp_config(vault)):
+        drop(vault, tmp_path, "Say.md", task("Say", "ok"))
+        done = wait_status(vault.folder(Folder.DONE) / "Say.md", "done", 30)
+    assert done.meta["session_id"] in sessions.read_text().split(), "the agent's own session"
+    assert done.meta["cost_usd"] == pytest.approx(0.0125)
+    assert "did it" in done.result
+    lines = transcript(vault, str(done.task_id))
+    assert "scripted-acp" in lines  # the bridge's lines, each kept (the init names the agent)
+    assert "agent_message_chunk" in lines
+
+
+def test_a_refused_tool_asks_a_person_and_the_approval_goes_on_in_the_same_session(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    with running_service(acp_config(vault, permission_mode="default")):
+        drop(vault, tmp_path, "Write.md", task("Write", "ask"))
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Write.md", "pending_approval")
+        assert held.meta["requested_tools"] == ["edit(Write hello.txt)"]
+        first_session = held.meta["session_id"]
+        workdir = vault.root.parent / "apps" / "tasks" / str(held.task_id)
+        assert not (workdir / "hello.txt").exists()
+        assert person(vault, "approve", str(held.task_id)).returncode == 0
+        done = wait_status(vault.folder(Folder.DONE) / "Write.md", "done", 30)
+    assert (workdir / "hello.txt").read_text() == "hello\n"
+    assert done.meta["session_id"] == first_session, "the same session, loaded"
+    assert done.meta["granted_tools"] == ["edit(Write hello.txt)"]
+    assert "(replayed)" in done.result and "wrote hello.txt" in done.result
+
+
+@pytest.mark.parametrize(
+    ("behave", "folder", "error"),
+    [
+        ("refuse", Folder.FAILED, "the agent refused the task (stop reason: refusal)"),
+        ("die", Folder.FAILED, "the ACP agent exited 3 before the turn ended"),
+    ],
+)
+def test_a_turn_that_ends_without_the_work_is_judged_by_why(
+    vault: Vault, tmp_path: Path, sessions: Path, behave: str, folder: Folder, error: str
+) -> None:
+    with running_service(acp_config(vault, max_attempts=2)):
+        drop(vault, tmp_path, "T.md", task("T", behave))
+        failed = wait_status(vault.folder(folder) / "T.md", "failed", 30)
+    assert str(failed.meta["error"]).startswith(error), failed.meta["error"]
+    if behave == "die":  # transient: tried again; its stderr's last words said
+        assert failed.meta["attempts"] == 2
+        assert "fatal: the scripted agent broke" in str(failed.meta["error"])
+    else:  # permanent: once
+        assert failed.meta["attempts"] == 1
+
+
+def test_an_agent_that_floods_its_stderr_does_not_hang_the_round(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    with running_service(acp_config(vault)):
+        drop(vault, tmp_path, "Noisy.md", task("Noisy", "noisy"))
+        done = wait_status(vault.folder(Folder.DONE) / "Noisy.md", "done", 30)
+    assert "did it" in done.result
+    size = (vault.transcripts / f"{done.task_id}.jsonl").stat().st_size
+    assert size < 1_000_000, "the 2 MB of stderr were capped"
