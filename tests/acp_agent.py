@@ -6,6 +6,8 @@ from a `behave:` line in the prompt:
   die             write to stderr and exit 3 mid-turn
   refuse          end the turn with stopReason refusal
   noisy           write 2 MB to stderr first, then as ok
+  huge            send a 5 MB message (over the bridge's limit)
+  garbled         write a line that is not JSON
 Every session it makes is remembered in $ACP_SESSIONS (one id per line), so `session/load` of
 a session it made (in an earlier process) works, as a real agent's would.
 """
@@ -70,6 +72,11 @@ def main() -> int:
             if behave == "noisy":
                 sys.stderr.write("x" * 2_000_000)
                 sys.stderr.flush()
+            if behave == "huge":
+                say(session, "y" * 5_000_000)
+            if behave == "garbled":
+                sys.stdout.write("this is not json\n")
+                sys.stdout.flush()
             if behave == "die":
                 sys.stderr.write("fatal: the scripted agent broke\n")
                 sys.stderr.flush()

@@ -24,14 +24,14 @@ def sessions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def acp_config(vault: Vault, **overrides: object) -> Config:
-    return svc_config(
-        vault,
-        agent="acp",
-        acp_command=f"{sys.executable} {AGENT}",
-        retry_initial_seconds=0,
-        retry_max_seconds=0,
+    settings: dict[str, object] = {
+        "agent": "acp",
+        "acp_command": f"{sys.executable} {AGENT}",
+        "retry_initial_seconds": 0,
+        "retry_max_seconds": 0,
         **overrides,
-    )
+    }
+    return svc_config(vault, **settings)
 
 
 def task(title: str, behave: str) -> str:
@@ -79,6 +79,8 @@ def test_a_refused_tool_asks_a_person_and_the_approval_goes_on_in_the_same_sessi
     [
         ("refuse", Folder.FAILED, "the agent refused the task (stop reason: refusal)"),
         ("die", Folder.FAILED, "the ACP agent exited 3 before the turn ended"),
+        ("huge", Folder.FAILED, "the ACP agent sent a message over 4,194,304 bytes"),
+        ("garbled", Folder.FAILED, "the ACP agent broke the protocol: not JSON-RPC: 'this is"),
     ],
 )
 def test_a_turn_that_ends_without_the_work_is_judged_by_why(
@@ -91,7 +93,7 @@ def test_a_turn_that_ends_without_the_work_is_judged_by_why(
     if behave == "die":  # transient: tried again; its stderr's last words said
         assert failed.meta["attempts"] == 2
         assert "fatal: the scripted agent broke" in str(failed.meta["error"])
-    else:  # permanent: once
+    else:  # permanent: once (a refusal, a protocol the agent breaks)
         assert failed.meta["attempts"] == 1
 
 
@@ -104,3 +106,16 @@ def test_an_agent_that_floods_its_stderr_does_not_hang_the_round(
     assert "did it" in done.result
     size = (vault.transcripts / f"{done.task_id}.jsonl").stat().st_size
     assert size < 1_000_000, "the 2 MB of stderr were capped"
+
+
+def test_doctor_checks_that_the_acp_agent_answers_initialize(vault: Vault) -> None:
+    from ai_employee.surfaces.doctor import acp_check
+
+    good = acp_check(acp_config(vault))
+    assert good.level == "ok"
+    assert good.what == ("ACP agent scripted-acp 1.0 answers initialize; loads sessions: yes")
+    missing = acp_check(acp_config(vault, acp_command="/nonexistent/acp-agent --stdio"))
+    assert missing.level == "fail"
+    assert "cannot start the ACP agent '/nonexistent/acp-agent'" in missing.what
+    empty = acp_check(acp_config(vault, acp_command=""))
+    assert empty.level == "fail" and "acp_command is empty" in empty.what

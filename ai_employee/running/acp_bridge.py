@@ -130,6 +130,42 @@ async def copy_stderr(stream: asyncio.StreamReader) -> None:
             return
 
 
+class Broken:
+    """Why the agent's output broke the protocol (set by `checked_lines`), if it did."""
+
+    why: str | None = None
+
+
+async def checked_lines(
+    source: asyncio.StreamReader, sink: asyncio.StreamReader, broken: Broken
+) -> None:
+    """The agent's stdout to the protocol's reader, one checked message at a time: a message
+    over MAX_LINE bytes, or a line that is not JSON, ends the stream (the SDK would take the
+    first whole and skip the second quietly), saying why."""
+    try:
+        while True:
+            try:
+                line = await source.readuntil(b"\n")
+            except asyncio.IncompleteReadError as err:
+                line = err.partial  # the last line, without its newline: then the end
+                if line.strip():
+                    sink.feed_data(line + b"\n")
+                return
+            except asyncio.LimitOverrunError:
+                broken.why = f"the ACP agent sent a message over {MAX_LINE:,} bytes"
+                return
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    shown = line.strip()[:120].decode("utf-8", "replace")
+                    broken.why = f"the ACP agent broke the protocol: not JSON-RPC: {shown!r}"
+                    return
+            sink.feed_data(line)
+    finally:
+        sink.feed_eof()
+
+
 async def round_(args: argparse.Namespace) -> int:
     client = Client(set(args.allow_kind), set(args.allow))
     try:
@@ -146,7 +182,10 @@ async def round_(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_START
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     drain = asyncio.create_task(copy_stderr(proc.stderr))
-    conn = acp.connect_to_agent(client, proc.stdin, proc.stdout)  # type: ignore[arg-type]
+    messages = asyncio.StreamReader(limit=MAX_LINE + 1)
+    broken = Broken()
+    reader = asyncio.create_task(checked_lines(proc.stdout, messages, broken))
+    conn = acp.connect_to_agent(client, proc.stdin, messages)  # type: ignore[arg-type]
     session_id = args.session or ""
     result: dict[str, Any] = {}
     loop = asyncio.get_running_loop()
@@ -164,6 +203,9 @@ async def round_(args: argparse.Namespace) -> int:
         can_load = bool(init.agent_capabilities and init.agent_capabilities.load_session)
         info = init.agent_info.model_dump(mode="json") if init.agent_info else {}
         emit("init", agent=info, load_session=can_load)
+        if args.check:  # `doctor`: it starts and answers initialize; nothing more
+            emit("result", exit_code=0, stop_reason="checked")
+            return 0
         loaded = False
         if args.resume and session_id and can_load:
             try:
@@ -197,9 +239,13 @@ async def round_(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(proc.wait(), 2)
         said = f"{type(err).__name__}: {err}"
-        if isinstance(err, ConnectionError) and proc.returncode is not None:
+        if isinstance(err, ConnectionError) and broken.why:
+            said = broken.why
+        elif isinstance(err, ConnectionError) and proc.returncode is not None:
             said = f"the ACP agent exited {proc.returncode} before the turn ended"
         result = {"error": said[:2000], "agent_exit_code": proc.returncode}
+        if broken.why:
+            result["class"] = "protocol"  # the agent breaks the protocol: not worth a retry
         code = EXIT_AGENT_GONE
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -210,6 +256,7 @@ async def round_(args: argparse.Namespace) -> int:
             proc.kill()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(drain, 2)
+        reader.cancel()
     emit(
         "result",
         session_id=session_id,
@@ -229,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--allow-kind", action="append", default=[], help="tool kinds allowed")
     parser.add_argument("--allow", action="append", default=[], help="rules a person granted")
+    parser.add_argument("--check", action="store_true", help="initialize only (doctor)")
     parser.add_argument("agent", nargs="+", help="the ACP agent's command line (after --)")
     args = parser.parse_args(argv)
     return asyncio.run(round_(args))

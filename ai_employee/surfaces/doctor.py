@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ def run_checks(config: Config, *, login_probe: bool = True) -> list[Check]:
         checks += _claude_checks(config, login_probe)
     if config.agent == "command":
         checks.append(_command_check(config))
+    if config.agent == "acp":
+        checks.append(acp_check(config))
     return checks
 
 
@@ -221,3 +224,58 @@ def _command_check(config: Config) -> Check:
             "install it or use its absolute path",
         )
     return Check("ok", f"agent_command program {argv[0]!r} found")
+
+
+ACP_CHECK_SECONDS = 60.0
+"""How long `doctor` waits for the ACP agent to answer `initialize` (npx may download it)."""
+
+
+def acp_check(config: Config) -> Check:
+    """The configured ACP agent starts and answers `initialize` (through the bridge every round
+    uses), naming itself and its version."""
+    try:
+        argv = shlex.split(config.acp_command)
+    except ValueError as err:
+        return Check("fail", f"acp_command cannot be split: {err}", "fix its quoting")
+    if not argv:
+        return Check(
+            "fail",
+            "agent = acp but acp_command is empty",
+            "set acp_command to the ACP agent's command line (docs/AGENTS.md)",
+        )
+    env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
+    with tempfile.TemporaryDirectory(prefix="ai-employee-doctor-") as cwd:
+        bridge = [sys.executable, "-m", "ai_employee.running.acp_bridge", "--check"]
+        try:
+            done = subprocess.run(
+                [*bridge, "--cwd", cwd, "--prompt", os.devnull, "--", *argv],
+                capture_output=True,
+                text=True,
+                timeout=ACP_CHECK_SECONDS,
+                env=env,
+                cwd=cwd,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return Check(
+                "fail",
+                f"the ACP agent {argv[0]!r} did not answer initialize in {ACP_CHECK_SECONDS:.0f} s",
+                "run acp_command by hand to see what it waits for",
+            )
+    said = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    init = next((m for m in said if m.get("type") == "init"), None)
+    if init is None:
+        error = next((m.get("error") for m in said if m.get("error")), None)
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check(
+            "fail",
+            f"the ACP agent {argv[0]!r} did not answer initialize: {error or last}",
+            "install it (docs/AGENTS.md) or fix acp_command",
+        )
+    agent = init.get("agent") or {}
+    loads = "yes" if init.get("load_session") else "no (approvals start a new session)"
+    return Check(
+        "ok",
+        f"ACP agent {agent.get('name', argv[0])} {agent.get('version', '')} answers initialize; "
+        f"loads sessions: {loads}",
+    )

@@ -126,7 +126,8 @@ class AcpAgent:
         common: dict[str, Any] = {"exit_code": exit_code, "cost_usd": cost, "session_id": session}
         asks = tuple(_ask(a) for a in result.get("asks") or [] if isinstance(a, dict))
         if result.get("error"):
-            kind = OutcomeKind.PERMANENT if exit_code == 127 else OutcomeKind.TRANSIENT
+            permanent = exit_code == 127 or result.get("class") == "protocol"
+            kind = OutcomeKind.PERMANENT if permanent else OutcomeKind.TRANSIENT
             error = str(result["error"]).splitlines()[0]
             if tail:
                 error += f"; its last words: {_last(state)}"
