@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_employee.base.config import Config
+from ai_employee.base.errors import ConfigError
 from ai_employee.notes.vault import Folder, Vault
 
 from .service_harness import drop, person, running_service, svc_config, wait_status
@@ -117,5 +118,28 @@ def test_doctor_checks_that_the_acp_agent_answers_initialize(vault: Vault) -> No
     missing = acp_check(acp_config(vault, acp_command="/nonexistent/acp-agent --stdio"))
     assert missing.level == "fail"
     assert "cannot start the ACP agent '/nonexistent/acp-agent'" in missing.what
-    empty = acp_check(acp_config(vault, acp_command=""))
-    assert empty.level == "fail" and "acp_command is empty" in empty.what
+    with pytest.raises(ConfigError, match='agent = "acp" needs acp_command'):
+        acp_config(vault, acp_command="")  # said when the configuration is read
+
+
+def test_a_type_can_go_to_another_agent(vault: Vault, tmp_path: Path, sessions: Path) -> None:
+    """One vault: the command agent by default, the ACP agent for one type."""
+    (vault.root / ".ai-employee.toml").write_text(
+        f'[types.claude_code]\nagent = "acp"\nacp_command = "{sys.executable} {AGENT}"\n'
+    )
+    config = svc_config(
+        vault,
+        agent="command",
+        agent_command="sh -c 'echo by the command agent'",
+        auto_execute_types="claude_app,claude_code",
+    )
+    with running_service(config):
+        drop(vault, tmp_path, "A.md", "---\ntitle: A\ntype: claude_app\n---\nbehave: ok\n")
+        drop(vault, tmp_path, "B.md", "---\ntitle: B\ntype: claude_code\n---\nbehave: ok\n")
+        a = wait_status(vault.folder(Folder.DONE) / "A.md", "done", 30)
+        b = wait_status(vault.folder(Folder.DONE) / "B.md", "done", 30)
+    assert "by the command agent" in a.result and "session_id" not in a.meta
+    assert "did it" in b.result and b.meta["session_id"] in sessions.read_text().split()
+    with pytest.raises(ConfigError, match=r'types\.claude_code\.agent = "acp" needs acp_command'):
+        (vault.root / ".ai-employee.toml").write_text('[types.claude_code]\nagent = "acp"\n')
+        svc_config(vault)

@@ -4,6 +4,7 @@ carries) against the tests' fake Anthropic API on 127.0.0.1. Nothing leaves the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ from .claude_harness import ROOT, text, write
 from .fake_anthropic import FakeAnthropic
 from .service_harness import drop, person, running_service, svc_config, wait_status
 
-ADAPTER = ROOT / ".cache/acp-agents/node_modules/.bin/claude-agent-acp"
+ADAPTER = Path(
+    os.environ.get("TEST_ACP_ADAPTER")
+    or ROOT / ".cache/acp-agents/node_modules/.bin/claude-agent-acp"
+)
+"""The adapter scripts/acp-agents.sh installs (TEST_ACP_ADAPTER: the floors run's path to it)."""
 
 
 @pytest.fixture

@@ -229,6 +229,8 @@ TYPE_OVERRIDE_KEYS: Mapping[str, KeySpec] = {
         "task with `repo:` is reviewed unless its note or its type says no)",
     ),
     "merge": KEYS_BY_NAME["merge"],
+    "agent": KEYS_BY_NAME["agent"],
+    "acp_command": KEYS_BY_NAME["acp_command"],
 }
 """Keys a `[types.NAME]` table may set for one task type."""
 
@@ -250,6 +252,10 @@ class TypeConfig:
     max_rounds: int | None = None
     review: bool | None = None
     merge: str | None = None
+    agent: str | None = None
+    """Which agent runs this type's tasks (claude, command, acp), else the global `agent`."""
+    acp_command: str | None = None
+    """... and with `acp`, which ACP agent, else the global `acp_command`."""
 
 
 @dataclass(frozen=True)
@@ -376,6 +382,7 @@ def load_config(
         name: _parse_type_table(name, table, vault / CONFIG_FILE_NAME)
         for name, table in file_types.items()
     }
+    _check_acp(values, types)
     return Config(vault=vault, types=types, sources=sources, **values)
 
 
@@ -531,6 +538,19 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
             )
             raise ConfigError(f"{key} = {data[key]!r} from {path}: unknown key{hint}")
     return data, types
+
+
+def _check_acp(values: Mapping[str, Any], types: Mapping[str, TypeConfig]) -> None:
+    """`agent = "acp"` (or a type's) needs an ACP agent's command line: said at load."""
+    for name, per_type in [("", None), *types.items()]:
+        agent = (per_type.agent if per_type else None) or values["agent"]
+        command = (per_type.acp_command if per_type else None) or values["acp_command"]
+        if agent == "acp" and not command:
+            where = f"types.{name}." if name else ""
+            raise ConfigError(
+                f'{where}agent = "acp" needs acp_command, the ACP agent\'s command line, e.g. '
+                'acp_command = "npx @zed-industries/claude-agent-acp" (docs/AGENTS.md)'
+            )
 
 
 def _parse_type_table(name: str, table: Mapping[str, Any], path: Path) -> TypeConfig:

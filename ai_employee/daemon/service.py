@@ -36,9 +36,8 @@ from ..notes.index import NoteIndex
 from ..notes.notefile import NoteStore
 from ..notes.records import TaskRecords
 from ..notes.vault import Folder, Vault
-from ..running.agents import Agent, CommandAgent
-from ..running.agents.acp import AcpAgent
-from ..running.agents.claude import ClaudeAgent
+from ..running.agents import Agent
+from ..running.agents.choose import make_agent
 from ..running.budget import DailyBudget
 from ..running.coordinator import RunCoordinator
 from ..running.executor import RunContext
@@ -226,10 +225,4 @@ class Service:
                 signal.signal(sig, old)
 
 
-def make_agent(config: Config) -> Agent:
-    """The configured agent backend."""
-    if config.agent == "command":
-        return CommandAgent(config.agent_command)
-    if config.agent == "acp":
-        return AcpAgent(config)
-    return ClaudeAgent(config)
+__all__ = ["Service", "make_agent"]

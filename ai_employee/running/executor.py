@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from ..notes.taskfile import TaskNote, edit_note_text, parse_note, tool_rules
 from ..notes.vault import Vault
 from .agentproc import StopPipe, Transcript
 from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
+from .agents.choose import agent_of_type
 from .prompt import prompt_path, read_handbook, review_prompt, write_prompt
 from .rounds import Attempt, AttemptParts, base_in_transcript
 from .run_end import RetryPolicy, RunEnd, decide_end
@@ -110,13 +111,25 @@ class RunContext:
     vault: Vault
     config: Config
     agent: Agent
+    """The configured agent; a type that names another (`[types.NAME] agent`) gets its own."""
     journal: RunJournal
     now: Callable[[], datetime]
     post: PostRun
+    by_type: dict[str, Agent] = field(default_factory=dict)
 
     @property
     def notes(self) -> NoteStore:
         return NoteStore(self.vault.root, self.vault.tmp, self.config.max_note_bytes)
+
+    def agent_for(self, task_type: str) -> Agent:
+        """The agent that runs tasks of this type (made once per type; run threads may ask at
+        once: the worst a race costs is a second, equal agent)."""
+        per_type = self.config.for_type(task_type)
+        if per_type.agent is None and per_type.acp_command is None:
+            return self.agent
+        if task_type not in self.by_type:
+            self.by_type[task_type] = agent_of_type(self.config, task_type)
+        return self.by_type[task_type]
 
 
 class RunThread:
@@ -127,6 +140,8 @@ class RunThread:
         self.request = request
         self.path = path
         self.ctx = ctx
+        self.agent = ctx.agent_for(request.task_type)
+        """The backend of this task's type (RunContext.agent_for)."""
         self.recording = threading.Event()
         """Set by this thread before it records the end: the claim is no longer put back."""
         self._stop = StopPipe()
@@ -232,7 +247,7 @@ class RunThread:
         ctx, plan = self.ctx, self.request.plan
 
         def next_prompt(spec: RunSpec, failure: str) -> None:
-            write_prompt(ctx.vault, ctx.agent, spec, claim.note, plan, failure, self.request.after)
+            write_prompt(ctx.vault, self.agent, spec, claim.note, plan, failure, self.request.after)
 
         meta = claim.note.meta
         repo = WorkRepo(
@@ -255,7 +270,7 @@ class RunThread:
             )
         base = _text(meta.get("base_commit")) or base_in_transcript(transcript.path)
         return AttemptParts(
-            ctx.agent,
+            self.agent,
             ctx.config,
             ctx.journal,
             transcript,
@@ -299,7 +314,7 @@ class RunThread:
         other (so it is counted, and retried after a backoff)."""
         ctx, request = self.ctx, self.request
         claim = claim_note(
-            ctx.notes, self.path, request, ctx.now(), getattr(ctx.agent, "uses_sessions", False)
+            ctx.notes, self.path, request, ctx.now(), getattr(self.agent, "uses_sessions", False)
         )
         if claim is None:
             return None, None
@@ -314,7 +329,7 @@ class RunThread:
             session_id=claim.keys["session_id"],
             resume=claim.resume,
             allowed_tools=tool_rules(claim.note.meta, "granted_tools"),
-            handbook=read_handbook(ctx.vault) if ctx.agent.reads_prompt else "",
+            handbook=read_handbook(ctx.vault) if self.agent.reads_prompt else "",
         )
         try:
             if claim.note.meta.get("repo") in (None, ""):  # else the worktree is made there
@@ -322,11 +337,11 @@ class RunThread:
         except OSError as err:
             error = f"cannot make the work dir {request.workdir}: {err}"
             return dataclasses.replace(spec, setup_error=error), claim
-        if ctx.agent.reads_prompt:
+        if self.agent.reads_prompt:
             try:
                 news = review_prompt(self._review_news(claim))
                 write_prompt(
-                    ctx.vault, ctx.agent, spec, claim.note, request.plan, news, request.after
+                    ctx.vault, self.agent, spec, claim.note, request.plan, news, request.after
                 )
             except OSError as err:
                 error = f"cannot write the prompt file {spec.prompt_file}: {err}"

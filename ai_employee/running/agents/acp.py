@@ -53,12 +53,13 @@ class AcpAgent:
     uses_sessions = True
     reads_prompt = True
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, command: str | None = None) -> None:
         self.config = config
+        command = command if command is not None else config.acp_command
         try:
-            self.template = commandline.split(config.acp_command)
+            self.template = commandline.split(command)
         except ValueError as err:
-            raise ConfigError(f"acp_command = {config.acp_command!r}: {err}") from err
+            raise ConfigError(f"acp_command = {command!r}: {err}") from err
         if not self.template:
             raise ConfigError(
                 "acp_command = '' : agent = \"acp\" needs the ACP agent's command line, e.g. "
