@@ -6,8 +6,10 @@ from a `behave:` line in the prompt:
   die             write to stderr and exit 3 mid-turn
   refuse          end the turn with stopReason refusal
   noisy           write 2 MB to stderr first, then as ok
+  count           count its turns in the work dir's rounds.txt, then as ok
   huge            send a 5 MB message (over the bridge's limit)
   garbled         write a line that is not JSON
+With ACP_NO_LOAD=1 it says it cannot load sessions (`loadSession: false`).
 Every session it makes is remembered in $ACP_SESSIONS (one id per line), so `session/load` of
 a session it made (in an earlier process) works, as a real agent's would.
 """
@@ -36,8 +38,21 @@ def say(session: str, text: str) -> None:
     )
 
 
+def remembered(sessions: Path, session: str, behave: str | None) -> str:
+    """A session's `behave` (a later turn's prompt may not repeat the task): kept beside the
+    sessions file, so a loaded session keeps it too."""
+    if sessions == Path(os.devnull):  # nowhere to keep it
+        return behave or "ok"
+    store = sessions.with_name(sessions.name + ".behave.json")
+    known = json.loads(store.read_text()) if store.exists() else {}
+    if behave is not None and session not in known:
+        known[session] = behave
+        store.write_text(json.dumps(known))
+    return str(known.get(session, behave or "ok"))
+
+
 def main() -> int:
-    sessions = Path(os.environ.get("ACP_SESSIONS", "/dev/null"))
+    sessions = Path(os.environ.get("ACP_SESSIONS", os.devnull))
     cwd = Path.cwd()
     pending: dict[int, tuple[str, int]] = {}  # our request id -> (session, prompt id)
     next_id = 1000
@@ -46,7 +61,7 @@ def main() -> int:
         method, mid = message.get("method"), message.get("id")
         params = message.get("params") or {}
         if method == "initialize":
-            capabilities = {"loadSession": True}
+            capabilities = {"loadSession": os.environ.get("ACP_NO_LOAD") != "1"}
             info = {"name": "scripted-acp", "version": "1.0"}
             result = {"protocolVersion": 1, "agentCapabilities": capabilities, "agentInfo": info}
             send({"id": mid, "result": result})
@@ -65,13 +80,17 @@ def main() -> int:
         elif method == "session/prompt":
             session = params["sessionId"]
             text = " ".join(b.get("text", "") for b in params.get("prompt", []))
-            behave = next(
-                (w.split(":", 1)[1].strip() for w in text.splitlines() if w.startswith("behave:")),
-                "ok",
-            )
+            said = [
+                w.split(":", 1)[1].strip() for w in text.splitlines() if w.startswith("behave:")
+            ]
+            behave = remembered(sessions, session, said[0] if said else None)
             if behave == "noisy":
                 sys.stderr.write("x" * 2_000_000)
                 sys.stderr.flush()
+            if behave == "count":
+                counter = cwd / "rounds.txt"
+                turns = int(counter.read_text()) if counter.exists() else 0
+                counter.write_text(f"{turns + 1}\n")
             if behave == "huge":
                 say(session, "y" * 5_000_000)
             if behave == "garbled":

@@ -143,3 +143,31 @@ def test_a_type_can_go_to_another_agent(vault: Vault, tmp_path: Path, sessions: 
     with pytest.raises(ConfigError, match=r'types\.claude_code\.agent = "acp" needs acp_command'):
         (vault.root / ".ai-employee.toml").write_text('[types.claude_code]\nagent = "acp"\n')
         svc_config(vault)
+
+
+def test_an_agent_that_cannot_load_sessions_goes_on_in_a_new_one_and_the_note_says_so(
+    vault: Vault, tmp_path: Path, sessions: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACP_NO_LOAD", "1")
+    with running_service(acp_config(vault, permission_mode="default")):
+        drop(vault, tmp_path, "Write.md", task("Write", "ask"))
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Write.md", "pending_approval")
+        assert person(vault, "approve", str(held.task_id)).returncode == 0
+        done = wait_status(vault.folder(Folder.DONE) / "Write.md", "done", 30)
+    assert done.meta["session_id"] != held.meta["session_id"]
+    assert "Note: the agent cannot load a session (no loadSession): a new one" in done.result
+    assert "wrote hello.txt" in done.result
+
+
+def test_a_verify_round_goes_on_in_the_same_acp_session(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    text = (
+        "---\ntitle: Count\ntype: claude_app\nverify: grep -qx 2 rounds.txt\n---\nbehave: count\n"
+    )
+    with running_service(acp_config(vault)):
+        drop(vault, tmp_path, "Count.md", text)
+        done = wait_status(vault.folder(Folder.DONE) / "Count.md", "done", 30)
+    assert done.meta["rounds"] == 2
+    assert len(sessions.read_text().split()) == 1, "round 2 loaded round 1's session"
+    assert done.meta["session_id"] == sessions.read_text().split()[0]

@@ -104,6 +104,8 @@ class AcpAgent:
             state.data["result"] = message
         elif kind == "session":
             state.data["session_id"] = message.get("session_id")
+        elif kind == "note":  # e.g. the agent cannot load a session: said in the Result
+            state.data.setdefault("notes", []).append(str(message.get("text") or ""))
         elif kind == "update":
             return _update(message.get("update"), state)
         elif kind == "permission":
@@ -114,6 +116,8 @@ class AcpAgent:
     def finish(self, exit_code: int, state: RunState) -> Outcome:
         result = state.data.get("result")
         said = "".join(state.data.get("said", []))[-MAX_RESULT_CHARS:].strip()
+        notes = "".join(f"Note: {n}\n\n" for n in state.data.get("notes", []))
+        said = notes + said
         tail = "\n".join(state.tail[-20:]).strip()
         if not isinstance(result, dict):
             return Outcome(
