@@ -1,6 +1,7 @@
 """A scripted ACP agent for tests: JSON-RPC over stdio, no model. What it does in a turn comes
 from a `behave:` line in the prompt:
-  ok              say "did it" (two chunks), report a cost (usage_update), end_turn
+  ok              say "did it" (two chunks), report the session's cost so far (usage_update:
+                  $0.0125 a turn, cumulative, as ACP defines it), end_turn
   ask             ask to write hello.txt (session/request_permission, kind edit); allowed: write
                   it and say so; rejected: say so; end_turn either way
   die             write to stderr and exit 3 mid-turn
@@ -51,6 +52,18 @@ def remembered(sessions: Path, session: str, behave: str | None) -> str:
     return str(known.get(session, behave or "ok"))
 
 
+def turn_count(sessions: Path, session: str, add: int = 1) -> int:
+    """The session's turns with a cost so far (this one added): kept beside the sessions
+    file, so a loaded session's cost goes on from where it was."""
+    if sessions == Path(os.devnull):
+        return 1
+    store = sessions.with_name(sessions.name + ".turns.json")
+    known = json.loads(store.read_text()) if store.exists() else {}
+    known[session] = known.get(session, 0) + add
+    store.write_text(json.dumps(known))
+    return int(known[session])
+
+
 def main() -> int:
     sessions = Path(os.environ.get("ACP_SESSIONS", os.devnull))
     cwd = Path.cwd()
@@ -76,6 +89,9 @@ def main() -> int:
                 send({"id": mid, "error": {"code": -32002, "message": "no such session"}})
             else:
                 say(params["sessionId"], "(replayed)")
+                spent = 0.0125 * turn_count(sessions, params["sessionId"], add=0)
+                update(params["sessionId"], {"sessionUpdate": "usage_update", "used": 10,
+                       "size": 1000, "cost": {"amount": spent, "currency": "USD"}})  # fmt: skip
                 send({"id": mid, "result": {}})
         elif method == "session/prompt":
             session = params["sessionId"]
@@ -117,8 +133,9 @@ def main() -> int:
                 continue
             say(session, "did ")
             say(session, "it")
+            total = 0.0125 * turn_count(sessions, session)  # the session's, as ACP says
             update(session, {"sessionUpdate": "usage_update", "used": 10, "size": 1000,
-                             "cost": {"amount": 0.0125, "currency": "USD"}})  # fmt: skip
+                             "cost": {"amount": total, "currency": "USD"}})  # fmt: skip
             send({"id": mid, "result": {"stopReason": "end_turn"}})
         elif mid in pending and "result" in message:  # the answer to a permission request
             session, prompt_id = pending.pop(mid)

@@ -171,3 +171,17 @@ def test_a_verify_round_goes_on_in_the_same_acp_session(
     assert done.meta["rounds"] == 2
     assert len(sessions.read_text().split()) == 1, "round 2 loaded round 1's session"
     assert done.meta["session_id"] == sessions.read_text().split()[0]
+    assert done.meta["cost_usd"] == pytest.approx(0.025), "each round's own cost, summed once"
+
+
+def test_a_verify_round_of_an_agent_that_cannot_load_its_session_is_told_the_task_again(
+    vault: Vault, tmp_path: Path, sessions: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACP_NO_LOAD", "1")
+    text = (
+        "---\ntitle: Count\ntype: claude_app\nverify: grep -qx 2 rounds.txt\n---\nbehave: count\n"
+    )
+    with running_service(acp_config(vault)):
+        drop(vault, tmp_path, "Count.md", text)
+        done = wait_status(vault.folder(Folder.DONE) / "Count.md", "done", 30)
+    assert done.meta["rounds"] == 2 and len(sessions.read_text().split()) == 2

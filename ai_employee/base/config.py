@@ -544,7 +544,8 @@ def _check_acp(values: Mapping[str, Any], types: Mapping[str, TypeConfig]) -> No
     """`agent = "acp"` (or a type's) needs an ACP agent's command line: said at load."""
     for name, per_type in [("", None), *types.items()]:
         agent = (per_type.agent if per_type else None) or values["agent"]
-        command = (per_type.acp_command if per_type else None) or values["acp_command"]
+        own = per_type.acp_command if per_type else None
+        command = own if own is not None else values["acp_command"]
         if agent == "acp" and not command:
             where = f"types.{name}." if name else ""
             raise ConfigError(

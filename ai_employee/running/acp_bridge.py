@@ -63,8 +63,26 @@ def emit(kind: str, **fields: Any) -> None:
 
 
 def rule_of(tool_call: Any) -> str:
-    """The permission rule a person grants for one tool call: `<kind>(<title>)`."""
-    return f"{tool_call.kind or 'other'}({(tool_call.title or '').strip()})"
+    """The permission rule a person grants for one tool call: `<kind>(<title>)`, or, for a
+    call without a title, `<kind>(<its input as JSON>)` (never an empty, catch-all rule)."""
+    title = (tool_call.title or "").strip()
+    if not title:
+        title = json.dumps(tool_call.raw_input, ensure_ascii=False, sort_keys=True, default=str)
+    return f"{tool_call.kind or 'other'}({title})"
+
+
+ALLOW_ORDER = ("allow_once", "allow_always")
+REJECT_ORDER = ("reject_once", "reject_always")
+
+
+def _first(options: list[Any], kinds: tuple[str, ...]) -> Any:
+    """The agent's option of the first of `kinds` it offers (by kind: option ids differ
+    between agents and versions)."""
+    for kind in kinds:
+        for option in options:
+            if option.kind == kind:
+                return option
+    return None
 
 
 class Client:
@@ -75,6 +93,9 @@ class Client:
         self.allow_rules = allow_rules
         self.asks: list[dict[str, Any]] = []
         self.cost: float | None = None
+        """The session's cost so far, as the agent last said (ACP's `usage_update`)."""
+        self.cost_before: float = 0.0
+        """... as it said before this round's prompt (a loaded session's earlier rounds)."""
 
     async def session_update(self, session_id: str, update: Any, **_: Any) -> None:
         data = update.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -88,11 +109,11 @@ class Client:
     ) -> RequestPermissionResponse:
         rule = rule_of(tool_call)
         allowed = (tool_call.kind or "other") in self.allow_kinds or rule in self.allow_rules
-        wanted = ("allow_once",) if allowed else ("reject_once", "reject_always")
-        option = next((o for o in options if o.kind in wanted), None)
+        option = _first(options, ALLOW_ORDER) if allowed else None
         call = tool_call.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if not allowed:
+        if option is None:  # not allowed (or no way to allow it once): a person decides
             self.asks.append({"rule": rule, "tool_call": call})
+            option = _first(options, REJECT_ORDER)
         emit("permission", rule=rule, tool_call=call, answer=option.kind if option else "none")
         if option is None:
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
@@ -105,6 +126,15 @@ class Client:
 
     async def read_text_file(self, session_id: str, path: str, **_: Any) -> Any:
         raise acp.RequestError.method_not_found("fs/read_text_file")  # not offered
+
+
+def round_cost(client: Client) -> float | None:
+    """This round's cost: the session's total now less its total before the prompt (ACP's
+    `usage_update` cost is the session's); an agent that counts per process starts at 0."""
+    if client.cost is None:
+        return None
+    before = client.cost_before if client.cost >= client.cost_before else 0.0
+    return client.cost - before
 
 
 async def copy_stderr(stream: asyncio.StreamReader) -> None:
@@ -211,7 +241,7 @@ async def round_(args: argparse.Namespace) -> int:
             try:
                 await conn.load_session(cwd=args.cwd, session_id=session_id, mcp_servers=[])
                 loaded = True
-            except acp.RequestError as err:
+            except Exception as err:  # an id it never knew (an interrupted attempt's), gone
                 emit("note", text=f"session {session_id} could not be loaded ({err}): a new one")
         elif args.resume and session_id:
             emit("note", text="the agent cannot load a session (no loadSession): a new one")
@@ -219,6 +249,9 @@ async def round_(args: argparse.Namespace) -> int:
             session_id = (await conn.new_session(cwd=args.cwd, mcp_servers=[])).session_id
         emit("session", session_id=session_id)
         text = Path(args.prompt).read_text(encoding="utf-8")
+        for _ in range(3):  # a loaded session's replayed updates, handled before the prompt
+            await asyncio.sleep(0)
+        client.cost_before = client.cost or 0.0
         turn = asyncio.create_task(
             conn.prompt(session_id=session_id, prompt=[acp.text_block(text)])
         )
@@ -260,7 +293,7 @@ async def round_(args: argparse.Namespace) -> int:
     emit(
         "result",
         session_id=session_id,
-        cost_usd=client.cost,
+        cost_usd=round_cost(client),
         asks=client.asks,
         exit_code=code,
         **result,

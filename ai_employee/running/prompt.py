@@ -110,7 +110,8 @@ def write_prompt(
     that is resumed already holds the task and is told only that; any other agent gets the
     whole task again with the news after it. `earlier`: what the tasks it runs after
     produced (RunRequest.after)."""
-    if failure and spec.resume and getattr(agent, "uses_sessions", False):
+    news_only = getattr(agent, "news_only_on_resume", getattr(agent, "uses_sessions", False))
+    if failure and spec.resume and news_only:
         text = failure.strip() + "\n"
     else:
         text = prompt_text(vault, agent, spec, note, plan_path, earlier)

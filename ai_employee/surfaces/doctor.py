@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -246,22 +248,27 @@ def acp_check(config: Config) -> Check:
     env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
     with tempfile.TemporaryDirectory(prefix="ai-employee-doctor-") as cwd:
         bridge = [sys.executable, "-m", "ai_employee.running.acp_bridge", "--check"]
+        proc = subprocess.Popen(
+            [*bridge, "--cwd", cwd, "--prompt", os.devnull, "--", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # the agent shares it: a timeout stops both
+        )
         try:
-            done = subprocess.run(
-                [*bridge, "--cwd", cwd, "--prompt", os.devnull, "--", *argv],
-                capture_output=True,
-                text=True,
-                timeout=ACP_CHECK_SECONDS,
-                env=env,
-                cwd=cwd,
-                check=False,
-            )
+            out, errs = proc.communicate(timeout=ACP_CHECK_SECONDS)
         except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             return Check(
                 "fail",
                 f"the ACP agent {argv[0]!r} did not answer initialize in {ACP_CHECK_SECONDS:.0f} s",
                 "run acp_command by hand to see what it waits for",
             )
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out, errs)
     said = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     init = next((m for m in said if m.get("type") == "init"), None)
     if init is None:

@@ -52,6 +52,9 @@ class AcpAgent:
     name = "acp"
     uses_sessions = True
     reads_prompt = True
+    news_only_on_resume = False
+    """A later round gets the whole task again with its news: its session may not have been
+    loaded (an agent without loadSession, a session it lost) and a new one must know it."""
 
     def __init__(self, config: Config, command: str | None = None) -> None:
         self.config = config
@@ -130,6 +133,11 @@ class AcpAgent:
         cost = result.get("cost_usd") if isinstance(result.get("cost_usd"), int | float) else None
         common: dict[str, Any] = {"exit_code": exit_code, "cost_usd": cost, "session_id": session}
         asks = tuple(_ask(a) for a in result.get("asks") or [] if isinstance(a, dict))
+        if asks:  # a person decides first, whatever became of the turn after the refusal
+            rules = ", ".join(a.rule for a in asks)
+            return Outcome(
+                OutcomeKind.ASKED, error=f"asked for {rules}", result=said, asked=asks, **common
+            )
         if result.get("error"):
             permanent = exit_code == 127 or result.get("class") == "protocol"
             kind = OutcomeKind.PERMANENT if permanent else OutcomeKind.TRANSIENT
@@ -137,11 +145,6 @@ class AcpAgent:
             if tail:
                 error += f"; its last words: {_last(state)}"
             return Outcome(kind, error=error, result=tail, **common)
-        if asks:
-            rules = ", ".join(a.rule for a in asks)
-            return Outcome(
-                OutcomeKind.ASKED, error=f"asked for {rules}", result=said, asked=asks, **common
-            )
         reason = str(result.get("stop_reason") or "")
         if reason == "end_turn":
             return Outcome(OutcomeKind.SUCCESS, result=said or "(no message)", **common)

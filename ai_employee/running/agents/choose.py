@@ -23,5 +23,5 @@ def make_agent(config: Config, kind: str | None = None, acp_command: str | None 
 def agent_of_type(config: Config, task_type: str) -> Agent:
     """The backend for tasks of this type (`[types.NAME] agent` and `acp_command`)."""
     per_type = config.for_type(task_type)
-    kind = per_type.agent or ("acp" if per_type.acp_command else None)
+    kind = per_type.agent or ("acp" if per_type.acp_command is not None else None)
     return make_agent(config, kind, per_type.acp_command)
