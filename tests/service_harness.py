@@ -148,15 +148,20 @@ def cancel(vault: Vault, task_id: str) -> subprocess.CompletedProcess[str]:
     return person(vault, "cancel", task_id)
 
 
-def person(vault: Vault, verb: str, task_id: str) -> subprocess.CompletedProcess[str]:
-    """`ai-employee VERB TASK` (approve, reject, retry, cancel) as a person types it."""
+def cli(vault: Vault, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ai-employee ARGS --vault VAULT` as a person types it."""
     return subprocess.run(
-        [sys.executable, "-m", "ai_employee", verb, task_id, "--vault", str(vault.root)],
+        [sys.executable, "-m", "ai_employee", *args, "--vault", str(vault.root)],
         capture_output=True,
         text=True,
         check=False,
         timeout=30,
     )
+
+
+def person(vault: Vault, verb: str, task_id: str) -> subprocess.CompletedProcess[str]:
+    """`ai-employee VERB TASK` (approve, reject, retry, cancel) as a person types it."""
+    return cli(vault, verb, task_id)
 
 
 def held_as(task: TaskNote) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ai_employee.notes.vault import Folder, Vault
 
 from .helpers import wait_for
 from .service_harness import (
+    cli,
     drop,
     events,
     note,
@@ -299,16 +299,6 @@ def test_an_approval_is_asked_once_the_task_is_ready_not_before(
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Publish.md", "pending_approval")
         assert "waiting_for" not in held.meta
     assert os.path.exists(vault.folder(Folder.DONE) / "First.md")
-
-
-def cli(vault: Vault, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ai_employee", *args, "--vault", str(vault.root)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
 
 
 def test_add_after_and_status_show_what_a_task_waits_for(

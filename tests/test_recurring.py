@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from ai_employee.notes.taskfile import parse_note
 from ai_employee.notes.vault import Folder, Vault
 
 from .helpers import wait_for
-from .service_harness import drop, events, note, running_service, svc_config, wait_status
+from .service_harness import cli, drop, events, note, running_service, svc_config, wait_status
 
 FAKE = Path(__file__).with_name("fake_agent.py")
 START = datetime(2026, 12, 7, 7, 0, 0, tzinfo=UTC)
@@ -221,16 +220,6 @@ def test_a_paused_series_writes_nothing_and_begins_after_now_when_unpaused(
         wait_for(lambda: series_note(vault).get("next_at"), what="unpaused")
     assert occurrences(vault) == []
     assert series_note(vault)["next_at"] == datetime.fromisoformat("2026-12-07T08:11:00+01:00")
-
-
-def cli(vault: Vault, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ai_employee", *args, "--vault", str(vault.root)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
 
 
 def test_add_every_writes_a_series_and_status_and_dashboard_show_its_next_time(

@@ -208,17 +208,27 @@ GIT_AT_LEAST = (2, 36)
 status, `--pathspec-file-nul` and `update-ref` with an old value are older."""
 
 
-def _command_check(config: Config) -> Check:
+def _command_line(key: str, value: str, agent: str, example: str) -> list[str] | Check:
+    """A configured command line split into its program and arguments, or the failed check
+    that says why it cannot be (bad quoting, empty)."""
     try:
-        argv = shlex.split(config.agent_command)
+        argv = shlex.split(value)
     except ValueError as err:
-        return Check("fail", f"agent_command cannot be split: {err}", "fix its quoting")
+        return Check("fail", f"{key} cannot be split: {err}", "fix its quoting")
     if not argv:
-        return Check(
-            "fail",
-            "agent = command but agent_command is empty",
-            'set agent_command = "my-agent {prompt_file}" in .ai-employee.toml',
-        )
+        return Check("fail", f"agent = {agent} but {key} is empty", example)
+    return argv
+
+
+def _command_check(config: Config) -> Check:
+    argv = _command_line(
+        "agent_command",
+        config.agent_command,
+        "command",
+        'set agent_command = "my-agent {prompt_file}" in .ai-employee.toml',
+    )
+    if isinstance(argv, Check):
+        return argv
     if shutil.which(argv[0]) is None:
         return Check(
             "fail",
@@ -235,16 +245,14 @@ ACP_CHECK_SECONDS = 60.0
 def acp_check(config: Config) -> Check:
     """The configured ACP agent starts and answers `initialize` (through the bridge every round
     uses), naming itself and its version."""
-    try:
-        argv = shlex.split(config.acp_command)
-    except ValueError as err:
-        return Check("fail", f"acp_command cannot be split: {err}", "fix its quoting")
-    if not argv:
-        return Check(
-            "fail",
-            "agent = acp but acp_command is empty",
-            "set acp_command to the ACP agent's command line (docs/AGENTS.md)",
-        )
+    argv = _command_line(
+        "acp_command",
+        config.acp_command,
+        "acp",
+        "set acp_command to the ACP agent's command line (docs/AGENTS.md)",
+    )
+    if isinstance(argv, Check):
+        return argv
     env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
     with tempfile.TemporaryDirectory(prefix="ai-employee-doctor-") as cwd:
         bridge = [sys.executable, "-m", "ai_employee.running.acp_bridge", "--check"]
