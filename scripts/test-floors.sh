@@ -40,4 +40,5 @@ cd "$work/sdist"
 # test_install.py installs the wheel into virtualenvs of its own (the main run did that).
 TEST_EXPECT_INSTALLED=1 TEST_CLAUDE_BIN="$OLDPWD/.cache/claude-agent-sdk/claude_agent_sdk/_bundled/claude" \
   TEST_ACP_ADAPTER="$OLDPWD/.cache/acp-agents/node_modules/.bin/claude-agent-acp" \
+  TEST_CODEX_ACP="$OLDPWD/.cache/acp-agents/node_modules/.bin/codex-acp" \
   "$work/venv/bin/python" -m pytest -p no:cacheprovider -q --ignore=tests/test_install.py

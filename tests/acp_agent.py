@@ -5,6 +5,7 @@ from a `behave:` line in the prompt:
   ask             ask to write hello.txt (session/request_permission, kind edit); allowed: write
                   it and say so; rejected: say so; end_turn either way
   die             write to stderr and exit 3 mid-turn
+  orphan          start a child that keeps its stdout open for 60 s, then exit 5 mid-turn
   refuse          end the turn with stopReason refusal
   noisy           write 2 MB to stderr first, then as ok
   count           count its turns in the work dir's rounds.txt, then as ok
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -112,6 +114,9 @@ def main() -> int:
             if behave == "garbled":
                 sys.stdout.write("this is not json\n")
                 sys.stdout.flush()
+            if behave == "orphan":  # the child holds the pipe: no EOF until it ends
+                subprocess.Popen(["sleep", "60"], stdout=sys.stdout, stderr=subprocess.DEVNULL)
+                os._exit(5)
             if behave == "die":
                 sys.stderr.write("fatal: the scripted agent broke\n")
                 sys.stderr.flush()

@@ -70,6 +70,16 @@ def note(path: Path) -> TaskNote:
     return parse_note(path.read_text(encoding="utf-8"), path.name)
 
 
+def recorded(path: Path) -> TaskNote | None:
+    """The note once a run's end is recorded on it (`completed_at`), else None (also while it
+    is not there)."""
+    try:
+        parsed = note(path)
+    except (FileNotFoundError, ValueError):
+        return None
+    return parsed if parsed.meta.get("completed_at") else None
+
+
 def status_of(path: Path) -> str | None:
     try:
         return str(note(path).meta.get("status"))

@@ -10,9 +10,12 @@ import pytest
 
 from ai_employee.base.config import Config
 from ai_employee.base.errors import ConfigError
+from ai_employee.notes.lifecycle import Status
+from ai_employee.notes.taskfile import TaskNote, parse_note
 from ai_employee.notes.vault import Folder, Vault
 
-from .service_harness import drop, person, running_service, svc_config, wait_status
+from .helpers import wait_for
+from .service_harness import drop, person, recorded, running_service, svc_config, wait_status
 
 AGENT = Path(__file__).with_name("acp_agent.py")
 
@@ -57,10 +60,110 @@ def test_a_task_runs_over_acp_with_its_words_cost_and_session_recorded(
     assert "agent_message_chunk" in lines
 
 
-def test_a_refused_tool_asks_a_person_and_the_approval_goes_on_in_the_same_session(
+def test_a_person_approves_while_the_agent_waits_and_the_same_turn_goes_on(
     vault: Vault, tmp_path: Path, sessions: Path
 ) -> None:
     with running_service(acp_config(vault, permission_mode="default")):
+        drop(vault, tmp_path, "Write.md", task("Write", "ask"))
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Write.md", "pending_approval")
+        assert held.meta["requested_tools"] == ["edit(Write hello.txt)"]
+        assert "may it use edit" in str(held.meta["error"]) and "hello.txt" in held.meta["error"]
+        assert held.meta["session_id"] in sessions.read_text().split(), "the agent's session"
+        workdir = vault.root.parent / "apps" / "tasks" / str(held.task_id)
+        assert not (workdir / "hello.txt").exists()
+        assert person(vault, "approve", str(held.task_id)).returncode == 0
+        done = wait_status(vault.folder(Folder.DONE) / "Write.md", "done", 30)
+    assert (workdir / "hello.txt").read_text() == "hello\n"
+    assert done.meta["attempts"] == 1 and done.meta["session_id"] == held.meta["session_id"]
+    assert done.meta["granted_tools"] == ["edit(Write hello.txt)"]
+    assert "wrote hello.txt" in done.result and "(replayed)" not in done.result
+    lines = transcript(vault, str(done.task_id))
+    assert lines.count('"kind": "start"') == 1, "one process: the waiting one, answered"
+    assert '"kind": "answer", "answer": "allow"' in lines
+
+
+def test_a_move_to_approved_answers_the_waiting_agent(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    with running_service(acp_config(vault, permission_mode="default")):
+        drop(vault, tmp_path, "Move.md", task("Move", "ask"))
+        held = vault.folder(Folder.PENDING_APPROVAL) / "Move.md"
+        wait_status(held, "pending_approval")
+        held.rename(vault.folder(Folder.APPROVED) / "Move.md")
+        done = wait_status(vault.folder(Folder.DONE) / "Move.md", "done", 30)
+    assert done.meta["attempts"] == 1 and done.meta["approved_at"]
+    assert done.meta["granted_tools"] == ["edit(Write hello.txt)"]
+    assert "wrote hello.txt" in done.result
+
+
+def test_a_rejection_answers_reject_once_and_the_task_goes_to_rejected(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    with running_service(acp_config(vault, permission_mode="default")):
+        drop(vault, tmp_path, "No.md", task("No", "ask"))
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "No.md", "pending_approval")
+        assert person(vault, "reject", str(held.task_id)).returncode == 0
+        where = vault.folder(Folder.REJECTED) / "No.md"
+        rejected = wait_for(lambda: recorded(where), 30, "the run's end on the rejected note")
+    assert rejected.status is Status.REJECTED and "a person rejected" in rejected.meta["error"]
+    workdir = vault.root.parent / "apps" / "tasks" / str(held.task_id)
+    assert not (workdir / "hello.txt").exists()
+    lines = transcript(vault, str(rejected.task_id))
+    assert '"kind": "answer", "answer": "reject"' in lines
+    assert '\\"answer\\": \\"reject_once\\", \\"by\\": \\"person\\"' in lines
+    assert "was not allowed to write hello.txt" in lines, "the agent was told, then cancelled"
+    assert rejected.meta.get("granted_tools") is None
+
+
+def test_past_the_wait_the_agent_is_refused_and_an_approval_loads_the_session(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    config = acp_config(vault, permission_mode="default", acp_permission_wait_seconds=0.5)
+    with running_service(config):
+        drop(vault, tmp_path, "Late.md", task("Late", "ask"))
+        note = vault.folder(Folder.PENDING_APPROVAL) / "Late.md"
+        held = wait_for(lambda: _ended_asking(note), 30, "the run to end asking")
+        assert held.meta["requested_tools"] == ["edit(Write hello.txt)"]
+        assert held.meta["attempts"] == 0, "an ask spends no attempt"
+        assert "was not allowed to write hello.txt" in held.result
+        assert person(vault, "approve", str(held.task_id)).returncode == 0
+        done = wait_status(vault.folder(Folder.DONE) / "Late.md", "done", 30)
+    assert done.meta["session_id"] == held.meta["session_id"], "the same session, loaded"
+    assert "(replayed)" in done.result and "wrote hello.txt" in done.result
+
+
+def test_an_approval_after_a_restart_loads_the_session_the_waiting_agent_had(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    config = acp_config(vault, permission_mode="default")
+    with running_service(config):
+        drop(vault, tmp_path, "Later.md", task("Later", "ask"))
+        held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Later.md", "pending_approval")
+    assert held.meta["attempts"] == 0, "asking a person spends no attempt"
+    assert person(vault, "approve", str(held.task_id)).returncode == 0  # while it is stopped
+    with running_service(config):
+        done = wait_status(vault.folder(Folder.DONE) / "Later.md", "done", 30)
+    assert done.meta["attempts"] == 1
+    assert done.meta["session_id"] == held.meta["session_id"], "the waiting agent's session"
+    assert "(replayed)" in done.result and "wrote hello.txt" in done.result
+    assert done.meta["granted_tools"] == ["edit(Write hello.txt)"]
+
+
+def _ended_asking(note: Path) -> TaskNote | None:
+    """The note once its run ended asking (its `## Result` written), else None."""
+    try:
+        parsed = parse_note(note.read_text(), note.name)
+    except FileNotFoundError:
+        return None
+    return parsed if parsed.result and parsed.status is Status.PENDING_APPROVAL else None
+
+
+def test_with_no_wait_a_refused_tool_asks_a_person_and_the_approval_loads_the_session(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    with running_service(
+        acp_config(vault, permission_mode="default", acp_permission_wait_seconds=0)
+    ):
         drop(vault, tmp_path, "Write.md", task("Write", "ask"))
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Write.md", "pending_approval")
         assert held.meta["requested_tools"] == ["edit(Write hello.txt)"]
@@ -80,6 +183,7 @@ def test_a_refused_tool_asks_a_person_and_the_approval_goes_on_in_the_same_sessi
     [
         ("refuse", Folder.FAILED, "the agent refused the task (stop reason: refusal)"),
         ("die", Folder.FAILED, "the ACP agent exited 3 before the turn ended"),
+        ("orphan", Folder.FAILED, "the ACP agent exited 5 before the turn ended"),
         ("huge", Folder.FAILED, "the ACP agent sent a message over 4,194,304 bytes"),
         ("garbled", Folder.FAILED, "the ACP agent broke the protocol: not JSON-RPC: 'this is"),
     ],
@@ -91,7 +195,9 @@ def test_a_turn_that_ends_without_the_work_is_judged_by_why(
         drop(vault, tmp_path, "T.md", task("T", behave))
         failed = wait_status(vault.folder(folder) / "T.md", "failed", 30)
     assert str(failed.meta["error"]).startswith(error), failed.meta["error"]
-    if behave == "die":  # transient: tried again; its stderr's last words said
+    if behave == "orphan":  # seen at its exit, not when the child lets go of the pipe
+        assert failed.meta["attempts"] == 2 and failed.meta["duration_s"] < 30
+    elif behave == "die":  # transient: tried again; its stderr's last words said
         assert failed.meta["attempts"] == 2
         assert "fatal: the scripted agent broke" in str(failed.meta["error"])
     else:  # permanent: once (a refusal, a protocol the agent breaks)
@@ -149,7 +255,8 @@ def test_an_agent_that_cannot_load_sessions_goes_on_in_a_new_one_and_the_note_sa
     vault: Vault, tmp_path: Path, sessions: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACP_NO_LOAD", "1")
-    with running_service(acp_config(vault, permission_mode="default")):
+    config = acp_config(vault, permission_mode="default", acp_permission_wait_seconds=0)
+    with running_service(config):
         drop(vault, tmp_path, "Write.md", task("Write", "ask"))
         held = wait_status(vault.folder(Folder.PENDING_APPROVAL) / "Write.md", "pending_approval")
         assert person(vault, "approve", str(held.task_id)).returncode == 0

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ai_employee.notes.lifecycle import Status
-from ai_employee.running.agents.base import Outcome, OutcomeKind
+from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind
 from ai_employee.running.budget import DailyBudget
 from ai_employee.running.coordinator import RunCoordinator
 from ai_employee.running.run_end import RunEnd
-from ai_employee.running.run_messages import AgentGone, Claimed, RunEnded
+from ai_employee.running.run_messages import AgentGone, Claimed, RunEnded, Waiting
 from ai_employee.running.scheduler import RunRequest
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -31,12 +31,20 @@ class FakeRun:
     recording: threading.Event = field(default_factory=threading.Event)
     started: bool = False
     stops: list[bool] = field(default_factory=list)
+    answers: list[bool] = field(default_factory=list)
+    where: Path | None = None
 
     def start(self) -> None:
         self.started = True
 
     def stop(self, interrupt: bool = False) -> None:
         self.stops.append(interrupt)
+
+    def answer(self, allow: bool) -> None:
+        self.answers.append(allow)
+
+    def moved(self, path: Path) -> None:
+        self.where = path
 
 
 def coordinator(max_parallel: int = 2, budget: float = 0.0) -> RunCoordinator:
@@ -180,3 +188,30 @@ def test_the_tally_counts_how_runs_ended() -> None:
     assert (tally.started, tally.succeeded, tally.failed) == (6, 1, 2)
     assert (tally.retrying, tally.cancelled, tally.interrupted) == (1, 1, 1)
     assert not runs.running
+
+
+def test_a_waiting_agent_is_answered_once_and_a_persons_end_answers_it_reject() -> None:
+    runs = coordinator()
+    runs.offer(request("a"))
+    [a] = runs.start_ready(nowhere)
+    assert isinstance(a, FakeRun)
+    ask = Ask("edit", "hello.txt", "edit(Write hello.txt)")
+    assert runs.answer("a", allow=True) is False, "nothing waits yet"
+    assert runs.waits(Waiting(a.run_id, "a", a.path, ask, "s1"))
+    assert runs.waits(Waiting(a.run_id + 1, "a", a.path, ask, "s1")) is False, "a stray word"
+    waiting = runs.waiting_of("a")
+    assert waiting is not None and waiting.session_id == "s1"
+    assert runs.answer("a", allow=True) and a.answers == [True]
+    assert runs.answer("a", allow=True) is False and runs.waiting_of("a") is None
+    # It asks again; a person ends the task: the waiting agent is answered "reject" (it ends
+    # its turn itself), never stopped over it, and a second look at the end changes nothing.
+    runs.waits(Waiting(a.run_id, "a", a.path, ask, "s1"))
+    runs.stop("a")
+    runs.stop("a")
+    assert a.answers == [True, False] and a.stops == []
+    # Once the run begins recording its end, it waits for nobody.
+    runs.waits(Waiting(a.run_id, "a", a.path, ask, "s1"))
+    a.recording.set()
+    assert runs.waiting_of("a") is None
+    runs.moved("a", Path("/v/Rejected/a.md"))
+    assert a.where == Path("/v/Rejected/a.md")

@@ -34,7 +34,34 @@ def all_facts() -> list[Facts]:
         for flags in itertools.product([False, True], repeat=6):
             needs, approved, planned, stale, running, due = flags
             out.append(Facts(place, status, needs, approved, planned, stale, running, due))
+            if running:  # its agent waits for a person: what the note grants, or not yet
+                for granted in (False, True):
+                    facts = Facts(place, status, needs, approved, planned, stale, running, due)
+                    out.append(replace(facts, run_waits=True, ask_granted=granted))
     return out
+
+
+def test_a_waiting_agent_is_answered_only_on_a_persons_approval_and_held_meanwhile() -> None:
+    for facts in all_facts():
+        step = decide(facts)
+        if step.action is Action.ANSWER:
+            assert facts.running and facts.run_waits
+            assert (
+                facts.ask_granted
+                or facts.place is Folder.APPROVED
+                or (facts.place is Folder.PENDING_APPROVAL and facts.status is Status.APPROVED)
+            ), facts
+            assert step.place is Folder.NEEDS_ACTION and step.status is Status.EXECUTING
+        if step.action is Action.ASK:
+            assert facts.run_waits and step.place is Folder.PENDING_APPROVAL
+        waits = facts.running and facts.run_waits and facts.status is not Status.DRAFT
+        if waits and facts.status in TERMINAL:
+            assert step.action is Action.STOP, "a person's end answers it (a rejection)"
+        elif waits and facts.place in (Folder.NEEDS_ACTION, Folder.PENDING_APPROVAL):
+            held = (Action.ASK, Action.ANSWER, Action.NOTHING, Action.SET_STATUS)
+            assert step.action in held, facts
+        if not facts.run_waits:
+            assert step.action not in (Action.ASK, Action.ANSWER)
 
 
 def test_the_table_has_a_rule_for_every_folder_status_and_fact() -> None:
@@ -82,6 +109,8 @@ class Model:
     due: bool = True
     person_approved: bool = False
     runs: int = 0
+    waits: bool = False
+    """Its running agent waits for a person's answer (ACP)."""
 
     def facts(self) -> Facts:
         return Facts(
@@ -93,6 +122,7 @@ class Model:
             False,
             self.running,
             self.due,
+            run_waits=self.running and self.waits,
         )
 
     def service(self) -> list[Step]:
@@ -123,8 +153,14 @@ class Model:
             self.planned = True
         if step.action is Action.PLAN:
             self.planned = True
+        if step.action is Action.ANSWER:
+            assert self.running and self.waits, "answered with nothing waiting"
+            assert self.place is Folder.APPROVED or (
+                self.place is Folder.PENDING_APPROVAL and self.status is Status.APPROVED
+            ), "answered without a person's approval"
+            self.waits = False
         if step.action in (Action.INTERRUPTED, Action.STOP):
-            self.running = False
+            self.running = self.waits = False
         if step.status is not None:
             self.status = step.status
         if step.place is not None:
@@ -136,6 +172,7 @@ events = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(STATUSES)),
     st.tuples(st.just("finish"), st.sampled_from(["success", "transient", "permanent"])),
     st.tuples(st.just("crash"), st.none()),
+    st.tuples(st.just("ask"), st.none()),
     st.tuples(st.just("time"), st.none()),
     st.tuples(st.just("service"), st.none()),
 )
@@ -172,7 +209,7 @@ def test_property_any_sequence_of_events_is_safe(
             if arg is Status.APPROVED and model.place is Folder.PENDING_APPROVAL:
                 model.person_approved = True
         elif kind == "finish" and model.running and model.status is Status.EXECUTING:
-            model.running = False
+            model.running = model.waits = False
             if arg == "success":
                 model.status, model.place = Status.DONE, Folder.DONE
             elif arg == "permanent":
@@ -180,7 +217,9 @@ def test_property_any_sequence_of_events_is_safe(
             else:
                 model.status, model.due = Status.PLANNED, False
         elif kind == "crash":
-            model.running = False
+            model.running = model.waits = False
+        elif kind == "ask" and model.running:
+            model.waits = True
         elif kind == "time":
             model.due = True
         elif kind == "service":

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ai_employee.base.errors import InvalidTransition
 from ai_employee.notes.lifecycle import TRANSITIONS, Status
 from ai_employee.notes.vault import Folder
-from ai_employee.running.agents.base import Outcome, OutcomeKind
+from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind
 from ai_employee.running.run_end import RetryPolicy, RunEnd, decide_end, decide_interrupted
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -147,3 +147,37 @@ def test_the_backoff_doubles_with_jitter_and_stops_at_the_cap() -> None:
     for attempt, low, high in [(1, 30, 60), (2, 60, 90), (3, 120, 150), (10, 900, 900)]:
         assert low <= policy.delay(attempt) <= high
     assert timedelta(seconds=policy.delay(1)) >= timedelta(seconds=30)
+
+
+def _asked_end(granted: tuple[str, ...] = (), approved_meanwhile: bool = False) -> RunEnd:
+    asks = (Ask("edit", "hello.txt", "edit(Write hello.txt)"),)
+    return decide_end(
+        task_id="k3x9",
+        status=Status.EXECUTING,
+        attempts=2,
+        outcome=Outcome(OutcomeKind.ASKED, error="asked", session_id="s1", asked=asks),
+        duration_s=1.0,
+        policy=RetryPolicy(3, 1.0, 10.0),
+        now=NOW,
+        granted=granted,
+        approved_meanwhile=approved_meanwhile,
+    )
+
+
+def test_an_ask_waits_for_a_person_unless_granted_or_approved_while_it_ran() -> None:
+    waits = _asked_end()
+    assert (waits.status, waits.folder) == (Status.PENDING_APPROVAL, Folder.PENDING_APPROVAL)
+    assert waits.changes["requested_tools"] == ["edit(Write hello.txt)"]
+    # Granted as the agent's wait ended (an approval that reached it a moment too late):
+    # it runs again with the grant, in the same session, no attempt spent.
+    again = _asked_end(granted=("edit(Write hello.txt)", "Bash(ls)"))
+    assert (again.status, again.folder) == (Status.PLANNED, None)
+    assert again.changes["requested_tools"] is None and again.changes["session_id"] == "s1"
+    assert again.changes["attempts"] == 1 and again.changes["next_attempt_at"] is None
+    # A grant of something else is not this one.
+    assert _asked_end(granted=("Bash(ls)",)).status is Status.PENDING_APPROVAL
+    # A person approved while it still ran: their approval stands where they put it, and
+    # grants what was asked when the service takes it.
+    kept = _asked_end(approved_meanwhile=True)
+    assert (kept.status, kept.folder) == (Status.APPROVED, None)
+    assert kept.changes["requested_tools"] == ["edit(Write hello.txt)"]

@@ -43,6 +43,7 @@ from .service_harness import (
     drop,
     events,
     note,
+    person,
     running_service,
     service_process,
     svc_config,
@@ -113,6 +114,21 @@ def test_a_planned_task_runs_once_and_is_recorded_in_done(
     transcript = vault.transcripts / f"{finished.task_id}.jsonl"
     assert '"kind": "out"' in transcript.read_text() and '"kind": "end"' in transcript.read_text()
     assert not vault.run_journal.read_text(), "no live run: the run records are emptied"
+
+
+def test_a_task_approved_while_the_service_was_down_runs_at_its_start(
+    vault: Vault, tmp_path: Path, ledger: Path
+) -> None:
+    """`approve` leaves it planned in Needs_Action; the first reconcile then writes nothing,
+    so no event follows: the run starts all the same (it once waited for the sweep)."""
+    held = vault.folder(Folder.PENDING_APPROVAL) / "Held.md"
+    with running_service(agent_config(vault, ledger)):
+        drop(vault, tmp_path, "Held.md", task("Held").replace("claude_app", "email"))
+        wait_status(held, "pending_approval")
+    assert person(vault, "approve", "Held.md").returncode == 0
+    with running_service(agent_config(vault, ledger, sweep_seconds=3600)):
+        done = note(done_note(vault, "Held.md", 15))
+    assert starts(ledger) == {done.task_id: 1}
 
 
 def test_priority_order_then_age(vault: Vault, ledger: Path) -> None:

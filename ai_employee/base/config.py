@@ -82,6 +82,14 @@ KEYS: tuple[KeySpec, ...] = (
         "the ACP agent's command line for agent = acp (docs/AGENTS.md)",
     ),
     KeySpec(
+        "acp_permission_wait_seconds",
+        "float",
+        300.0,
+        "how long an ACP agent's permission request waits for a person's answer, the agent "
+        "alive (0: refused at once; an approval then loads the session again)",
+        minimum=0,
+    ),
+    KeySpec(
         "claude_path",
         "executable",
         "claude",
@@ -276,6 +284,7 @@ class Config:
     agent: str
     agent_command: str
     acp_command: str
+    acp_permission_wait_seconds: float
     claude_path: str
     model: str
     max_commit_file_bytes: int

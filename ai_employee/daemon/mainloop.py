@@ -32,7 +32,7 @@ from ..deciding.reconcile import Reconciler
 from ..notes.index import NoteIndex
 from ..notes.vault import Vault
 from ..running.coordinator import RunCoordinator
-from ..running.run_messages import AgentGone, Claimed, RunEnded
+from ..running.run_messages import AgentGone, Claimed, RunEnded, Waiting
 from ..telling.dashboard_md import DashboardFile
 from ..watching.hints import FolderChanged, Hint, Kind, Overflowed
 from ..watching.settle import Settling
@@ -107,6 +107,8 @@ class MainLoop:
 
     def run(self) -> None:
         """Turn until a stop is taken (or, for `once`, until nothing is left to do)."""
+        with self._survive("start runs"):
+            self._start_runs()  # what the first reconcile queued (no event may come for it)
         while not self.shutdown.stopping:
             self._turn()
             if self.once and self._once_done():
@@ -153,6 +155,9 @@ class MainLoop:
             if self.runs.claimed(message):
                 # A stale copy seen before the claim was known waits for this: look again.
                 self.reconciler.look(message.path)
+        elif isinstance(message, Waiting):
+            if self.runs.waits(message):  # to Pending_Approval/ (or back): decided on the note
+                self.reconciler.look(message.path, force=True)
         elif isinstance(message, AgentGone):
             pause = self.runs.agent_gone(message)
             if pause is not None:

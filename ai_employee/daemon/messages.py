@@ -6,8 +6,8 @@ of its run (run_messages.py); a planner thread that its plan is written (planner
 handler or `stop()` that the service must stop (here). Only the main loop takes messages off
 the queue, and only the main loop changes the state they concern (the note index, what is
 running, the tally, the budget). One run's messages arrive in the order its thread posted
-them: Claimed, then AgentGone, then RunEnded (a run that could not claim its note posts
-RunEnded alone).
+them: Claimed, any Waitings, then AgentGone, then RunEnded (a run that could not claim its
+note posts RunEnded alone).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..deciding.planner import PlanWritten
-from ..running.run_messages import AgentGone, Claimed, RunEnded
+from ..running.run_messages import AgentGone, Claimed, RunEnded, Waiting
 from ..watching.hints import FolderChanged, Hint, Overflowed
 
 
@@ -27,7 +27,15 @@ class StopRequested:
 
 
 Message = (
-    Hint | Claimed | AgentGone | RunEnded | PlanWritten | FolderChanged | Overflowed | StopRequested
+    Hint
+    | Claimed
+    | Waiting
+    | AgentGone
+    | RunEnded
+    | PlanWritten
+    | FolderChanged
+    | Overflowed
+    | StopRequested
 )
 """What the main loop's queue holds. Threads hand their messages to it with the queue's `put`
 (thread- and signal-safe), typed for each poster as the narrowest callable it needs

@@ -17,7 +17,7 @@ from ..base.config import Config
 from ..notes.lifecycle import Facts, Status, is_due
 from ..notes.records import TaskRecords
 from ..notes.review import unsent
-from ..notes.taskfile import TaskNote
+from ..notes.taskfile import TaskNote, tool_rules
 from ..notes.vault import Folder, Vault
 from . import planner
 from .steps import Runs
@@ -47,6 +47,7 @@ class FactsOf:
         previous step wrote (fresh, not read back); `blocked`: a task its `after:` names is
         not done (waits.py)."""
         running = self.runs.is_running(task_id)
+        waiting = self.runs.waiting_of(task_id) if running else None
         status = note.status
         planned = bool(note.meta.get("plan"))
         stale = False
@@ -72,6 +73,10 @@ class FactsOf:
                 note, self.config.review_for(task_type, note.review, note.on_repo)
             ),
             blocked=blocked,
+            run_waits=waiting is not None,
+            ask_granted=waiting is not None
+            and waiting.ask is not None
+            and waiting.ask.rule in tool_rules(note.meta, "granted_tools"),
         )
 
 

@@ -35,6 +35,7 @@ from ..notes.taskfile import (
 )
 from ..notes.vault import Folder, Vault, workdir_for
 from ..running.run_end import RetryPolicy, decide_interrupted
+from ..running.run_messages import Waiting
 from ..running.scheduler import RunRequest
 from ..running.verify import done_when
 from ..running.workrepo import GitError, WorkRepo
@@ -64,6 +65,15 @@ class Runs(Protocol):
 
     def workdir_busy(self, workdir: Path) -> bool:
         """Whether a run works in this work dir now."""
+
+    def waiting_of(self, task_id: str) -> Waiting | None:
+        """What the task's live agent waits for a person to answer, if it waits."""
+
+    def answer(self, task_id: str, allow: bool) -> bool:
+        """A person's answer to what the task's agent waits for; False: nothing waits now."""
+
+    def moved(self, task_id: str, path: Path) -> None:
+        """A step moved a running task's note: its run records its end there."""
 
 
 class LookLater(Exception):
@@ -441,6 +451,83 @@ def hold(ctx: StepContext, d: Decided) -> Stepped:
     return Stepped(where, placed)
 
 
+def ask(ctx: StepContext, d: Decided) -> Stepped:
+    """ASK: its run's agent waits, alive, for a person's answer: `pending_approval` with what
+    it asks (`requested_tools`, and in `error` the call as a person reads it) and its session
+    (an approval after a restart loads it), in Pending_Approval/; no attempt spent while it
+    waits (the claim's count less one; ANSWER puts it back, and a run that ends meanwhile
+    counts from its claim). Decided inside the edit: a run that begins recording its end
+    meanwhile decides instead."""
+    asked: list[Waiting] = []
+
+    def hold_while_it_waits(text: str) -> str:
+        waiting = ctx.runs.waiting_of(d.task_id)
+        if waiting is None or waiting.ask is None:
+            raise LookLater(d.path)  # its wait ended (the run's end brings the note back)
+        asked.append(waiting)
+        ask = waiting.ask
+        claim = ctx.runs.claim_to_restore(d.task_id) or {}
+        changes = {
+            **d.id_changes,
+            "status": Status.PENDING_APPROVAL,
+            "attempts": max(0, int(claim.get("attempts") or 1) - 1),  # asking spends none
+            "requested_tools": [ask.rule],
+            "error": f"its agent waits for your answer: may it use {ask.tool}: {ask.asked}?",
+        }
+        if waiting.session_id:
+            changes["session_id"] = waiting.session_id
+        return edit_note_text(text, changes)
+
+    placed = ctx.notes.rewrite(d.path, hold_while_it_waits)
+    rule = asked[-1].ask.rule if asked[-1].ask else ""
+    log.info(
+        "asked",
+        action_type="approval",
+        target=ctx.vault.rel(d.path),
+        task_id=d.task_id,
+        approval_status="pending",
+        parameters={"requested_tools": [rule], "agent": "waits"},
+    )
+    where = d.path
+    if ctx.vault.folder_of(d.path) is not Folder.PENDING_APPROVAL:
+        why = "its agent waits for a person's answer"
+        where = _move(ctx, d.path, Folder.PENDING_APPROVAL, d.task_id, why, d.step.status)
+    ctx.runs.moved(d.task_id, where)
+    _tell(ctx, Event.PENDING_APPROVAL, d, where, f"its agent asks for {rule}")
+    return Stepped(where, placed)
+
+
+def answer(ctx: StepContext, d: Decided) -> Stepped:
+    """ANSWER: a person approved what the task's waiting agent asks: the approval recorded and
+    the tool granted (as APPROVE does), `executing` back in Needs_Action, then the run told
+    "allow". Should its wait have ended a moment ago, the run ends asking for what the note
+    now grants, and runs again with it (run_end)."""
+    requested = tool_rules(d.note.meta, "requested_tools")
+    changes: dict[str, Any] = {**d.id_changes, "status": Status.EXECUTING}
+    claim = ctx.runs.claim_to_restore(d.task_id)
+    if claim and claim.get("attempts"):
+        changes["attempts"] = claim["attempts"]  # the run goes on: its attempt counts again
+    audit: tuple[str, dict[str, Any]] = ("answered", {"result": "the approval granted it"})
+    if requested:  # not recorded yet (`ai-employee approve` and the page record it themselves)
+        changes |= {"approved_at": ctx.now, "approved_by": ctx.actor}
+        changes |= grant_requested(d.note.meta)
+        audit = (
+            "approved",
+            {
+                "approval_status": "approved",
+                "approved_by": ctx.actor,
+                "parameters": {"granted_tools": list(requested), "answered": "its waiting agent"},
+            },
+        )
+    placed = _write(ctx, d.path, changes, d.task_id, audit)
+    moved = d.path
+    if ctx.vault.folder_of(d.path) is not Folder.NEEDS_ACTION:
+        moved = _move(ctx, d.path, Folder.NEEDS_ACTION, d.task_id, "approved", Status.EXECUTING)
+    ctx.runs.moved(d.task_id, moved)  # (a command may have moved it: the run learns it here)
+    ctx.runs.answer(d.task_id, allow=True)
+    return Stepped(moved, placed)
+
+
 def move(ctx: StepContext, d: Decided) -> Stepped:
     """MOVE: to the folder of its status (finishes a move a crash interrupted)."""
     assert d.step.place is not None, d.step
@@ -518,6 +605,8 @@ STEPS: Mapping[Action, StepFn] = {
     Action.INTERRUPTED: interrupted,
     Action.SET_STATUS: set_status,
     Action.HOLD: hold,
+    Action.ASK: ask,
+    Action.ANSWER: answer,
     Action.MOVE: move,
     Action.ACCEPT: accept,
     Action.REQUEST_CHANGES: request_changes,

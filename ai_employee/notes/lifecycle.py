@@ -95,6 +95,12 @@ class Action(StrEnum):
     """Set the status the rule names, then decide again."""
     MOVE = "move"
     """Move it to its status's folder (finishes a move a crash interrupted)."""
+    ASK = "ask"
+    """Its run's agent waits, alive, for a person's answer: `pending_approval` with what it
+    asks (`requested_tools`) and its session, in Pending_Approval/."""
+    ANSWER = "answer"
+    """A person approved what its waiting run asks: the approval recorded, the tool granted,
+    back to Needs_Action as `executing`, and the answer sent to the run, which goes on."""
     REQUEST_CHANGES = "request_changes"
     """A person asks for changes to the work under review (their `## Review`): planned again,
     its next run told their comments (the same session), then back to review."""
@@ -138,6 +144,11 @@ class Facts:
     """Reviewed work (`review:`) whose commits are recorded and not yet put back or kept."""
     blocked: bool = False
     """A task its `after:` names is not done yet (or no task answers to a name)."""
+    run_waits: bool = False
+    """Its live run's agent waits for a person's answer to a permission request (ACP)."""
+    ask_granted: bool = False
+    """... and the note grants what it asks (`granted_tools`: `ai-employee approve` or the
+    page approved it)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,14 @@ def _always(f: Facts) -> bool:
 
 def _running(f: Facts) -> bool:
     return f.running
+
+
+def _waits(f: Facts) -> bool:
+    return f.running and f.run_waits
+
+
+def _granted(f: Facts) -> bool:
+    return f.running and f.run_waits and f.ask_granted
 
 
 def _unapproved(f: Facts) -> bool:
@@ -188,6 +207,8 @@ def _blocked(f: Facts) -> bool:
 _CONDITION_TEXT: dict[Condition, str] = {
     _always: "",
     _running: "ours and running",
+    _waits: "ours, running, and its agent waits for a person's answer",
+    _granted: "its agent waits for what the note now grants (`granted_tools`)",
     _unapproved: "type needs approval and none is recorded",
     _unplanned: "no plan yet (or the body changed since)",
     _not_due: "`next_attempt_at` not reached",
@@ -231,6 +252,50 @@ RULES: tuple[Rule, ...] = (
     *(
         _rule(p, set(TERMINAL), Action.STOP, "stop the run: a person ended it", when=_running)
         for p in TASK_FOLDERS
+    ),
+    # Its run waits, alive, for a person's answer to what its agent asks (ACP).
+    *(
+        _rule(
+            p,
+            _ANY - {S.DRAFT} - set(TERMINAL),
+            Action.ANSWER,
+            "a person granted what its run asks (`approve`, the page): the run answered",
+            when=_granted,
+            status=S.EXECUTING,
+            to=_NA,
+        )
+        for p in (_NA, _PA, _AP)
+    ),
+    _rule(
+        _PA,
+        {S.APPROVED},
+        Action.ANSWER,
+        "a person approved what its run asks: recorded, the run answered and goes on",
+        when=_waits,
+        status=S.EXECUTING,
+        to=_NA,
+    ),
+    _rule(
+        _AP,
+        _ANY - {S.DRAFT} - set(TERMINAL),
+        Action.ANSWER,
+        "a person approved what its run asks: recorded, the run answered and goes on",
+        when=_waits,
+        status=S.EXECUTING,
+        to=_NA,
+    ),
+    _rule(_PA, {S.PENDING_APPROVAL}, Action.NOTHING, "its run waits for a person", when=_waits),
+    *(
+        _rule(
+            p,
+            _ANY - {S.DRAFT, S.IN_REVIEW} - set(TERMINAL),
+            Action.ASK,
+            "its run asks a person for a tool: to Pending_Approval/ while it waits",
+            when=_waits,
+            status=S.PENDING_APPROVAL,
+            to=_PA,
+        )
+        for p in (_NA, _PA)
     ),
     _rule(
         _NA,
@@ -408,8 +473,9 @@ TRANSITIONS: dict[Status | None, frozenset[Status]] = {
     S.APPROVED: frozenset(
         {S.PLANNED, S.PENDING_APPROVAL, S.APPROVED, S.REJECTED, S.CANCELLED, S.EXECUTING}
     ),
-    S.EXECUTING: frozenset(
-        {S.DONE, S.FAILED, S.PLANNED, S.CANCELLED, S.PENDING_APPROVAL, S.REJECTED, S.IN_REVIEW}
+    S.EXECUTING: frozenset(  # approved: a person's approval kept when its run ends asking
+        {S.DONE, S.FAILED, S.PLANNED, S.CANCELLED, S.PENDING_APPROVAL, S.REJECTED}
+        | {S.IN_REVIEW, S.APPROVED}
     ),
     S.IN_REVIEW: frozenset({S.DONE, S.PLANNED, S.REJECTED, S.CANCELLED, S.EXECUTING}),
     S.DONE: frozenset({S.PLANNED, S.REJECTED}),

@@ -1,23 +1,27 @@
 """The agent's process for one attempt: its own group, streamed output, stopped on demand.
 
 `AgentProcess.run()` lives in its run's thread (executor.py) and knows nothing of notes: it
-starts the agent in a process group of its own (stdin from the prompt file or /dev/null, cwd in
-the work dir), writes every line of output to the transcript and hands it to the agent's parser,
-and stops the whole group on a cancel or a shutdown (a byte on its `StopPipe`), a timeout or a
-stall: SIGTERM, a short grace, then SIGKILL to the group, which reaches the agent's children
-unless one started a session of its own (Claude Code's Bash tool does). It records the live agent
-in the run journal while it runs, and says how the run went as an `Outcome`.
+starts the agent in a process group of its own (stdin from the prompt file or /dev/null, or a
+pipe for an agent that takes a person's answers; cwd in the work dir), writes every line of
+output to the transcript and hands it to the agent's parser, passes a person's answer to what
+the agent waits for (a byte on its `ControlPipe`, then a line on the agent's stdin), and stops
+the whole group on a cancel or a shutdown (a byte too), a timeout or a stall: SIGTERM, a short
+grace, then SIGKILL to the group, which reaches the agent's children unless one started a
+session of its own (Claude Code's Bash tool does). It records the live agent in the run journal
+while it runs, and says how the run went as an `Outcome`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import selectors
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +31,20 @@ import structlog
 
 from ..base.commandline import contract_env
 from ..base.processes import kill_group, process_start_ticks, stop_group
-from .agents.base import Agent, Outcome, OutcomeKind, RunSpec, RunState
+from .agents.base import Agent, Ask, Outcome, OutcomeKind, RunSpec, RunState, answers
 from .runrecords import RunJournal
 
 log = structlog.get_logger(__name__)
 
-_CANCEL, _INTERRUPT = b"c", b"i"
+_CANCEL, _INTERRUPT, _ALLOW, _REJECT = b"c", b"i", b"a", b"r"
+
+REJECT_GRACE_S = 5.0
+"""After a person's rejection is answered, how long the agent has to end its turn by itself
+before its group is stopped."""
+
+Told = Callable[[Ask | None, str | None], None]
+"""Called (in the run's thread) when the agent begins or ends waiting for a person's answer:
+what it asks (None: it waits no more), and its session as far as it said."""
 
 
 def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -40,22 +52,31 @@ def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, st
     return contract_env(spec.task_id, spec.note_path, spec.vault, base)
 
 
-class StopPipe:
-    """How another thread asks a run to stop: one byte on a pipe its thread waits on.
+class ControlPipe:
+    """How another thread tells a run to stop, or answers what its agent waits for: one byte
+    on a pipe the run's thread waits on.
 
-    `send` is safe from any thread; once the run's agent part is over the pipe is closed and a
-    late `send` does nothing (it never writes to a reused file descriptor).
+    `stop` and `answer` are safe from any thread; once the run's agent part is over the pipe
+    is closed and a late word does nothing (it never writes to a reused file descriptor).
     """
 
     def __init__(self) -> None:
         self.read_fd, self._write_fd = os.pipe()
         self._lock = threading.Lock()
 
-    def send(self, interrupt: bool) -> None:
+    def stop(self, interrupt: bool) -> None:
+        """Cancel (a person) or interrupt (our shutdown)."""
+        self._send(_INTERRUPT if interrupt else _CANCEL)
+
+    def answer(self, allow: bool) -> None:
+        """A person's answer to what the agent waits for (a rejection also ends the run)."""
+        self._send(_ALLOW if allow else _REJECT)
+
+    def _send(self, byte: bytes) -> None:
         with self._lock:
             if self._write_fd >= 0:
                 with contextlib.suppress(OSError):
-                    os.write(self._write_fd, _INTERRUPT if interrupt else _CANCEL)
+                    os.write(self._write_fd, byte)
 
     def close(self) -> None:
         with self._lock:
@@ -119,8 +140,9 @@ class AgentProcess:
         limits: Limits,
         journal: RunJournal,
         transcript: Transcript,
-        stop: StopPipe,
+        control: ControlPipe,
         role: str = "run",
+        told: Told | None = None,
     ) -> None:
         """`role` is "run" for the agent, "check" for a task's check (verify.CheckAgent): it
         names the transcript's first line ("start", "check") and the log's ("run started",
@@ -131,7 +153,10 @@ class AgentProcess:
         self.limits = limits
         self.journal = journal
         self.transcript = transcript
-        self.stop = stop
+        self.control = control
+        self.told = told
+        self.answering = answers(agent)
+        """The agent, when it can wait for a person's answer (its stdin is then a pipe)."""
         self.started = time.monotonic()
 
     def run(self) -> Outcome:
@@ -159,8 +184,10 @@ class AgentProcess:
             self._stop_group(proc)
             return Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
         finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
+            for pipe in (proc.stdout, proc.stdin):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
             if recorded:
                 self.journal.ended(self.spec.task_id, proc.pid)
 
@@ -177,7 +204,7 @@ class AgentProcess:
             return subprocess.Popen(
                 self.agent.argv(spec),
                 cwd=spec.workdir,
-                stdin=stdin,
+                stdin=subprocess.PIPE if self.answering else stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=agent_env(spec),
@@ -249,54 +276,85 @@ class AgentProcess:
         return self.agent.finish(proc.returncode, state)
 
     def _stream(self, proc: subprocess.Popen[bytes], state: RunState) -> Outcome | None:
-        """Read the output until it ends (None) or the run is stopped (how it was stopped)."""
+        """Read the output until it ends (None) or the run is stopped (how it was stopped).
+        While the agent waits for a person's answer, no output is a stall no more."""
         assert proc.stdout is not None
         stream = proc.stdout.fileno()
         os.set_blocking(stream, False)
         pending = b""
-        last_output = time.monotonic()
+        self._last_output = time.monotonic()
+        self._rejected_at: float | None = None
         deadline = self.started + self.limits.timeout_s
         with selectors.PollSelector() as selector:  # no kernel object to make and close per run
             selector.register(stream, selectors.EVENT_READ, "out")
-            selector.register(self.stop.read_fd, selectors.EVENT_READ, "stop")
+            selector.register(self.control.read_fd, selectors.EVENT_READ, "control")
             while True:
                 now = time.monotonic()
-                wait = min(deadline, last_output + self.limits.stall_s) - now
-                if wait <= 0:
+                stall = math.inf if state.waiting else self._last_output + self.limits.stall_s
+                if self._rejected_at is not None:
+                    stall = min(stall, self._rejected_at + REJECT_GRACE_S)
+                if min(deadline, stall) <= now:
                     self._stop_group(proc)
                     if pending:
                         self._line(pending, state)
-                    if now >= deadline:
-                        limits = self.limits
-                        why = f"timed out after {limits.timeout_s:g} s ({limits.timeout_key})"
-                    else:
-                        why = f"no output for {self.limits.stall_s:g} s (stall_seconds); stopped"
-                    return Outcome(OutcomeKind.TRANSIENT, error=why)
-                for key, _ in selector.select(wait):
-                    if key.data == "stop":
-                        interrupt = os.read(self.stop.read_fd, 1) == _INTERRUPT
-                        self._stop_group(proc)
-                        if pending:
-                            self._line(pending, state)
-                        if interrupt:
-                            return Outcome(
-                                OutcomeKind.INTERRUPTED, error="stopped by the service's shutdown"
-                            )
-                        return Outcome(OutcomeKind.CANCELLED, error="cancelled by a person")
+                    return self._stopped_by_clock(now >= deadline)
+                for key, _ in selector.select(min(deadline, stall) - now):
+                    if key.data == "control":
+                        stopped = self._control(proc, state)
+                        if stopped is not None:
+                            if pending:
+                                self._line(pending, state)
+                            return stopped
+                        continue
                     chunk = os.read(stream, 1 << 16)
                     if not chunk:
                         if pending:
                             self._line(pending, state)
                         return None
-                    last_output = time.monotonic()
+                    self._last_output = time.monotonic()
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
                     for raw in lines:
                         self._line(raw, state)
 
+    def _stopped_by_clock(self, timed_out: bool) -> Outcome:
+        if self._rejected_at is not None and not timed_out:
+            return Outcome(OutcomeKind.CANCELLED, error="rejected by a person while it waited")
+        if timed_out:
+            limits = self.limits
+            why = f"timed out after {limits.timeout_s:g} s ({limits.timeout_key})"
+        else:
+            why = f"no output for {self.limits.stall_s:g} s (stall_seconds); stopped"
+        return Outcome(OutcomeKind.TRANSIENT, error=why)
+
+    def _control(self, proc: subprocess.Popen[bytes], state: RunState) -> Outcome | None:
+        """A word on the control pipe: a stop (how the run was stopped), or a person's answer
+        to what the agent waits for (written to its stdin; None: the run goes on). A rejection
+        gives the agent REJECT_GRACE_S to end its turn; one with nothing waiting (its wait
+        just ended) stops the run at once, as a cancel."""
+        word = os.read(self.control.read_fd, 1)
+        if word in (_ALLOW, _REJECT) and self.answering and state.waiting and proc.stdin:
+            line = self.answering.answer_line(state, word == _ALLOW)
+            with contextlib.suppress(OSError):  # it is gone: its end is read as any other
+                os.write(proc.stdin.fileno(), line)
+            self._note("answer", answer="allow" if word == _ALLOW else "reject")
+            self._last_output = time.monotonic()
+            if word == _REJECT:
+                self._rejected_at = time.monotonic()
+            return None
+        if word == _ALLOW:  # late: the wait ended, the agent was refused; the run goes on
+            return None
+        self._stop_group(proc)
+        if word == _INTERRUPT:
+            return Outcome(OutcomeKind.INTERRUPTED, error="stopped by the service's shutdown")
+        return Outcome(OutcomeKind.CANCELLED, error="cancelled by a person")
+
     def _line(self, raw: bytes, state: RunState) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        waited = state.waiting
         progress = self.agent.on_line(line, state)
+        if state.waiting != waited and self.told is not None:
+            self.told(state.waiting, state.session_id)
         self.transcript.write("out", line=line)
         if progress:
             log.info("progress", action_type="progress", task_id=self.spec.task_id, **progress)

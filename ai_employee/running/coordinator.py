@@ -2,7 +2,9 @@
 
 Owned by the main loop, and changed only there. It queues the run requests that decisions make,
 starts runs within `max_parallel` (which counts live agents), one per work dir and within the
-daily budget, and takes the messages run threads post (`Claimed`, `AgentGone`, `RunEnded`).
+daily budget, and takes the messages run threads post (`Claimed`, `Waiting`, `AgentGone`,
+`RunEnded`). A run whose agent waits for a person's answer holds its slot while it waits; the
+answer (an approval, a rejection) goes to it from here.
 "Running" is held here and only here: a task runs from the moment its run is handed to a
 thread until the main loop takes the run's `RunEnded`; its slot and work dir are free from its
 `AgentGone` on, while the thread still records the end. A usage limit's `pause` is held here
@@ -24,7 +26,7 @@ import structlog
 from .agents.base import OutcomeKind
 from .budget import DailyBudget
 from .executor import RunContext, RunThread
-from .run_messages import AgentGone, Claimed, RunEnded
+from .run_messages import AgentGone, Claimed, RunEnded, Waiting
 from .scheduler import RunRequest, Scheduler
 from .usage_limit import Pause
 
@@ -75,6 +77,10 @@ class RunHandle(Protocol):
 
     def stop(self, interrupt: bool = False) -> None: ...
 
+    def answer(self, allow: bool) -> None: ...
+
+    def moved(self, path: Path) -> None: ...
+
 
 @dataclass
 class Running:
@@ -86,6 +92,11 @@ class Running:
     """The keys its claim wrote, once `Claimed` was taken (None before)."""
     agent_gone: bool = False
     """`AgentGone` was taken: its slot and work dir are free; it is recording its end."""
+    waiting: Waiting | None = None
+    """Its agent waits for a person's answer to this (None: nothing waits)."""
+    rejected: bool = False
+    """A person's end was answered "reject" to its waiting agent: it ends its turn itself (its
+    thread stops it after a grace), so a later stop asks nothing more of it."""
 
 
 Starter = Callable[[int, RunRequest, Path], RunHandle]
@@ -140,13 +151,42 @@ class RunCoordinator:
         self.scheduler.discard(task_id)
 
     def stop(self, task_id: str) -> None:
-        """A person ended a running task: stop its agent (a run recording its end has none)."""
+        """A person ended a running task: stop its agent (a run recording its end has none).
+        An agent that waits for a person is answered "reject" instead, and ends its turn."""
         running = self.running.get(task_id)
-        if running is not None and not running.agent_gone:
-            log.info(
-                "stopping run", action_type="cancel", task_id=task_id, result="a person ended it"
-            )
+        if running is None or running.agent_gone or running.rejected:
+            return
+        log.info("stopping run", action_type="cancel", task_id=task_id, result="a person ended it")
+        if running.waiting is not None:
+            running.waiting, running.rejected = None, True
+            running.run.answer(False)
+        else:
             running.run.stop()
+
+    def waiting_of(self, task_id: str) -> Waiting | None:
+        """What the task's live agent waits for a person to answer, if it waits (not once its
+        run records its end: the end decides then). Read inside the edit that holds the note
+        for a person, so a run that begins recording meanwhile is seen."""
+        running = self.running.get(task_id)
+        if running is None or running.agent_gone or running.run.recording.is_set():
+            return None
+        return running.waiting
+
+    def answer(self, task_id: str, allow: bool) -> bool:
+        """A person approved (or rejected) what the task's agent waits for: the answer goes to
+        its run. False when nothing waits (it ended, or its wait is over)."""
+        running = self.running.get(task_id)
+        if running is None or running.agent_gone or running.waiting is None:
+            return False
+        running.waiting = None
+        running.run.answer(allow)
+        return True
+
+    def moved(self, task_id: str, path: Path) -> None:
+        """A step moved a running task's note: its run records its end there."""
+        running = self.running.get(task_id)
+        if running is not None:
+            running.run.moved(path)
 
     def workdir_busy(self, workdir: Path) -> bool:
         """Whether a live agent of ours works in this work dir now."""
@@ -228,6 +268,14 @@ class RunCoordinator:
         self.tally.started += 1
         return True
 
+    def waits(self, message: Waiting) -> bool:
+        """The run's agent began (or ended) waiting for a person. False for a stray word."""
+        running = self._of(message.task_id, message.run_id)
+        if running is None or running.agent_gone:
+            return False
+        running.waiting = message if message.ask is not None else None
+        return True
+
     def agent_gone(self, message: AgentGone) -> Pause | None:
         """The agent is gone: its cost counts, its slot and work dir are free. A usage limit it
         hit pauses every run first; returned when it is news (`pause_runs`)."""
@@ -236,6 +284,7 @@ class RunCoordinator:
             return None
         self.budget.count(message.cost_usd, self.now())
         running.agent_gone = True
+        running.waiting = None
         if message.pause is not None and self.pause_runs(message.pause):
             return message.pause
         return None

@@ -34,14 +34,14 @@ from ..notes.notefile import NoteGone, NoteStore
 from ..notes.records import update_plan_head
 from ..notes.review import sent_mark, unsent
 from ..notes.taskfile import TaskNote, edit_note_text, parse_note, tool_rules
-from ..notes.vault import Vault
-from .agentproc import StopPipe, Transcript
-from .agents.base import Agent, Outcome, OutcomeKind, RunSpec
+from ..notes.vault import Folder, Vault
+from .agentproc import ControlPipe, Transcript
+from .agents.base import Agent, Ask, Outcome, OutcomeKind, RunSpec
 from .agents.choose import agent_of_type
 from .prompt import prompt_path, read_handbook, review_prompt, write_prompt
 from .rounds import Attempt, AttemptParts, base_in_transcript
 from .run_end import RetryPolicy, RunEnd, decide_end
-from .run_messages import AgentGone, Claimed, PostRun, RunEnded
+from .run_messages import AgentGone, Claimed, PostRun, RunEnded, Waiting
 from .runrecords import RunJournal
 from .scheduler import RunRequest
 from .usage_limit import Pause
@@ -66,9 +66,11 @@ class Claim:
 
 
 def claim_note(
-    notes: NoteStore, path: Path, request: RunRequest, now: datetime, uses_sessions: bool
+    notes: NoteStore, path: Path, request: RunRequest, now: datetime, sessions: str = ""
 ) -> Claim | None:
     """Write the claim on the note if it is still this task and `planned`; else None.
+    `sessions`: "ours" (an agent whose session we name: a fresh attempt gets a new uuid),
+    "agents" (the agent names it: a fresh attempt has none until it says), "" (none).
 
     The note is read once, inside the edit: the claim is decided on the very text it replaces,
     so a person who cancelled or changed the note a moment ago wins and nothing is written.
@@ -83,9 +85,11 @@ def claim_note(
             raise ClaimLost(request.task_id)
         check_transition(current.status, Status.EXECUTING, request.task_id)
         session_id, resume = None, False
-        if uses_sessions:
-            previous = current.meta.get("session_id")
-            session_id, resume = (str(previous), True) if previous else (str(uuid.uuid4()), False)
+        previous = current.meta.get("session_id") if sessions else None
+        if previous:
+            session_id, resume = str(previous), True
+        elif sessions == "ours":
+            session_id = str(uuid.uuid4())
         keys: dict[str, Any] = {
             "status": Status.EXECUTING,
             "started_at": now,
@@ -144,7 +148,10 @@ class RunThread:
         """The backend of this task's type (RunContext.agent_for)."""
         self.recording = threading.Event()
         """Set by this thread before it records the end: the claim is no longer put back."""
-        self._stop = StopPipe()
+        self._control = ControlPipe()
+        self._where = path
+        """Where the note is now, as the main loop last told (`moved`): its end is recorded
+        there."""
         self._thread = threading.Thread(
             target=self._main, name=f"run-{request.task_id}", daemon=True
         )
@@ -159,7 +166,17 @@ class RunThread:
     def stop(self, interrupt: bool = False) -> None:
         """Cancel (a person) or interrupt (shutdown): the thread stops the agent's group.
         Any thread; does nothing once the agent is gone."""
-        self._stop.send(interrupt)
+        self._control.stop(interrupt)
+
+    def answer(self, allow: bool) -> None:
+        """A person's answer to what the agent waits for (a rejection ends the run). Any
+        thread; does nothing once the agent is gone."""
+        self._control.answer(allow)
+
+    def moved(self, path: Path) -> None:
+        """The main loop moved the note (the run asks a person, or was answered): its end is
+        recorded there. Main loop's thread; read by this run's thread when it records."""
+        self._where = path
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
@@ -186,7 +203,7 @@ class RunThread:
             log.exception("run crashed", task_id=self.task_id)
             outcome = Outcome(OutcomeKind.TRANSIENT, error=f"internal error: {err}")
         finally:
-            self._stop.close()
+            self._control.close()
         duration = time.monotonic() - started
         self._agent_gone(outcome, duration, transcript)
         self.recording.set()
@@ -274,12 +291,17 @@ class RunThread:
             ctx.config,
             ctx.journal,
             transcript,
-            self._stop,
+            self._control,
             next_prompt,
             repo,
             base,
             worktree,
+            self._told,
         )
+
+    def _told(self, ask: Ask | None, session_id: str | None) -> None:
+        """The agent began (or ended) waiting for a person's answer: the main loop decides."""
+        self.ctx.post(Waiting(self.run_id, self.task_id, self._where, ask, session_id))
 
     def _follow_in_plan(self, where: Path, status: Status) -> None:
         """The plan's head follows the note to where its end put it. Here, not in the main
@@ -301,7 +323,7 @@ class RunThread:
             )
 
     def _skipped(self, why: str, claim_error: bool) -> None:
-        self._stop.close()
+        self._control.close()
         outcome = Outcome(OutcomeKind.SKIPPED, why)
         self.ctx.post(
             RunEnded(self.run_id, self.task_id, outcome, None, self.path, None, 0.0, claim_error)
@@ -313,9 +335,7 @@ class RunThread:
         full disk, a permission) ends this attempt as a transient failure, recorded like any
         other (so it is counted, and retried after a backoff)."""
         ctx, request = self.ctx, self.request
-        claim = claim_note(
-            ctx.notes, self.path, request, ctx.now(), getattr(self.agent, "uses_sessions", False)
-        )
+        claim = claim_note(ctx.notes, self.path, request, ctx.now(), sessions_of(self.agent))
         if claim is None:
             return None, None
         spec = RunSpec(
@@ -359,17 +379,30 @@ class RunThread:
                 task_id=self.task_id,
                 result="left executing; retried on the next start",
             )
-            return self.path, None
+            return self._where, None
         answered = sent_mark(claim.note.review_comments) if self._review_news(claim) else None
-        return record_end(
-            self.ctx, self.path, self.task_id, outcome, duration, claim.keys, answered
+        where = self._where
+        after, end = record_end(
+            self.ctx, where, self.task_id, outcome, duration, claim.keys, answered
         )
+        if after is None and end is None and self._where != where:  # moved by the main loop
+            after, end = record_end(  # as this run began recording: once more, where it is
+                self.ctx, self._where, self.task_id, outcome, duration, claim.keys, answered
+            )
+        return after, end
 
     @staticmethod
     def _review_news(claim: Claim) -> str:
         """A person's comments on the work under review that its agent was not told yet."""
         note = claim.note
         return unsent(note.review_comments, note.meta.get("review_sent"))
+
+
+def sessions_of(agent: Agent) -> str:
+    """Who names the agent's sessions (claim_note's `sessions`)."""
+    if not getattr(agent, "uses_sessions", False):
+        return ""
+    return "agents" if getattr(agent, "names_sessions", False) else "ours"
 
 
 BEFORE_THE_CLAIM: frozenset[Status | None] = frozenset(
@@ -393,9 +426,11 @@ def record_end(
     comments this run was told, recorded when it succeeded (a failed run tells them again)."""
     ends: list[RunEnd] = []
 
+    in_approved = ctx.vault.folder_of(path) is Folder.APPROVED
+
     def conclude(text: str) -> str:
         end, concluded_text = concluded(
-            text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now()
+            text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now(), in_approved
         )
         if answered and end.kind is OutcomeKind.SUCCESS:
             concluded_text = edit_note_text(concluded_text, {"review_sent": answered})
@@ -441,6 +476,7 @@ def concluded(
     duration: float,
     config: Config,
     now: datetime,
+    in_approved: bool = False,
 ) -> tuple[RunEnd, str]:
     """The run's end decided on its note's text as it is now (a cancel saved a moment ago is
     seen), and that text with the end written in.
@@ -450,6 +486,7 @@ def concluded(
     restore of the claim would have, so the run is recorded once and never started again.
     """
     note = parse_note(text, name)
+    approved_meanwhile = in_approved or note.status is Status.APPROVED
     status, attempts, restored = note.status, note.attempts, {}
     if note.task_id == task_id and status in BEFORE_THE_CLAIM:
         restored = {k: v for k, v in claim.items() if k != "status" and v is not None}
@@ -463,6 +500,8 @@ def concluded(
         policy=RetryPolicy.of(config),
         now=now,
         review=config.review_for(note.task_type or config.default_type, note.review, note.on_repo),
+        granted=tool_rules(note.meta, "granted_tools"),
+        approved_meanwhile=approved_meanwhile,
     )
     return end, edit_note_text(text, {**restored, **end.changes}, end.result)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base.config import Config
-from .agentproc import AgentProcess, Limits, StopPipe, Transcript
+from .agentproc import AgentProcess, ControlPipe, Limits, Told, Transcript
 from .agents.base import Agent, CheckResult, Outcome, OutcomeKind, Round, RunSpec
 from .runrecords import RunJournal
 from .verify import (
@@ -56,7 +56,7 @@ class AttemptParts:
     config: Config
     journal: RunJournal
     transcript: Transcript
-    stop: StopPipe
+    control: ControlPipe
     write_prompt: WritePrompt
     repo: WorkRepo
     base: str | None
@@ -65,6 +65,9 @@ class AttemptParts:
     worktree: TaskWorktree | None = None
     """A task on a person's repository: its worktree, made before the rounds and removed
     after them (the work dir is its path)."""
+    told: Told | None = None
+    """Told when the agent begins or ends waiting for a person's answer (executor.RunThread
+    posts it to the main loop)."""
 
 
 class Attempt:
@@ -212,15 +215,16 @@ class Attempt:
         parts = self.parts
         limits = Limits(parts.config.timeout_for(spec.task_type), parts.config.stall_seconds)
         return AgentProcess(
-            spec, parts.agent, limits, parts.journal, parts.transcript, parts.stop
-        ).run()
+            spec, parts.agent, limits, parts.journal, parts.transcript, parts.control,
+            told=parts.told,
+        ).run()  # fmt: skip
 
     def _check(self, spec: RunSpec, check: Check) -> Outcome:
         parts = self.parts
         limits = Limits(check.timeout_s, check.timeout_s, "verify_timeout_seconds")
         started = time.monotonic()
         checked = AgentProcess(
-            spec, CheckAgent(check), limits, parts.journal, parts.transcript, parts.stop, "check"
+            spec, CheckAgent(check), limits, parts.journal, parts.transcript, parts.control, "check"
         ).run()
         if checked.kind is OutcomeKind.TRANSIENT and checked.error.startswith("timed out"):
             seconds = time.monotonic() - started

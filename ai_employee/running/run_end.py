@@ -133,9 +133,13 @@ def decide_end(
     policy: RetryPolicy,
     now: datetime,
     review: bool = False,
+    granted: tuple[str, ...] = (),
+    approved_meanwhile: bool = False,
 ) -> RunEnd:
     """The end of a run, decided on the note as it is now (`status`, `attempts`); `review`: a
-    person reviews the task's work before it is done (it then waits for them, `in_review`).
+    person reviews the task's work before it is done (it then waits for them, `in_review`);
+    `granted`: the rules the note grants now (`granted_tools`); `approved_meanwhile`: a person
+    approved the task while it ran (its status says `approved`, or it is in Approved/).
 
     A person who cancelled or rejected the task while it ran wins over what the agent reported;
     a transient failure on the last attempt fails the task; our own shutdown leaves the note
@@ -163,7 +167,10 @@ def decide_end(
     if kind in NOT_SPENT:
         attempts = max(0, attempts - 1)
         changes["attempts"] = attempts
-    ends = _where_it_goes(kind, status, outcome, error, attempts, policy, now, review)
+    if kind is OutcomeKind.ASKED:
+        ends = _asked(outcome, error, granted, approved_meanwhile)
+    else:
+        ends = _where_it_goes(kind, status, outcome, error, attempts, policy, now, review)
     new, folder, keys, error = ends
     changes |= keys
     if status is not None and new is not status:
@@ -200,10 +207,7 @@ def _where_it_goes(
     """The status, folder and keys of each kind of end (`kind` as decide_end settled it), and
     the error as the note says it."""
     keys: dict[str, Any] = {"error": error}
-    if kind is OutcomeKind.ASKED:  # a person decides; the session goes on after
-        new, folder = Status.PENDING_APPROVAL, HOME[Status.PENDING_APPROVAL]
-        keys |= {"requested_tools": [a.rule for a in outcome.asked], "next_attempt_at": None}
-    elif kind is OutcomeKind.PAUSED:  # back at the reset, the same session
+    if kind is OutcomeKind.PAUSED:  # back at the reset, the same session
         new, folder = Status.PLANNED, None
         until = max(outcome.resets_at or now, now)
         error = f"{paused_until(until, outcome.limit, now)}; no attempt spent"
@@ -224,6 +228,25 @@ def _where_it_goes(
         new, folder = Status.FAILED, HOME[Status.FAILED]
         keys |= {"completed_at": now}
     return new, folder, {"status": new, **keys}, error
+
+
+def _asked(
+    outcome: Outcome, error: str, granted: tuple[str, ...], approved_meanwhile: bool
+) -> tuple[Status, Folder | None, dict[str, Any], str]:
+    """A run that asked for tools: a person decides, and the session goes on after. Unless
+    the note grants them all already (granted while it ran, as its agent's wait ended): it
+    runs again with them; or a person approved the task while it ran: their approval stands
+    (left `approved` where they put it, it grants what was asked when the service takes it)."""
+    rules = [a.rule for a in outcome.asked]
+    keys: dict[str, Any] = {"requested_tools": rules, "next_attempt_at": None, "error": error}
+    if rules and set(rules) <= set(granted):
+        error = f"asked for {', '.join(rules)}, granted meanwhile: runs again with it"
+        keys |= {"requested_tools": None, "error": None}
+        return Status.PLANNED, None, {"status": Status.PLANNED, **keys}, error
+    if approved_meanwhile:
+        return Status.APPROVED, None, {"status": Status.APPROVED, **keys}, error
+    new = Status.PENDING_APPROVAL
+    return new, HOME[new], {"status": new, **keys}, error
 
 
 @dataclass(frozen=True)

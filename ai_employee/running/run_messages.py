@@ -1,5 +1,5 @@
-"""What a run's thread tells the main loop, in this order: `Claimed`, then `AgentGone`, then
-`RunEnded` (a run that could not claim its note posts `RunEnded` alone).
+"""What a run's thread tells the main loop, in this order: `Claimed`, any `Waiting`s, then
+`AgentGone`, then `RunEnded` (a run that could not claim its note posts `RunEnded` alone).
 
 Each names its run (`run_id`), so a word from an earlier run of the task changes nothing. The
 run coordinator takes them in the main loop (coordinator.py); every message the main loop takes
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agents.base import Outcome
+from .agents.base import Ask, Outcome
 from .run_end import RunEnd
 from .usage_limit import Pause
 
@@ -27,6 +27,21 @@ class Claimed:
     path: Path
     claim: Mapping[str, Any]
     """The owned keys the claim wrote (put back over a stale copy that dropped them)."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A run's agent asks a person for a tool and waits, alive, for the answer (`ask`); or
+    waits no more (`ask` None: answered, or its wait is over and it was refused)."""
+
+    run_id: int
+    task_id: str
+    path: Path
+    """Where the run's note is, as far as the run knows."""
+    ask: Ask | None
+    session_id: str | None
+    """The agent's session (written on the note while it waits: an approval after a restart
+    loads it)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,7 @@ class RunEnded:
     """The task's title as claimed (for the notification hooks)."""
 
 
-RunMessage = Claimed | AgentGone | RunEnded
+RunMessage = Claimed | Waiting | AgentGone | RunEnded
 
 PostRun = Callable[[RunMessage], None]
 """How a run's thread hands its words to the main loop (the main loop's queue's `put`)."""

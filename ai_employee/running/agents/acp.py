@@ -3,10 +3,12 @@
 Each round is `python -m ai_employee.running.acp_bridge ... -- <acp_command>`: the bridge is the
 ACP client (initialize, a new or loaded session, one prompt) and prints what happened as JSON
 lines, which this backend reads like Claude's stream-json: the messages and tool calls into the
-transcript, the session id and the session's cost onto the note, the permission requests it had
-to refuse as asks (the task then waits for a person, as for Claude's denied tools), and how the
-turn ended as an outcome. Tool kinds the configured `permission_mode` allows are answered at
-once: `acceptEdits` allows reading and editing in the work dir, `bypassPermissions` everything,
+transcript, the session id and the session's cost onto the note, a permission request that
+waits for a person (`RunState.waiting`: the run then tells the main loop, and writes the
+person's answer to the bridge's stdin with `answer_line`), the requests it had to refuse as
+asks (the task then waits for a person, as for Claude's denied tools), and how the turn ended as
+an outcome. Tool kinds the configured `permission_mode` allows are answered at once:
+`acceptEdits` allows reading and editing in the work dir, `bypassPermissions` everything,
 `default` and `plan` reading only; a person's grant allows one tool call's rule (`kind(title)`).
 """
 
@@ -51,6 +53,8 @@ class AcpAgent:
 
     name = "acp"
     uses_sessions = True
+    names_sessions = True
+    """The agent names its sessions (`session/new`): a fresh attempt has none until it says."""
     reads_prompt = True
     news_only_on_resume = False
     """A later round gets the whole task again with its news: its session may not have been
@@ -86,7 +90,14 @@ class AcpAgent:
             argv += ["--allow-kind", kind]
         for rule in spec.allowed_tools:
             argv += ["--allow", rule]
+        argv += ["--wait-seconds", f"{self.config.acp_permission_wait_seconds:g}"]
+        argv += ["--mode", mode]
         return [*argv, "--", *self.template]
+
+    def answer_line(self, state: RunState, allow: bool) -> bytes:
+        """A person's answer to the request the bridge says waits (its `ask` number)."""
+        said = {"ask": state.data.get("ask", 0), "answer": "allow" if allow else "reject"}
+        return (json.dumps(said) + "\n").encode()
 
     def stdin(self, spec: RunSpec) -> Path | None:
         return None
@@ -103,16 +114,27 @@ class AcpAgent:
         if not isinstance(message, dict):
             return None
         kind = message.get("type")
-        if kind == "result":
+        if kind == "stderr":
+            state.keep(str(message.get("line") or ""))
+        elif kind == "result":
             state.data["result"] = message
         elif kind == "session":
-            state.data["session_id"] = message.get("session_id")
+            state.session_id = str(message.get("session_id") or "") or None
+        elif kind == "mode":
+            wanted, current = message.get("wanted"), message.get("current")
+            if current != wanted:  # the agent runs in a mode of its own: said in the Result
+                text = f"the agent offers no mode {wanted!r}; it runs in its mode {current!r}"
+                state.data.setdefault("notes", []).append(text)
         elif kind == "note":  # e.g. the agent cannot load a session: said in the Result
             state.data.setdefault("notes", []).append(str(message.get("text") or ""))
         elif kind == "update":
             return _update(message.get("update"), state)
         elif kind == "permission":
             answer = message.get("answer")
+            waits = answer == "waiting"
+            state.waiting = _ask(message) if waits else None
+            if waits:
+                state.data["ask"] = message.get("ask")
             return {"result": f"permission {answer}", "parameters": {"rule": message.get("rule")}}
         return None
 
@@ -129,7 +151,7 @@ class AcpAgent:
                 result=tail,
                 exit_code=exit_code,
             )
-        session = result.get("session_id") or state.data.get("session_id") or None
+        session = result.get("session_id") or state.session_id
         cost = result.get("cost_usd") if isinstance(result.get("cost_usd"), int | float) else None
         common: dict[str, Any] = {"exit_code": exit_code, "cost_usd": cost, "session_id": session}
         asks = tuple(_ask(a) for a in result.get("asks") or [] if isinstance(a, dict))
@@ -148,7 +170,11 @@ class AcpAgent:
         reason = str(result.get("stop_reason") or "")
         if reason == "end_turn":
             return Outcome(OutcomeKind.SUCCESS, result=said or "(no message)", **common)
-        judged, error = STOPPED.get(reason, (OutcomeKind.TRANSIENT, f"stop reason {reason!r}"))
+        unknown = (
+            OutcomeKind.PERMANENT,
+            f"the ACP agent broke the protocol: an unknown stop reason {reason!r}",
+        )
+        judged, error = STOPPED.get(reason, unknown)
         return Outcome(judged, error=error, result=said, **common)
 
     def not_found(self, spec: RunSpec, error: OSError) -> Outcome:

@@ -92,6 +92,11 @@ class RunState:
     lines: int = 0
     tail: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    waiting: Ask | None = None
+    """What the agent asks a person for while it waits, alive, for the answer (an ACP agent's
+    permission request); None when nothing waits."""
+    session_id: str | None = None
+    """The agent's session, once it said which (ACP: the agent names it)."""
 
     def keep(self, line: str, limit: int = 40) -> None:
         self.lines += 1
@@ -184,3 +189,17 @@ class Agent(Protocol):
     def finish(self, exit_code: int, state: RunState) -> Outcome: ...
 
     def not_found(self, spec: RunSpec, error: OSError) -> Outcome: ...
+
+
+class Answering(Agent, Protocol):
+    """An agent that can wait for a person's answer while it runs (agents/acp.py): its stdin
+    is a pipe the run writes the answer to."""
+
+    def answer_line(self, state: RunState, allow: bool) -> bytes:
+        """What to write to the agent's stdin to answer `state.waiting`."""
+        ...
+
+
+def answers(agent: Agent) -> Answering | None:
+    """The agent as one that takes a person's answers while it runs, if it is one."""
+    return agent if callable(getattr(agent, "answer_line", None)) else None  # type: ignore[return-value]
