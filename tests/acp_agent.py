@@ -4,6 +4,8 @@ from a `behave:` line in the prompt:
                   $0.0125 a turn, cumulative, as ACP defines it), end_turn
   ask             ask to write hello.txt (session/request_permission, kind edit); allowed: write
                   it and say so; rejected: say so; end_turn either way
+  ask2            as ask, then (allowed or not) ask to write bye.txt the same way
+  ask_die         as ask, then exit 3 a second later, while the request waits
   die             write to stderr and exit 3 mid-turn
   orphan          start a child that keeps its stdout open for 60 s, then exit 5 mid-turn
   refuse          end the turn with stopReason refusal
@@ -22,8 +24,21 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
+
+
+def ask_to_write(session: str, request_id: int, path: Path) -> None:
+    """A tool call to write `path`, and the permission request for it."""
+    content = path.name.split(".")[0] + "\n"
+    call = {"toolCallId": f"call-{request_id}", "title": f"Write {path.name}", "kind": "edit"}
+    call["rawInput"] = {"file_path": str(path), "content": content}
+    update(session, {"sessionUpdate": "tool_call", "status": "pending", **call})
+    send({"id": request_id, "method": "session/request_permission", "params": {
+        "sessionId": session, "toolCall": call, "options": [
+            {"optionId": "a1", "name": "Allow", "kind": "allow_once"},
+            {"optionId": "r1", "name": "Reject", "kind": "reject_once"}]}})  # fmt: skip
 
 
 def send(message: dict[str, object]) -> None:
@@ -69,7 +84,8 @@ def turn_count(sessions: Path, session: str, add: int = 1) -> int:
 def main() -> int:
     sessions = Path(os.environ.get("ACP_SESSIONS", os.devnull))
     cwd = Path.cwd()
-    pending: dict[int, tuple[str, int]] = {}  # our request id -> (session, prompt id)
+    # our request id -> (session, prompt id, the file it asks to write, a second ask after)
+    pending: dict[int, tuple[str, int, str, bool]] = {}
     next_id = 1000
     for line in sys.stdin:
         message = json.loads(line)
@@ -124,17 +140,12 @@ def main() -> int:
             if behave == "refuse":
                 send({"id": mid, "result": {"stopReason": "refusal"}})
                 continue
-            if behave == "ask":
-                wanted = {"file_path": str(cwd / "hello.txt"), "content": "hello\n"}
-                call = {"toolCallId": "call-1", "title": "Write hello.txt", "kind": "edit"}
-                call["rawInput"] = wanted
-                update(session, {"sessionUpdate": "tool_call", "status": "pending", **call})
+            if behave in ("ask", "ask2", "ask_die"):
                 next_id += 1
-                pending[next_id] = (session, mid)
-                send({"id": next_id, "method": "session/request_permission", "params": {
-                    "sessionId": session, "toolCall": call, "options": [
-                        {"optionId": "a1", "name": "Allow", "kind": "allow_once"},
-                        {"optionId": "r1", "name": "Reject", "kind": "reject_once"}]}})  # fmt: skip
+                pending[next_id] = (session, mid, "hello.txt", behave == "ask2")
+                ask_to_write(session, next_id, cwd / "hello.txt")
+                if behave == "ask_die":
+                    threading.Timer(1.0, os._exit, (3,)).start()
                 continue
             say(session, "did ")
             say(session, "it")
@@ -143,13 +154,18 @@ def main() -> int:
                              "cost": {"amount": total, "currency": "USD"}})  # fmt: skip
             send({"id": mid, "result": {"stopReason": "end_turn"}})
         elif mid in pending and "result" in message:  # the answer to a permission request
-            session, prompt_id = pending.pop(mid)
+            session, prompt_id, name, more = pending.pop(mid)
             outcome = message["result"].get("outcome", {})
             if outcome.get("optionId") == "a1":
-                (cwd / "hello.txt").write_text("hello\n")
-                say(session, "wrote hello.txt")
+                (cwd / name).write_text(name.split(".")[0] + "\n")
+                say(session, f"wrote {name}")
             else:
-                say(session, "was not allowed to write hello.txt")
+                say(session, f"was not allowed to write {name}")
+            if more:  # then a second request, in the same turn
+                next_id += 1
+                pending[next_id] = (session, prompt_id, "bye.txt", False)
+                ask_to_write(session, next_id, cwd / "bye.txt")
+                continue
             send({"id": prompt_id, "result": {"stopReason": "end_turn"}})
         elif method == "session/cancel":
             pass

@@ -82,6 +82,49 @@ def test_a_person_approves_while_the_agent_waits_and_the_same_turn_goes_on(
     assert '"kind": "answer", "answer": "allow"' in lines
 
 
+def test_a_second_request_in_the_same_turn_is_shown_before_a_person_answers_it(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    pending = vault.folder(Folder.PENDING_APPROVAL) / "Two.md"
+    with running_service(acp_config(vault, permission_mode="default")):
+        drop(vault, tmp_path, "Two.md", task("Two", "ask2"))
+        first = wait_for(lambda: _asking(pending, "edit(Write hello.txt)"), 30, "the first ask")
+        assert person(vault, "approve", str(first.task_id)).returncode == 0
+        second = wait_for(lambda: _asking(pending, "edit(Write bye.txt)"), 30, "the second ask")
+        assert "bye.txt" in second.meta["error"] and second.meta["attempts"] == 0
+        pending.rename(vault.folder(Folder.APPROVED) / "Two.md")
+        done = wait_status(vault.folder(Folder.DONE) / "Two.md", "done", 30)
+    workdir = vault.root.parent / "apps" / "tasks" / str(done.task_id)
+    assert (workdir / "hello.txt").exists() and (workdir / "bye.txt").exists()
+    assert done.meta["granted_tools"] == ["edit(Write hello.txt)", "edit(Write bye.txt)"]
+    assert done.meta["attempts"] == 1
+    answers = [
+        line for line in transcript(vault, str(done.task_id)).splitlines() if '"answer"' in line
+    ]
+    assert ['"ask": 1' in answers[0], '"ask": 2' in answers[1]] == [True, True]
+
+
+def _asking(note: Path, rule: str) -> TaskNote | None:
+    """The note while it shows the agent's question `rule`, else None."""
+    try:
+        parsed = parse_note(note.read_text(), note.name)
+    except FileNotFoundError:
+        return None
+    return parsed if parsed.meta.get("requested_tools") == [rule] else None
+
+
+def test_an_agent_that_dies_while_it_waits_is_retried_then_fails_never_left_waiting(
+    vault: Vault, tmp_path: Path, sessions: Path
+) -> None:
+    with running_service(acp_config(vault, permission_mode="default", max_attempts=2)):
+        drop(vault, tmp_path, "Dies.md", task("Dies", "ask_die"))
+        failed = wait_status(vault.folder(Folder.FAILED) / "Dies.md", "failed", 30)
+    assert failed.meta["attempts"] == 2 and "exited 3" in failed.meta["error"]
+    assert failed.meta.get("requested_tools") is None, "its question died with it"
+    lines = transcript(vault, str(failed.task_id))
+    assert lines.count('"answer\\": \\"waiting') == 2, "it asked on each attempt"
+
+
 def test_a_move_to_approved_answers_the_waiting_agent(
     vault: Vault, tmp_path: Path, sessions: Path
 ) -> None:
@@ -105,7 +148,7 @@ def test_a_rejection_answers_reject_once_and_the_task_goes_to_rejected(
         assert person(vault, "reject", str(held.task_id)).returncode == 0
         where = vault.folder(Folder.REJECTED) / "No.md"
         rejected = wait_for(lambda: recorded(where), 30, "the run's end on the rejected note")
-    assert rejected.status is Status.REJECTED and "a person rejected" in rejected.meta["error"]
+    assert rejected.status is Status.REJECTED and "a person ended" in rejected.meta["error"]
     workdir = vault.root.parent / "apps" / "tasks" / str(held.task_id)
     assert not (workdir / "hello.txt").exists()
     lines = transcript(vault, str(rejected.task_id))

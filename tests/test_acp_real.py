@@ -123,7 +123,7 @@ def test_a_rejection_answers_the_waiting_agent_and_the_task_is_rejected(
         assert person(vault, "reject", str(held.task_id)).returncode == 0
         where = vault.folder(Folder.REJECTED) / "Nope.md"
         gone = wait_for(lambda: recorded(where), 60, "the run's end on the rejected note")
-    assert "a person rejected the task while its agent waited" in gone.meta["error"]
+    assert "a person ended the task while its agent waited" in gone.meta["error"]
     assert not (vault.root.parent / "apps" / "html" / "nope" / "hello.txt").exists()
     lines = (vault.transcripts / f"{held.task_id}.jsonl").read_text()
     assert '\\"answer\\": \\"reject_once\\", \\"by\\": \\"person\\"' in lines

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ai_employee.notes.lifecycle import Status
-from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind
+from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind, Question
 from ai_employee.running.budget import DailyBudget
 from ai_employee.running.coordinator import RunCoordinator
 from ai_employee.running.run_end import RunEnd
@@ -31,7 +31,7 @@ class FakeRun:
     recording: threading.Event = field(default_factory=threading.Event)
     started: bool = False
     stops: list[bool] = field(default_factory=list)
-    answers: list[bool] = field(default_factory=list)
+    answers: list[tuple[int, bool]] = field(default_factory=list)
     where: Path | None = None
 
     def start(self) -> None:
@@ -40,8 +40,8 @@ class FakeRun:
     def stop(self, interrupt: bool = False) -> None:
         self.stops.append(interrupt)
 
-    def answer(self, allow: bool) -> None:
-        self.answers.append(allow)
+    def answer(self, number: int, allow: bool) -> None:
+        self.answers.append((number, allow))
 
     def moved(self, path: Path) -> None:
         self.where = path
@@ -195,22 +195,24 @@ def test_a_waiting_agent_is_answered_once_and_a_persons_end_answers_it_reject() 
     runs.offer(request("a"))
     [a] = runs.start_ready(nowhere)
     assert isinstance(a, FakeRun)
-    ask = Ask("edit", "hello.txt", "edit(Write hello.txt)")
+    first = Question(Ask("edit", "hello.txt", "edit(Write hello.txt)"), 1, 300.0)
+    second = Question(Ask("edit", "bye.txt", "edit(Write bye.txt)"), 2, 300.0)
     assert runs.answer("a", allow=True) is False, "nothing waits yet"
-    assert runs.waits(Waiting(a.run_id, "a", a.path, ask, "s1"))
-    assert runs.waits(Waiting(a.run_id + 1, "a", a.path, ask, "s1")) is False, "a stray word"
+    assert runs.waits(Waiting(a.run_id, "a", a.path, first, "s1"))
+    assert runs.waits(Waiting(a.run_id + 1, "a", a.path, first, "s1")) is False, "a stray word"
     waiting = runs.waiting_of("a")
     assert waiting is not None and waiting.session_id == "s1"
-    assert runs.answer("a", allow=True) and a.answers == [True]
+    assert runs.waiting_since("a") == NOW
+    assert runs.answer("a", allow=True) and a.answers == [(1, True)], "it names the question"
     assert runs.answer("a", allow=True) is False and runs.waiting_of("a") is None
     # It asks again; a person ends the task: the waiting agent is answered "reject" (it ends
     # its turn itself), never stopped over it, and a second look at the end changes nothing.
-    runs.waits(Waiting(a.run_id, "a", a.path, ask, "s1"))
+    runs.waits(Waiting(a.run_id, "a", a.path, second, "s1"))
     runs.stop("a")
     runs.stop("a")
-    assert a.answers == [True, False] and a.stops == []
+    assert a.answers == [(1, True), (2, False)] and a.stops == []
     # Once the run begins recording its end, it waits for nobody.
-    runs.waits(Waiting(a.run_id, "a", a.path, ask, "s1"))
+    runs.waits(Waiting(a.run_id, "a", a.path, second, "s1"))
     a.recording.set()
     assert runs.waiting_of("a") is None
     runs.moved("a", Path("/v/Rejected/a.md"))

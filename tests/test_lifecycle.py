@@ -34,23 +34,22 @@ def all_facts() -> list[Facts]:
         for flags in itertools.product([False, True], repeat=6):
             needs, approved, planned, stale, running, due = flags
             out.append(Facts(place, status, needs, approved, planned, stale, running, due))
-            if running:  # its agent waits for a person: what the note grants, or not yet
-                for granted in (False, True):
+            if running:  # its agent waits for a person: what the note shows and grants
+                for shown, granted in itertools.product([False, True], repeat=2):
                     facts = Facts(place, status, needs, approved, planned, stale, running, due)
-                    out.append(replace(facts, run_waits=True, ask_granted=granted))
+                    out.append(replace(facts, run_waits=True, ask_shown=shown, ask_granted=granted))
     return out
 
 
 def test_a_waiting_agent_is_answered_only_on_a_persons_approval_and_held_meanwhile() -> None:
     for facts in all_facts():
         step = decide(facts)
-        if step.action is Action.ANSWER:
+        if step.action is Action.ANSWER:  # only what a person was shown, and approved
             assert facts.running and facts.run_waits
-            assert (
-                facts.ask_granted
-                or facts.place is Folder.APPROVED
-                or (facts.place is Folder.PENDING_APPROVAL and facts.status is Status.APPROVED)
-            ), facts
+            approval = facts.place is Folder.APPROVED or (
+                facts.place is Folder.PENDING_APPROVAL and facts.status is Status.APPROVED
+            )
+            assert facts.ask_granted or (facts.ask_shown and approval), facts
             assert step.place is Folder.NEEDS_ACTION and step.status is Status.EXECUTING
         if step.action is Action.ASK:
             assert facts.run_waits and step.place is Folder.PENDING_APPROVAL
@@ -111,6 +110,8 @@ class Model:
     runs: int = 0
     waits: bool = False
     """Its running agent waits for a person's answer (ACP)."""
+    shown: bool = False
+    """... and the note shows what it asks (ASK wrote it)."""
 
     def facts(self) -> Facts:
         return Facts(
@@ -123,6 +124,7 @@ class Model:
             self.running,
             self.due,
             run_waits=self.running and self.waits,
+            ask_shown=self.shown,
         )
 
     def service(self) -> list[Step]:
@@ -159,6 +161,8 @@ class Model:
                 self.place is Folder.PENDING_APPROVAL and self.status is Status.APPROVED
             ), "answered without a person's approval"
             self.waits = False
+        if step.action is Action.ASK:
+            self.shown = True
         if step.action in (Action.INTERRUPTED, Action.STOP):
             self.running = self.waits = False
         if step.status is not None:
@@ -218,8 +222,8 @@ def test_property_any_sequence_of_events_is_safe(
                 model.status, model.due = Status.PLANNED, False
         elif kind == "crash":
             model.running = model.waits = False
-        elif kind == "ask" and model.running:
-            model.waits = True
+        elif kind == "ask" and model.running:  # a new question: not on the note yet
+            model.waits, model.shown = True, False
         elif kind == "time":
             model.due = True
         elif kind == "service":

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ai_employee.base.config import load_config
 from ai_employee.base.errors import InvalidTransition
 from ai_employee.notes.lifecycle import TRANSITIONS, Status
 from ai_employee.notes.vault import Folder
 from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind
+from ai_employee.running.executor import concluded
 from ai_employee.running.run_end import RetryPolicy, RunEnd, decide_end, decide_interrupted
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -181,3 +184,32 @@ def test_an_ask_waits_for_a_person_unless_granted_or_approved_while_it_ran() -> 
     kept = _asked_end(approved_meanwhile=True)
     assert (kept.status, kept.folder) == (Status.APPROVED, None)
     assert kept.changes["requested_tools"] == ["edit(Write hello.txt)"]
+
+
+def _concluded(text: str, outcome: Outcome, place: Folder, tmp_path: Path) -> tuple[RunEnd, str]:
+    claim = {"status": "executing", "attempts": 1, "session_id": "s1"}
+    config = load_config(tmp_path, env={})
+    return concluded(text, "T.md", "k3x9", claim, outcome, 1.0, config, NOW, place)
+
+
+def test_an_approval_counts_at_a_runs_end_only_where_a_person_approves(tmp_path: Path) -> None:
+    asks = (Ask("edit", "hello.txt", "edit(Write hello.txt)"),)
+    asked = Outcome(OutcomeKind.ASKED, error="asked", session_id="s1", asked=asks)
+    note = "---\ntitle: T\ntask_id: k3x9\nstatus: approved\nattempts: 1\n---\nDo it.\n"
+    in_pending, _ = _concluded(note, asked, Folder.PENDING_APPROVAL, tmp_path)
+    assert in_pending.status is Status.APPROVED, "a person's approval in Pending_Approval/ stands"
+    in_needs, _ = _concluded(note, asked, Folder.NEEDS_ACTION, tmp_path)
+    assert in_needs.status is Status.PENDING_APPROVAL, "`approved` written in Needs_Action/: none"
+
+
+def test_a_run_that_ends_while_its_note_waits_for_a_person_goes_back_to_needs_action(
+    tmp_path: Path,
+) -> None:
+    held = (
+        "---\ntitle: T\ntask_id: k3x9\nstatus: pending_approval\nattempts: 0\n"
+        'requested_tools: ["edit(Write hello.txt)"]\n---\nDo it.\n'
+    )
+    died = Outcome(OutcomeKind.TRANSIENT, error="the ACP agent exited 3")
+    end, text = _concluded(held, died, Folder.PENDING_APPROVAL, tmp_path)
+    assert (end.status, end.folder) == (Status.PLANNED, Folder.NEEDS_ACTION)
+    assert "requested_tools" not in text and "attempts: 1" in text, "counted from its claim"

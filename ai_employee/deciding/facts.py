@@ -48,6 +48,8 @@ class FactsOf:
         not done (waits.py)."""
         running = self.runs.is_running(task_id)
         waiting = self.runs.waiting_of(task_id) if running else None
+        question = waiting.question if waiting is not None else None
+        rule = question.ask.rule if question is not None else None
         status = note.status
         planned = bool(note.meta.get("plan"))
         stale = False
@@ -74,10 +76,17 @@ class FactsOf:
             ),
             blocked=blocked,
             run_waits=waiting is not None,
-            ask_granted=waiting is not None
-            and waiting.ask is not None
-            and waiting.ask.rule in tool_rules(note.meta, "granted_tools"),
+            ask_shown=rule in tool_rules(note.meta, "requested_tools"),
+            ask_granted=rule in tool_rules(note.meta, "granted_tools")
+            and approved_since(note, self.runs.waiting_since(task_id)),
         )
+
+
+def approved_since(note: TaskNote, since: datetime | None) -> bool:
+    """A person's approval is recorded on the note (`approved_at`) since `since` (to the
+    second, as the note records it)."""
+    approved = note.when("approved_at")
+    return since is not None and approved is not None and approved >= since.replace(microsecond=0)
 
 
 def work_to_put_back(note: TaskNote, reviewed: bool) -> bool:

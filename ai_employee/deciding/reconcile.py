@@ -211,7 +211,7 @@ class Reconciler:
             self.refusals.refuse(path, err.reason)
             return None
         facts = self.facts.of(folder, note, task_type, path, who.task_id, planned, waiting.blocked)
-        if facts.running:  # a person (or a command) may have moved it: its run's end goes here
+        if facts.running and who.other is None:  # its own note, maybe moved: its end goes here
             self.runs.moved(who.task_id, path)
         decided = self._decided(path, note, decide(facts), task_type, who, waiting)
         stepped = self._step_or_wait(decided, who.other if isinstance(who.other, EditOf) else None)

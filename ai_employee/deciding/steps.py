@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ from ..notes.vault import Folder, Vault, workdir_for
 from ..running.run_end import RetryPolicy, decide_interrupted
 from ..running.run_messages import Waiting
 from ..running.scheduler import RunRequest
+from ..running.usage_limit import local_time
 from ..running.verify import done_when
 from ..running.workrepo import GitError, WorkRepo
 from ..running.worktree import branch_of, merge_accepted
@@ -68,6 +69,9 @@ class Runs(Protocol):
 
     def waiting_of(self, task_id: str) -> Waiting | None:
         """What the task's live agent waits for a person to answer, if it waits."""
+
+    def waiting_since(self, task_id: str) -> datetime | None:
+        """Since when the task's live agent waits for a person (None: it does not)."""
 
     def answer(self, task_id: str, allow: bool) -> bool:
         """A person's answer to what the task's agent waits for; False: nothing waits now."""
@@ -261,7 +265,9 @@ def fold_edit(ctx: StepContext, d: Decided, waiting: Path, why: str) -> Stepped:
         return edit_note_text(text, keys)
 
     placed = ctx.notes.rewrite(waiting, take_their_text)
-    if placed is not None:  # the plan a person reads before approving is of their new text
+    # The plan a person reads before approving is of their new text (not while the task runs:
+    # its plan is its run's until the run ends; the text is planned again after, if it waits).
+    if placed is not None and not ctx.runs.is_running(d.task_id):
         _plan_again(ctx, waiting, parse_note(placed.data.decode("utf-8"), waiting.name))
     removed = remove_if_unchanged(d.path, snap, ctx.vault.tmp)
     log.info(
@@ -462,24 +468,29 @@ def ask(ctx: StepContext, d: Decided) -> Stepped:
 
     def hold_while_it_waits(text: str) -> str:
         waiting = ctx.runs.waiting_of(d.task_id)
-        if waiting is None or waiting.ask is None:
+        if waiting is None or waiting.question is None:
             raise LookLater(d.path)  # its wait ended (the run's end brings the note back)
         asked.append(waiting)
-        ask = waiting.ask
+        question = waiting.question
+        ask = question.ask
+        until = local_time(ctx.now + timedelta(seconds=question.wait_s), ctx.now)
         claim = ctx.runs.claim_to_restore(d.task_id) or {}
         changes = {
             **d.id_changes,
             "status": Status.PENDING_APPROVAL,
             "attempts": max(0, int(claim.get("attempts") or 1) - 1),  # asking spends none
             "requested_tools": [ask.rule],
-            "error": f"its agent waits for your answer: may it use {ask.tool}: {ask.asked}?",
+            "error": (
+                f"its agent waits for your answer until {until}: may it use {ask.tool}: "
+                f"{ask.asked}? (later, an approval goes on in its session)"
+            ),
         }
         if waiting.session_id:
             changes["session_id"] = waiting.session_id
         return edit_note_text(text, changes)
 
     placed = ctx.notes.rewrite(d.path, hold_while_it_waits)
-    rule = asked[-1].ask.rule if asked[-1].ask else ""
+    rule = asked[-1].question.ask.rule if asked[-1].question else ""
     log.info(
         "asked",
         action_type="approval",

@@ -146,9 +146,12 @@ class Facts:
     """A task its `after:` names is not done yet (or no task answers to a name)."""
     run_waits: bool = False
     """Its live run's agent waits for a person's answer to a permission request (ACP)."""
+    ask_shown: bool = False
+    """... and the note shows what it asks (`requested_tools`): a person who approves the
+    note approves that."""
     ask_granted: bool = False
-    """... and the note grants what it asks (`granted_tools`: `ai-employee approve` or the
-    page approved it)."""
+    """... and the note grants it (`granted_tools`), by an approval recorded since the agent
+    asked (`ai-employee approve` or the page approved it)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,10 @@ def _granted(f: Facts) -> bool:
     return f.running and f.run_waits and f.ask_granted
 
 
+def _shown(f: Facts) -> bool:
+    return f.running and f.run_waits and f.ask_shown
+
+
 def _unapproved(f: Facts) -> bool:
     return f.needs_approval and not f.approved
 
@@ -209,6 +216,7 @@ _CONDITION_TEXT: dict[Condition, str] = {
     _running: "ours and running",
     _waits: "ours, running, and its agent waits for a person's answer",
     _granted: "its agent waits for what the note now grants (`granted_tools`)",
+    _shown: "its agent waits for what the note shows it asks (`requested_tools`)",
     _unapproved: "type needs approval and none is recorded",
     _unplanned: "no plan yet (or the body changed since)",
     _not_due: "`next_attempt_at` not reached",
@@ -253,7 +261,8 @@ RULES: tuple[Rule, ...] = (
         _rule(p, set(TERMINAL), Action.STOP, "stop the run: a person ended it", when=_running)
         for p in TASK_FOLDERS
     ),
-    # Its run waits, alive, for a person's answer to what its agent asks (ACP).
+    # Its run waits, alive, for a person's answer to what its agent asks (ACP). A person
+    # answers only what the note shows: anything else it asks is shown first.
     *(
         _rule(
             p,
@@ -271,7 +280,7 @@ RULES: tuple[Rule, ...] = (
         {S.APPROVED},
         Action.ANSWER,
         "a person approved what its run asks: recorded, the run answered and goes on",
-        when=_waits,
+        when=_shown,
         status=S.EXECUTING,
         to=_NA,
     ),
@@ -280,22 +289,22 @@ RULES: tuple[Rule, ...] = (
         _ANY - {S.DRAFT} - set(TERMINAL),
         Action.ANSWER,
         "a person approved what its run asks: recorded, the run answered and goes on",
-        when=_waits,
+        when=_shown,
         status=S.EXECUTING,
         to=_NA,
     ),
-    _rule(_PA, {S.PENDING_APPROVAL}, Action.NOTHING, "its run waits for a person", when=_waits),
+    _rule(_PA, {S.PENDING_APPROVAL}, Action.NOTHING, "its run waits for a person", when=_shown),
     *(
         _rule(
             p,
             _ANY - {S.DRAFT, S.IN_REVIEW} - set(TERMINAL),
             Action.ASK,
-            "its run asks a person for a tool: to Pending_Approval/ while it waits",
+            "its run asks a person for a tool: shown, in Pending_Approval/, while it waits",
             when=_waits,
             status=S.PENDING_APPROVAL,
             to=_PA,
         )
-        for p in (_NA, _PA)
+        for p in (_NA, _PA, _AP)
     ),
     _rule(
         _NA,

@@ -64,7 +64,7 @@ EXIT_AGENT_GONE = 3
 """The agent exited, or broke the protocol, before the turn ended."""
 EXIT_CANNOT_START = 127
 
-REJECTED = "a person rejected the task while its agent waited"
+REJECTED = "a person ended the task while its agent waited (answered reject_once)"
 
 
 def emit(kind: str, **fields: Any) -> None:

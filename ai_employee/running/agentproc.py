@@ -31,18 +31,18 @@ import structlog
 
 from ..base.commandline import contract_env
 from ..base.processes import kill_group, process_start_ticks, stop_group
-from .agents.base import Agent, Ask, Outcome, OutcomeKind, RunSpec, RunState, answers
+from .agents.base import Agent, Outcome, OutcomeKind, Question, RunSpec, RunState, answers
 from .runrecords import RunJournal
 
 log = structlog.get_logger(__name__)
 
-_CANCEL, _INTERRUPT, _ALLOW, _REJECT = b"c", b"i", b"a", b"r"
+_CANCEL, _INTERRUPT, _ALLOW, _REJECT = "c", "i", "a", "r"
 
 REJECT_GRACE_S = 5.0
 """After a person's rejection is answered, how long the agent has to end its turn by itself
 before its group is stopped."""
 
-Told = Callable[[Ask | None, str | None], None]
+Told = Callable[[Question | None, str | None], None]
 """Called (in the run's thread) when the agent begins or ends waiting for a person's answer:
 what it asks (None: it waits no more), and its session as far as it said."""
 
@@ -53,8 +53,8 @@ def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, st
 
 
 class ControlPipe:
-    """How another thread tells a run to stop, or answers what its agent waits for: one byte
-    on a pipe the run's thread waits on.
+    """How another thread tells a run to stop, or answers what its agent waits for: one word
+    a line ("c", "i", "a<question>", "r<question>") on a pipe the run's thread waits on.
 
     `stop` and `answer` are safe from any thread; once the run's agent part is over the pipe
     is closed and a late word does nothing (it never writes to a reused file descriptor).
@@ -63,20 +63,27 @@ class ControlPipe:
     def __init__(self) -> None:
         self.read_fd, self._write_fd = os.pipe()
         self._lock = threading.Lock()
+        self._pending = ""
 
     def stop(self, interrupt: bool) -> None:
         """Cancel (a person) or interrupt (our shutdown)."""
         self._send(_INTERRUPT if interrupt else _CANCEL)
 
-    def answer(self, allow: bool) -> None:
-        """A person's answer to what the agent waits for (a rejection also ends the run)."""
-        self._send(_ALLOW if allow else _REJECT)
+    def answer(self, number: int, allow: bool) -> None:
+        """A person's answer to the agent's question `number` (a rejection ends the run)."""
+        self._send(f"{_ALLOW if allow else _REJECT}{number}")
 
-    def _send(self, byte: bytes) -> None:
+    def _send(self, word: str) -> None:
         with self._lock:
             if self._write_fd >= 0:
                 with contextlib.suppress(OSError):
-                    os.write(self._write_fd, byte)
+                    os.write(self._write_fd, f"{word}\n".encode())  # one write: never torn
+
+    def words(self) -> list[str]:
+        """The words waiting on the pipe (the run's thread, when it is readable)."""
+        self._pending += os.read(self.read_fd, 4096).decode()
+        *words, self._pending = self._pending.split("\n")
+        return words
 
     def close(self) -> None:
         with self._lock:
@@ -328,26 +335,32 @@ class AgentProcess:
         return Outcome(OutcomeKind.TRANSIENT, error=why)
 
     def _control(self, proc: subprocess.Popen[bytes], state: RunState) -> Outcome | None:
-        """A word on the control pipe: a stop (how the run was stopped), or a person's answer
-        to what the agent waits for (written to its stdin; None: the run goes on). A rejection
-        gives the agent REJECT_GRACE_S to end its turn; one with nothing waiting (its wait
-        just ended) stops the run at once, as a cancel."""
-        word = os.read(self.control.read_fd, 1)
-        if word in (_ALLOW, _REJECT) and self.answering and state.waiting and proc.stdin:
-            line = self.answering.answer_line(state, word == _ALLOW)
-            with contextlib.suppress(OSError):  # it is gone: its end is read as any other
-                os.write(proc.stdin.fileno(), line)
-            self._note("answer", answer="allow" if word == _ALLOW else "reject")
-            self._last_output = time.monotonic()
-            if word == _REJECT:
-                self._rejected_at = time.monotonic()
-            return None
-        if word == _ALLOW:  # late: the wait ended, the agent was refused; the run goes on
-            return None
-        self._stop_group(proc)
-        if word == _INTERRUPT:
-            return Outcome(OutcomeKind.INTERRUPTED, error="stopped by the service's shutdown")
-        return Outcome(OutcomeKind.CANCELLED, error="cancelled by a person")
+        """Words on the control pipe: a stop (how the run was stopped), or a person's answer to
+        the agent's question (written to its stdin; None: the run goes on). An answer to a
+        question that no longer waits is dropped, but a rejection then stops the run at once,
+        as a cancel (a person ended the task); an answered rejection gives the agent
+        REJECT_GRACE_S to end its turn."""
+        for word in self.control.words():
+            kind, number = word[:1], int(word[1:] or 0)
+            question = state.waiting
+            answers = kind in (_ALLOW, _REJECT) and self.answering is not None
+            if answers and question and question.number == number and proc.stdin:
+                assert self.answering is not None
+                line = self.answering.answer_line(number, kind == _ALLOW)
+                with contextlib.suppress(OSError):  # it is gone: its end is read as any other
+                    os.write(proc.stdin.fileno(), line)
+                self._note("answer", answer="allow" if kind == _ALLOW else "reject", ask=number)
+                self._last_output = time.monotonic()
+                if kind == _REJECT:
+                    self._rejected_at = time.monotonic()
+                continue
+            if kind == _ALLOW:  # late: its wait ended and it was refused; the run goes on
+                continue
+            self._stop_group(proc)
+            if kind == _INTERRUPT:
+                return Outcome(OutcomeKind.INTERRUPTED, error="stopped by the service's shutdown")
+            return Outcome(OutcomeKind.CANCELLED, error="cancelled by a person")
+        return None
 
     def _line(self, raw: bytes, state: RunState) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")

@@ -77,7 +77,7 @@ class RunHandle(Protocol):
 
     def stop(self, interrupt: bool = False) -> None: ...
 
-    def answer(self, allow: bool) -> None: ...
+    def answer(self, number: int, allow: bool) -> None: ...
 
     def moved(self, path: Path) -> None: ...
 
@@ -94,6 +94,8 @@ class Running:
     """`AgentGone` was taken: its slot and work dir are free; it is recording its end."""
     waiting: Waiting | None = None
     """Its agent waits for a person's answer to this (None: nothing waits)."""
+    waiting_since: datetime | None = None
+    """... since then (an approval recorded before it does not answer it)."""
     rejected: bool = False
     """A person's end was answered "reject" to its waiting agent: it ends its turn itself (its
     thread stops it after a grace), so a later stop asks nothing more of it."""
@@ -157,11 +159,16 @@ class RunCoordinator:
         if running is None or running.agent_gone or running.rejected:
             return
         log.info("stopping run", action_type="cancel", task_id=task_id, result="a person ended it")
-        if running.waiting is not None:
+        if running.waiting is not None and running.waiting.question is not None:
+            running.run.answer(running.waiting.question.number, False)
             running.waiting, running.rejected = None, True
-            running.run.answer(False)
         else:
             running.run.stop()
+
+    def waiting_since(self, task_id: str) -> datetime | None:
+        """Since when the task's live agent waits for a person (None: it does not)."""
+        running = self.running.get(task_id)
+        return running.waiting_since if running is not None and running.waiting else None
 
     def waiting_of(self, task_id: str) -> Waiting | None:
         """What the task's live agent waits for a person to answer, if it waits (not once its
@@ -178,8 +185,9 @@ class RunCoordinator:
         running = self.running.get(task_id)
         if running is None or running.agent_gone or running.waiting is None:
             return False
+        if running.waiting.question is not None:
+            running.run.answer(running.waiting.question.number, allow)
         running.waiting = None
-        running.run.answer(allow)
         return True
 
     def moved(self, task_id: str, path: Path) -> None:
@@ -193,7 +201,9 @@ class RunCoordinator:
         return any(r.workdir == workdir and not r.agent_gone for r in self.running.values())
 
     def interrupt_all(self) -> None:
-        """Shutdown: every live agent is stopped; its note stays `executing` (retried later)."""
+        """Shutdown: every live agent is stopped; its note stays `executing` (retried later),
+        or `pending_approval` if its agent waited for a person (an approval loads its
+        session)."""
         for running in self.running.values():
             running.run.stop(interrupt=True)
 
@@ -273,7 +283,9 @@ class RunCoordinator:
         running = self._of(message.task_id, message.run_id)
         if running is None or running.agent_gone:
             return False
-        running.waiting = message if message.ask is not None else None
+        asks = message.question is not None
+        running.waiting = message if asks else None
+        running.waiting_since = self.now() if asks else None
         return True
 
     def agent_gone(self, message: AgentGone) -> Pause | None:

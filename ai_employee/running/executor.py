@@ -34,9 +34,9 @@ from ..notes.notefile import NoteGone, NoteStore
 from ..notes.records import update_plan_head
 from ..notes.review import sent_mark, unsent
 from ..notes.taskfile import TaskNote, edit_note_text, parse_note, tool_rules
-from ..notes.vault import Folder, Vault
+from ..notes.vault import TASK_FOLDERS, Folder, Vault
 from .agentproc import ControlPipe, Transcript
-from .agents.base import Agent, Ask, Outcome, OutcomeKind, RunSpec
+from .agents.base import Agent, Outcome, OutcomeKind, Question, RunSpec
 from .agents.choose import agent_of_type
 from .prompt import prompt_path, read_handbook, review_prompt, write_prompt
 from .rounds import Attempt, AttemptParts, base_in_transcript
@@ -168,10 +168,10 @@ class RunThread:
         Any thread; does nothing once the agent is gone."""
         self._control.stop(interrupt)
 
-    def answer(self, allow: bool) -> None:
-        """A person's answer to what the agent waits for (a rejection ends the run). Any
-        thread; does nothing once the agent is gone."""
-        self._control.answer(allow)
+    def answer(self, number: int, allow: bool) -> None:
+        """A person's answer to the agent's question `number` (a rejection ends the run). Any
+        thread; does nothing once the agent is gone, or the question no longer waits."""
+        self._control.answer(number, allow)
 
     def moved(self, path: Path) -> None:
         """The main loop moved the note (the run asks a person, or was answered): its end is
@@ -299,9 +299,9 @@ class RunThread:
             self._told,
         )
 
-    def _told(self, ask: Ask | None, session_id: str | None) -> None:
+    def _told(self, question: Question | None, session_id: str | None) -> None:
         """The agent began (or ended) waiting for a person's answer: the main loop decides."""
-        self.ctx.post(Waiting(self.run_id, self.task_id, self._where, ask, session_id))
+        self.ctx.post(Waiting(self.run_id, self.task_id, self._where, question, session_id))
 
     def _follow_in_plan(self, where: Path, status: Status) -> None:
         """The plan's head follows the note to where its end put it. Here, not in the main
@@ -385,11 +385,23 @@ class RunThread:
         after, end = record_end(
             self.ctx, where, self.task_id, outcome, duration, claim.keys, answered
         )
-        if after is None and end is None and self._where != where:  # moved by the main loop
-            after, end = record_end(  # as this run began recording: once more, where it is
-                self.ctx, self._where, self.task_id, outcome, duration, claim.keys, answered
-            )
+        if after is None and end is None:  # moved as this run began recording: where to now?
+            found = self._where if self._where != where else self._found(where.name)
+            if found is not None and found != where:
+                after, end = record_end(
+                    self.ctx, found, self.task_id, outcome, duration, claim.keys, answered
+                )
         return after, end
+
+    def _found(self, name: str) -> Path | None:
+        """The task's note under its name in another task folder (a person's move, or the
+        main loop's that has not told this run yet), if it is there."""
+        for folder in TASK_FOLDERS:
+            path = self.ctx.vault.folder(folder) / name
+            with contextlib.suppress(OSError, ValueError, NoteRefused):
+                if parse_note(path.read_text(encoding="utf-8"), name).task_id == self.task_id:
+                    return path
+        return None
 
     @staticmethod
     def _review_news(claim: Claim) -> str:
@@ -426,11 +438,11 @@ def record_end(
     comments this run was told, recorded when it succeeded (a failed run tells them again)."""
     ends: list[RunEnd] = []
 
-    in_approved = ctx.vault.folder_of(path) is Folder.APPROVED
+    place = ctx.vault.folder_of(path)
 
     def conclude(text: str) -> str:
         end, concluded_text = concluded(
-            text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now(), in_approved
+            text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now(), place
         )
         if answered and end.kind is OutcomeKind.SUCCESS:
             concluded_text = edit_note_text(concluded_text, {"review_sent": answered})
@@ -476,17 +488,22 @@ def concluded(
     duration: float,
     config: Config,
     now: datetime,
-    in_approved: bool = False,
+    place: Folder | None = None,
 ) -> tuple[RunEnd, str]:
     """The run's end decided on its note's text as it is now (a cancel saved a moment ago is
-    seen), and that text with the end written in.
+    seen), and that text with the end written in; `place`: the note's folder.
 
     A stale copy saved over the note while the run recorded (an older buffer, without the
     claim) is this run's note all the same: the claim and the end are written onto it, as the
-    restore of the claim would have, so the run is recorded once and never started again.
+    restore of the claim would have, so the run is recorded once and never started again. A
+    note that waited in Pending_Approval/ or Approved/ while its agent asked a person, and whose
+    run ends to run again, goes back to Needs_Action/ (the question died with the turn).
     """
     note = parse_note(text, name)
-    approved_meanwhile = in_approved or note.status is Status.APPROVED
+    waiting_place = place in (Folder.PENDING_APPROVAL, Folder.APPROVED)
+    approved_meanwhile = place is Folder.APPROVED or (
+        place is Folder.PENDING_APPROVAL and note.status is Status.APPROVED
+    )  # (`approved` written in Needs_Action/ is no approval)
     status, attempts, restored = note.status, note.attempts, {}
     if note.task_id == task_id and status in BEFORE_THE_CLAIM:
         restored = {k: v for k, v in claim.items() if k != "status" and v is not None}
@@ -503,6 +520,13 @@ def concluded(
         granted=tool_rules(note.meta, "granted_tools"),
         approved_meanwhile=approved_meanwhile,
     )
+    if waiting_place and end.kind is not OutcomeKind.ASKED:  # its question died with the turn
+        changes = {**end.changes, "requested_tools": None}
+        back = end.folder is None and end.status is Status.PLANNED
+        folder = Folder.NEEDS_ACTION if back else end.folder
+        end = dataclasses.replace(end, folder=folder, changes=changes)
+    if note.attempts < int(claim.get("attempts") or 0) and "attempts" not in end.changes:
+        restored["attempts"] = claim["attempts"]  # (an ask took it back while it waited)
     return end, edit_note_text(text, {**restored, **end.changes}, end.result)
 
 

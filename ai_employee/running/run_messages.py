@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agents.base import Ask, Outcome
+from .agents.base import Outcome, Question
 from .run_end import RunEnd
 from .usage_limit import Pause
 
@@ -31,14 +31,14 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Waiting:
-    """A run's agent asks a person for a tool and waits, alive, for the answer (`ask`); or
-    waits no more (`ask` None: answered, or its wait is over and it was refused)."""
+    """A run's agent asks a person for a tool and waits, alive, for the answer (`question`);
+    or waits no more (`question` None: answered, or its wait is over and it was refused)."""
 
     run_id: int
     task_id: str
     path: Path
     """Where the run's note is, as far as the run knows."""
-    ask: Ask | None
+    question: Question | None
     session_id: str | None
     """The agent's session (written on the note while it waits: an approval after a restart
     loads it)."""

@@ -22,7 +22,7 @@ from typing import Any
 from ...base import commandline
 from ...base.config import Config
 from ...base.errors import ConfigError
-from .base import Ask, Outcome, OutcomeKind, RunSpec, RunState
+from .base import Ask, Outcome, OutcomeKind, Question, RunSpec, RunState
 
 _READ = ("read", "search", "think")
 _EDIT = (*_READ, "edit", "move")
@@ -94,9 +94,9 @@ class AcpAgent:
         argv += ["--mode", mode]
         return [*argv, "--", *self.template]
 
-    def answer_line(self, state: RunState, allow: bool) -> bytes:
-        """A person's answer to the request the bridge says waits (its `ask` number)."""
-        said = {"ask": state.data.get("ask", 0), "answer": "allow" if allow else "reject"}
+    def answer_line(self, number: int, allow: bool) -> bytes:
+        """A person's answer to the request the bridge said waits as `ask` `number`."""
+        said = {"ask": number, "answer": "allow" if allow else "reject"}
         return (json.dumps(said) + "\n").encode()
 
     def stdin(self, spec: RunSpec) -> Path | None:
@@ -131,10 +131,11 @@ class AcpAgent:
             return _update(message.get("update"), state)
         elif kind == "permission":
             answer = message.get("answer")
-            waits = answer == "waiting"
-            state.waiting = _ask(message) if waits else None
-            if waits:
-                state.data["ask"] = message.get("ask")
+            state.waiting = None
+            if answer == "waiting" and isinstance(message.get("ask"), int):
+                wait_s = message.get("wait_s")
+                wait_s = float(wait_s) if isinstance(wait_s, int | float) else 0.0
+                state.waiting = Question(_ask(message), message["ask"], wait_s)
             return {"result": f"permission {answer}", "parameters": {"rule": message.get("rule")}}
         return None
 

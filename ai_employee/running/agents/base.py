@@ -85,6 +85,17 @@ class RunSpec:
     could not be written): the attempt ends at once as a transient failure, with this error."""
 
 
+@dataclass(frozen=True)
+class Question:
+    """A tool an agent asks a person for while it waits, alive, for their answer."""
+
+    ask: Ask
+    number: int
+    """The agent's number for it (an answer names it: a late one for an earlier is dropped)."""
+    wait_s: float
+    """How long it waits; then it is refused (an ask the task waits with)."""
+
+
 @dataclass
 class RunState:
     """What an agent learns from the output while it runs (it owns the contents)."""
@@ -92,8 +103,8 @@ class RunState:
     lines: int = 0
     tail: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
-    waiting: Ask | None = None
-    """What the agent asks a person for while it waits, alive, for the answer (an ACP agent's
+    waiting: Question | None = None
+    """What the agent asks a person while it waits, alive, for the answer (an ACP agent's
     permission request); None when nothing waits."""
     session_id: str | None = None
     """The agent's session, once it said which (ACP: the agent names it)."""
@@ -195,8 +206,8 @@ class Answering(Agent, Protocol):
     """An agent that can wait for a person's answer while it runs (agents/acp.py): its stdin
     is a pipe the run writes the answer to."""
 
-    def answer_line(self, state: RunState, allow: bool) -> bytes:
-        """What to write to the agent's stdin to answer `state.waiting`."""
+    def answer_line(self, number: int, allow: bool) -> bytes:
+        """What to write to the agent's stdin to answer its question `number`."""
         ...
 
 
