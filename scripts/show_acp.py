@@ -25,7 +25,7 @@ from tests.helpers import wait_for  # noqa: E402
 from tests.service_harness import drop, person, recorded, running_service, wait_status  # noqa: E402
 
 ACP = ROOT / ".cache/acp-agents/node_modules/.bin"
-base = Path(os.environ.get("TMPDIR", "/tmp")) / "ai-employee-show-acp"  # noqa: S108
+base = Path(os.environ.get("TMPDIR", "/tmp")) / "ai-employee-show-acp"
 shutil.rmtree(base, ignore_errors=True)
 for name in ("home", "tmp", "codex"):
     (base / name).mkdir(parents=True)

@@ -24,7 +24,7 @@ from tests.helpers import wait_for  # noqa: E402
 from tests.service_harness import drop, events, note, running_service, svc_config, wait_status  # noqa: E402
 
 FAKE = str(ROOT / "tests" / "fake_agent.py")
-base = Path(os.environ.get("TMPDIR", "/tmp")) / "ai-employee-show"  # noqa: S108
+base = Path(os.environ.get("TMPDIR", "/tmp")) / "ai-employee-show"
 shutil.rmtree(base, ignore_errors=True)
 base.mkdir(parents=True)
 
