@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +70,18 @@ def note(path: Path) -> TaskNote:
     return parse_note(path.read_text(encoding="utf-8"), path.name)
 
 
-def recorded(path: Path) -> TaskNote | None:
-    """The note once a run's end is recorded on it (`completed_at`), else None (also while it
-    is not there)."""
+def note_if(path: Path, holds: Callable[[TaskNote], object]) -> TaskNote | None:
+    """The note at `path` if it is there and `holds` is true of it, else None (for wait_for)."""
     try:
         parsed = note(path)
     except (FileNotFoundError, ValueError):
         return None
-    return parsed if parsed.meta.get("completed_at") else None
+    return parsed if holds(parsed) else None
+
+
+def recorded(path: Path) -> TaskNote | None:
+    """The note once a run's end is recorded on it (`completed_at`), else None."""
+    return note_if(path, lambda n: n.meta.get("completed_at"))
 
 
 def status_of(path: Path) -> str | None:

@@ -11,11 +11,19 @@ import pytest
 from ai_employee.base.config import Config
 from ai_employee.base.errors import ConfigError
 from ai_employee.notes.lifecycle import Status
-from ai_employee.notes.taskfile import TaskNote, parse_note
+from ai_employee.notes.taskfile import TaskNote
 from ai_employee.notes.vault import Folder, Vault
 
 from .helpers import wait_for
-from .service_harness import drop, person, recorded, running_service, svc_config, wait_status
+from .service_harness import (
+    drop,
+    note_if,
+    person,
+    recorded,
+    running_service,
+    svc_config,
+    wait_status,
+)
 
 AGENT = Path(__file__).with_name("acp_agent.py")
 
@@ -36,6 +44,16 @@ def acp_config(vault: Vault, **overrides: object) -> Config:
         **overrides,
     }
     return svc_config(vault, **settings)
+
+
+def asking(path: Path, rule: str) -> TaskNote | None:
+    """The note while it shows the agent's question `rule`, else None."""
+    return note_if(path, lambda n: n.meta.get("requested_tools") == [rule])
+
+
+def _ended_asking(note: TaskNote) -> bool:
+    """Its run ended asking: its `## Result` is written, and it waits for a person."""
+    return bool(note.result) and note.status is Status.PENDING_APPROVAL
 
 
 def task(title: str, behave: str) -> str:
@@ -88,9 +106,9 @@ def test_a_second_request_in_the_same_turn_is_shown_before_a_person_answers_it(
     pending = vault.folder(Folder.PENDING_APPROVAL) / "Two.md"
     with running_service(acp_config(vault, permission_mode="default")):
         drop(vault, tmp_path, "Two.md", task("Two", "ask2"))
-        first = wait_for(lambda: _asking(pending, "edit(Write hello.txt)"), 30, "the first ask")
+        first = wait_for(lambda: asking(pending, "edit(Write hello.txt)"), 30, "the first ask")
         assert person(vault, "approve", str(first.task_id)).returncode == 0
-        second = wait_for(lambda: _asking(pending, "edit(Write bye.txt)"), 30, "the second ask")
+        second = wait_for(lambda: asking(pending, "edit(Write bye.txt)"), 30, "the second ask")
         assert "bye.txt" in second.meta["error"] and second.meta["attempts"] == 0
         pending.rename(vault.folder(Folder.APPROVED) / "Two.md")
         done = wait_status(vault.folder(Folder.DONE) / "Two.md", "done", 30)
@@ -102,15 +120,6 @@ def test_a_second_request_in_the_same_turn_is_shown_before_a_person_answers_it(
         line for line in transcript(vault, str(done.task_id)).splitlines() if '"answer"' in line
     ]
     assert ['"ask": 1' in answers[0], '"ask": 2' in answers[1]] == [True, True]
-
-
-def _asking(note: Path, rule: str) -> TaskNote | None:
-    """The note while it shows the agent's question `rule`, else None."""
-    try:
-        parsed = parse_note(note.read_text(), note.name)
-    except FileNotFoundError:
-        return None
-    return parsed if parsed.meta.get("requested_tools") == [rule] else None
 
 
 def test_an_agent_that_dies_while_it_waits_is_retried_then_fails_never_left_waiting(
@@ -165,7 +174,7 @@ def test_past_the_wait_the_agent_is_refused_and_an_approval_loads_the_session(
     with running_service(config):
         drop(vault, tmp_path, "Late.md", task("Late", "ask"))
         note = vault.folder(Folder.PENDING_APPROVAL) / "Late.md"
-        held = wait_for(lambda: _ended_asking(note), 30, "the run to end asking")
+        held = wait_for(lambda: note_if(note, _ended_asking), 30, "the run to end asking")
         assert held.meta["requested_tools"] == ["edit(Write hello.txt)"]
         assert held.meta["attempts"] == 0, "an ask spends no attempt"
         assert "was not allowed to write hello.txt" in held.result
@@ -190,15 +199,6 @@ def test_an_approval_after_a_restart_loads_the_session_the_waiting_agent_had(
     assert done.meta["session_id"] == held.meta["session_id"], "the waiting agent's session"
     assert "(replayed)" in done.result and "wrote hello.txt" in done.result
     assert done.meta["granted_tools"] == ["edit(Write hello.txt)"]
-
-
-def _ended_asking(note: Path) -> TaskNote | None:
-    """The note once its run ended asking (its `## Result` written), else None."""
-    try:
-        parsed = parse_note(note.read_text(), note.name)
-    except FileNotFoundError:
-        return None
-    return parsed if parsed.result and parsed.status is Status.PENDING_APPROVAL else None
 
 
 def test_with_no_wait_a_refused_tool_asks_a_person_and_the_approval_loads_the_session(
