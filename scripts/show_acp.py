@@ -30,7 +30,6 @@ shutil.rmtree(base, ignore_errors=True)
 for name in ("home", "tmp", "codex"):
     (base / name).mkdir(parents=True)
 anthropic, openai = FakeAnthropic().start(), FakeOpenAI().__enter__()
-os.environ.pop("IS_SANDBOX", None)  # the adapter's Claude Code ends at once when it is set
 os.environ.update(
     HOME=str(base / "home"), TMPDIR=str(base / "tmp"), ANTHROPIC_BASE_URL=anthropic.url,
     ANTHROPIC_API_KEY="test", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",

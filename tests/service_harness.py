@@ -22,6 +22,9 @@ from ai_employee.notes.vault import Vault
 
 from .helpers import wait_for
 
+TEST_AGENT_ENV = "FAKE_*,ACP_*,CODEX_HOME"
+"""What the tests' own agents read of the environment (agent_env: nothing else passes)."""
+
 
 def svc_config(vault: Vault, **overrides: Any) -> Config:
     """Defaults with short quiet times, and an agent that just sleeps (runs stay `executing`),
@@ -31,6 +34,7 @@ def svc_config(vault: Vault, **overrides: Any) -> Config:
         "AI_EMPLOYEE_AGENT": "command",
         "AI_EMPLOYEE_AGENT_COMMAND": "sleep 60",
         "AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS": "0",
+        "AI_EMPLOYEE_AGENT_ENV": TEST_AGENT_ENV,
     }
     env.update({f"AI_EMPLOYEE_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_config(vault.root, env=env)
@@ -139,7 +143,12 @@ def service_process(
     """`ai-employee run` as a child process (what systemd starts), once it is ready.
     `own_group`: in a process group of its own, which `os.killpg` ends whole (the service,
     its git and its agents at once: a power cut)."""
-    full_env = {**os.environ, **env, "AI_EMPLOYEE_VAULT": str(vault.root)}
+    full_env = {
+        **os.environ,
+        "AI_EMPLOYEE_AGENT_ENV": TEST_AGENT_ENV,
+        **env,
+        "AI_EMPLOYEE_VAULT": str(vault.root),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai_employee", "run"],
         env=full_env,

@@ -36,9 +36,10 @@ CODEX = Path(
 def adapter(monkeypatch: pytest.MonkeyPatch) -> Path:
     if not ADAPTER.exists():
         pytest.fail(f"{ADAPTER} is missing: run scripts/acp-agents.sh (scripts/test.sh does)")
-    # The Claude Code the adapter carries (2.1.83) ends at once when IS_SANDBOX is set (this
-    # test machine sets it): "Query closed before response received" (docs/research/acp.md).
-    monkeypatch.delenv("IS_SANDBOX", raising=False)
+    # The Claude Code the adapter carries (2.1.83) ends at once when IS_SANDBOX reaches it
+    # ("Query closed before response received", docs/research/acp.md): set here as this test
+    # machine sets it, it must not pass (agent_env does not name it).
+    monkeypatch.setenv("IS_SANDBOX", "1")
     return ADAPTER
 
 

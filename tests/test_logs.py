@@ -203,6 +203,7 @@ def test_the_env_file_reaches_the_agent_and_the_configuration(vault: Vault, tmp_
     secrets.write_text(
         "# secrets\n"
         "S='s3cret $HOME'\n"
+        "AI_EMPLOYEE_AGENT_ENV=S\n"  # agents get only the names agent_env allows
         f'AI_EMPLOYEE_AGENT_COMMAND="{sys.executable} -c \\"{code}\\" {{workdir}}"\n'
         "\n; another comment\n"
     )

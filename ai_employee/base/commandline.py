@@ -65,11 +65,38 @@ def contract_env(
     task_file: Path,
     vault: Path,
     base: Mapping[str, str] | None = None,
+    allowed: tuple[str, ...] | None = None,
 ) -> dict[str, str]:
-    """The service's environment, minus CLAUDECODE, plus the AI_EMPLOYEE_TASK_* variables."""
+    """The service's environment, minus CLAUDECODE, plus the AI_EMPLOYEE_TASK_* variables;
+    with `allowed` (names, and `PREFIX_*` patterns), only the names it allows."""
     env = dict(os.environ if base is None else base)
+    if allowed is not None:
+        env = {name: value for name, value in env.items() if env_allows(allowed, name)}
     env.pop("CLAUDECODE", None)
     env["AI_EMPLOYEE_TASK_ID"] = task_id
     env["AI_EMPLOYEE_TASK_FILE"] = str(task_file)
     env["AI_EMPLOYEE_VAULT"] = str(vault)
     return env
+
+
+AGENT_ENV_BASE: tuple[str, ...] = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TZ", "LANG", "LANGUAGE",
+    "LC_*", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy",
+    "https_proxy", "no_proxy", "all_proxy",
+)  # fmt: skip
+"""What every agent and check gets of the service's environment (`agent_env` adds names)."""
+
+AGENT_ENV_CLAUDE: tuple[str, ...] = (
+    "ANTHROPIC_*", "CLAUDE_CODE_*", "CLAUDE_CONFIG_DIR", "API_TIMEOUT_MS", "DISABLE_AUTOUPDATER",
+    "DISABLE_TELEMETRY", "DISABLE_ERROR_REPORTING", "MAX_THINKING_TOKENS",
+)  # fmt: skip
+"""... and Claude's CLI (also through its ACP adapter: `agent = "acp"`) its keys and settings."""
+
+
+def env_allows(allowed: tuple[str, ...], name: str) -> bool:
+    """Whether `allowed` (names, and `PREFIX_*` patterns) lets `name` through."""
+    return any(
+        name == rule or (rule.endswith("*") and name.startswith(rule[:-1])) for rule in allowed
+    )

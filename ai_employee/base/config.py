@@ -128,6 +128,14 @@ KEYS: tuple[KeySpec, ...] = (
         ),
     ),
     KeySpec("allowed_tools", "list", [], "passed to claude as --allowedTools when set"),
+    KeySpec(
+        "agent_env",
+        "list",
+        [],
+        "names (or PREFIX_* patterns) of the service's environment that agents and checks get "
+        "beyond PATH, HOME, the locale, proxies and certificates (claude and acp: also "
+        "ANTHROPIC_* and CLAUDE_CODE_*); nothing else is passed",
+    ),
     KeySpec("disallowed_tools", "list", [], "passed to claude as --disallowedTools when set"),
     KeySpec("max_turns", "int", 50, "claude --max-turns per run", minimum=1),
     KeySpec("max_budget_usd", "float", 0.0, "claude --max-budget-usd per run (0: none)", minimum=0),
@@ -291,6 +299,7 @@ class Config:
     merge: str
     permission_mode: str
     allowed_tools: tuple[str, ...]
+    agent_env: tuple[str, ...]
     disallowed_tools: tuple[str, ...]
     max_turns: int
     max_budget_usd: float

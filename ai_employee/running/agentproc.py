@@ -29,7 +29,8 @@ from typing import Any
 
 import structlog
 
-from ..base.commandline import contract_env
+from ..base.commandline import AGENT_ENV_BASE, AGENT_ENV_CLAUDE, contract_env
+from ..base.config import Config
 from ..base.processes import kill_group, process_start_ticks, stop_group
 from .agents.base import Agent, Outcome, OutcomeKind, Question, RunSpec, RunState, answers
 from .runrecords import RunJournal
@@ -47,9 +48,20 @@ Told = Callable[[Question | None, str | None], None]
 what it asks (None: it waits no more), and its session as far as it said."""
 
 
-def agent_env(spec: RunSpec, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The service's environment, minus CLAUDECODE, plus the AI_EMPLOYEE_TASK_* variables."""
-    return contract_env(spec.task_id, spec.note_path, spec.vault, base)
+def agent_env(
+    spec: RunSpec, allowed: tuple[str, ...] | None = None, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """What the agent gets of the service's environment: the names `allowed` lets through
+    (`env_allowed`; None: all), minus CLAUDECODE, plus the AI_EMPLOYEE_TASK_* variables."""
+    return contract_env(spec.task_id, spec.note_path, spec.vault, base, allowed)
+
+
+def env_allowed(config: Config, agent: Agent) -> tuple[str, ...]:
+    """The names (and `PREFIX_*` patterns) an agent (or a check) gets of the service's
+    environment: the base every program needs, Claude's for claude and acp (Claude's ACP
+    adapter is the usual one), and what `agent_env` adds."""
+    claude = AGENT_ENV_CLAUDE if agent.name in ("claude", "acp") else ()
+    return (*AGENT_ENV_BASE, *claude, *config.agent_env)
 
 
 class ControlPipe:
@@ -150,6 +162,7 @@ class AgentProcess:
         control: ControlPipe,
         role: str = "run",
         told: Told | None = None,
+        env: tuple[str, ...] | None = None,
     ) -> None:
         """`role` is "run" for the agent, "check" for a task's check (verify.CheckAgent): it
         names the transcript's first line ("start", "check") and the log's ("run started",
@@ -162,6 +175,10 @@ class AgentProcess:
         self.transcript = transcript
         self.control = control
         self.told = told
+        self.env = env
+        """The names of the service's environment it gets (None: all of it)."""
+        self._env: dict[str, str] = {}
+        """... the environment it was started with."""
         self.answering = answers(agent)
         """The agent, when it can wait for a person's answer (its stdin is then a pipe)."""
         self.started = time.monotonic()
@@ -206,6 +223,7 @@ class AgentProcess:
     def _spawn(self) -> subprocess.Popen[bytes]:
         """The agent's process, in a group of its own (OSError: it cannot be started)."""
         spec = self.spec
+        self._env = agent_env(spec, self.env)
         stdin_path = self.agent.stdin(spec)
         with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
             return subprocess.Popen(
@@ -214,7 +232,7 @@ class AgentProcess:
                 stdin=subprocess.PIPE if self.answering else stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env=agent_env(spec),
+                env=self._env,
                 start_new_session=True,  # its own process group: stopped as a whole
                 close_fds=True,
             )
@@ -242,6 +260,7 @@ class AgentProcess:
                 "pid": proc.pid,
                 "workdir": str(spec.workdir),
                 "resume": spec.resume,
+                "env": sorted(self._env),  # the names it got, never their values
             },
         )
         self.journal.started(

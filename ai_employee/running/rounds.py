@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base.config import Config
-from .agentproc import AgentProcess, ControlPipe, Limits, Told, Transcript
+from .agentproc import AgentProcess, ControlPipe, Limits, Told, Transcript, env_allowed
 from .agents.base import Agent, CheckResult, Outcome, OutcomeKind, Round, RunSpec
 from .runrecords import RunJournal
 from .verify import (
@@ -216,16 +216,18 @@ class Attempt:
         limits = Limits(parts.config.timeout_for(spec.task_type), parts.config.stall_seconds)
         return AgentProcess(
             spec, parts.agent, limits, parts.journal, parts.transcript, parts.control,
-            told=parts.told,
+            told=parts.told, env=env_allowed(parts.config, parts.agent),
         ).run()  # fmt: skip
 
     def _check(self, spec: RunSpec, check: Check) -> Outcome:
         parts = self.parts
         limits = Limits(check.timeout_s, check.timeout_s, "verify_timeout_seconds")
         started = time.monotonic()
+        checker = CheckAgent(check)
         checked = AgentProcess(
-            spec, CheckAgent(check), limits, parts.journal, parts.transcript, parts.control, "check"
-        ).run()
+            spec, checker, limits, parts.journal, parts.transcript, parts.control, "check",
+            env=env_allowed(parts.config, checker),
+        ).run()  # fmt: skip
         if checked.kind is OutcomeKind.TRANSIENT and checked.error.startswith("timed out"):
             seconds = time.monotonic() - started
             checked = dataclasses.replace(checked, error=f"{checked.error} after {seconds:.0f} s")
