@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ai_employee.base.config import load_config
 from ai_employee.base.errors import InvalidTransition
-from ai_employee.notes.lifecycle import TRANSITIONS, Status
+from ai_employee.notes.lifecycle import TERMINAL, TRANSITIONS, Status
 from ai_employee.notes.vault import Folder
 from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind
 from ai_employee.running.executor import concluded
@@ -57,10 +57,12 @@ def test_every_end_is_a_transition_the_table_allows(
         assert status is not Status.EXECUTING, "from executing, every end is allowed"
         assert err.new not in TRANSITIONS[status] and err.new is not status
         return
-    if kind is OutcomeKind.INTERRUPTED:
-        assert decided.changes == {}  # nothing is written
+    if kind is OutcomeKind.INTERRUPTED or status is Status.DRAFT:
+        assert decided.changes == {} and decided.result is None  # nothing is written
         return
     assert decided.changes["status"] is decided.status
+    if status in TERMINAL:  # a person ended it while it ran: their end stands
+        assert decided.status is status
     if status is not None:  # a note whose status a person took out takes the run's end
         assert decided.status is status or decided.status in TRANSITIONS[status]
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import selectors
 import signal
+import time
 from collections.abc import Callable
 
 STOP_GRACE_SECONDS = 0.8
@@ -44,6 +45,39 @@ def kill_group(pgid: int) -> None:
     """SIGKILL whatever is left in a group (its leader exited)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def with_env(entry: str) -> list[int]:
+    """The processes whose environment holds `entry` ("NAME=value"), this one excepted (a
+    process that cleared its environment, or changed that name, is not found)."""
+    want, found = entry.encode(), []
+    try:
+        procs = os.listdir("/proc")
+    except OSError:  # no /proc (macOS): nothing found
+        return []
+    for proc in procs:
+        if not proc.isdigit() or int(proc) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{proc}/environ", "rb") as f:
+                if want in f.read().split(b"\0"):
+                    found.append(int(proc))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def stop_all(pids: list[int], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM each, up to `grace` for them all to exit, then SIGKILL what is left (a process
+    that ignores SIGTERM, in a session of its own, ends all the same)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        if not wait_pid(pid, max(0.0, deadline - time.monotonic())):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def wait_pid(pid: int, timeout: float) -> bool:

@@ -321,6 +321,15 @@ def _writer_lock(machinery: Path, name: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def release_locks(machinery: Path) -> None:
+    """Close the lock files `_writer_lock` keeps open for one vault (`.ai-employee/`): for a
+    process that is done with a vault and goes on (the tests open thousands)."""
+    with _stripes_guard:
+        for stripe in [s for s in _stripes if s.parent.parent == machinery]:
+            _, fd = _stripes.pop(stripe)
+            os.close(fd)
+
+
 class _Again:
     """A person saved between our read and our swap: start over on their version."""
 

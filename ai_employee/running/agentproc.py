@@ -31,7 +31,7 @@ import structlog
 
 from ..base.commandline import AGENT_ENV_BASE, AGENT_ENV_CLAUDE, contract_env
 from ..base.config import Config
-from ..base.processes import kill_group, process_start_ticks, stop_group
+from ..base.processes import kill_group, process_start_ticks, stop_all, stop_group, with_env
 from .agents.base import Agent, Outcome, OutcomeKind, Question, RunSpec, RunState, answers
 from .runrecords import RunJournal
 
@@ -179,6 +179,8 @@ class AgentProcess:
         """The names of the service's environment it gets (None: all of it)."""
         self._env: dict[str, str] = {}
         """... the environment it was started with."""
+        self.marker = f"{os.getpid()}-{spec.task_id}-{spec.attempt}-{role}-{time.monotonic_ns()}"
+        """`AI_EMPLOYEE_RUN` in its environment: what it started is found by it at its end."""
         self.answering = answers(agent)
         """The agent, when it can wait for a person's answer (its stdin is then a pipe)."""
         self.started = time.monotonic()
@@ -212,8 +214,31 @@ class AgentProcess:
                 if pipe is not None:
                     with contextlib.suppress(OSError):
                         pipe.close()
+            self._sweep()
             if recorded:
                 self.journal.ended(self.spec.task_id, proc.pid)
+
+    def _sweep(self) -> None:
+        """Every process the run started ends with it: the agent's group is gone by now, and
+        what is left with its `AI_EMPLOYEE_RUN` (a tool in a session of its own, one that
+        ignores SIGTERM: Claude Code's Bash tool starts each command so) is stopped here. A
+        process that cleared its environment is not found (docs/RELIABILITY.md)."""
+        try:
+            left = with_env(f"AI_EMPLOYEE_RUN={self.marker}")
+            if left:
+                stop_all(left)
+        except Exception:  # never fails the run's end; said in the log
+            log.exception("cannot stop what the run left", task_id=self.spec.task_id)
+            return
+        if left:
+            self._note("leftovers", stopped=left)
+            log.warning(
+                "stopped what the run left",
+                action_type="run",
+                task_id=self.spec.task_id,
+                parameters={"pids": left, "role": self.role},
+                result="processes of the run outlived its agent",
+            )
 
     def _note(self, kind: str, **fields: Any) -> None:
         """A transcript line that may fail (a full disk) without failing anything else."""
@@ -223,7 +248,7 @@ class AgentProcess:
     def _spawn(self) -> subprocess.Popen[bytes]:
         """The agent's process, in a group of its own (OSError: it cannot be started)."""
         spec = self.spec
-        self._env = agent_env(spec, self.env)
+        self._env = {**agent_env(spec, self.env), "AI_EMPLOYEE_RUN": self.marker}
         stdin_path = self.agent.stdin(spec)
         with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
             return subprocess.Popen(
@@ -311,9 +336,14 @@ class AgentProcess:
         self._last_output = time.monotonic()
         self._rejected_at: float | None = None
         deadline = self.started + self.limits.timeout_s
-        with selectors.PollSelector() as selector:  # no kernel object to make and close per run
+        with contextlib.ExitStack() as closing:
+            selector = closing.enter_context(selectors.PollSelector())  # no kernel object
             selector.register(stream, selectors.EVENT_READ, "out")
             selector.register(self.control.read_fd, selectors.EVENT_READ, "control")
+            exited = _exit_fd(proc.pid)  # its exit ends the output, whoever still holds the pipe
+            if exited is not None:
+                closing.callback(os.close, exited)
+                selector.register(exited, selectors.EVENT_READ, "exit")
             while True:
                 now = time.monotonic()
                 stall = math.inf if state.waiting else self._last_output + self.limits.stall_s
@@ -325,6 +355,11 @@ class AgentProcess:
                         self._line(pending, state)
                     return self._stopped_by_clock(now >= deadline)
                 for key, _ in selector.select(min(deadline, stall) - now):
+                    if key.data == "exit":  # what it wrote is in the pipe: read it, then end
+                        pending = self._drain(stream, pending, state)
+                        if pending:
+                            self._line(pending, state)
+                        return None
                     if key.data == "control":
                         stopped = self._control(proc, state)
                         if stopped is not None:
@@ -342,6 +377,22 @@ class AgentProcess:
                     *lines, pending = pending.split(b"\n")
                     for raw in lines:
                         self._line(raw, state)
+
+    def _drain(self, stream: int, pending: bytes, state: RunState) -> bytes:
+        """Every line waiting in the pipe now (the agent exited: nothing more of its own will
+        come; a child that still holds the pipe is stopped with the run). What is left over
+        of a line without its newline is returned."""
+        while True:
+            try:
+                chunk = os.read(stream, 1 << 16)
+            except BlockingIOError:
+                return pending
+            if not chunk:
+                return pending
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self._line(raw, state)
 
     def _stopped_by_clock(self, timed_out: bool) -> Outcome:
         if self._rejected_at is not None and not timed_out:
@@ -393,6 +444,14 @@ class AgentProcess:
 
     def _stop_group(self, proc: subprocess.Popen[bytes]) -> None:
         stop_group(proc.pid, lambda t: _wait_child(proc, t))
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A pidfd that becomes readable when the process exits (None where there is none)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _wait_child(proc: subprocess.Popen[bytes], timeout: float) -> bool:

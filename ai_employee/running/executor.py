@@ -410,6 +410,10 @@ class RunThread:
         return unsent(note.review_comments, note.meta.get("review_sent"))
 
 
+class NotThisRun(Exception):
+    """The note at a run's place holds another task's text now: its end is not written."""
+
+
 def sessions_of(agent: Agent) -> str:
     """Who names the agent's sessions (claim_note's `sessions`)."""
     if not getattr(agent, "uses_sessions", False):
@@ -418,9 +422,10 @@ def sessions_of(agent: Agent) -> str:
 
 
 BEFORE_THE_CLAIM: frozenset[Status | None] = frozenset(
-    {None, Status.NEW, Status.PLANNED, Status.APPROVED, Status.PENDING_APPROVAL}
+    {None, Status.NEW, Status.PLANNED, Status.APPROVED, Status.PENDING_APPROVAL, Status.IN_REVIEW}
 )
-"""Statuses a stale copy of a running task's note can bring back (an editor's older buffer)."""
+"""Statuses a stale copy of a running task's note can bring back (an editor's older buffer,
+a sync tool's older version: also one from before its last review round)."""
 
 
 def record_end(
@@ -464,6 +469,16 @@ def record_end(
             result=outcome.kind.value,
         )
         return path, None
+    except NotThisRun as other:
+        log.error(
+            "run ended but its note holds another task now",
+            action_type="run_end",
+            task_id=task_id,
+            target=ctx.vault.rel(path),
+            error=f"the note at its place says task_id {other}: left as it is",
+            result=outcome.kind.value,
+        )
+        return path, None
     except (NoteGone, FileNotFoundError):
         log.error(
             "run ended but its note is gone",
@@ -500,12 +515,15 @@ def concluded(
     run ends to run again, goes back to Needs_Action/ (the question died with the turn).
     """
     note = parse_note(text, name)
+    if note.task_id not in (task_id, None):  # another task's text in its place (a sync tool's)
+        raise NotThisRun(note.task_id)
     waiting_place = place in (Folder.PENDING_APPROVAL, Folder.APPROVED)
     approved_meanwhile = place is Folder.APPROVED or (
         place is Folder.PENDING_APPROVAL and note.status is Status.APPROVED
     )  # (`approved` written in Needs_Action/ is no approval)
     status, attempts, restored = note.status, note.attempts, {}
-    if note.task_id == task_id and status in BEFORE_THE_CLAIM:
+    # At the run's own path, a buffer without any task_id is its note too (its keys dropped).
+    if note.task_id in (task_id, None) and status in BEFORE_THE_CLAIM:
         restored = {k: v for k, v in claim.items() if k != "status" and v is not None}
         status, attempts = Status.EXECUTING, int(claim.get("attempts") or 1)
     end = decide_end(

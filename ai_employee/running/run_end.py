@@ -18,7 +18,7 @@ from typing import Any
 import tenacity
 
 from ..base.config import Config
-from ..notes.lifecycle import HOME, Status, check_transition
+from ..notes.lifecycle import HOME, TERMINAL, Status, check_transition
 from ..notes.vault import Folder
 from .agents.base import Outcome, OutcomeKind
 from .usage_limit import local_time
@@ -141,7 +141,8 @@ def decide_end(
     `granted`: the rules the note grants now (`granted_tools`); `approved_meanwhile`: a person
     approved the task while it ran (its status says `approved`, or it is in Approved/).
 
-    A person who cancelled or rejected the task while it ran wins over what the agent reported;
+    A person who ended the task while it ran (cancelled, rejected, or wrote done or failed)
+    wins over what the agent reported, and a note they made a draft again is left as it is;
     a transient failure on the last attempt fails the task; our own shutdown leaves the note
     `executing` for the next start to count (`decide_interrupted`). A run that asked for tools
     waits for a person, one that hit a usage limit waits for the reset: neither spends an
@@ -153,7 +154,9 @@ def decide_end(
         raise ValueError(f"a skipped run of {task_id!r} has no end to record")
     if kind is OutcomeKind.INTERRUPTED:
         return RunEnd(kind, Status.EXECUTING, {}, None, None, outcome.error, attempts)
-    if status in (Status.CANCELLED, Status.REJECTED):
+    if status is Status.DRAFT:  # a person took it back to write it: never touched
+        return RunEnd(kind, Status.DRAFT, {}, None, None, "its note is a draft now", attempts)
+    if status in TERMINAL:  # a person ended it while it ran: their end stands
         kind = OutcomeKind.CANCELLED
     error = outcome.error
     if kind is OutcomeKind.TRANSIENT and policy.spent(attempts):
@@ -217,7 +220,7 @@ def _where_it_goes(
         folder = HOME[new]
         keys |= {"completed_at": now, "error": None}
     elif kind is OutcomeKind.CANCELLED:
-        new = Status.REJECTED if status is Status.REJECTED else Status.CANCELLED
+        new = status if status in TERMINAL else Status.CANCELLED
         folder = HOME[new]
         keys |= {"completed_at": now, "error": error or None}
     elif kind is OutcomeKind.TRANSIENT:  # a fresh attempt after a failure starts a new session
