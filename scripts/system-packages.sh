@@ -4,7 +4,8 @@
 # util-linux (setpriv, to run that as an unprivileged user when the tests run as root), and
 # the tools vaults live in (tests/test_sync_tools.py): git, syncthing, vim; the browser the
 # web page's tests drive with Playwright (tests/test_web_browser.py): Debian's chromium; and
-# node with npm, for the ACP agents the tests install from the npm registry.
+# node with npm, for the ACP agents the tests install from the npm registry; bubblewrap, the
+# sandbox of `sandbox = "bwrap"` (tests/test_sandbox.py).
 set -euo pipefail
 
 need=()
@@ -15,6 +16,7 @@ command -v syncthing >/dev/null 2>&1 || need+=(syncthing)
 command -v vim >/dev/null 2>&1 || need+=(vim)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm) # node and npm: the ACP agents (scripts/acp-agents.sh)
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,7 +72,11 @@ def test_a_cancel_ends_the_child_too(vault: Vault, tmp_path: Path) -> None:
 def test_after_the_service_is_killed_the_next_start_ends_the_child(
     vault: Vault, tmp_path: Path
 ) -> None:
-    env = {"AI_EMPLOYEE_AGENT": "command", "AI_EMPLOYEE_AGENT_COMMAND": agent("sleep")}
+    env = {
+        "AI_EMPLOYEE_AGENT": "command",
+        "AI_EMPLOYEE_AGENT_COMMAND": agent("sleep"),
+        "AI_EMPLOYEE_SHUTDOWN_GRACE_SECONDS": "0",
+    }
     first = service_process(vault, env)
     try:
         drop(vault, tmp_path, "Kill.md", task("Kill"))
@@ -79,17 +84,26 @@ def test_after_the_service_is_killed_the_next_start_ends_the_child(
         first.kill()  # SIGKILL: the agent and its child live on
         first.wait(10)
     finally:
-        if first.stderr is not None:
-            first.stderr.close()
+        _stop(first)
     assert Path(f"/proc/{child}").exists(), "the child outlived the service"
     second = service_process(vault, env)
     try:
         assert gone(child), "the next start ends what the dead service's run left"
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
-        if second.stderr is not None:
-            second.stderr.close()
+        _stop(second)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, and SIGKILL if it does not go within 30 s; its pipe closed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    if proc.stderr is not None:
+        proc.stderr.close()
 
 
 def test_claudes_bash_tool_ends_with_its_run_when_the_cli_is_killed(

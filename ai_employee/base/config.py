@@ -129,6 +129,20 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec("allowed_tools", "list", [], "passed to claude as --allowedTools when set"),
     KeySpec(
+        "sandbox",
+        "choice",
+        "none",
+        "the command agent and tasks' checks in bubblewrap: they write only their work dir "
+        "and a private /tmp (docs/RELIABILITY.md)",
+        choices=("none", "bwrap"),
+    ),
+    KeySpec(
+        "sandbox_network",
+        "bool",
+        True,
+        "with sandbox = bwrap: the network is on (false: none)",
+    ),
+    KeySpec(
         "agent_env",
         "list",
         [],
@@ -300,6 +314,8 @@ class Config:
     permission_mode: str
     allowed_tools: tuple[str, ...]
     agent_env: tuple[str, ...]
+    sandbox: str
+    sandbox_network: bool
     disallowed_tools: tuple[str, ...]
     max_turns: int
     max_budget_usd: float

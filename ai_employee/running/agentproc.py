@@ -18,6 +18,7 @@ import json
 import math
 import os
 import selectors
+import shutil
 import subprocess
 import threading
 import time
@@ -32,6 +33,7 @@ import structlog
 from ..base.commandline import AGENT_ENV_BASE, AGENT_ENV_CLAUDE, contract_env
 from ..base.config import Config
 from ..base.processes import kill_group, process_start_ticks, stop_all, stop_group, with_env
+from ..base.sandbox import BWRAP, Sandbox
 from .agents.base import Agent, Outcome, OutcomeKind, Question, RunSpec, RunState, answers
 from .runrecords import RunJournal
 
@@ -163,6 +165,7 @@ class AgentProcess:
         role: str = "run",
         told: Told | None = None,
         env: tuple[str, ...] | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         """`role` is "run" for the agent, "check" for a task's check (verify.CheckAgent): it
         names the transcript's first line ("start", "check") and the log's ("run started",
@@ -179,6 +182,9 @@ class AgentProcess:
         """The names of the service's environment it gets (None: all of it)."""
         self._env: dict[str, str] = {}
         """... the environment it was started with."""
+        self.sandbox = sandbox
+        """bubblewrap around it (`sandbox = "bwrap"`), or None."""
+        self._argv: list[str] = []
         self.marker = f"{os.getpid()}-{spec.task_id}-{spec.attempt}-{role}-{time.monotonic_ns()}"
         """`AI_EMPLOYEE_RUN` in its environment: what it started is found by it at its end."""
         self.answering = answers(agent)
@@ -196,6 +202,11 @@ class AgentProcess:
             proc = self._spawn()
         except OSError as err:  # the program is missing or cannot be executed
             self._note("error", error=str(err))
+            if self.sandbox is not None and shutil.which(BWRAP) is None:
+                return Outcome(
+                    OutcomeKind.PERMANENT,
+                    error='sandbox = "bwrap" but bwrap is not installed: apt install bubblewrap',
+                )
             return self.agent.not_found(self.spec, err)
         except Exception as err:
             log.exception("cannot start the agent", task_id=self.spec.task_id)
@@ -249,10 +260,13 @@ class AgentProcess:
         """The agent's process, in a group of its own (OSError: it cannot be started)."""
         spec = self.spec
         self._env = {**agent_env(spec, self.env), "AI_EMPLOYEE_RUN": self.marker}
+        self._argv = self.agent.argv(spec)
+        if self.sandbox is not None:
+            self._argv = self.sandbox.wrap(self._argv, spec.workdir, (spec.vault,))
         stdin_path = self.agent.stdin(spec)
         with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
             return subprocess.Popen(
-                self.agent.argv(spec),
+                self._argv,
                 cwd=spec.workdir,
                 stdin=subprocess.PIPE if self.answering else stdin,
                 stdout=subprocess.PIPE,
@@ -268,7 +282,7 @@ class AgentProcess:
         self.transcript.write(
             "start" if self.role == "run" else self.role,
             attempt=spec.attempt,
-            argv=self.agent.argv(spec),
+            argv=self._argv,
             cwd=str(spec.workdir),
             session_id=spec.session_id,
             resume=spec.resume,

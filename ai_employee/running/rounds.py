@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base.config import Config
+from ..base.sandbox import Sandbox, sandbox_of
 from .agentproc import AgentProcess, ControlPipe, Limits, Told, Transcript, env_allowed
 from .agents.base import Agent, CheckResult, Outcome, OutcomeKind, Round, RunSpec
 from .runrecords import RunJournal
@@ -217,7 +218,12 @@ class Attempt:
         return AgentProcess(
             spec, parts.agent, limits, parts.journal, parts.transcript, parts.control,
             told=parts.told, env=env_allowed(parts.config, parts.agent),
+            sandbox=self._sandbox() if parts.agent.name == "command" else None,
         ).run()  # fmt: skip
+
+    def _sandbox(self) -> Sandbox | None:
+        """`sandbox = "bwrap"`: the command agent and the check in bubblewrap."""
+        return sandbox_of(self.parts.config.sandbox, self.parts.config.sandbox_network)
 
     def _check(self, spec: RunSpec, check: Check) -> Outcome:
         parts = self.parts
@@ -226,7 +232,7 @@ class Attempt:
         checker = CheckAgent(check)
         checked = AgentProcess(
             spec, checker, limits, parts.journal, parts.transcript, parts.control, "check",
-            env=env_allowed(parts.config, checker),
+            env=env_allowed(parts.config, checker), sandbox=self._sandbox(),
         ).run()  # fmt: skip
         if checked.kind is OutcomeKind.TRANSIENT and checked.error.startswith("timed out"):
             seconds = time.monotonic() - started

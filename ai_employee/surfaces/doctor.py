@@ -18,6 +18,7 @@ from typing import Literal
 
 from ..base.config import Config
 from ..base.errors import VaultError
+from ..base.sandbox import Sandbox
 from ..notes.vault import TASK_FOLDERS, Folder, Vault
 
 Level = Literal["ok", "warn", "fail"]
@@ -45,7 +46,35 @@ def run_checks(config: Config, *, login_probe: bool = True) -> list[Check]:
         checks.append(_command_check(config))
     if config.agent == "acp":
         checks.append(acp_check(config))
+    if config.sandbox == "bwrap":
+        checks.append(sandbox_check())
     return checks
+
+
+def sandbox_check() -> Check:
+    """`sandbox = "bwrap"`: bubblewrap is there and can make a sandbox on this machine (a
+    kernel or a container may forbid the namespaces it needs)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Check(
+            "fail",
+            'sandbox = "bwrap" but bwrap is not installed: command agents and checks cannot run',
+            'install bubblewrap (apt install bubblewrap), or set sandbox = "none"',
+        )
+    probe = Sandbox().wrap(["true"], Path.cwd())
+    try:
+        tried = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return Check("fail", f"bwrap at {bwrap} does not start: {err}", "reinstall bubblewrap")
+    if tried.returncode != 0:
+        said = (tried.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check(
+            "fail",
+            f"bwrap at {bwrap} cannot make a sandbox here: {said}",
+            "allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1; on Ubuntu "
+            'an AppArmor profile for bwrap), or set sandbox = "none"',
+        )
+    return Check("ok", f'bwrap at {bwrap} makes a sandbox (sandbox = "bwrap")')
 
 
 def _vault_checks(config: Config) -> list[Check]:
