@@ -20,6 +20,7 @@ import os
 import selectors
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -185,6 +186,7 @@ class AgentProcess:
         self.sandbox = sandbox
         """bubblewrap around it (`sandbox = "bwrap"`), or None."""
         self._argv: list[str] = []
+        self._tmpdir: Path | None = None
         self.marker = f"{os.getpid()}-{spec.task_id}-{spec.attempt}-{role}-{time.monotonic_ns()}"
         """`AI_EMPLOYEE_RUN` in its environment: what it started is found by it at its end."""
         self.answering = answers(agent)
@@ -226,6 +228,8 @@ class AgentProcess:
                     with contextlib.suppress(OSError):
                         pipe.close()
             self._sweep()
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
             if recorded:
                 self.journal.ended(self.spec.task_id, proc.pid)
 
@@ -261,8 +265,9 @@ class AgentProcess:
         spec = self.spec
         self._env = {**agent_env(spec, self.env), "AI_EMPLOYEE_RUN": self.marker}
         self._argv = self.agent.argv(spec)
-        if self.sandbox is not None:
-            self._argv = self.sandbox.wrap(self._argv, spec.workdir, (spec.vault,))
+        if self.sandbox is not None:  # its private TMPDIR, removed when it ends
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="ai-employee-sandbox-"))
+            self._argv = self.sandbox.wrap(self._argv, spec.workdir, self._tmpdir)
         stdin_path = self.agent.stdin(spec)
         with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
             return subprocess.Popen(

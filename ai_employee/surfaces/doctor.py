@@ -61,9 +61,10 @@ def sandbox_check() -> Check:
             'sandbox = "bwrap" but bwrap is not installed: command agents and checks cannot run',
             'install bubblewrap (apt install bubblewrap), or set sandbox = "none"',
         )
-    probe = Sandbox().wrap(["true"], Path.cwd())
     try:
-        tried = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            probe = Sandbox().wrap(["true"], Path(tmp), Path(tmp))
+            tried = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         return Check("fail", f"bwrap at {bwrap} does not start: {err}", "reinstall bubblewrap")
     if tried.returncode != 0:
