@@ -4,9 +4,9 @@ them, a sync tool's stale copy, a conflict copy, a plain copy) and the service's
 what may start, a run's end, a restart), over the real deciding layer and a real vault on disk.
 
 Invariants, checked at every run's start (its claim) and after every step:
-- a type that needs approval never starts a run without a person's approval of that very task
-  (an approval counts only when a person approved the task's own note: never a copy's, never
-  a task whose note was approved before it was copied);
+- a type that needs approval never starts a run without a person's approval of that very note
+  as the task it is (a copy is another file: an approval never carries over to it, nor to a
+  task the service made of another file);
 - no task runs twice at once.
 
 Runs are claimed and recorded by the service's own functions (executor.claim_note, record_end);
@@ -95,10 +95,9 @@ class ApprovalMachine(RuleBasedStateMachine):
             self.root,
             env={"AI_EMPLOYEE_AGENT": "command", "AI_EMPLOYEE_AGENT_COMMAND": "true"},
         )
-        self.approved: set[str] = set()
-        """Tasks a person approved, each by an act on its own note."""
-        self.copied: dict[str, str | None] = {}
-        """Copies this machine made, by name: the task_id each carried when it was made."""
+        self.approved: set[tuple[str, str]] = set()
+        """(note name, task_id): each a person's approval of the task that note was, by an act
+        on that very note (a copy is another file: its name is its own)."""
         self.history: dict[str, list[str]] = {}
         """Every text each note name had (a sync tool may bring any back)."""
         self.starting: list[FakeRun] = []
@@ -139,7 +138,7 @@ class ApprovalMachine(RuleBasedStateMachine):
             note = claim.note
             kind = note.task_type or self.config.default_type
             if self.config.requires_approval(kind) or note.requires_approval:
-                assert run.task_id in self.approved, (
+                assert (run.path.name, run.task_id) in self.approved, (
                     f"{run.task_id} ({run.path.name}) started without a person's approval"
                 )
             assert run.task_id not in self.live, f"{run.task_id} runs twice at once"
@@ -164,16 +163,13 @@ class ApprovalMachine(RuleBasedStateMachine):
         os.replace(tmp, path)  # as editors and sync tools save: a new file in its place
         self.history.setdefault(path.name, []).append(text)
 
-    def _own(self, path: Path) -> str | None:
-        """The task whose own note this is (None: a copy of one, or no task yet). A copy is
-        known by the name this machine gave it: it is its own task only once the service gave
-        it a task_id of its own."""
+    def _task_of(self, path: Path) -> str | None:
+        """The task this note is now: its task_id, or for a buffer that dropped our keys the
+        task the service knows at that place (None: no task yet)."""
         task_id = _task_id(path)
-        if task_id is None:  # a buffer that dropped our keys, at a task's place: that task's
+        if task_id is None:
             entry = self.service.index.entries.get(path)
             task_id = entry.task_id if entry is not None else None
-        if task_id is None or self.copied.get(path.name) == task_id:
-            return None
         return task_id
 
     @rule(needs=st.booleans())
@@ -209,10 +205,10 @@ class ApprovalMachine(RuleBasedStateMachine):
         target = self._folder(to) / path.name
         if target.exists():
             return
-        own = self._own(path)
+        task = self._task_of(path)
         os.rename(path, target)
-        if to is Folder.APPROVED and own:
-            self.approved.add(own)
+        if to is Folder.APPROVED and task:
+            self.approved.add((path.name, task))
 
     @precondition(lambda self: bool(self._notes()))
     @rule(pick=st.integers(0, 99), status=st.sampled_from(STATUSES))
@@ -226,10 +222,10 @@ class ApprovalMachine(RuleBasedStateMachine):
             return
         head, _, body = text[4:].partition("\n---\n")
         lines = [line for line in head.splitlines() if not line.startswith("status:")]
-        own = self._own(path)
+        task = self._task_of(path)
         self._write(path, "---\n" + "\n".join([*lines, f"status: {status}"]) + "\n---\n" + body)
-        if status == "approved" and path.parent.name == Folder.PENDING_APPROVAL.value and own:
-            self.approved.add(own)
+        if status == "approved" and path.parent.name == Folder.PENDING_APPROVAL.value and task:
+            self.approved.add((path.name, task))
 
     @precondition(lambda self: bool(self._notes()))
     @rule(pick=st.integers(0, 99), approve=st.booleans())
@@ -239,16 +235,13 @@ class ApprovalMachine(RuleBasedStateMachine):
         if not notes:
             return
         path = notes[pick % len(notes)]
-        own, written = self._own(path), _task_id(path)
         act = commands.approve if approve else commands.reject
         try:
             done = act(self.service.vault, self.config, str(path), actor="person", now=self.now)
         except Exception:  # refused (its status does not allow it): nothing written
             return
-        # The task approved: this note's own; or the one the command made of a note with no
-        # task_id (a buffer that dropped it): a new task, approved by name, by this person.
-        if approve and (own or written is None):
-            self.approved.add(done.task_id)
+        if approve:  # this note, as the task the command made it (a new one if it had none)
+            self.approved.add((done.path.name, done.task_id))
 
     @precondition(lambda self: bool(self._notes()))
     @rule(pick=st.integers(0, 99), back=st.integers(0, 99))
@@ -276,7 +269,6 @@ class ApprovalMachine(RuleBasedStateMachine):
         else:
             target = self._folder(Folder.NEEDS_ACTION) / f"{path.stem} copy.md"
         if not target.exists():
-            self.copied[target.name] = _task_id(path)
             self._write(target, path.read_text())
 
     @precondition(
@@ -395,7 +387,7 @@ def test_a_copy_of_an_approved_task_is_held_even_when_a_person_puts_it_back_to_r
     try:
         copy_run_again(machine)
         copies = [p for p in machine._notes() if " copy" in p.name]
-        assert copies and _task_id(copies[0]) not in machine.approved
+        assert copies and (copies[0].name, _task_id(copies[0])) not in machine.approved
         assert all(run.path.name != copies[0].name for run in machine.live.values())
     finally:
         machine.teardown()
