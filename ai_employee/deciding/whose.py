@@ -112,12 +112,25 @@ class Whose:
         return Identified(fresh, {**cleared, **held}, CopyOf(original, reason))
 
     def _own(self, path: Path, task_id: str | None) -> Identified:
-        """Its own task_id, or a new one when it has none or a live note here holds it."""
+        """Its own task_id, or a new one when it has none or a live note elsewhere holds it.
+        A note that takes a new id for an id another holds is another task: nothing of that
+        task's (an approval, granted tools, a session, its run's figures) comes with it."""
         owner = self.index.owner_of(task_id) if task_id else None
         if task_id and (owner is None or owner == path or not owner.exists()):
             return Identified(task_id)
         fresh = new_task_id()
-        return Identified(fresh, {"task_id": fresh})
+        if not task_id:
+            return Identified(fresh, {"task_id": fresh})
+        cleared = dict.fromkeys(k for k in OWNED_KEYS if k not in ("task_id", "status"))
+        log.warning(
+            "a second note with a task's id",
+            action_type="copy",
+            target=self.vault.rel(path),
+            task_id=fresh,
+            parameters={"copy_of": task_id},
+            result="new task_id; nothing of the other task's comes with it",
+        )
+        return Identified(fresh, {**cleared, "task_id": fresh})
 
     def _known_by_id(self, path: Path, task_id: str) -> Known | None:
         """The task a task_id names: as the vault records it, or, for a task not planned yet,
