@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -164,6 +165,20 @@ def service_process(
             return proc
         assert time.monotonic() < deadline, "no ready line"
     raise AssertionError(f"service exited early: {proc.wait()}")
+
+
+def stop_service(proc: subprocess.Popen[str]) -> None:
+    """A `service_process` stopped: SIGTERM, SIGKILL if it does not go within 30 s, its pipe
+    closed (a service left running would spill into the next test)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    if proc.stderr is not None:
+        proc.stderr.close()
 
 
 def cancel(vault: Vault, task_id: str) -> subprocess.CompletedProcess[str]:

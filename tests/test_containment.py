@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from .service_harness import (
     running_service,
     service_process,
     status_of,
+    stop_service,
     svc_config,
     wait_status,
 )
@@ -84,26 +84,13 @@ def test_after_the_service_is_killed_the_next_start_ends_the_child(
         first.kill()  # SIGKILL: the agent and its child live on
         first.wait(10)
     finally:
-        _stop(first)
+        stop_service(first)
     assert Path(f"/proc/{child}").exists(), "the child outlived the service"
     second = service_process(vault, env)
     try:
         assert gone(child), "the next start ends what the dead service's run left"
     finally:
-        _stop(second)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM, and SIGKILL if it does not go within 30 s; its pipe closed."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    if proc.stderr is not None:
-        proc.stderr.close()
+        stop_service(second)
 
 
 def test_claudes_bash_tool_ends_with_its_run_when_the_cli_is_killed(

@@ -46,6 +46,7 @@ from .service_harness import (
     person,
     running_service,
     service_process,
+    stop_service,
     svc_config,
     wait_status,
 )
@@ -437,14 +438,6 @@ def _env(ledger: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _close(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-    if proc.stderr is not None:
-        proc.stderr.close()
-
-
 def test_service_killed_mid_run_then_restarted_never_overlaps(
     vault: Vault, tmp_path: Path, ledger: Path
 ) -> None:
@@ -456,14 +449,14 @@ def test_service_killed_mid_run_then_restarted_never_overlaps(
         first.kill()  # SIGKILL: no chance to clean up; the agent lives on
         first.wait(10)
     finally:
-        _close(first)
+        stop_service(first)
     (orphan_pid,) = [pid for _, e, pid, _ in ledger_events(ledger) if e == "start"]
     assert Path(f"/proc/{orphan_pid}").exists(), "the agent outlived the service"
     second = service_process(vault, _env(ledger))
     try:
         finished = note(done_note(vault, "crash.md", 30))
     finally:
-        _close(second)
+        stop_service(second)
     timeline = [(e, pid) for _, e, pid, _ in sorted(ledger_events(ledger), key=lambda e: e[3])]
     assert timeline[:2] == [("start", orphan_pid), ("end", orphan_pid)], timeline
     assert timeline[2][0] == "start" and timeline[2][1] != orphan_pid
@@ -483,14 +476,14 @@ def test_sigterm_with_a_run_in_progress_leaves_it_interrupted_for_the_next_start
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
-        _close(proc)
+        stop_service(proc)
     assert note(path).meta["status"] == "executing"
     assert [e for _, e, _, _ in ledger_events(ledger)] == ["start", "end"]
     again = service_process(vault, _env(ledger))
     try:
         finished = note(done_note(vault, "term.md", 30))
     finally:
-        _close(again)
+        stop_service(again)
     assert finished.meta["attempts"] == 2
 
 
@@ -511,7 +504,7 @@ def test_a_second_stop_during_the_grace_stops_the_runs_at_once(
         proc.send_signal(sig)
         assert proc.wait(30) == 0, "the second signal ends the wait well inside the grace"
     finally:
-        _close(proc)
+        stop_service(proc)
     assert note(path).meta["status"] == "executing", "left interrupted for the next start"
     assert [e for _, e, _, _ in ledger_events(ledger)] == ["start", "end"]
     [cold] = events(vault, "stopping runs now")

@@ -24,7 +24,7 @@ from ai_employee.running.worktree import TaskWorktree, fast_forward, person_repo
 from ai_employee.surfaces import commands
 
 from .helpers import wait_for
-from .service_harness import running_service, service_process, svc_config
+from .service_harness import running_service, service_process, stop_service, svc_config
 
 AGENT = "sh -c 'echo \"$AI_EMPLOYEE_TASK_ID\" >> log.txt; echo wrote'"
 
@@ -486,14 +486,6 @@ def killed(proc: subprocess.Popen[str]) -> None:
         proc.stderr.close()
 
 
-def stopped(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-    if proc.stderr is not None:
-        proc.stderr.close()
-
-
 def test_sigkill_during_a_round_then_a_restart_commits_what_the_round_wrote_once(
     vault: Vault, code: Path, shop: Path, tmp_path: Path
 ) -> None:
@@ -514,7 +506,7 @@ def test_sigkill_during_a_round_then_a_restart_commits_what_the_round_wrote_once
     try:
         note = in_review(vault.folder(Folder.PENDING_APPROVAL) / "Cut.md")
     finally:
-        stopped(second)
+        stop_service(second)
     branch = f"ai-employee/{note.task_id}"
     log = git(shop, "log", "--format=%s|%b", f"{note.meta['base_commit']}..{branch}")
     assert [line for line in log.splitlines() if line.strip()] == [
@@ -546,7 +538,7 @@ def test_sigkill_while_the_worktree_is_made_then_a_restart_makes_it_whole(
     try:
         note = in_review(vault.folder(Folder.PENDING_APPROVAL) / "Half.md")
     finally:
-        stopped(second)
+        stop_service(second)
     branch = f"ai-employee/{task_id}"
     assert note.task_id == task_id and note.meta["attempts"] == 2
     assert git(shop, "show", f"{branch}:log.txt") == task_id
