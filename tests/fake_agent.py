@@ -11,6 +11,7 @@ What it does comes from a `behave:` line in the prompt (the note's body):
   sleep-first SECONDS  sleep on the first attempt (a marker in the work dir), succeed after
   grandchild         start a child that sleeps and writes its pid to the work dir, then sleep
   gate PATH          print "waiting", wait (up to 60 s) until PATH exists, then as ok
+  written-gate PATH  write result.txt first, then as gate (its work is done before the gate)
 Every start and end is appended to $FAKE_LEDGER (task id, event, pid, monotonic ns), so tests can
 count runs and check that two runs of one task never overlap.
 """
@@ -66,6 +67,9 @@ def main() -> int:
             time.sleep(float(arg))
         if kind == "silent":
             time.sleep(float(arg))
+        if kind == "written-gate":
+            (workdir / "result.txt").write_text(f"done {task_id}\n")
+            kind = "gate"
         if kind == "gate":
             print("waiting", flush=True)
             deadline = time.monotonic() + 60
@@ -76,7 +80,8 @@ def main() -> int:
             (workdir / "grandchild.pid").write_text(str(child.pid))
             print("started a grandchild", flush=True)
             time.sleep(120)
-        (workdir / "result.txt").write_text(f"done {task_id}\n")
+        if not (workdir / "result.txt").exists():
+            (workdir / "result.txt").write_text(f"done {task_id}\n")
         print(f"built it for {task_id}", flush=True)
         return 0
     finally:

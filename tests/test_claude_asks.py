@@ -168,7 +168,8 @@ def test_a_usage_limit_pauses_every_run_until_it_resets_and_spends_no_attempt(
             check=True,
         )
         assert f"claude runs are {paused.says(datetime.now(UTC))}" in status.stdout
-        assert read_state(vault).words.endswith(f" · claude runs {paused.says(datetime.now(UTC))}")
+        words = read_state(vault, vault.root).words
+        assert words.endswith(f" · claude runs {paused.says(datetime.now(UTC))}")
         done = [wait_status(vault.folder(Folder.DONE) / n, "done", 60) for n in names]
     assert not pause_file(vault.machinery).exists(), "the pause ends with the reset"
     assert [d.meta["attempts"] for d in done] == [1, 1, 1], "max_attempts = 1 and none spent"

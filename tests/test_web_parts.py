@@ -447,13 +447,13 @@ def test_log_filters_by_task_action_and_level(vault: Vault) -> None:
 def test_service_state_without_and_with_a_lock_holder(vault: Vault) -> None:
     import fcntl
 
-    assert not read_state(vault).running
+    assert not read_state(vault, vault.root).running
     vault.lock_file.write_text("pid 4242 since 2026-12-02T10:00:00Z\n")
-    assert not read_state(vault).running  # a file, but nobody holds it
+    assert not read_state(vault, vault.root).running  # a file, but nobody holds it
     fd = os.open(vault.lock_file, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        state = read_state(vault)
+        state = read_state(vault, vault.root)
         assert state.running and state.pid == 4242 and state.since is not None
         assert "pid 4242" in state.words
     finally:

@@ -8,12 +8,14 @@ Only the entry point calls `configure_logging`; every module just does
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import io
 import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
@@ -57,34 +59,72 @@ def log_path(logs_dir: Path, day: datetime) -> Path:
 
 
 class DailyJsonlSink:
-    """A structlog processor that appends each event as one JSON line to the day's file."""
+    """A structlog processor that appends each event as one JSON line to the day's file.
+
+    Each line is one `write` to a file opened for appending, under a lock (any thread may
+    log). A line the disk takes only in part (full) is cut off again, so the file holds whole
+    lines only; while lines cannot be written, that is said on stderr once (where the same
+    lines go, to the journal), and how many were missed once writing works again.
+    """
 
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = logs_dir
         self._day = ""
-        self._file: TextIO | None = None
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._missed = 0
 
     def __call__(
         self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        line = json.dumps(_ordered(event_dict), default=str, ensure_ascii=False)
+        line = json.dumps(_ordered(event_dict), default=str, ensure_ascii=False) + "\n"
         day = str(event_dict.get("timestamp", ""))[:10]
-        try:
-            if day != self._day or self._file is None:
-                self.close()
-                self.logs_dir.mkdir(parents=True, exist_ok=True)
-                self._file = (self.logs_dir / f"{day}.jsonl").open("a", encoding="utf-8")
-                self._day = day
-            self._file.write(line + "\n")
-            self._file.flush()
-        except OSError as err:  # the log must never take the service down
-            print(f"ai-employee: cannot write the log in {self.logs_dir}: {err}", file=sys.stderr)
+        with self._lock:
+            try:
+                self._append(day, line.encode("utf-8"))
+            except OSError as err:  # the log must never take the service down
+                if not self._missed:
+                    print(
+                        f"ai-employee: cannot write the log in {self.logs_dir}: {err} "
+                        "(said once; lines go to stderr only until it can)",
+                        file=sys.stderr,
+                    )
+                self._missed += 1
+                return event_dict
+            if self._missed:
+                missed, self._missed = self._missed, 0
+                print(
+                    f"ai-employee: the log in {self.logs_dir} is written again "
+                    f"({missed} line(s) went to stderr only)",
+                    file=sys.stderr,
+                )
         return event_dict
 
+    def _append(self, day: str, data: bytes) -> None:
+        if day != self._day or self._fd is None:
+            self._close()
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            self._fd = os.open(self.logs_dir / f"{day}.jsonl", flags, 0o644)
+            self._day = day
+        size = os.fstat(self._fd).st_size
+        try:
+            written = os.write(self._fd, data)
+        except OSError:
+            os.ftruncate(self._fd, size)  # a part written before the error: cut off
+            raise
+        if written != len(data):
+            os.ftruncate(self._fd, size)
+            raise OSError(errno.ENOSPC, "the line was written only in part")
+
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _ordered(event_dict: MutableMapping[str, Any]) -> dict[str, Any]:

@@ -26,13 +26,14 @@ from pathlib import Path
 import structlog
 
 from ..base.config import Config
+from ..base.diskspace import is_disk_error
 from ..deciding.after_run import AfterRun
 from ..deciding.planner import Plans, PlanWritten
 from ..deciding.reconcile import Reconciler
 from ..notes.index import NoteIndex
 from ..notes.vault import Vault
 from ..running.coordinator import RunCoordinator
-from ..running.run_messages import AgentGone, Claimed, RunEnded, Waiting
+from ..running.run_messages import CLAIM, AgentGone, CannotWrite, Claimed, RunEnded, Waiting
 from ..telling.dashboard_md import DashboardFile
 from ..watching.hints import FolderChanged, Hint, Kind, Overflowed
 from ..watching.settle import Settling
@@ -165,6 +166,9 @@ class MainLoop:
         elif isinstance(message, RunEnded):
             if self.runs.ended(message):
                 self.after_run.take(message)
+        elif isinstance(message, CannotWrite):
+            retry = message.target if message.what == CLAIM else None  # an end: its thread's
+            self.reconciler.trouble.failed(message.what, message.target, message.error, retry)
         elif isinstance(message, PlanWritten):
             self.plans.written(message.path)
             self.settling.arrived(message.path, time.monotonic())
@@ -227,7 +231,7 @@ class MainLoop:
         self.pauses.end_if_over()
         if time.monotonic() >= self._next_sweep:
             self._sweep()
-        self.dashboard.draw()
+        self._draw()
 
     def _watch_again(self) -> None:
         """A watched folder came, went or was replaced: watched again, and looked through."""
@@ -254,9 +258,24 @@ class MainLoop:
             parameters={"overflows": self.stats.overflows},
         )
 
+    def _draw(self) -> None:
+        """Dashboard.md, when it is due; on a disk that takes no writes it waits (said once)."""
+        try:
+            self.dashboard.draw()
+        except OSError as err:
+            if not is_disk_error(err):
+                raise
+            self.reconciler.trouble.failed("Dashboard.md", self.vault.dashboard, err)
+
     def _sweep(self) -> None:
-        """The safety sweep: whatever events missed is found (and Done/, Failed/ counted)."""
+        """The safety sweep: whatever events missed is found (and Done/, Failed/ counted); a
+        disk that refused writes is tried (write_trouble.py) before the notes it held back."""
         self.stats.sweeps += 1
+        held = self.reconciler.trouble.probe()
+        if held is not None:  # the disk takes writes again
+            self.dashboard.changed()
+            for path in held:
+                self._look(path, force=True)
         if self.watcher is not None:
             self.watcher.ensure()  # a folder replaced with no event seen: watch it again
         self.reconciler.reconcile_all()
@@ -266,15 +285,7 @@ class MainLoop:
     def _look(self, path: Path, *, force: bool = False) -> None:
         self._beat()
         self.stats.looks += 1
-        try:
-            self.reconciler.look(path, force=force)
-        except OSError as err:  # a full disk, a permission: say so, keep serving the rest
-            log.error(
-                "cannot process note",
-                action_type="error",
-                target=str(path),
-                error=f"{type(err).__name__}: {err}",
-            )
+        self.reconciler.look(path, force=force)  # an OSError is said there; the rest goes on
 
     def _next_timeout(self) -> float:
         if self._relayout or self._rescan or self.reconciler.waits.any_woken:

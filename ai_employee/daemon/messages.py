@@ -7,7 +7,7 @@ handler or `stop()` that the service must stop (here). Only the main loop takes 
 the queue, and only the main loop changes the state they concern (the note index, what is
 running, the tally, the budget). One run's messages arrive in the order its thread posted
 them: Claimed, any Waitings, then AgentGone, then RunEnded (a run that could not claim its
-note posts RunEnded alone).
+note posts RunEnded alone), with a CannotWrite for each write the disk refused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..deciding.planner import PlanWritten
-from ..running.run_messages import AgentGone, Claimed, RunEnded, Waiting
+from ..running.run_messages import AgentGone, CannotWrite, Claimed, RunEnded, Waiting
 from ..watching.hints import FolderChanged, Hint, Overflowed
 
 
@@ -32,6 +32,7 @@ Message = (
     | Waiting
     | AgentGone
     | RunEnded
+    | CannotWrite
     | PlanWritten
     | FolderChanged
     | Overflowed

@@ -27,6 +27,7 @@ from types import FrameType
 
 import structlog
 
+from ..base import diskspace
 from ..base.config import Config
 from ..base.logs import os_user, remove_old_logs
 from ..deciding.after_run import AfterRun
@@ -124,6 +125,11 @@ class Service:
         )
         dashboard = self.dashboard
         dashboard.series = reconciler.recurring.upcoming
+        places = {"vault": vault.root, "apps_dir": config.apps_dir}
+        dashboard.problems = lambda: (
+            reconciler.trouble.words()
+            or [f"Disk: {t.words}; {t.fix}." for t in diskspace.troubles(places)]
+        )
         return MainLoop(
             config=config,
             vault=vault,

@@ -55,13 +55,15 @@ class AfterRun:
         old = self.index.owners.get(ended.task_id, ended.before)
         new = ended.after or old
         if ended.claim_error:
-            log.warning(
-                "run not started",
-                action_type="run",
-                task_id=ended.task_id,
-                error=ended.outcome.error,
-                result="tried again at the next safety sweep",
-            )
+            if not ended.disk_error:  # a disk's is held until it takes writes (write_trouble)
+                self.index.unsettled(ended.before)  # so the sweep does not pass it unchanged
+                log.warning(
+                    "run not started",
+                    action_type="run",
+                    task_id=ended.task_id,
+                    error=ended.outcome.error,
+                    result="tried again at the next safety sweep",
+                )
         elif ended.outcome.kind is not OutcomeKind.INTERRUPTED:
             self._follow(ended, old, new)
         if ended.outcome.kind is OutcomeKind.SKIPPED:

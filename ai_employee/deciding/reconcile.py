@@ -21,6 +21,7 @@ from typing import Protocol
 import structlog
 
 from ..base.config import Config
+from ..base.diskspace import is_disk_error
 from ..base.errors import NoteRefused
 from ..notes.identity import CopyOf, EditOf
 from ..notes.index import Entry, NoteIndex
@@ -30,6 +31,7 @@ from ..notes.records import FINISHED, TaskRecords
 from ..notes.taskfile import TaskNote, held_reason
 from ..notes.vault import TRIGGER_FOLDERS, Folder, Vault
 from ..telling.notify import Tell, ToldRefusals
+from ..telling.write_trouble import WriteTrouble
 from . import planner
 from .dependencies import Dependencies
 from .facts import FactsOf
@@ -150,8 +152,31 @@ class Reconciler:
 
     # --- one note ---------------------------------------------------------------------------
 
+    @functools.cached_property
+    def trouble(self) -> WriteTrouble:
+        """Writes the vault's disk refused (write_trouble.py): said once, shown meanwhile."""
+        return WriteTrouble(self.vault, self.now)
+
     def look(self, path: Path, *, force: bool = False) -> Step | None:
-        """Bring one path in line with the table. Returns the last step taken (None: nothing)."""
+        """Bring one path in line with the table. Returns the last step taken (None: nothing).
+        An OSError is said and the rest goes on: a write the disk refused (full, read-only)
+        once for all, the note looked at again once the disk takes writes (write_trouble.py;
+        its old text stays whole: every write is atomic); any other at each look."""
+        try:
+            return self._look(path, force)
+        except OSError as err:
+            if is_disk_error(err):
+                self.trouble.failed("a note's step", path, err, retry=path)
+            else:
+                log.error(
+                    "cannot process note",
+                    action_type="error",
+                    target=str(path),
+                    error=f"{type(err).__name__}: {err}",
+                )
+            return None
+
+    def _look(self, path: Path, force: bool) -> Step | None:
         try:
             st = os.lstat(path)
         except FileNotFoundError:

@@ -8,7 +8,9 @@ before wins. While the run lives, the
 main loop holds its task as running and writes that note only to put the claim back over a stale
 copy, never once `recording` is set. Everything the main loop learns comes from the messages
 this thread posts, in this order: `Claimed`, `AgentGone`, `RunEnded` (or `RunEnded` alone when
-the note could no longer be claimed). The thread never touches another thread's state.
+the note could no longer be claimed), with a `CannotWrite` before `RunEnded` for each write the
+disk refused (full, read-only: the end is tried again until it is written). The thread never
+touches another thread's state.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import structlog
 
 from ..base import fsops
 from ..base.config import Config
+from ..base.diskspace import is_disk_error
 from ..base.errors import NoteRefused
 from ..notes.lifecycle import Status, check_transition
 from ..notes.notefile import NoteGone, NoteStore
@@ -41,7 +44,16 @@ from .agents.choose import agent_of_type
 from .prompt import prompt_path, read_handbook, review_prompt, write_prompt
 from .rounds import Attempt, AttemptParts, base_in_transcript
 from .run_end import RetryPolicy, RunEnd, decide_end
-from .run_messages import AgentGone, Claimed, PostRun, RunEnded, Waiting
+from .run_messages import (
+    CLAIM,
+    RUN_END,
+    AgentGone,
+    CannotWrite,
+    Claimed,
+    PostRun,
+    RunEnded,
+    Waiting,
+)
 from .runrecords import RunJournal
 from .scheduler import RunRequest
 from .usage_limit import Pause
@@ -149,6 +161,8 @@ class RunThread:
         self.recording = threading.Event()
         """Set by this thread before it records the end: the claim is no longer put back."""
         self._control = ControlPipe()
+        self._stopping = threading.Event()
+        """Set by a shutdown's interrupt: a wait to record the end on a full disk gives up."""
         self._where = path
         """Where the note is now, as the main loop last told (`moved`): its end is recorded
         there."""
@@ -165,8 +179,11 @@ class RunThread:
 
     def stop(self, interrupt: bool = False) -> None:
         """Cancel (a person) or interrupt (shutdown): the thread stops the agent's group.
-        Any thread; does nothing once the agent is gone."""
+        Any thread. Once the agent is gone, an interrupt ends a wait to record the run's end
+        on a disk that takes no writes; nothing else is left to stop."""
         self._control.stop(interrupt)
+        if interrupt:
+            self._stopping.set()
 
     def answer(self, number: int, allow: bool) -> None:
         """A person's answer to the agent's question `number` (a rejection ends the run). Any
@@ -187,7 +204,14 @@ class RunThread:
     def _main(self) -> None:
         try:
             spec, claim = self._claim()
-        except Exception as err:  # a bug, or the disk: the next safety sweep tries again
+        except OSError as err:  # the disk (said once, by the main loop), or a permission
+            if is_disk_error(err):
+                self.ctx.post(CannotWrite(self.task_id, CLAIM, self.path, err))
+            else:
+                log.exception("cannot claim the task", task_id=self.task_id)
+            self._skipped(f"cannot write the claim: {err}", True, is_disk_error(err))
+            return
+        except Exception as err:  # a bug: the next safety sweep tries again
             log.exception("cannot claim the task", task_id=self.task_id)
             self._skipped(f"internal error while claiming: {err}", claim_error=True)
             return
@@ -231,11 +255,7 @@ class RunThread:
     def _end(self, outcome: Outcome, duration: float, claim: Claim) -> None:
         """The end recorded on the note (and the plan's head), then `RunEnded`, whatever
         happened while recording."""
-        try:
-            after, end = self._record(outcome, duration, claim)
-        except Exception:
-            log.exception("cannot record the run", task_id=self.task_id)
-            after, end = self.path, None
+        after, end = self._recorded(outcome, duration, claim)
         if after is not None and end is not None:
             self._follow_in_plan(after, end.status)
         self.ctx.post(
@@ -251,6 +271,35 @@ class RunThread:
                 title=claim.note.title,
             )
         )
+
+    def _recorded(
+        self, outcome: Outcome, duration: float, claim: Claim
+    ) -> tuple[Path | None, RunEnd | None]:
+        """`_record`, again every `sweep_seconds` while the disk takes no writes (full,
+        read-only; each failure posted, said once by the main loop) until it is written or
+        the service stops: then the note stays `executing`, and the next start runs the task
+        again (an interrupted attempt). The old text of the note stays whole meanwhile."""
+        while True:
+            try:
+                return self._record(outcome, duration, claim)
+            except OSError as err:
+                if not is_disk_error(err):
+                    log.exception("cannot record the run", task_id=self.task_id)
+                    return self.path, None
+                self.ctx.post(CannotWrite(self.task_id, RUN_END, self._where, err))
+            except Exception:
+                log.exception("cannot record the run", task_id=self.task_id)
+                return self.path, None
+            if self._stopping.wait(self.ctx.config.sweep_seconds):
+                log.warning(
+                    "run's end not recorded",
+                    action_type="run_end",
+                    task_id=self.task_id,
+                    outcome=outcome.kind.value,
+                    result="the disk took no writes until the service stopped: the note "
+                    "stays executing, and the task runs again at the next start",
+                )
+                return self.path, None
 
     def _check(self, claim: Claim) -> Check | BadCheck | None:
         """The task's check, read from the note the claim was decided on (BadCheck: it cannot
@@ -322,12 +371,11 @@ class RunThread:
                 error=f"{type(err).__name__}: {err}",
             )
 
-    def _skipped(self, why: str, claim_error: bool) -> None:
+    def _skipped(self, why: str, claim_error: bool, disk_error: bool = False) -> None:
         self._control.close()
         outcome = Outcome(OutcomeKind.SKIPPED, why)
-        self.ctx.post(
-            RunEnded(self.run_id, self.task_id, outcome, None, self.path, None, 0.0, claim_error)
-        )
+        ended = RunEnded(self.run_id, self.task_id, outcome, None, self.path, None, 0.0)
+        self.ctx.post(dataclasses.replace(ended, claim_error=claim_error, disk_error=disk_error))
 
     def _claim(self) -> tuple[RunSpec | None, Claim | None]:
         """The claim, then the work dir and the prompt. A crash in between leaves an

@@ -73,13 +73,33 @@ class RunEnded:
     claim_error: bool = False
     """The claim failed on our side (a bug, the disk), not because the note changed: the note
     is not looked at again at once (the safety sweep does), so a failure cannot spin."""
+    disk_error: bool = False
+    """That claim failed on a disk that took no writes (said with `CannotWrite` first)."""
     workdir: Path | None = None
     """The run's work dir (for the notification hooks' `{workdir}`)."""
     title: str = ""
     """The task's title as claimed (for the notification hooks)."""
 
 
-RunMessage = Claimed | Waiting | AgentGone | RunEnded
+CLAIM = "the claim"
+RUN_END = "the run's end"
+
+
+@dataclass(frozen=True)
+class CannotWrite:
+    """A run's thread could not write to the vault's disk (full, read-only): its claim (the
+    run then ends unstarted) or its end (it tries again until it is written, or the service
+    stops). Said to a person once, by the main loop, however many writes fail."""
+
+    task_id: str
+    what: str
+    """What could not be written: `CLAIM` (the note is looked at again once the disk takes
+    writes) or `RUN_END` (the thread tries again itself)."""
+    target: Path
+    error: OSError
+
+
+RunMessage = Claimed | Waiting | AgentGone | RunEnded | CannotWrite
 
 PostRun = Callable[[RunMessage], None]
 """How a run's thread hands its words to the main loop (the main loop's queue's `put`)."""

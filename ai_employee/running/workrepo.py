@@ -67,6 +67,9 @@ IGNORED = (
 )
 """Dependency and build folders left out of a new work dir's repository."""
 
+INIT_STAGING = ".ai-employee-git-init"
+"""Where a work dir's repository is made before it becomes its `.git` (WorkRepo._init)."""
+
 
 class GitError(Exception):
     """git could not do what a round needs: the message says what and what to do."""
@@ -167,17 +170,9 @@ class WorkRepo:
                 "a git repository; install git (apt install git, brew install git), then retry",
                 permanent=True,
             )
+        shutil.rmtree(self.workdir / INIT_STAGING, ignore_errors=True)  # a cut-short init's
         if not (self.workdir / ".git").exists():  # none of its own (one may enclose it)
-            self._run("init", "-q")
-            # Ours: its index split, so a commit of one file rewrites only what changed (of a
-            # work dir of 10,000 files, -12 ms a round: bench/commits.py).
-            self._run("config", "core.splitIndex", "true")
-            (self.workdir / ".git" / "info").mkdir(parents=True, exist_ok=True)
-            (self.workdir / ".git" / "info" / "exclude").write_text(
-                "# ai-employee: dependency and build folders stay out of the task's commits\n"
-                + "\n".join(IGNORED)
-                + "\n"
-            )
+            self._init()
         self._index_lock = git_dir(self.workdir) / "index.lock"
         self._remove_stale_lock()
         found = "before this task" if base is None else "when an earlier round was cut short"
@@ -191,6 +186,26 @@ class WorkRepo:
         if base is not None and self._is_commit(base):
             return base
         return self._head
+
+    def _init(self) -> None:
+        """`git init`, made whole before it is put in place: in a folder of ours inside the
+        work dir, then renamed to `.git`. A disk that fills in the middle leaves that folder
+        (removed by the next attempt), never a half-made `.git` that git no longer takes for
+        a repository (it then looks above the work dir, and every later attempt fails)."""
+        staging = self.workdir / INIT_STAGING
+        staging.mkdir()
+        run_git(staging, "init", "-q", git=self.git)
+        # Ours: its index split, so a commit of one file rewrites only what changed (of a
+        # work dir of 10,000 files, -12 ms a round: bench/commits.py).
+        run_git(staging, "config", "core.splitIndex", "true", git=self.git)
+        (staging / ".git" / "info").mkdir(parents=True, exist_ok=True)
+        (staging / ".git" / "info" / "exclude").write_text(
+            "# ai-employee: dependency and build folders stay out of the task's commits\n"
+            + "\n".join(IGNORED)
+            + "\n"
+        )
+        os.rename(staging / ".git", self.workdir / ".git")
+        staging.rmdir()
 
     # --- after each round -------------------------------------------------------------------
 

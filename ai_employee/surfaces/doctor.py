@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..base import diskspace
 from ..base.config import Config
 from ..base.errors import VaultError
 from ..base.sandbox import Sandbox
@@ -39,7 +40,7 @@ class Check:
 
 
 def run_checks(config: Config, *, login_probe: bool = True) -> list[Check]:
-    checks = [*_vault_checks(config), *_inotify_checks(), _git_check()]
+    checks = [*_vault_checks(config), *disk_checks(config), *_inotify_checks(), _git_check()]
     if config.agent == "claude" or config.planner == "claude":
         checks += _claude_checks(config, login_probe)
     if config.agent == "command":
@@ -78,6 +79,25 @@ def sandbox_check() -> Check:
     return Check("ok", f'bwrap at {bwrap} makes a sandbox (sandbox = "bwrap")')
 
 
+def disk_checks(config: Config) -> list[Check]:
+    """The vault's and apps_dir's disks take writes (not full, not read-only)."""
+    places = {"vault": config.vault, "apps_dir": config.apps_dir}
+    found = diskspace.troubles(places)
+    if found:
+        return [
+            Check(
+                "fail",
+                f"{t.words}: nothing can be recorded there (the service waits, and goes on by "
+                "itself once it can write)",
+                t.fix,
+            )
+            for t in found
+        ]
+    space = diskspace.space_of(config.vault)
+    free = f": {diskspace.human_bytes(space.free_bytes)} free" if space else ""
+    return [Check("ok", f"the vault's disk takes writes{free}")]
+
+
 def _vault_checks(config: Config) -> list[Check]:
     vault = Vault(config.vault)
     try:
@@ -89,7 +109,7 @@ def _vault_checks(config: Config) -> list[Check]:
     out = [Check("ok", f"vault {vault.root} has its folders")]
     for folder in (*TASK_FOLDERS, Folder.PLANS, Folder.LOGS):
         path = vault.folder(folder)
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not os.access(path, os.W_OK | os.X_OK) and not _read_only(path):
             out.append(
                 Check(
                     "fail",
@@ -103,6 +123,12 @@ def _vault_checks(config: Config) -> list[Check]:
     elif not apps.exists():
         out.append(Check("warn", f"apps_dir {apps} does not exist yet (created on first run)"))
     return out
+
+
+def _read_only(path: Path) -> bool:
+    """On a read-only filesystem (said by `disk_checks`, not as a permission)."""
+    space = diskspace.space_of(path)
+    return space is not None and space.read_only
 
 
 def _inotify_checks() -> list[Check]:

@@ -198,6 +198,9 @@ class DashboardFile:
         """Bumped by every change worth a redraw (the owner counts its own changes too)."""
         self.series: Callable[[], Sequence[SeriesShown]] = tuple
         """The series in Recurring/, the soonest first (set by the service once it has them)."""
+        self.problems: Callable[[], list[str]] = list
+        """What stops work now, first on the page (a disk that takes no writes; set by the
+        service)."""
 
     def count_finished(self) -> None:
         """Count the notes in Done/ and Failed/ (at start and at each sweep); failures whose
@@ -269,7 +272,7 @@ class DashboardFile:
         """What Dashboard.md shows, from the main loop's index, its runs, the budget and a
         usage limit's pause."""
         now, pause = self.now(), self.runs.pause
-        notices = [self.budget.notice(now)]
+        notices = [*self.problems(), self.budget.notice(now)]
         if pause is not None and pause.holds(now):
             notices.append(f"Claude runs are {pause.says(now)}: nothing starts before then.")
         return DashboardState(
@@ -366,7 +369,7 @@ class DashboardFile:
             version == self._drawn_version or now - self._drawn_at < MIN_REDRAW_SECONDS
         ):
             return
-        self._drawn_version, self._drawn_at = version, now
+        self._drawn_at = now
         text = render(self.state())
         try:
             current = fsops.read_plain_text(self.vault.dashboard)
@@ -376,6 +379,7 @@ class DashboardFile:
             fsops.write_atomic(
                 self.vault.dashboard, text.encode("utf-8"), self.vault.tmp, durable=False
             )
+        self._drawn_version = version  # after the write: a refused one is tried again
 
 
 def _without_timestamp(text: str) -> str:

@@ -255,7 +255,7 @@ def _render(
         "now": now,
         "age": lambda card: age(card, now),
         "running_for": lambda card: span(now.timestamp() - card.started.timestamp()),
-        "service": read_state(site.vault),
+        "service": read_state(site.vault, site.config.apps_dir),
         "needs_you": site.view.needs_you(),
         "vault_root": str(site.vault.root),
     }
@@ -326,7 +326,7 @@ async def board_json(site: Site, request: Request) -> Response:
 
 
 async def status_json(site: Site, request: Request) -> Response:
-    state = await run_in_threadpool(read_state, site.vault)
+    state = await run_in_threadpool(read_state, site.vault, site.config.apps_dir)
     return JSONResponse(
         {
             "running": state.running,
@@ -334,6 +334,7 @@ async def status_json(site: Site, request: Request) -> Response:
             "since": state.since.isoformat() if state.since else None,
             "words": state.words,
             "paused": state.paused or None,
+            "disk": list(state.disk),
             "last_event": state.last_event,
             "last_event_at": state.last_event_at.isoformat() if state.last_event_at else None,
             "needs_you": site.view.needs_you(),

@@ -1,14 +1,18 @@
 """Is the service running on this vault? The lock's holder, since when (daemon/lock.py, which
-looks without taking it), its last event and a usage limit's pause."""
+looks without taking it), its last event, a usage limit's pause, and a disk (the vault's,
+apps_dir's) that takes no writes, read off the filesystem: while it lasts the service can
+write nothing to say so."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ...base import fsops
+from ...base.diskspace import troubles
 from ...daemon.lock import held_by
 from ...notes.vault import Vault
 from ...running.usage_limit import Pause, pause_file
@@ -25,6 +29,8 @@ class ServiceState:
     last_event_at: datetime | None = None
     paused: str = ""
     """"claude runs paused until 20:13 UTC (5-hour limit)" while a usage limit holds."""
+    disk: tuple[str, ...] = ()
+    """A sentence for each disk that takes no writes now (diskspace.troubles)."""
 
     @property
     def words(self) -> str:
@@ -35,7 +41,7 @@ class ServiceState:
         return f"service running (pid {self.pid}){since}{paused}"
 
 
-def read_state(vault: Vault) -> ServiceState:
+def read_state(vault: Vault, apps_dir: Path) -> ServiceState:
     holder = held_by(vault)
     entry = last_entry(vault.logs)
     now = datetime.now(UTC)
@@ -47,6 +53,7 @@ def read_state(vault: Vault) -> ServiceState:
         last_event=_event_words(entry),
         last_event_at=_parse_time(str(entry.get("timestamp"))) if entry else None,
         paused=f"claude runs {pause.says(now)}" if pause and pause.holds(now) else "",
+        disk=tuple(t.words for t in troubles({"vault": vault.root, "apps_dir": apps_dir})),
     )
 
 
