@@ -5,7 +5,8 @@
 # the tools vaults live in (tests/test_sync_tools.py): git, syncthing, vim; the browser the
 # web page's tests drive with Playwright (tests/test_web_browser.py): Debian's chromium; and
 # node with npm, for the ACP agents the tests install from the npm registry; bubblewrap, the
-# sandbox of `sandbox = "bwrap"` (tests/test_sandbox.py).
+# sandbox of `sandbox = "bwrap"`, and socat, which Claude Code's own sandbox needs beside it
+# (tests/test_sandbox.py).
 set -euo pipefail
 
 need=()
@@ -17,6 +18,7 @@ command -v vim >/dev/null 2>&1 || need+=(vim)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm) # node and npm: the ACP agents (scripts/acp-agents.sh)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

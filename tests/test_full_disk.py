@@ -86,7 +86,9 @@ class SmallDisk:
 
     def unmount(self) -> None:
         for _ in range(2):  # the read-only bind, if a test left it, then the tmpfs
-            subprocess.run(_as_root("umount", "-l", str(self.root)), check=False)
+            subprocess.run(
+                _as_root("umount", "-l", str(self.root)), check=False, capture_output=True
+            )
 
 
 @pytest.fixture

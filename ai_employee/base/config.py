@@ -133,7 +133,8 @@ KEYS: tuple[KeySpec, ...] = (
         "choice",
         "none",
         "the command agent and tasks' checks in bubblewrap: they write only their work dir "
-        "and a private /tmp (docs/RELIABILITY.md)",
+        "and a private /tmp; claude runs: Claude Code's own Bash sandbox, which needs socat "
+        "too (docs/RELIABILITY.md)",
         choices=("none", "bwrap"),
     ),
     KeySpec(

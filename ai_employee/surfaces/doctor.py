@@ -49,7 +49,22 @@ def run_checks(config: Config, *, login_probe: bool = True) -> list[Check]:
         checks.append(acp_check(config))
     if config.sandbox == "bwrap":
         checks.append(sandbox_check())
+        if config.agent == "claude":
+            checks.append(socat_check())
     return checks
+
+
+def socat_check() -> Check:
+    """Claude Code's own sandbox (claude runs with `sandbox = "bwrap"`) needs socat too."""
+    socat = shutil.which("socat")
+    if socat is None:
+        return Check(
+            "fail",
+            'sandbox = "bwrap" but socat is not installed: Claude Code refuses to start its '
+            "sandbox without it, so claude runs fail",
+            'install socat (apt install socat), or set sandbox = "none"',
+        )
+    return Check("ok", f"socat at {socat} (Claude Code's sandbox needs it beside bwrap)")
 
 
 def sandbox_check() -> Check:

@@ -42,6 +42,22 @@ _PERMANENT_STDERR = (
 )
 
 
+def claude_sandbox(network: bool) -> dict[str, object]:
+    """Claude Code's own sandbox for its Bash tool (`sandbox = "bwrap"`; it runs bubblewrap on
+    Linux): each command writes only the work dir (and the extra roots) and its temporary
+    folder; a command that fails in the sandbox is never run again outside it, and the CLI
+    refuses to start where it cannot make a sandbox (Linux: bubblewrap and socat). `network`
+    false: no host is allowed (Claude's own calls to its API are not the Bash tool's)."""
+    sandbox: dict[str, object] = {
+        "enabled": True,
+        "allowUnsandboxedCommands": False,
+        "failIfUnavailable": True,
+    }
+    if not network:
+        sandbox["network"] = {"allowedDomains": []}
+    return {"sandbox": sandbox}
+
+
 class ClaudeAgent:
     """Runs Claude Code; success, transient and permanent failures told apart."""
 
@@ -89,6 +105,8 @@ class ClaudeAgent:
             argv += ["--append-system-prompt", spec.handbook.strip()]
         for root in config.extra_roots:
             argv += ["--add-dir", str(root)]
+        if config.sandbox == "bwrap":
+            argv += ["--settings", json.dumps(claude_sandbox(config.sandbox_network))]
         if spec.session_id:
             argv += ["--resume" if spec.resume else "--session-id", spec.session_id]
         return argv
