@@ -44,6 +44,7 @@ def check(life: Life, phase: str) -> None:
     assert not life.staging_left, f"{where}: a half-made repository left"
 
 
+@pytest.mark.timeout(900)  # 54 lives of a task, two at a time: about 40 s
 @pytest.mark.parametrize("how", ["kill", "raise"])
 def test_a_crash_at_every_durable_step(tmp_path: Path, how: str) -> None:
     phase, found = lives(tmp_path, how)

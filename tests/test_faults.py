@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "faults.py"
 
 
+@pytest.mark.timeout(900)  # eight faults, each a service of its own: about 45 s
 def test_the_quick_fault_table(tmp_path: Path) -> None:
     rows_file = tmp_path / "rows.json"
     done = subprocess.run(
