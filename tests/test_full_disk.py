@@ -131,7 +131,6 @@ class Service:
         return sum(event in line for line in list(self.lines))
 
     def stop(self) -> None:
-        print("DEBUG", "".join(self.lines)[-5000:])
         self.proc.terminate()
         self.proc.wait(30)
         self._reader.join(10)
