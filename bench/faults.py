@@ -417,12 +417,16 @@ class Tmpfs:
     def fill(self) -> None:
         """Every byte taken (the filler grows until ENOSPC; it may be full already)."""
         try:
-            with open(self.root / "filler", "ab") as out:
-                while True:
-                    out.write(b"\0" * 65536)
-                    out.flush()
+            fd = os.open(self.root / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            return
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)
         except OSError:
             pass
+        finally:
+            os.close(fd)
 
     def free(self) -> None:
         (self.root / "filler").unlink(missing_ok=True)

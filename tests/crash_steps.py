@@ -34,6 +34,7 @@ class Life:
     overlapped: bool = False
     committed: bool = False
     staging_left: bool = False
+    staging_committed: bool = False
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -124,8 +125,9 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def live(base: Path, at: int, how: str = "kill", timeout: float = 30.0) -> Life:
     """Drop one task into a fresh vault under a service that crashes at step `at`. `kill`:
-    start the service again (a plain one); `raise`: the same service goes on (an I/O error is
-    said and survived). Either way, wait until the task is done (or `timeout`)."""
+    start the service again (a plain one); `raise` (an I/O error) and `enospc` (the disk
+    refused that one write): the same service goes on. Either way, wait until the task is done
+    (or `timeout`)."""
     began = time.monotonic()
     base.mkdir(parents=True)
     root, ledger, trace = base / "vault", base / "ledger", base / "trace"
@@ -183,6 +185,14 @@ def _look(life: Life, vault: Vault, ledger: Path) -> None:
     )
     life.committed = log.returncode == 0 and bool(log.stdout.strip())
     life.staging_left = (workdir / ".ai-employee-git-init").exists()
+    files = subprocess.run(
+        ["git", "log", "--all", "--name-only", "--format="],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    life.staging_committed = ".ai-employee-git-init" in files.stdout
 
 
 def steps_in_one_life(base: Path) -> list[str]:

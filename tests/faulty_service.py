@@ -1,7 +1,7 @@
 """`ai-employee run` with faults a test or a benchmark injects from outside: killed with
 SIGKILL (or an OSError raised) at its N-th durable step, and a clock that jumps.
 
-    CRASH_AT=N [CRASH_HOW=kill|raise] CRASH_TRACE=FILE python faulty_service.py run ...
+    CRASH_AT=N [CRASH_HOW=kill|raise|enospc] CRASH_TRACE=FILE python faulty_service.py run ...
     CLOCK_OFFSET_FILE=FILE python faulty_service.py run ...
 
 A durable step is the moment before, and the moment after, each call that makes something
@@ -63,7 +63,8 @@ def _step(moment: str, name: str, args: tuple[Any, ...]) -> None:
         return
     if HOW == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise OSError(errno.EIO, f"crashing_service: an I/O error at step {number}")
+    code = errno.ENOSPC if HOW == "enospc" else errno.EIO  # a full disk, or any I/O error
+    raise OSError(code, f"{os.strerror(code)} (faulty_service: step {number})")
 
 
 def _wrapped(name: str, call: Callable[..., Any]) -> Callable[..., Any]:

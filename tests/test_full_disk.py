@@ -7,6 +7,7 @@ nothing run twice at once."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ai_employee.base.config import load_config
+from ai_employee.base.logs import DailyJsonlSink
 from ai_employee.notes.vault import Folder, Vault
 from ai_employee.surfaces.web.app import create_app
 from ai_employee.surfaces.web.security import Guard
@@ -61,14 +63,16 @@ class SmallDisk:
         self.filler = where / "filler"
 
     def fill(self) -> None:
-        """Every byte taken (the filler grows until the kernel says ENOSPC)."""
-        with open(self.filler, "ab") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 65536)
-                    out.flush()
-            except OSError as err:
-                assert err.errno == 28, err  # ENOSPC
+        """Every byte taken (the filler grows until the kernel says ENOSPC; unbuffered, so
+        nothing is left to flush at its close)."""
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)  # a short write, then ENOSPC
+        except OSError as err:
+            assert err.errno == 28, err  # ENOSPC
+        finally:
+            os.close(fd)
         assert os.statvfs(self.root).f_bavail == 0
 
     def free(self) -> None:
@@ -318,3 +322,28 @@ def test_a_full_apps_disk_is_on_dashboard_md(disk: SmallDisk, tmp_path: Path) ->
         assert service.said(CANNOT) == 0, "the vault itself took every write"
     finally:
         service.stop()
+
+
+def test_the_log_holds_whole_lines_on_a_full_disk(
+    disk: SmallDisk, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line the disk takes only in part is cut off again (its first page fits in the log
+    file's last page, the rest does not); the trouble is said once on stderr, and how many
+    lines were missed once lines go in again."""
+    sink = DailyJsonlSink(disk.root / "Logs")
+    day = "2026-12-07T00:00:00Z"
+    sink(None, "info", {"event": "before", "timestamp": day})
+    log_file = disk.root / "Logs" / "2026-12-07.jsonl"
+    whole = log_file.read_text()
+    disk.fill()
+    for n in range(2):
+        sink(None, "info", {"event": "long", "detail": "x" * 20_000, "n": n, "timestamp": day})
+    assert log_file.read_text() == whole, "the part that fit was cut off"
+    disk.free()
+    sink(None, "info", {"event": "after", "timestamp": day})
+    sink.close()
+    lines = log_file.read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["before", "after"]
+    err = capsys.readouterr().err
+    assert err.count("cannot write the log") == 1, err
+    assert "(2 line(s) went to stderr only)" in err

@@ -141,7 +141,8 @@ KEYS: tuple[KeySpec, ...] = (
         "sandbox_network",
         "bool",
         True,
-        "with sandbox = bwrap: the network is on (false: none)",
+        "with sandbox = bwrap: the network is on (false: none); claude runs: Claude Code's "
+        "sandbox lets only the domains its own settings allow",
     ),
     KeySpec(
         "agent_env",

@@ -92,12 +92,13 @@ def trouble(what: str, path: Path) -> Trouble | None:
 
 def troubles(places: dict[str, Path]) -> list[Trouble]:
     """`trouble` for each named place, once per filesystem (the vault and apps_dir are often
-    on one disk: said for the first name)."""
+    on one disk: said for the first name; a read-only bind of one disk is another place)."""
     said: list[Trouble] = []
-    seen: set[int] = set()
+    seen: set[tuple[int, bool]] = set()
     for what, path in places.items():
+        space = space_of(path)
         try:
-            device = os.stat(path).st_dev
+            device = (os.stat(path).st_dev, space is not None and space.read_only)
         except OSError:
             continue
         if device in seen:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import getpass
 import io
 import json
@@ -61,9 +62,10 @@ def log_path(logs_dir: Path, day: datetime) -> Path:
 class DailyJsonlSink:
     """A structlog processor that appends each event as one JSON line to the day's file.
 
-    Each line is one `write` to a file opened for appending, under a lock (any thread may
-    log). A line the disk takes only in part (full) is cut off again, so the file holds whole
-    lines only; while lines cannot be written, that is said on stderr once (where the same
+    Each line is one `write` to a file opened for appending, under a thread lock (any thread
+    may log) and an flock (the CLI's commands, other processes, append to the same file). A
+    line the disk takes only in part (full) is cut off again, so the file holds whole lines
+    only; while lines cannot be written, that is said on stderr once (where the same
     lines go, to the journal), and how many were missed once writing works again.
     """
 
@@ -107,15 +109,15 @@ class DailyJsonlSink:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             self._fd = os.open(self.logs_dir / f"{day}.jsonl", flags, 0o644)
             self._day = day
-        size = os.fstat(self._fd).st_size
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # the CLI's commands append to this file too
         try:
-            written = os.write(self._fd, data)
-        except OSError:
-            os.ftruncate(self._fd, size)  # a part written before the error: cut off
-            raise
-        if written != len(data):
-            os.ftruncate(self._fd, size)
-            raise OSError(errno.ENOSPC, "the line was written only in part")
+            size = os.fstat(self._fd).st_size
+            written = os.write(self._fd, data)  # an error: nothing was written
+            if written != len(data):
+                os.ftruncate(self._fd, size)  # the part that fit: cut off
+                raise OSError(errno.ENOSPC, "the line was written only in part")
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         with self._lock:

@@ -33,7 +33,7 @@ from ..deciding.reconcile import Reconciler
 from ..notes.index import NoteIndex
 from ..notes.vault import Vault
 from ..running.coordinator import RunCoordinator
-from ..running.run_messages import CLAIM, AgentGone, CannotWrite, Claimed, RunEnded, Waiting
+from ..running.run_messages import AgentGone, CannotWrite, Claimed, RunEnded, Waiting
 from ..telling.dashboard_md import DashboardFile
 from ..watching.hints import FolderChanged, Hint, Kind, Overflowed
 from ..watching.settle import Settling
@@ -167,8 +167,7 @@ class MainLoop:
             if self.runs.ended(message):
                 self.after_run.take(message)
         elif isinstance(message, CannotWrite):
-            retry = message.target if message.what == CLAIM else None  # an end: its thread's
-            self.reconciler.trouble.failed(message.what, message.target, message.error, retry)
+            self.reconciler.trouble.failed(message.what, message.target, message.error)
         elif isinstance(message, PlanWritten):
             self.plans.written(message.path)
             self.settling.arrived(message.path, time.monotonic())
@@ -309,7 +308,7 @@ class MainLoop:
         """Take what the runs said (a freed slot is used at once, even in the middle of a
         burst), then start what may start."""
         self._take_waiting()
-        if self.shutdown.stopping:
+        if self.shutdown.stopping or self.reconciler.trouble.active:  # a claim would be refused
             return
         self.runs.start_ready(self.index.owners.get)
 

@@ -55,15 +55,7 @@ class AfterRun:
         old = self.index.owners.get(ended.task_id, ended.before)
         new = ended.after or old
         if ended.claim_error:
-            if not ended.disk_error:  # a disk's is held until it takes writes (write_trouble)
-                self.index.unsettled(ended.before)  # so the sweep does not pass it unchanged
-                log.warning(
-                    "run not started",
-                    action_type="run",
-                    task_id=ended.task_id,
-                    error=ended.outcome.error,
-                    result="tried again at the next safety sweep",
-                )
+            self._not_started(ended)
         elif ended.outcome.kind is not OutcomeKind.INTERRUPTED:
             self._follow(ended, old, new)
         if ended.outcome.kind is OutcomeKind.SKIPPED:
@@ -76,6 +68,22 @@ class AfterRun:
         link = dashboard_md.link_for(self.vault.root, new) if new else ended.task_id
         title = ended.title or ended.task_id
         self.dashboard.ran(dashboard_md.Line(link, title, detail, ended.task_id))
+
+    def _not_started(self, ended: RunEnded) -> None:
+        """A claim that failed on our side is tried again, never at once (a failure must not
+        spin): once the disk takes writes again if that refused it (write_trouble.py, which
+        said so), else at the next safety sweep."""
+        if ended.disk_error and self.reconciler.trouble.hold(ended.before):
+            return
+        self.index.unsettled(ended.before)  # so the sweep does not pass it by as unchanged
+        if not ended.disk_error:
+            log.warning(
+                "run not started",
+                action_type="run",
+                task_id=ended.task_id,
+                error=ended.outcome.error,
+                result="tried again at the next safety sweep",
+            )
 
     def _follow(self, ended: RunEnded, old: Path | None, new: Path | None) -> None:
         """The task's record and the index follow the note; the note is decided again where

@@ -277,11 +277,14 @@ class RunThread:
     ) -> tuple[Path | None, RunEnd | None]:
         """`_record`, again every `sweep_seconds` while the disk takes no writes (full,
         read-only; each failure posted, said once by the main loop) until it is written or
-        the service stops: then the note stays `executing`, and the next start runs the task
-        again (an interrupted attempt). The old text of the note stays whole meanwhile."""
+        the service stops. Each write is whole or not at all: a try that wrote the end but
+        could not move the note leaves that end, which the next try moves (`Recording`). If
+        the service stops first, the next start finds the note `executing` (the task runs
+        again, an interrupted attempt) or with its end written (it is moved then)."""
+        recording = Recording()
         while True:
             try:
-                return self._record(outcome, duration, claim)
+                return self._record(outcome, duration, claim, recording)
             except OSError as err:
                 if not is_disk_error(err):
                     log.exception("cannot record the run", task_id=self.task_id)
@@ -417,7 +420,7 @@ class RunThread:
         return spec, claim
 
     def _record(
-        self, outcome: Outcome, duration: float, claim: Claim
+        self, outcome: Outcome, duration: float, claim: Claim, recording: Recording
     ) -> tuple[Path | None, RunEnd | None]:
         """Write how the run ended on the note and move it; where it is now, and the end."""
         if outcome.kind is OutcomeKind.INTERRUPTED:
@@ -431,13 +434,20 @@ class RunThread:
         answered = sent_mark(claim.note.review_comments) if self._review_news(claim) else None
         where = self._where
         after, end = record_end(
-            self.ctx, where, self.task_id, outcome, duration, claim.keys, answered
+            self.ctx, where, self.task_id, outcome, duration, claim.keys, answered, recording
         )
         if after is None and end is None:  # moved as this run began recording: where to now?
             found = self._where if self._where != where else self._found(where.name)
             if found is not None and found != where:
                 after, end = record_end(
-                    self.ctx, found, self.task_id, outcome, duration, claim.keys, answered
+                    self.ctx,
+                    found,
+                    self.task_id,
+                    outcome,
+                    duration,
+                    claim.keys,
+                    answered,
+                    recording,
                 )
         return after, end
 
@@ -462,6 +472,17 @@ class NotThisRun(Exception):
     """The note at a run's place holds another task's text now: its end is not written."""
 
 
+@dataclass
+class Recording:
+    """What a run's last try to record its end wrote on the note, kept across tries: a try
+    whose write went through but whose move the disk refused left the end on the note, and
+    the next try must move that very end, not decide again on a text that now says `done`
+    (which would read as a person's end)."""
+
+    text: str | None = None
+    end: RunEnd | None = None
+
+
 def sessions_of(agent: Agent) -> str:
     """Who names the agent's sessions (claim_note's `sessions`)."""
     if not getattr(agent, "uses_sessions", False):
@@ -484,22 +505,29 @@ def record_end(
     duration: float,
     claim: Mapping[str, Any],
     answered: str | None = None,
+    recording: Recording | None = None,
 ) -> tuple[Path | None, RunEnd | None]:
     """The end of a run on its note, decided on the text it replaces (`concluded`), then the
     move to its folder: one durable step (notefile.rewrite_and_move). Where the note is now
     (None: gone), and the end (None: not recorded). `answered`: the `review_sent` mark of the
-    comments this run was told, recorded when it succeeded (a failed run tells them again)."""
+    comments this run was told, recorded when it succeeded (a failed run tells them again).
+    `recording`: the run's earlier tries (a note that still holds exactly the text one of them
+    wrote keeps that end: only the move is left to do)."""
     ends: list[RunEnd] = []
-
+    tried = recording if recording is not None else Recording()
     place = ctx.vault.folder_of(path)
 
     def conclude(text: str) -> str:
+        if tried.end is not None and text == tried.text:  # written before; the move was not
+            ends.append(tried.end)
+            return text
         end, concluded_text = concluded(
             text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now(), place
         )
         if answered and end.kind is OutcomeKind.SUCCESS:
             concluded_text = edit_note_text(concluded_text, {"review_sent": answered})
         ends.append(end)
+        tried.text, tried.end = concluded_text, end
         return concluded_text
 
     def destination() -> Path | None:

@@ -74,7 +74,8 @@ class RunEnded:
     """The claim failed on our side (a bug, the disk), not because the note changed: the note
     is not looked at again at once (the safety sweep does), so a failure cannot spin."""
     disk_error: bool = False
-    """That claim failed on a disk that took no writes (said with `CannotWrite` first)."""
+    """That claim failed on a disk that took no writes (said with `CannotWrite` first): the
+    note is looked at again once the disk takes writes (write_trouble.py), not at the sweep."""
     workdir: Path | None = None
     """The run's work dir (for the notification hooks' `{workdir}`)."""
     title: str = ""

@@ -48,7 +48,11 @@ SAFE_DIFF = ("--no-ext-diff", "--no-textconv", "--no-renames")
 """A diff git draws itself, file by file: no external diff or textconv program that a
 repository's configuration names runs (a page being viewed, a run ending)."""
 
+INIT_STAGING = ".ai-employee-git-init"
+"""Where a work dir's repository is made before it becomes its `.git` (WorkRepo._init)."""
+
 IGNORED = (
+    f"{INIT_STAGING}/",
     "node_modules/",
     ".venv/",
     "venv/",
@@ -65,10 +69,8 @@ IGNORED = (
     ".cache/",
     ".DS_Store",
 )
-"""Dependency and build folders left out of a new work dir's repository."""
-
-INIT_STAGING = ".ai-employee-git-init"
-"""Where a work dir's repository is made before it becomes its `.git` (WorkRepo._init)."""
+"""Dependency and build folders left out of a new work dir's repository (and where it was
+made, should a cut-short one stay: INIT_STAGING)."""
 
 
 class GitError(Exception):

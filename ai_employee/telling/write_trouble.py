@@ -6,8 +6,10 @@ Whoever fails a write says so here (the main loop's steps, its redraws; a run's 
 a `CannotWrite` message). Nothing is lost meanwhile: every write is atomic (the old text stays
 whole), a run's thread tries its end again, and the notes whose step or claim failed are
 held here until the trouble is over, then looked at again. At each safety sweep while it
-lasts, a small file is written (and synced) in the vault's temporary folder: when that goes
-through, the trouble is over. Used by the main loop's thread only.
+lasts, the vault's disk is asked (statvfs: neither read-only nor under 1 MiB free, what the
+page and `doctor` call full) and a small file is written (and synced) in its temporary
+folder: when both say yes, the trouble is over. No run starts meanwhile (its claim would be
+refused). Used by the main loop's thread only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from ..base import fsops
-from ..base.diskspace import is_disk_error
+from ..base.diskspace import is_disk_error, trouble
 from ..notes.vault import Vault
 
 log = structlog.get_logger(__name__)
@@ -69,11 +71,21 @@ class WriteTrouble:
             "goes on by itself once space or write access is back",
         )
 
+    def hold(self, path: Path) -> bool:
+        """A note to look at again once writes go through (a claim the disk refused, taken
+        once its run is over). False when they go through already: the caller sees to it."""
+        if self.since is None:
+            return False
+        self._held[path] = None
+        return True
+
     def probe(self) -> list[Path] | None:
         """At each safety sweep while the trouble lasts: can the vault be written again? None
         while it cannot (or there was no trouble); when it just could, the trouble is over
         (said once) and these are the notes it held back, to be looked at again."""
         if self.since is None:
+            return None
+        if trouble("vault", self.vault.root) is not None:  # full (under 1 MiB), or read-only
             return None
         probe = self.vault.tmp / PROBE_NAME
         try:
