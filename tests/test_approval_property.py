@@ -45,7 +45,9 @@ from ai_employee.notes.notefile import release_locks
 from ai_employee.notes.taskfile import OWNED_KEYS, parse_note
 from ai_employee.notes.vault import TASK_FOLDERS, Folder, init_vault
 from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind
-from ai_employee.running.executor import RunContext, claim_note, record_end
+from ai_employee.running.end_record import record_end
+from ai_employee.running.executor import claim_note
+from ai_employee.running.run_context import RunContext
 from ai_employee.running.run_messages import AgentGone, RunEnded
 from ai_employee.running.runrecords import RunJournal
 from ai_employee.running.scheduler import RunRequest

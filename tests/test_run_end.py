@@ -14,7 +14,7 @@ from ai_employee.base.errors import InvalidTransition
 from ai_employee.notes.lifecycle import TERMINAL, TRANSITIONS, Status
 from ai_employee.notes.vault import Folder
 from ai_employee.running.agents.base import Ask, Outcome, OutcomeKind
-from ai_employee.running.executor import concluded
+from ai_employee.running.end_record import concluded
 from ai_employee.running.run_end import RetryPolicy, RunEnd, decide_end, decide_interrupted
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

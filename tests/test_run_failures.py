@@ -18,7 +18,7 @@ import pytest
 from ai_employee.daemon.messages import Message
 from ai_employee.notes.taskfile import edit_note_text
 from ai_employee.notes.vault import Folder, Vault
-from ai_employee.running import agentproc, executor
+from ai_employee.running import agentproc, end_record, executor
 from ai_employee.running.coordinator import RunHandle
 from ai_employee.running.run_messages import Claimed
 from ai_employee.running.runrecords import RunJournal
@@ -99,7 +99,7 @@ def test_a_stale_copy_saved_as_the_run_records_its_end_is_recorded_once(
 ) -> None:
     """An editor writes its pre-claim buffer back just as the run records: the end is written
     onto it (with the claim), the run is recorded once and never started again."""
-    real_record = executor.record_end
+    real_record = end_record.record_end
 
     def stale_copy_first(ctx: Any, path: Path, *args: Any) -> Any:
         planned = edit_note_text(
@@ -109,7 +109,7 @@ def test_a_stale_copy_saved_as_the_run_records_its_end_is_recorded_once(
         (tmp_path / "buffer.md").rename(path)
         return real_record(ctx, path, *args)
 
-    monkeypatch.setattr(executor, "record_end", stale_copy_first)
+    monkeypatch.setattr(end_record, "record_end", stale_copy_first)
     with running_service(agent_config(vault, ledger)) as service:
         drop(vault, tmp_path, "stale.md", task("stale"))
         done = wait_status(vault.folder(Folder.DONE) / "stale.md", "done", 20)

@@ -31,7 +31,7 @@ from ai_employee.running import agentproc
 from ai_employee.running.agents import CommandAgent
 from ai_employee.running.budget import DailyBudget
 from ai_employee.running.coordinator import RunCoordinator
-from ai_employee.running.executor import RunContext
+from ai_employee.running.run_context import RunContext
 from ai_employee.running.run_end import retry_delay
 from ai_employee.running.run_messages import AgentGone, Claimed, RunEnded
 from ai_employee.running.runrecords import RunJournal

@@ -41,7 +41,7 @@ from ..running.agents import Agent
 from ..running.agents.choose import make_agent
 from ..running.budget import DailyBudget
 from ..running.coordinator import RunCoordinator
-from ..running.executor import RunContext
+from ..running.run_context import RunContext
 from ..running.runrecords import RunJournal, stop_leftovers
 from ..telling.dashboard_md import DashboardFile
 from ..telling.notify import Hooks, ToldRefusals

@@ -25,7 +25,8 @@ import structlog
 
 from .agents.base import OutcomeKind
 from .budget import DailyBudget
-from .executor import RunContext, RunThread
+from .executor import RunThread
+from .run_context import RunContext
 from .run_messages import AgentGone, Claimed, RunEnded, Waiting
 from .scheduler import RunRequest, Scheduler
 from .usage_limit import Pause
