@@ -1,8 +1,8 @@
 """The agent's process for one attempt: its own group, streamed output, stopped on demand.
 
 `AgentProcess.run()` lives in its run's thread (executor.py) and knows nothing of notes: it
-starts the agent in a process group of its own (stdin from the prompt file or /dev/null, or a
-pipe for an agent that takes a person's answers; cwd in the work dir), writes every line of
+starts the agent in a process group of its own (launch.py: its environment, its sandbox, and
+what it leaves stopped at its end), writes every line of
 output to the transcript and hands it to the agent's parser, passes a person's answer to what
 the agent waits for (a byte on its `ControlPipe`, then a line on the agent's stdin), and stops
 the whole group on a cancel or a shutdown (a byte too), a timeout or a stall: SIGTERM, a short
@@ -20,7 +20,6 @@ import os
 import selectors
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,11 +30,10 @@ from typing import Any
 
 import structlog
 
-from ..base.commandline import AGENT_ENV_BASE, AGENT_ENV_CLAUDE, contract_env
-from ..base.config import Config
-from ..base.processes import kill_group, process_start_ticks, stop_all, stop_group, with_env
+from ..base.processes import kill_group, process_start_ticks, stop_group
 from ..base.sandbox import BWRAP, Sandbox
 from .agents.base import Agent, Outcome, OutcomeKind, Question, RunSpec, RunState, answers
+from .launch import Launch
 from .runrecords import RunJournal
 
 log = structlog.get_logger(__name__)
@@ -49,22 +47,6 @@ before its group is stopped."""
 Told = Callable[[Question | None, str | None], None]
 """Called (in the run's thread) when the agent begins or ends waiting for a person's answer:
 what it asks (None: it waits no more), and its session as far as it said."""
-
-
-def agent_env(
-    spec: RunSpec, allowed: tuple[str, ...] | None = None, base: dict[str, str] | None = None
-) -> dict[str, str]:
-    """What the agent gets of the service's environment: the names `allowed` lets through
-    (`env_allowed`; None: all), minus CLAUDECODE, plus the AI_EMPLOYEE_TASK_* variables."""
-    return contract_env(spec.task_id, spec.note_path, spec.vault, base, allowed)
-
-
-def env_allowed(config: Config, agent: Agent) -> tuple[str, ...]:
-    """The names (and `PREFIX_*` patterns) an agent (or a check) gets of the service's
-    environment: the base every program needs, Claude's for claude and acp (Claude's ACP
-    adapter is the usual one), and what `agent_env` adds."""
-    claude = AGENT_ENV_CLAUDE if agent.name in ("claude", "acp") else ()
-    return (*AGENT_ENV_BASE, *claude, *config.agent_env)
 
 
 class ControlPipe:
@@ -179,18 +161,11 @@ class AgentProcess:
         self.transcript = transcript
         self.control = control
         self.told = told
-        self.env = env
-        """The names of the service's environment it gets (None: all of it)."""
-        self._env: dict[str, str] = {}
-        """... the environment it was started with."""
         self.sandbox = sandbox
-        """bubblewrap around it (`sandbox = "bwrap"`), or None."""
-        self._argv: list[str] = []
-        self._tmpdir: Path | None = None
-        self.marker = f"{os.getpid()}-{spec.task_id}-{spec.attempt}-{role}-{time.monotonic_ns()}"
-        """`AI_EMPLOYEE_RUN` in its environment: what it started is found by it at its end."""
         self.answering = answers(agent)
         """The agent, when it can wait for a person's answer (its stdin is then a pipe)."""
+        self.launch = Launch(spec, agent, role, env, sandbox, self.answering is not None)
+        """How its process is started, and what is cleaned up after it (launch.py)."""
         self.started = time.monotonic()
 
     def run(self) -> Outcome:
@@ -201,7 +176,7 @@ class AgentProcess:
             self._note("error", error=self.spec.setup_error)
             return Outcome(OutcomeKind.TRANSIENT, error=self.spec.setup_error)
         try:
-            proc = self._spawn()
+            proc = self.launch.spawn()
         except OSError as err:  # the program is missing or cannot be executed
             self._note("error", error=str(err))
             if self.sandbox is not None and shutil.which(BWRAP) is None:
@@ -227,59 +202,14 @@ class AgentProcess:
                 if pipe is not None:
                     with contextlib.suppress(OSError):
                         pipe.close()
-            self._sweep()
-            if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self.launch.end(self._note)
             if recorded:
                 self.journal.ended(self.spec.task_id, proc.pid)
-
-    def _sweep(self) -> None:
-        """Every process the run started ends with it: the agent's group is gone by now, and
-        what is left with its `AI_EMPLOYEE_RUN` (a tool in a session of its own, one that
-        ignores SIGTERM: Claude Code's Bash tool starts each command so) is stopped here. A
-        process that cleared its environment is not found (docs/RELIABILITY.md)."""
-        try:
-            left = with_env(f"AI_EMPLOYEE_RUN={self.marker}")
-            if left:
-                stop_all(left)
-        except Exception:  # never fails the run's end; said in the log
-            log.exception("cannot stop what the run left", task_id=self.spec.task_id)
-            return
-        if left:
-            self._note("leftovers", stopped=left)
-            log.warning(
-                "stopped what the run left",
-                action_type="run",
-                task_id=self.spec.task_id,
-                parameters={"pids": left, "role": self.role},
-                result="processes of the run outlived its agent",
-            )
 
     def _note(self, kind: str, **fields: Any) -> None:
         """A transcript line that may fail (a full disk) without failing anything else."""
         with contextlib.suppress(OSError):
             self.transcript.write(kind, **fields)
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        """The agent's process, in a group of its own (OSError: it cannot be started)."""
-        spec = self.spec
-        self._env = {**agent_env(spec, self.env), "AI_EMPLOYEE_RUN": self.marker}
-        self._argv = self.agent.argv(spec)
-        if self.sandbox is not None:  # its private TMPDIR, removed when it ends
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="ai-employee-sandbox-"))
-            self._argv = self.sandbox.wrap(self._argv, spec.workdir, self._tmpdir)
-        stdin_path = self.agent.stdin(spec)
-        with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as stdin:
-            return subprocess.Popen(
-                self._argv,
-                cwd=spec.workdir,
-                stdin=subprocess.PIPE if self.answering else stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-                start_new_session=True,  # its own process group: stopped as a whole
-                close_fds=True,
-            )
 
     def _started(self, proc: subprocess.Popen[bytes]) -> None:
         """The agent runs: its transcript's first line, the log, the run journal's record."""
@@ -287,7 +217,7 @@ class AgentProcess:
         self.transcript.write(
             "start" if self.role == "run" else self.role,
             attempt=spec.attempt,
-            argv=self._argv,
+            argv=self.launch.argv,
             cwd=str(spec.workdir),
             session_id=spec.session_id,
             resume=spec.resume,
@@ -304,7 +234,7 @@ class AgentProcess:
                 "pid": proc.pid,
                 "workdir": str(spec.workdir),
                 "resume": spec.resume,
-                "env": sorted(self._env),  # the names it got, never their values
+                "env": sorted(self.launch.env),  # the names it got, never their values
             },
         )
         self.journal.started(

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from ..base.config import Config
 from ..base.sandbox import Sandbox, sandbox_of
-from .agentproc import AgentProcess, ControlPipe, Limits, Told, Transcript, env_allowed
+from .agentproc import AgentProcess, ControlPipe, Limits, Told, Transcript
 from .agents.base import Agent, CheckResult, Outcome, OutcomeKind, Round, RunSpec
+from .launch import env_allowed
 from .runrecords import RunJournal
 from .verify import (
     BadCheck,
