@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from ai_employee.notes.taskfile import parse_note  # noqa: E402
 from ai_employee.notes.vault import TASK_FOLDERS, init_vault  # noqa: E402
 from tests import crash_steps  # noqa: E402
+from tests.crash_steps import until  # noqa: E402
 
 FAKE = ROOT / "tests" / "fake_agent.py"
 FAULTY = ROOT / "tests" / "faulty_service.py"
@@ -311,15 +312,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
-
-
-def until(condition: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
 
 
 @contextmanager

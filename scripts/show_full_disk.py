@@ -26,6 +26,7 @@ from tests.test_full_disk import (  # noqa: E402
     SmallDisk,
     doctor_says,
     made_vault,
+    one_runs_one_waits,
     page_says,
     task,
 )
@@ -101,11 +102,7 @@ def scenes(vault: Vault, apps: Path, disk: SmallDisk, service: Service, gate: Pa
     print(show_note(done))
 
     print("\n2. The disk fills as a run ends (its commit and record) and the next task's claim")
-    first, second = inbox / "First.md", inbox / "Second.md"
-    first.write_text(task("First", f"written-gate {gate}"))
-    wait_for(lambda: status_of(first) == "executing", 15, "first runs")
-    second.write_text(task("Second", "ok"))
-    wait_for(lambda: status_of(second) == "planned", 15, "second waits")
+    first, second = one_runs_one_waits(vault, f"written-gate {gate}")
     wait_for(lambda: (apps / "py" / "first" / "result.txt").exists(), 15, "the work done")
     disk.fill()
     mark = len(service.lines)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,9 @@ def _done(root: Path) -> bool:
         return False
 
 
-def _until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def until(condition: Callable[[], object], timeout: float) -> bool:
+    """Whether `condition` came true within `timeout` seconds (polled; a real service's
+    files, which no event of ours tells of)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -141,8 +144,8 @@ def live(base: Path, at: int, how: str = "kill", timeout: float = 30.0) -> Life:
     staged.rename(root / "Needs_Action" / "Crash.md")
     try:
         if how == "kill":
-            _until(lambda: first.poll() is not None or _done(root), timeout)
-        elif not _until(lambda: _done(root), timeout):
+            until(lambda: first.poll() is not None or _done(root), timeout)
+        elif not until(lambda: _done(root), timeout):
             life.problems.append("not done after an I/O error, by the same service")
     finally:
         _stop(first)
@@ -152,7 +155,7 @@ def live(base: Path, at: int, how: str = "kill", timeout: float = 30.0) -> Life:
     if how == "kill":
         again = _started([sys.executable, "-m", "ai_employee", "run"], {**env, "CRASH_AT": "0"})
         try:
-            if not _until(lambda: _done(root), timeout):
+            if not until(lambda: _done(root), timeout):
                 life.problems.append("not done after the restart")
         finally:
             _stop(again)

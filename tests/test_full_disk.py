@@ -148,6 +148,17 @@ def task(title: str, behave: str) -> str:
     )
 
 
+def one_runs_one_waits(vault: Vault, behave: str) -> tuple[Path, Path]:
+    """First.md running (its agent does `behave`), Second.md planned behind it (one slot)."""
+    first = vault.folder(Folder.NEEDS_ACTION) / "First.md"
+    first.write_text(task("First", behave))
+    wait_for(lambda: status_of(first) == "executing", 15, "the first task to run")
+    second = vault.folder(Folder.NEEDS_ACTION) / "Second.md"
+    second.write_text(task("Second", "ok"))
+    wait_for(lambda: status_of(second) == "planned", 15, "the second task to wait")
+    return first, second
+
+
 def made_vault(root: Path) -> Vault:
     done = cli(Vault(root), "init")
     assert done.returncode == 0, done.stderr
@@ -235,12 +246,7 @@ def test_a_full_disk_at_the_claim_the_commit_and_the_record(
     ledger.touch()
     service = Service(vault, apps, ledger)
     try:
-        first = vault.folder(Folder.NEEDS_ACTION) / "First.md"
-        first.write_text(task("First", f"written-gate {gate}"))
-        wait_for(lambda: status_of(first) == "executing", 15, "the first task to run")
-        second = vault.folder(Folder.NEEDS_ACTION) / "Second.md"
-        second.write_text(task("Second", "ok"))
-        wait_for(lambda: status_of(second) == "planned", 15, "the second task to wait")
+        first, second = one_runs_one_waits(vault, f"written-gate {gate}")
         wait_for(lambda: (apps / "py" / "first" / "result.txt").exists(), 15, "the work done")
         before = {p: p.read_bytes() for p in (first, second)}
         disk.fill()
@@ -279,12 +285,7 @@ def test_a_read_only_vault_mid_run_then_writable_again(disk: SmallDisk, tmp_path
     ledger.touch()
     service = Service(vault, apps, ledger)
     try:
-        first = vault.folder(Folder.NEEDS_ACTION) / "First.md"
-        first.write_text(task("First", f"gate {gate}"))
-        wait_for(lambda: status_of(first) == "executing", 15, "the first task to run")
-        second = vault.folder(Folder.NEEDS_ACTION) / "Second.md"
-        second.write_text(task("Second", "ok"))
-        wait_for(lambda: status_of(second) == "planned", 15, "the second task to wait")
+        first, second = one_runs_one_waits(vault, f"gate {gate}")
         disk.read_only()
         gate.touch()
         wait_for(lambda: service.said(CANNOT), 15, "the service to say it cannot write")
