@@ -219,7 +219,20 @@ def record_end(
 
     try:
         _, moved_to = ctx.notes.rewrite_and_move(path, conclude, destination)
-    except NoteRefused as err:
+    except (NoteRefused, NotThisRun, NoteGone, FileNotFoundError) as err:
+        return _unrecorded(ctx, path, task_id, outcome, err)
+    if moved_to is None:  # moved or deleted by a person right after the record
+        return None, ends[-1]
+    _log_end(ctx.vault.rel(moved_to), task_id, ends[-1], outcome, duration)
+    return moved_to, ends[-1]
+
+
+def _unrecorded(
+    ctx: RunContext, path: Path, task_id: str, outcome: Outcome, err: Exception
+) -> tuple[Path | None, None]:
+    """A run's end that could not be written, said in the log; where the note is (None: it is
+    gone)."""
+    if isinstance(err, NoteRefused):
         log.error(
             "run ended but its note cannot be read",
             action_type="run_end",
@@ -228,29 +241,24 @@ def record_end(
             result=outcome.kind.value,
         )
         return path, None
-    except NotThisRun as other:
+    if isinstance(err, NotThisRun):
         log.error(
             "run ended but its note holds another task now",
             action_type="run_end",
             task_id=task_id,
             target=ctx.vault.rel(path),
-            error=f"the note at its place says task_id {other}: left as it is",
+            error=f"the note at its place says task_id {err}: left as it is",
             result=outcome.kind.value,
         )
         return path, None
-    except (NoteGone, FileNotFoundError):
-        log.error(
-            "run ended but its note is gone",
-            action_type="run_end",
-            task_id=task_id,
-            result=outcome.kind.value,
-            error=outcome.error,
-        )
-        return None, None
-    if moved_to is None:  # moved or deleted by a person right after the record
-        return None, ends[-1]
-    _log_end(ctx.vault.rel(moved_to), task_id, ends[-1], outcome, duration)
-    return moved_to, ends[-1]
+    log.error(
+        "run ended but its note is gone",
+        action_type="run_end",
+        task_id=task_id,
+        result=outcome.kind.value,
+        error=outcome.error,
+    )
+    return None, None
 
 
 def concluded(
