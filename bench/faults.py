@@ -260,22 +260,28 @@ class Rig:
             ends = [(folder, text) for folder, text in found if folder == want]
             if not ends:
                 row.lost += 1
+                row.said += f"{title}: lost (found in {[f for f, _ in found] or 'no folder'}). "
                 continue
             if len(found) > 1:
                 row.corrupted += 1  # a second note of one task
+                row.said += f"{title}: {len(found)} notes ({[f for f, _ in found]}). "
             text = ends[0][1]
             row.done += want == "Done"
             row.failed_as_expected += want == "Failed"
             try:
                 note = parse_note(text, f"{title}.md")
-            except ValueError:
+            except ValueError as err:
                 row.corrupted += 1
+                row.said += f"{title}: does not parse ({err}). "
                 continue
             if not _keeps(written, text):
                 row.corrupted += 1
+                missing = [line for line in _lines(written) if line not in text.splitlines()]
+                row.said += f"{title}: the person's lines missing: {missing}. "
             runs = starts.get(note.task_id or "", 0)
             if note.task_id in overlapped or runs > note.attempts:
                 row.run_twice += 1
+                row.said += f"{title}: {runs} runs for {note.attempts} attempts. "
             row.reruns += max(0, runs - 1) if want == "Done" else 0
 
     def _runs(self) -> tuple[dict[str, int], set[str]]:
@@ -296,9 +302,12 @@ class Rig:
 
 def _keeps(written: str, now: str) -> bool:
     """The person's text is all there: their front matter lines and every body line."""
+    return all(line in now.splitlines() for line in _lines(written))
+
+
+def _lines(written: str) -> list[str]:
     head, _, body = written.partition("\n---\n")
-    lines = [line for line in head.splitlines()[1:] if line] + body.splitlines()
-    return all(line in now.splitlines() for line in lines if line)
+    return [line for line in head.splitlines()[1:] + body.splitlines() if line]
 
 
 def _alive(pid: int) -> bool:

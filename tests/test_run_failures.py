@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ai_employee.base import fsops
 from ai_employee.daemon.messages import Message
 from ai_employee.notes.taskfile import edit_note_text
 from ai_employee.notes.vault import Folder, Vault
@@ -200,3 +201,31 @@ def test_fifos_in_place_of_the_files_the_service_reads_never_hang_it(
     assert done.task_id == task_id and starts(ledger)[task_id] == 1
     plan = vault.folder(Folder.PLANS) / f"PLAN_Fifo ({task_id}).md"
     assert plan.is_file(), "the plan that was a FIFO was written again"
+
+
+def test_a_persons_save_right_after_the_move_to_done_keeps_the_end_and_their_text(
+    vault: Vault, tmp_path: Path, ledger: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person saves the note the moment it lands in Done/ (their editor had it open): the
+    run's end is not decided again on their save (it holds our end already: it was read back
+    as a person's `done`, recorded as cancelled, and our `## Result` written over their line),
+    and their line stays."""
+    real_move = fsops.move_noreplace
+    added = "A person's line, saved as the note landed.\n"
+
+    def move_then_save(src: Path, folder: Path, name: str | None = None) -> Path:
+        moved = real_move(src, folder, name)
+        if folder.name == "Done" and moved.suffix == ".md":
+            staged = tmp_path / "editor-save.md"
+            staged.write_text(moved.read_text() + added)
+            staged.rename(moved)
+        return moved
+
+    monkeypatch.setattr(fsops, "move_noreplace", move_then_save)
+    with running_service(agent_config(vault, ledger)):
+        drop(vault, tmp_path, "saved.md", task("saved"))
+        done = wait_status(vault.folder(Folder.DONE) / "saved.md", "done", 20)
+    text = (vault.folder(Folder.DONE) / "saved.md").read_text()
+    assert text.endswith(added), "the person's save is kept"
+    assert "\n**success**" in text and "cancelled" not in text
+    assert starts(ledger) == {done.task_id: 1}

@@ -22,7 +22,7 @@ from ..base.errors import NoteRefused
 from ..notes.lifecycle import Status
 from ..notes.notefile import NoteGone
 from ..notes.records import update_plan_head
-from ..notes.taskfile import edit_note_text, parse_note, tool_rules
+from ..notes.taskfile import edit_note_text, locate, parse_note, tool_rules
 from ..notes.vault import TASK_FOLDERS, Folder
 from .agents.base import Outcome, OutcomeKind
 from .run_context import RunContext
@@ -171,10 +171,12 @@ class NotThisRun(Exception):
 
 @dataclass
 class Recording:
-    """What a run's last try to record its end wrote on the note, kept across tries: a try
-    whose write went through but whose move the disk refused left the end on the note, and
-    the next try must move that very end, not decide again on a text that now says `done`
-    (which would read as a person's end)."""
+    """What a run's last try to record its end wrote on the note, kept across tries. A note
+    whose front matter is still exactly what we wrote holds this run's end: a try whose move
+    the disk refused, or a person's save of the body right after our move (rewrite_and_move
+    then edits the note again where it landed). It is moved as it is, never decided again on
+    a text that now says `done` (which would read as a person's end, and our `## Result`
+    would be written over their save)."""
 
     text: str | None = None
     end: RunEnd | None = None
@@ -201,8 +203,8 @@ def record_end(
     place = ctx.vault.folder_of(path)
 
     def conclude(text: str) -> str:
-        if tried.end is not None and text == tried.text:  # written before; the move was not
-            ends.append(tried.end)
+        if tried.end is not None and tried.text is not None and _head(text) == _head(tried.text):
+            ends.append(tried.end)  # our end is on it already (see Recording)
             return text
         end, concluded_text = concluded(
             text, path.name, task_id, claim, outcome, duration, ctx.config, ctx.now(), place
@@ -225,6 +227,15 @@ def record_end(
         return None, ends[-1]
     _log_end(ctx.vault.rel(moved_to), task_id, ends[-1], outcome, duration)
     return moved_to, ends[-1]
+
+
+def _head(text: str) -> str:
+    """A note's text up to its body: the front matter, where our end's keys are."""
+    try:
+        layout = locate(text)
+    except NoteRefused:  # an unclosed fence: no front matter to compare
+        return text
+    return text[: len(layout.bom) + layout.body_start]
 
 
 def _unrecorded(
