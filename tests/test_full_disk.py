@@ -223,6 +223,9 @@ def test_a_full_disk_while_a_note_waits_to_be_planned(disk: SmallDisk, tmp_path:
         says = page_says(vault, apps)
         assert len(says) == 1 and "full disk: 0 B free" in says[0], says
         assert "FAIL the vault" in doctor_says(vault, apps)
+        status = cli(vault, "status")
+        assert f"disk: the vault ({vault.root}) is on a full disk: 0 B free" in status.stdout
+        assert "free space on that disk (work waits until then)" in status.stdout
         seen = service.said(CANNOT)
         disk.free()
         done = vault.folder(Folder.DONE) / "Plan me.md"
@@ -231,6 +234,7 @@ def test_a_full_disk_while_a_note_waits_to_be_planned(disk: SmallDisk, tmp_path:
         assert service.said(AGAIN) == 1
         assert page_says(vault, apps) == []
         assert "ok   the vault's disk takes writes" in doctor_says(vault, apps)
+        assert "disk:" not in cli(vault, "status").stdout
         assert [e for _, e in runs_in(ledger)] == ["start", "end"]
     finally:
         service.stop()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from .. import __version__
-from ..base import fsops
+from ..base import diskspace, fsops
 from ..base.config import CONFIG_FILE_NAME, Config, load_config
 from ..base.errors import AiEmployeeError, RunsFailed
 from ..base.logs import (
@@ -247,6 +247,7 @@ def _status(cmd: Invocation) -> int:
     vault_flag = f"--vault {shlex.quote(str(cmd.vault.root))}"
     budget = DailyBudget.from_logs(cmd.vault.logs, cmd.config.daily_budget_usd, now)
     pause = load_pause(cmd.vault.machinery, now) if cmd.config.agent == "claude" else None
+    disk = diskspace.troubles({"vault": cmd.vault.root, "apps_dir": cmd.config.apps_dir})
     if cmd.args.json:
         extra = {
             "service": {
@@ -258,12 +259,14 @@ def _status(cmd: Invocation) -> int:
             "daily_budget_usd": budget.limit_usd,
             "paused_until": pause.until.isoformat() if pause else None,
             "usage_limit": pause.limit if pause else None,
+            "disk": [t.words for t in disk],
         }
         _print(report.as_json(cmd.vault.root, holder is not None) | extra)
     else:
         lines = [_service_line(holder, vault_flag), budget.status_line(now)]
         if pause is not None:
             lines.append(f"claude runs are {pause.says(now)}: nothing starts before then")
+        lines += [f"disk: {t.words}; {t.fix} (work waits until then)" for t in disk]
         text = inventory.render_text(
             report, cmd.vault.root, *lines, service_running=holder is not None
         )
