@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ai_employee.base.diskspace import space_of  # noqa: E402
 from ai_employee.notes.taskfile import parse_note  # noqa: E402
 from ai_employee.notes.vault import TASK_FOLDERS, init_vault  # noqa: E402
 from tests import crash_steps  # noqa: E402
@@ -433,9 +434,14 @@ class Tmpfs:
         (self.root / "filler").unlink(missing_ok=True)
 
     def read_only(self) -> None:
+        """A bind of the disk over itself, remounted read-only. A file opened for writing in
+        the moment between the two makes the remount busy: tried again while it is."""
         subprocess.run(as_root("mount", "--bind", str(self.root), str(self.root)), check=True)
         argv = as_root("mount", "-o", "remount,bind,ro", str(self.root))
-        subprocess.run(argv, check=True)
+        until(lambda: subprocess.run(argv, capture_output=True).returncode == 0, 10)
+        space = space_of(self.root)
+        if space is None or not space.read_only:
+            raise RuntimeError(f"{self.root}: the remount read-only stayed busy for 10 s")
 
     def writable(self) -> None:
         subprocess.run(as_root("umount", str(self.root)), check=True)

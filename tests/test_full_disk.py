@@ -83,7 +83,9 @@ class SmallDisk:
         service's log file, open for writing, would make the tmpfs itself refuse a remount)."""
         root = str(self.root)
         subprocess.run(_as_root("mount", "--bind", root, root), check=True)
-        subprocess.run(_as_root("mount", "-o", "remount,bind,ro", root), check=True)
+        remount = _as_root("mount", "-o", "remount,bind,ro", root)
+        # Busy while a file is open for writing through the new bind: tried again until not.
+        wait_for(lambda: subprocess.run(remount, capture_output=True).returncode == 0, 10)
 
     def writable(self) -> None:
         subprocess.run(_as_root("umount", str(self.root)), check=True)
