@@ -179,23 +179,18 @@ def _look(life: Life, vault: Vault, ledger: Path) -> None:
         else:
             live_now.discard(task_id)
     workdir = vault.root.parent / "apps" / "py" / "crash"
-    log = subprocess.run(
-        ["git", "log", "--format=%H", "--", "result.txt"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    life.committed = log.returncode == 0 and bool(log.stdout.strip())
+    life.committed = bool(_git_log(workdir, "--format=%H", "--", "result.txt").strip())
     life.staging_left = (workdir / ".ai-employee-git-init").exists()
-    files = subprocess.run(
-        ["git", "log", "--all", "--name-only", "--format="],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=False,
+    files = _git_log(workdir, "--all", "--name-only", "--format=")
+    life.staging_committed = ".ai-employee-git-init" in files
+
+
+def _git_log(workdir: Path, *args: str) -> str:
+    """`git log ARGS` in the work dir ("" when it is no repository)."""
+    done = subprocess.run(
+        ["git", "log", *args], cwd=workdir, capture_output=True, text=True, check=False
     )
-    life.staging_committed = ".ai-employee-git-init" in files.stdout
+    return done.stdout if done.returncode == 0 else ""
 
 
 def steps_in_one_life(base: Path) -> list[str]:
